@@ -1,0 +1,2 @@
+/* mw.c: a private MediaWiki for the tests (see mw.h). */
+#include "mw.h"

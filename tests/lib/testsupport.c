@@ -1,0 +1,184 @@
+/*
+ * testsupport.c: throwaway redis-server instances and scratch directories.
+ *
+ * A server is started with fork+exec and stopped by that pid, never by name,
+ * so tests running in parallel cannot stop each other's servers.
+ */
+#include "testsupport.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+char *test_mkdtemp(const char *tag)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *templ;
+	if (asprintf(&templ, "%s/freshet-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp",
+		     tag) < 0)
+		cr_assert_fail("out of memory");
+	cr_assert_not_null(mkdtemp(templ), "mkdtemp %s: %s", templ, strerror(errno));
+	return templ;
+}
+
+void test_rmtree(const char *path)
+{
+	if (!path || !*path || strcmp(path, "/") == 0)
+		return;
+	pid_t pid = fork();
+	if (pid == 0) {
+		execlp("rm", "rm", "-rf", "--", path, (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+}
+
+int test_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert(fd >= 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+	socklen_t len = sizeof a;
+	cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+char *test_srcpath(const char *rel)
+{
+	const char *src = getenv("FRESHET_SRCDIR");
+	char *p;
+	if (asprintf(&p, "%s/%s", src && *src ? src : ".", rel) < 0)
+		cr_assert_fail("out of memory");
+	return p;
+}
+
+char *test_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 4096, n = 0;
+	char *data = malloc(cap);
+	size_t r;
+	while ((r = fread(data + n, 1, cap - n - 1, f)) > 0) {
+		n += r;
+		if (cap - n - 1 == 0)
+			data = realloc(data, cap *= 2);
+	}
+	fclose(f);
+	data[n] = '\0';
+	if (len)
+		*len = n;
+	return data;
+}
+
+static bool redis_answers(struct test_redis *r)
+{
+	struct timeval tv = { 0, 200000 };
+	redisContext *c = redisConnectUnixWithTimeout(r->socket, tv);
+	bool ok = false;
+	if (c && !c->err) {
+		redisReply *rep = redisCommand(c, "PING");
+		ok = rep && rep->type == REDIS_REPLY_STATUS;
+		if (rep)
+			freeReplyObject(rep);
+	}
+	if (c)
+		redisFree(c);
+	return ok;
+}
+
+static void redis_spawn(struct test_redis *r)
+{
+	char port[16];
+	snprintf(port, sizeof port, "%d", r->port);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		char *log;
+		if (asprintf(&log, "%s/redis.log", r->dir) < 0)
+			_exit(127);
+		execlp("redis-server", "redis-server", "--port", port,
+		       "--bind", "127.0.0.1", "--unixsocket", r->socket,
+		       "--unixsocketperm", "700", "--dir", r->dir,
+		       "--save", "", "--appendonly", "yes",
+		       "--appendfsync", "always", "--logfile", log,
+		       "--daemonize", "no", (char *)NULL);
+		_exit(127);
+	}
+	r->pid = pid;
+	for (int i = 0; i < 500; i++) {
+		if (redis_answers(r))
+			return;
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			cr_assert_fail("redis-server exited at start (is it installed? "
+				       "scripts/setup installs it); log in %s", r->dir);
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_fail("redis-server did not answer within 5 s");
+}
+
+struct test_redis *test_redis_start(void)
+{
+	struct test_redis *r = calloc(1, sizeof *r);
+	r->dir = test_mkdtemp("redis");
+	if (asprintf(&r->socket, "%s/redis.sock", r->dir) < 0)
+		cr_assert_fail("out of memory");
+	r->port = test_free_port();
+	if (asprintf(&r->url, "redis://127.0.0.1:%d/0", r->port) < 0)
+		cr_assert_fail("out of memory");
+	redis_spawn(r);
+	return r;
+}
+
+void test_redis_pause(struct test_redis *r)
+{
+	if (!r || r->pid <= 0)
+		return;
+	kill(r->pid, SIGTERM);
+	for (int i = 0; i < 500; i++) {
+		int st;
+		if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
+			r->pid = 0;
+			return;
+		}
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	kill(r->pid, SIGKILL);
+	waitpid(r->pid, NULL, 0);
+	r->pid = 0;
+}
+
+void test_redis_resume(struct test_redis *r)
+{
+	redis_spawn(r);
+}
+
+void test_redis_stop(struct test_redis *r)
+{
+	if (!r)
+		return;
+	test_redis_pause(r);
+	test_rmtree(r->dir);
+	free(r->dir);
+	free(r->socket);
+	free(r->url);
+	free(r);
+}

@@ -1,0 +1,69 @@
+/*
+ * test-core.c: the small shared pieces (status names, buffers, log quoting).
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+#include "status.h"
+#include "testsupport.h"
+
+Test(status, every_code_has_a_name)
+{
+	for (int i = 0; i < STATUS__COUNT; i++) {
+		const char *s = status_str((enum status)i);
+		cr_assert_not_null(s);
+		cr_assert_neq(strcmp(s, "invalid status"), 0, "status %d unnamed", i);
+	}
+	cr_assert_str_eq(status_str(STATUS__COUNT), "invalid status");
+	cr_assert(status_is_transient(STATUS_TRANSIENT));
+	cr_assert_not(status_is_transient(STATUS_PERMANENT));
+}
+
+Test(buf, starts_empty_and_terminated)
+{
+	struct buf b = BUF_INIT;
+	cr_assert_str_eq(b.data, "");
+	buf_addf(&b, "%d-%s", 42, "x");
+	buf_adds(&b, "yz");
+	buf_addch(&b, '!');
+	cr_assert_str_eq(b.data, "42-xyz!");
+	cr_assert_eq(b.len, 7);
+	size_t len;
+	char *s = buf_detach(&b, &len);
+	cr_assert_str_eq(s, "42-xyz!");
+	cr_assert_eq(len, 7);
+	cr_assert_str_eq(b.data, "");
+	free(s);
+}
+
+Test(buf, grows_past_many_doublings)
+{
+	struct buf b = BUF_INIT;
+	for (int i = 0; i < 100000; i++)
+		buf_addch(&b, 'a' + i % 26);
+	cr_assert_eq(b.len, 100000);
+	cr_assert_eq(b.data[100000], '\0');
+	cr_assert_eq(b.data[99999], 'a' + 99999 % 26);
+	buf_release(&b);
+}
+
+Test(log, quotes_values_with_spaces)
+{
+	cr_assert_str_eq(log_quote("simple"), "simple");
+	cr_assert_str_eq(log_quote("two words"), "\"two words\"");
+	cr_assert_str_eq(log_quote("a\"b"), "\"a\\\"b\"");
+	cr_assert_str_eq(log_quote(""), "\"\"");
+	cr_assert_eq(log_level_parse("WARN"), LOG_LEVEL_WARN);
+	cr_assert_eq(log_level_parse("loud"), -1);
+}
+
+Test(testsupport, redis_starts_and_restarts)
+{
+	struct test_redis *r = test_redis_start();
+	cr_assert_gt(r->port, 0);
+	test_redis_pause(r);
+	test_redis_resume(r);
+	test_redis_stop(r);
+}
