@@ -114,6 +114,12 @@ enum freshet_view {
  * vocabularies through the plugin.  Plugins without a stemmer emit the word
  * unchanged. */
 
+#define FRESHET_ANALYZE_SEGMENTS 0x4u
+/* Conformance testing: emit every segment between two word boundaries
+ * (words, spaces and punctuation alike) with its raw input bytes as the term,
+ * pos counting segments from 0; no folding, no filtering, no length cap
+ * beyond FRESHET_ANALYZER_MAX_TERM. */
+
 /* An analyzer instance (opaque, plugin-defined). */
 struct freshet_analyzer;
 
