@@ -512,8 +512,12 @@ static int text_term(struct freshet_analyzer *an, const char *w, size_t n,
 		const sb_symbol *st = sb_stemmer_stem(an->stemmer, (const sb_symbol *)x, (int)xl);
 		if (!st)
 			return FRESHET_ANALYZER_NOMEM;
-		xl = (size_t)sb_stemmer_length(an->stemmer);
-		x = (const char *)st;
+		/* Some stemmers reduce a word to nothing (Greek έως, Turkish
+		 * ları): keep the word itself rather than lose it. */
+		if (sb_stemmer_length(an->stemmer) > 0) {
+			xl = (size_t)sb_stemmer_length(an->stemmer);
+			x = (const char *)st;
+		}
 	}
 	size_t ol;
 	if (!accent_fold(an, x, xl, &ol))
