@@ -7,9 +7,10 @@
  * The chain itself is the same everywhere and driven by a per-language
  * profile (struct lang_profile):
  *
- *   1. ICU word segmentation (ubrk UBRK_WORD over a UTF-8 UText, so that
- *      boundaries are byte offsets in the input; dictionaries for Thai, Lao,
- *      Khmer, Burmese, Chinese and Japanese).  A segment is a word when
+ *   1. ICU word segmentation (ubrk UBRK_WORD over the text converted once
+ *      to UTF-16, with a map back to byte offsets in the input; invalid
+ *      UTF-8 becomes U+FFFD; dictionaries for Thai, Lao, Khmer, Burmese,
+ *      Chinese and Japanese).  A segment is a word when
  *      ubrk_getRuleStatus() >= UBRK_WORD_NONE_LIMIT; every word takes one
  *      position, whether or not it is emitted.
  *   2. Case folding: Turkish/Azeri lowercasing first (İ -> i, I -> ı), then
@@ -143,7 +144,9 @@ struct freshet_analyzer {
 	const char *const *stop;
 	size_t nstop;
 	UBreakIterator *bi;
-	UText *ut;
+	struct ubuf doc;               /* the text in UTF-16 */
+	int32_t *map;                  /* UTF-16 index -> byte offset */
+	size_t map_cap;
 	const UNormalizer2 *norm;      /* NFKC_Casefold, maybe filtered */
 	UNormalizer2 *filtered;        /* owned when norm is filtered */
 	USet *filter_set;
@@ -183,6 +186,18 @@ static bool cbuf_need(struct cbuf *b, size_t n)
 		return false;
 	b->p = p;
 	b->cap = cap;
+	return true;
+}
+
+static bool map_need(struct freshet_analyzer *an, size_t n)
+{
+	if (n <= an->map_cap)
+		return true;
+	int32_t *p = realloc(an->map, n * sizeof *p);
+	if (!p)
+		return false;
+	an->map = p;
+	an->map_cap = n;
 	return true;
 }
 
@@ -249,9 +264,17 @@ static bool accent_fold(struct freshet_analyzer *an, const char *in, size_t len,
 			prev_foldable = true;
 			continue;
 		}
+		int32_t at = i;
 		U8_NEXT(in, i, ilen, c);
 		if (c < 0)
 			continue;
+		if (!(c < 0x530 || (c >= 0x1E00 && c < 0x2000))) {
+			/* Outside Latin, Greek, Cyrillic and their marks: kept as is. */
+			memcpy(out + n, in + at, (size_t)(i - at));
+			n += (size_t)(i - at);
+			prev_foldable = false;
+			continue;
+		}
 		if (in_set(keep_always, c) || in_set(an->prof.keep, c)) {
 			put8(out, &n, c);
 			prev_foldable = false;
@@ -301,25 +324,69 @@ static bool accent_fold(struct freshet_analyzer *an, const char *in, size_t len,
 	return true;
 }
 
+/* Is c a code point that NFKC_Casefold leaves as it is, whatever its
+ * neighbours (no decomposition, no case, never composes with a following
+ * mark in a way that matters here)?  CJK ideographs, kana and Hangul
+ * syllables: lets CJK text skip the UTF-16 round trip. */
+static bool fold_identity(UChar32 c)
+{
+	return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+	       (c >= 0x3041 && c <= 0x3096) || (c >= 0x30A1 && c <= 0x30FA) ||
+	       c == 0x30FC || (c >= 0xAC00 && c <= 0xD7A3);
+}
+
 /* Case folds in[0..len) into an->fold.  Returns 0 or a status. */
 static int casefold(struct freshet_analyzer *an, const char *in, size_t len,
                     size_t *outlen)
 {
-	bool ascii = true;
-	for (size_t i = 0; i < len; i++)
-		if ((uint8_t)in[i] >= 0x80 || (an->prof.turkish && in[i] == 'I')) {
-			ascii = false;
+	/* Fast path: ASCII, Latin-1 letters, basic Cyrillic (lowercased with a
+	 * table that agrees with NFKC_Casefold for them) and code points
+	 * NFKC_Casefold keeps (CJK, kana, Hangul) are folded here.  Anything
+	 * else (a combining mark, ß, Greek, Turkish I...) takes the ICU path. */
+	if (!cbuf_need(&an->fold, len + 1))
+		return FRESHET_ANALYZER_NOMEM;
+	bool fast = true;
+	size_t w = 0;
+	for (int32_t i = 0, n = (int32_t)len; i < n;) {
+		uint8_t b = (uint8_t)in[i];
+		if (b < 0x80) {
+			if (an->prof.turkish && b == 'I') {
+				fast = false;
+				break;
+			}
+			an->fold.p[w++] = (b >= 'A' && b <= 'Z') ? (char)(b + 32) : (char)b;
+			i++;
+			continue;
+		}
+		UChar32 c;
+		U8_NEXT(in, i, n, c);
+		if (c < 0) {
+			fast = false;
 			break;
 		}
-	if (ascii) {
-		if (!cbuf_need(&an->fold, len + 1))
-			return FRESHET_ANALYZER_NOMEM;
-		for (size_t i = 0; i < len; i++) {
-			char c = in[i];
-			an->fold.p[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+		if (fold_identity(c)) {
+			put8(an->fold.p, &w, c);
+			continue;
 		}
-		an->fold.p[len] = 0;
-		*outlen = len;
+		if (an->prof.turkish) {
+			fast = false;
+			break;
+		}
+		if ((c >= 0xE0 && c <= 0xFF && c != 0xF7) || (c >= 0x430 && c <= 0x44F) ||
+		    c == 0x451) {
+			put8(an->fold.p, &w, c);
+		} else if ((c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x410 && c <= 0x42F)) {
+			put8(an->fold.p, &w, c + 0x20);
+		} else if (c == 0x401) {
+			put8(an->fold.p, &w, 0x451);
+		} else {
+			fast = false;
+			break;
+		}
+	}
+	if (fast) {
+		an->fold.p[w] = 0;
+		*outlen = w;
 		return 0;
 	}
 	UErrorCode e = U_ZERO_ERROR;
@@ -375,7 +442,7 @@ static int casefold(struct freshet_analyzer *an, const char *in, size_t len,
 	}
 	/* U+2019 RIGHT SINGLE QUOTATION MARK -> ' (don’t = don't). */
 	char *p = an->fold.p;
-	size_t w = 0;
+	w = 0;
 	for (int32_t r = 0; r < n8;) {
 		if (r + 2 < n8 && (uint8_t)p[r] == 0xE2 && (uint8_t)p[r + 1] == 0x80 &&
 		    (uint8_t)p[r + 2] == 0x99) {
@@ -542,8 +609,8 @@ static bool is_hangul(UChar32 c)
 
 static bool is_han(UChar32 c)
 {
-	UErrorCode e = U_ZERO_ERROR;
-	return uscript_getScript(c, &e) == USCRIPT_HAN;
+	return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+	       (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x20000 && c <= 0x3134F);
 }
 
 /* Emits a term if it fits; returns 0, STOPPED or a status. */
@@ -679,36 +746,53 @@ static int do_analyze(struct freshet_analyzer *an, enum freshet_view view,
 		an->tmp.p[xl] = 0;
 		return emit(cb, ctx, an->tmp.p, xl, 0, len, 0);
 	}
-	UErrorCode e = U_ZERO_ERROR;
-	an->ut = utext_openUTF8(an->ut, text, (int64_t)len, &e);
-	if (U_FAILURE(e)) {
-		set_err(an, "utext_openUTF8: %s", u_errorName(e));
-		return FRESHET_ANALYZER_INTERNAL;
+	/* The break iterator runs on UTF-16 (ICU's dictionary engines copy a
+	 * UTF-8 UText range by range, which costs more than converting once);
+	 * map[i] is the byte offset in text of UTF-16 unit i. */
+	if (len > (size_t)INT32_MAX / 2 || !ubuf_need(&an->doc, (int32_t)len + 1) ||
+	    !map_need(an, len + 1)) {
+		set_err(an, "%s", "out of memory");
+		return FRESHET_ANALYZER_NOMEM;
 	}
-	ubrk_setUText(an->bi, an->ut, &e);
+	int32_t n16 = 0;
+	for (int32_t i = 0, n = (int32_t)len; i < n;) {
+		int32_t at = i;
+		UChar32 c;
+		U8_NEXT(text, i, n, c);
+		if (c < 0)
+			c = 0xFFFD;
+		if (c <= 0xFFFF) {
+			an->map[n16] = at;
+			an->doc.p[n16++] = (UChar)c;
+		} else {
+			an->map[n16] = at;
+			an->doc.p[n16++] = U16_LEAD(c);
+			an->map[n16] = at;
+			an->doc.p[n16++] = U16_TRAIL(c);
+		}
+	}
+	an->map[n16] = (int32_t)len;
+	UErrorCode e = U_ZERO_ERROR;
+	ubrk_setText(an->bi, an->doc.p, n16, &e);
 	if (U_FAILURE(e)) {
-		set_err(an, "ubrk_setUText: %s", u_errorName(e));
+		set_err(an, "ubrk_setText: %s", u_errorName(e));
 		return FRESHET_ANALYZER_INTERNAL;
 	}
 	uint32_t pos = 0;
 	int32_t prev = ubrk_first(an->bi), cur;
 	int st = 0;
 	while ((cur = ubrk_next(an->bi)) != UBRK_DONE) {
+		size_t bs = (size_t)an->map[prev], be = (size_t)an->map[cur];
 		if (flags & FRESHET_ANALYZE_SEGMENTS) {
 			/* Every segment, raw (conformance tests). */
-			st = emit(cb, ctx, text + prev, (size_t)(cur - prev), (size_t)prev,
-			          (size_t)cur, pos++);
+			st = emit(cb, ctx, text + bs, be - bs, bs, be, pos++);
 		} else if (ubrk_getRuleStatus(an->bi) >= UBRK_WORD_NONE_LIMIT) {
-			st = word(an, view, text, (size_t)prev, (size_t)cur, &pos, cb, ctx);
+			st = word(an, view, text, bs, be, &pos, cb, ctx);
 		}
 		if (st)
 			break;
 		prev = cur;
 	}
-	/* Drop the iterator's reference to text (it is borrowed for the call). */
-	UErrorCode e2 = U_ZERO_ERROR;
-	an->ut = utext_openUTF8(an->ut, "", 0, &e2);
-	ubrk_setUText(an->bi, an->ut, &e2);
 	if (st == FRESHET_ANALYZER_NOMEM)
 		set_err(an, "%s", "out of memory");
 	return st;
@@ -720,8 +804,8 @@ static void do_destroy(struct freshet_analyzer *an)
 		return;
 	if (an->bi)
 		ubrk_close(an->bi);
-	if (an->ut)
-		utext_close(an->ut);
+	free(an->doc.p);
+	free(an->map);
 	if (an->filtered)
 		unorm2_close(an->filtered);
 	if (an->filter_set)
@@ -816,7 +900,6 @@ static int do_create(const char *lang, const char *options,
 		          : FRESHET_ANALYZER_INTERNAL, "ubrk_open: %s", u_errorName(e));
 		goto out_fail;
 	}
-	an->ut = utext_openUTF8(NULL, "", 0, &e);
 	an->nfd = unorm2_getNFDInstance(&e);
 	an->norm = unorm2_getNFKCCasefoldInstance(&e);
 	if (U_FAILURE(e)) {
