@@ -4,8 +4,15 @@
  * A term is written "term@pos"; stopwords leave gaps in the text view.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <unicode/uchar.h>
+#include <unicode/unorm2.h>
+#include <unicode/ustring.h>
+#include <unicode/utf8.h>
+#include <unicode/utf16.h>
 
 #include "buf.h"
 #include "loader.h"
@@ -280,4 +287,48 @@ Test(analyzers, unknown_option_is_refused)
 	cr_expect_eq(analyzer_open(ld, "en", "bogus=1", &an, &err), STATUS_INVALID);
 	cr_expect(err && strstr(err, "bogus=1"), "message names the option: %s", err);
 	free(err);
+}
+
+/* The chain folds ASCII, Latin-1, basic Cyrillic, kana, CJK and Hangul
+ * without ICU; every such code point must fold exactly as NFKC_Casefold. */
+Test(analyzers, fast_case_folding_agrees_with_icu)
+{
+	struct analyzer *an;
+	cr_assert_eq(analyzer_open(ld, "und", NULL, &an, NULL), STATUS_OK);
+	UErrorCode e = U_ZERO_ERROR;
+	const UNormalizer2 *nf = unorm2_getNFKCCasefoldInstance(&e);
+	cr_assert(U_SUCCESS(e));
+	static const UChar32 ranges[][2] = {
+		{ 0x41, 0x5A }, { 0xC0, 0xFF }, { 0x400, 0x45F }, { 0x3041, 0x3096 },
+		{ 0x30A1, 0x30FC }, { 0x4E00, 0x4E40 }, { 0xAC00, 0xAC40 },
+	};
+	int checked = 0;
+	for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+		for (UChar32 c = ranges[r][0]; c <= ranges[r][1]; c++) {
+			if (!u_isalpha(c))
+				continue;
+			UChar in[2], out[16];
+			int32_t il = 0;
+			U16_APPEND_UNSAFE(in, il, c);
+			e = U_ZERO_ERROR;
+			int32_t ol = unorm2_normalize(nf, in, il, out, 16, &e);
+			char want[64];
+			int32_t wl = 0;
+			e = U_ZERO_ERROR;
+			u_strToUTF8(want, sizeof want, &wl, out, ol, &e);
+			char text[8];
+			int32_t tl = 0;
+			U8_APPEND_UNSAFE(text, tl, c);
+			struct buf b = BUF_INIT;
+			cr_assert_eq(analyzer_run(an, FRESHET_VIEW_PLAIN, 0, text, (size_t)tl,
+			                          add_term, &b), STATUS_OK);
+			char expect[80];
+			snprintf(expect, sizeof expect, "%s@0", want);
+			cr_expect_str_eq(b.data, expect, "U+%04X", (unsigned)c);
+			buf_release(&b);
+			checked++;
+		}
+	}
+	cr_expect_gt(checked, 400);
+	analyzer_close(an);
 }

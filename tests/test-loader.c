@@ -3,6 +3,7 @@
  * duplicates, and language fallback (de-ch -> de -> generic).
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,5 +156,63 @@ Test(loader, no_generic_no_fallback)
 	char out[64];
 	cr_expect_eq(loader_pick(ld, "cy", &api, out, sizeof out), STATUS_NOT_FOUND);
 	free(p);
+	loader_free(ld);
+}
+
+/* After loading, lookups and analyzer_open run from many threads at once;
+ * each thread uses its own analyzer and gets the same terms. */
+struct thread_arg {
+	struct loader *ld;
+	const char *lang;
+	size_t terms;
+	enum status st;
+};
+
+static int count(void *ctx, const char *t, size_t n, size_t s, size_t e, uint32_t pos)
+{
+	(void)t; (void)n; (void)s; (void)e; (void)pos;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+static void *thread_main(void *p)
+{
+	struct thread_arg *a = p;
+	const char *text = "Die Müllers gehen über die Straße; 北京大学; ภาษาไทย; Tschüss";
+	for (int i = 0; i < 50; i++) {
+		struct analyzer *an;
+		a->st = analyzer_open(a->ld, a->lang, NULL, &an, NULL);
+		if (a->st != STATUS_OK)
+			return NULL;
+		size_t n = 0;
+		a->st = analyzer_run(an, FRESHET_VIEW_TEXT, 0, text, strlen(text), count, &n);
+		analyzer_close(an);
+		if (a->st != STATUS_OK)
+			return NULL;
+		if (i == 0)
+			a->terms = n;
+		else if (n != a->terms)
+			a->st = STATUS_CORRUPT;
+	}
+	return NULL;
+}
+
+Test(loader, lookups_are_thread_safe)
+{
+	struct loader *ld = loader_new();
+	cr_assert_eq(loader_load_dir(ld, loader_default_dir(NULL)), STATUS_OK);
+	const char *langs[] = { "de", "de-at", "zh", "th", "cy", "en-gb" };
+	pthread_t th[6];
+	struct thread_arg args[6];
+	for (int i = 0; i < 6; i++) {
+		args[i] = (struct thread_arg){ ld, langs[i], 0, STATUS_OK };
+		cr_assert_eq(pthread_create(&th[i], NULL, thread_main, &args[i]), 0);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		cr_expect_eq(args[i].st, STATUS_OK, "%s: %s", langs[i], status_str(args[i].st));
+		cr_expect_gt(args[i].terms, 5u, "%s", langs[i]);
+	}
+	cr_expect_eq(args[0].terms, args[1].terms, "de-at analyzes as de");
 	loader_free(ld);
 }
