@@ -76,7 +76,7 @@
 struct lang_profile {
 	const char *code;       /* "de" */
 	const char *stemmer;    /* libstemmer algorithm or NULL */
-	bool elision;           /* fr it ca: strip l' d' ... */
+	const char *const *elision; /* fr it ca: articles elided before ' */
 	bool possessive;        /* en: strip 's */
 	bool turkish;           /* tr az: Turkish lowercasing first */
 	bool german;            /* de: ß kept in plain; ae/oe/ue in text */
@@ -84,45 +84,57 @@ struct lang_profile {
 	const char *keep;       /* letters not accent-folded (UTF-8, lowercase) */
 };
 
+static const char *const elisions_fr[] = {
+	"c", "d", "j", "l", "m", "n", "s", "t", "qu", "jusqu", "quoiqu",
+	"lorsqu", "puisqu", NULL
+};
+static const char *const elisions_it[] = {
+	"c", "l", "all", "dall", "dell", "nell", "sull", "coll", "pell", "gl",
+	"agl", "dagl", "degl", "negl", "sugl", "un", "m", "t", "s", "v", "d",
+	"quest", "quell", "anch", NULL
+};
+static const char *const elisions_ca[] = {
+	"d", "l", "m", "n", "s", "t", NULL
+};
+
 static const struct lang_profile profiles[] = {
-	{ "ar", "arabic", false, false, false, false, false, NULL },
-	{ "hy", "armenian", false, false, false, false, false, NULL },
-	{ "eu", "basque", false, false, false, false, false, "ñ" },
-	{ "ca", "catalan", true, false, false, false, false, "ç" },
-	{ "da", "danish", false, false, false, false, false, "åæø" },
-	{ "nl", "dutch", false, false, false, false, false, NULL },
-	{ "en", "english", false, true, false, false, false, NULL },
-	{ "fi", "finnish", false, false, false, false, false, "åäö" },
-	{ "fr", "french", true, false, false, false, false, NULL },
-	{ "de", "german", false, false, false, true, false, NULL },
-	{ "el", "greek", false, false, false, false, false, NULL },
-	{ "hi", "hindi", false, false, false, false, false, NULL },
-	{ "hu", "hungarian", false, false, false, false, false, NULL },
-	{ "id", "indonesian", false, false, false, false, false, NULL },
-	{ "ga", "irish", false, false, false, false, false, NULL },
-	{ "it", "italian", true, false, false, false, false, NULL },
-	{ "lt", "lithuanian", false, false, false, false, false, NULL },
-	{ "ne", "nepali", false, false, false, false, false, NULL },
-	{ "no", "norwegian", false, false, false, false, false, "åæø" },
-	{ "nb", "norwegian", false, false, false, false, false, "åæø" },
-	{ "nn", "norwegian", false, false, false, false, false, "åæø" },
-	{ "pt", "portuguese", false, false, false, false, false, NULL },
-	{ "ro", "romanian", false, false, false, false, false, NULL },
-	{ "ru", "russian", false, false, false, false, false, NULL },
-	{ "sr", "serbian", false, false, false, false, false, NULL },
-	{ "es", "spanish", false, false, false, false, false, "ñ" },
-	{ "sv", "swedish", false, false, false, false, false, "åäö" },
-	{ "ta", "tamil", false, false, false, false, false, NULL },
-	{ "tr", "turkish", false, false, true, false, false, "çğöşü" },
-	{ "yi", "yiddish", false, false, false, false, false, NULL },
-	{ "zh", NULL, false, false, false, false, true, NULL },
-	{ "ja", NULL, false, false, false, false, true, NULL },
-	{ "ko", NULL, false, false, false, false, true, NULL },
-	{ "th", NULL, false, false, false, false, false, NULL },
-	{ "lo", NULL, false, false, false, false, false, NULL },
-	{ "km", NULL, false, false, false, false, false, NULL },
-	{ "my", NULL, false, false, false, false, false, NULL },
-	{ "az", NULL, false, false, true, false, false, "çğöşü" },
+	{ "ar", "arabic", NULL, false, false, false, false, NULL },
+	{ "hy", "armenian", NULL, false, false, false, false, NULL },
+	{ "eu", "basque", NULL, false, false, false, false, "ñ" },
+	{ "ca", "catalan", elisions_ca, false, false, false, false, "ç" },
+	{ "da", "danish", NULL, false, false, false, false, "åæø" },
+	{ "nl", "dutch", NULL, false, false, false, false, NULL },
+	{ "en", "english", NULL, true, false, false, false, NULL },
+	{ "fi", "finnish", NULL, false, false, false, false, "åäö" },
+	{ "fr", "french", elisions_fr, false, false, false, false, NULL },
+	{ "de", "german", NULL, false, false, true, false, NULL },
+	{ "el", "greek", NULL, false, false, false, false, NULL },
+	{ "hi", "hindi", NULL, false, false, false, false, NULL },
+	{ "hu", "hungarian", NULL, false, false, false, false, NULL },
+	{ "id", "indonesian", NULL, false, false, false, false, NULL },
+	{ "ga", "irish", NULL, false, false, false, false, NULL },
+	{ "it", "italian", elisions_it, false, false, false, false, NULL },
+	{ "lt", "lithuanian", NULL, false, false, false, false, NULL },
+	{ "ne", "nepali", NULL, false, false, false, false, NULL },
+	{ "no", "norwegian", NULL, false, false, false, false, "åæø" },
+	{ "nb", "norwegian", NULL, false, false, false, false, "åæø" },
+	{ "nn", "norwegian", NULL, false, false, false, false, "åæø" },
+	{ "pt", "portuguese", NULL, false, false, false, false, NULL },
+	{ "ro", "romanian", NULL, false, false, false, false, NULL },
+	{ "ru", "russian", NULL, false, false, false, false, NULL },
+	{ "sr", "serbian", NULL, false, false, false, false, NULL },
+	{ "es", "spanish", NULL, false, false, false, false, "ñ" },
+	{ "sv", "swedish", NULL, false, false, false, false, "åäö" },
+	{ "ta", "tamil", NULL, false, false, false, false, NULL },
+	{ "tr", "turkish", NULL, false, true, false, false, "çğöşü" },
+	{ "yi", "yiddish", NULL, false, false, false, false, NULL },
+	{ "zh", NULL, NULL, false, false, false, true, NULL },
+	{ "ja", NULL, NULL, false, false, false, true, NULL },
+	{ "ko", NULL, NULL, false, false, false, true, NULL },
+	{ "th", NULL, NULL, false, false, false, false, NULL },
+	{ "lo", NULL, NULL, false, false, false, false, NULL },
+	{ "km", NULL, NULL, false, false, false, false, NULL },
+	{ "my", NULL, NULL, false, false, false, false, NULL },
 };
 
 /* Letters no language folds: they are letters, not accented ones. */
@@ -457,6 +469,15 @@ static int casefold(struct freshet_analyzer *an, const char *in, size_t len,
 	return 0;
 }
 
+/* Is w[0..n) an elided word of the list? */
+static bool elided(const char *const *list, const char *w, size_t n)
+{
+	for (; *list; list++)
+		if (strlen(*list) == n && memcmp(*list, w, n) == 0)
+			return true;
+	return false;
+}
+
 /* Elision and possessive: adjusts [*b, *e) inside an->fold and the source
  * offsets [*s, *se). */
 static void strip_clitics(struct freshet_analyzer *an, const char *src,
@@ -464,12 +485,13 @@ static void strip_clitics(struct freshet_analyzer *an, const char *src,
 {
 	const char *f = an->fold.p;
 	if (an->prof.elision) {
-		/* The apostrophe within the first 7 bytes ends an elided article or
-		 * preposition (l' d' qu' dell' nell' all' jusqu'...). */
+		/* An apostrophe after one of the language's elided articles and
+		 * prepositions (Lucene's lists) ends it: l'église, dell'amico;
+		 * aujourd'hui stays whole. */
 		for (size_t i = *b + 1; i < *e && i <= *b + 7; i++) {
 			if (f[i] != '\'')
 				continue;
-			if (i + 1 >= *e)
+			if (i + 1 >= *e || !elided(an->prof.elision, f + *b, i - *b))
 				break;
 			*b = i + 1;
 			for (size_t k = *s; k < *se; k++) {

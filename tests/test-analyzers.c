@@ -85,9 +85,9 @@ Test(analyzers, german_mueller_meets_in_text_view_only)
 
 Test(analyzers, french_elision)
 {
-	check("fr", "snowball", "L’église et l'hôpital d'Aujourd'hui",
-	      "eglis@0 hopital@2 aujourd'hui@3",
-	      "église@0 et@1 hôpital@2 aujourd'hui@3");
+	check("fr", "snowball", "L’église et l'hôpital d'Aujourd'hui, aujourd'hui qu'il",
+	      "eglis@0 hopital@2 aujourd'hui@3 aujourd'hui@4",
+	      "église@0 et@1 hôpital@2 aujourd'hui@3 aujourd'hui@4 il@5");
 }
 
 Test(analyzers, italian_elision)
