@@ -219,8 +219,19 @@ enum status stream_dead_drop(struct stream *s, const char *id);
 enum status stream_dead_count(struct stream *s, long long *n);
 void stream_dead_free(struct stream_dead *d, size_t n);
 
-/* The last error message (never NULL). Valid until the next call on s from
- * the same thread. */
+/* Counters since stream_new() (for metrics and tests). */
+struct stream_stats {
+	uint64_t delivered;   /* entries handed to the caller */
+	uint64_t redelivered; /* of which re-read from this consumer's pending list */
+	uint64_t claimed;     /* entries taken over from other consumers */
+	uint64_t acked;       /* entries Redis confirmed acked (XACK replies) */
+	uint64_t dead;        /* entries moved to the dead-letter stream */
+	uint64_t reconnects;  /* times the read connection had to reconnect */
+};
+void stream_get_stats(struct stream *s, struct stream_stats *out);
+
+/* The last error message of either thread (never NULL; a copy is safest:
+ * the other thread may overwrite it). */
 const char *stream_errmsg(const struct stream *s);
 
 #endif
