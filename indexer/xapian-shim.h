@@ -167,14 +167,14 @@ XSHIM_API enum status xdoc_set_value_number(struct xdoc *doc, unsigned slot,
 /* Sets the document data (len bytes). */
 XSHIM_API enum status xdoc_set_data(struct xdoc *doc, const char *data,
 				    size_t len);
-/* Sets *value/*len to a copy of value slot (NUL-terminated for
+/* Sets *value and *len to a copy of value slot (NUL-terminated for
  * convenience, caller frees); an empty or missing slot gives "" and 0. */
 XSHIM_API enum status xdoc_get_value(const struct xdoc *doc, unsigned slot,
 				     char **value, size_t *len);
 /* Sets *v to sortable_unserialise() of slot (0 for an empty slot). */
 XSHIM_API enum status xdoc_get_value_number(const struct xdoc *doc,
 					    unsigned slot, double *v);
-/* Sets *data/*len to a copy of the data (NUL-terminated, caller frees). */
+/* Sets *data and *len to a copy of the data (NUL-terminated, caller frees). */
 XSHIM_API enum status xdoc_get_data(const struct xdoc *doc, char **data,
 				    size_t *len);
 /* Sets *n to the number of distinct terms. */
