@@ -7,7 +7,10 @@
  *                   auxiliary text; reference markers (sup.reference),
  *                   .mw-cite-backlink, .mw-editsection, script, style,
  *                   .navigation-not-searchable, .autocollapse, audio and
- *                   video removed
+ *                   video, and the table of contents (#toc, .toc) removed;
+ *                   an element both excluded and auxiliary (a hatnote with
+ *                   navigation-not-searchable) is excluded, as in
+ *                   CirrusSearch
  *   opening_text    the text before the first heading (same exclusions)
  *   heading[]       the text of each h1-h6 (edit-section links removed);
  *                   like CirrusSearch, "References", "External links" and
@@ -21,7 +24,8 @@
  *
  * Text rules: block elements (p, div, li, td, br, h1-h6, ...) are word
  * breaks, so "end.</p><p>Next" gives "end. Next"; entities are decoded;
- * runs of white space become one space, none leading or trailing; invalid
+ * runs of white space (and U+00A0, &nbsp;) become one space, none leading
+ * or trailing; invalid
  * UTF-8 is replaced with U+FFFD; the output is always valid UTF-8.
  *
  * Bounds: the parser is libxml2's HTML push parser in SAX mode (no tree is

@@ -5,7 +5,7 @@
  *
  *   <api>?action=parse&pageid=<id>&prop=text|displaytitle|categories|
  *         sections|revid|links|templates&formatversion=2&format=json&
- *         disableeditsection=1&disablelimitreport=1
+ *         disableeditsection=1&disablelimitreport=1&disabletoc=1
  *
  * and, batched by up to 50 page ids per request,
  *
