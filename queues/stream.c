@@ -674,7 +674,7 @@ static enum status read_new(struct stream *s, struct raw **raws, size_t *n, size
 		return STATUS_OK;
 	}
 	int argc = 0;
-	const char **argv = xmalloc((size_t)(8 + 2 * owned) * sizeof *argv);
+	const char **argv = xmalloc((size_t)(9 + 2 * owned) * sizeof *argv);
 	char **keys = xcalloc((size_t)owned, sizeof *keys);
 	char countbuf[16], blockbuf[16];
 	snprintf(countbuf, sizeof countbuf, "%d", s->batch);
