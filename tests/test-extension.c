@@ -425,7 +425,7 @@ Test(extension, template_change_rerenders_the_pages_using_it)
 	mw_edit(mw, "Template:Sig", "signed again", NULL, NULL);
 	wait_total(3);
 	mw_run_jobs(mw);
-	wait_total(5);
+	wait_total(4);
 	char *key = stream_key(user, PARTITIONS);
 	json_t *evs = stream_events(key);
 	json_t *last = json_array_get(evs, json_array_size(evs) - 1);
