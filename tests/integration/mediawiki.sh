@@ -306,6 +306,7 @@ cmd_start() {
 		  write_freshet_settings "$dir"; } >"$dir/LocalSettings.php"
 		MW_CONFIG_FILE="$dir/LocalSettings.php" PHP_CLI_SERVER_WORKERS=4 \
 			setsid php -d display_errors=stderr -d log_errors=0 \
+			-d opcache.enable_cli=1 -d opcache.validate_timestamps=0 \
 			-S "127.0.0.1:$port" -t "$MW_IP" "$dir/router.php" \
 			>>"$dir/server.log" 2>&1 </dev/null &
 		pid=$!
