@@ -30,7 +30,8 @@
 # set; its settings come from FRESHET_MW_REDIS_HOST, FRESHET_MW_REDIS_PORT,
 # FRESHET_MW_REDIS_SOCKET (wins), FRESHET_MW_REDIS_PASSWORD,
 # FRESHET_MW_PARTITIONS and FRESHET_MW_SPOOL (default DIR/freshet-spool.jsonl).
-# FRESHET_MW_PORT picks the port (default: a free one).
+# FRESHET_MW_PORT picks the port (default: a free one).  FRESHET_MW_OWNER_PID
+# names a process whose end stops the server (tests set it to themselves).
 set -eu
 
 MW_IP=/usr/share/mediawiki
@@ -245,6 +246,27 @@ free_port() {
 	php -r '$s = stream_socket_server("tcp://127.0.0.1:0"); $n = stream_socket_get_name($s, false); echo substr(strrchr($n, ":"), 1), "\n";'
 }
 
+# True while process $1 runs (a zombie, not yet reaped by this shell, does not).
+alive() {
+	state=$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$state" ] && [ "$state" != Z ]
+}
+
+# True while process group $1 has a member that is not a zombie (a dead
+# process stays a zombie until its parent, often init, reaps it: up to a
+# second here).
+group_alive() {
+	for f in /proc/[0-9]*/stat; do
+		read -r line 2>/dev/null <"$f" || continue
+		rest=${line##*) }
+		state=${rest%% *}
+		rest=${rest#* }
+		rest=${rest#* }
+		[ "${rest%% *}" = "$1" ] && [ "$state" != Z ] && return 0
+	done
+	return 1
+}
+
 api_answers() {
 	curl -s --max-time 5 "http://127.0.0.1:$1/api.php?action=query&meta=siteinfo&format=json" 2>/dev/null |
 		grep -q '"sitename"'
@@ -257,7 +279,7 @@ cmd_start() {
 	[ -d "$MW_IP" ] || die "$MW_IP missing: apt-get install mediawiki (scripts/setup)"
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
-	if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+	if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")"; then
 		die "a wiki already runs in $dir (pid $(cat "$dir/pid"))"
 	fi
 
@@ -284,18 +306,20 @@ cmd_start() {
 		  write_freshet_settings "$dir"; } >"$dir/LocalSettings.php"
 		MW_CONFIG_FILE="$dir/LocalSettings.php" PHP_CLI_SERVER_WORKERS=4 \
 			setsid php -d display_errors=stderr -d log_errors=0 \
+			-d opcache.enable_cli=1 -d opcache.validate_timestamps=0 \
 			-S "127.0.0.1:$port" -t "$MW_IP" "$dir/router.php" \
 			>>"$dir/server.log" 2>&1 </dev/null &
 		pid=$!
 		echo "$pid" >"$dir/pid"
 		i=0
 		while [ $i -lt 600 ]; do
-			if ! kill -0 "$pid" 2>/dev/null; then
+			if ! alive "$pid"; then
 				break
 			fi
 			if api_answers "$port"; then
 				echo "$port" >"$dir/port"
 				echo "http://127.0.0.1:$port/api.php" >"$dir/api"
+				start_watchdog "$pid"
 				return 0
 			fi
 			sleep 0.1
@@ -310,24 +334,44 @@ cmd_start() {
 	done
 }
 
+# With FRESHET_MW_OWNER_PID set, a watchdog stops the server when that
+# process ends, so a test that crashes or times out leaves no server behind.
+# It ends by itself once the server is gone.
+start_watchdog() {
+	[ -n "${FRESHET_MW_OWNER_PID:-}" ] || return 0
+	owner=$FRESHET_MW_OWNER_PID
+	setsid sh -c "
+		while kill -0 $owner 2>/dev/null && kill -0 $1 2>/dev/null; do sleep 1; done
+		kill -0 $1 2>/dev/null && kill -TERM -$1 2>/dev/null
+		sleep 5; kill -0 $1 2>/dev/null && kill -KILL -$1 2>/dev/null
+		exit 0" </dev/null >/dev/null 2>&1 &
+}
+
 cmd_stop() {
 	dir=$1
 	[ -f "$dir/pid" ] || return 0
 	pid=$(cat "$dir/pid")
-	# php -S runs under setsid: its pid is its process group id.
+	# php -S runs under setsid: its pid is its process group id, and the
+	# group holds its workers.  Wait until the whole group is gone.
 	kill -TERM "-$pid" 2>/dev/null || { rm -f "$dir/pid"; return 0; }
 	i=0
-	while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
+	while group_alive "$pid" && [ $i -lt 50 ]; do
 		sleep 0.1
 		i=$((i + 1))
 	done
-	kill -KILL "-$pid" 2>/dev/null || true
+	if group_alive "$pid" && kill -KILL "-$pid" 2>/dev/null; then
+		i=0
+		while group_alive "$pid" && [ $i -lt 20 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+	fi
 	rm -f "$dir/pid"
 }
 
 cmd_status() {
 	dir=$1
-	if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null &&
+	if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")" &&
 	   [ -f "$dir/port" ] && api_answers "$(cat "$dir/port")"; then
 		echo "running: $(cat "$dir/api") pid $(cat "$dir/pid")"
 		return 0

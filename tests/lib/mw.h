@@ -54,7 +54,9 @@ struct mw_opts {
 
 /* Starts a wiki and logs in as Admin.  opts may be NULL (all defaults).
  * Returns the handle (owned by the caller, freed by mw_stop); fails the test
- * if the wiki does not start within 120 s. */
+ * if the wiki does not start within 60 s.  The server is tied to the calling
+ * process: if that process ends without mw_stop() (a crash, a Criterion
+ * timeout), a watchdog stops the server within a few seconds. */
 struct mw *mw_start(const struct mw_opts *opts);
 
 /* Stops the server (its whole process group, by pid), removes the directory
