@@ -502,10 +502,12 @@ static void wl_step(struct env *e, struct workload *w)
 		char to[128];
 		snprintf(to, sizeof to, "Moved %d %s", w->serial++, LANGS[p->lang]);
 		bool redirect = rand_r(&w->seed) % 2;
-		mw_move(e->mw, p->title, to, redirect);
-		if (redirect)
-			wl_add(w, p->title, 0);
+		char from[128];
+		snprintf(from, sizeof from, "%s", p->title);
+		mw_move(e->mw, from, to, redirect);
 		snprintf(p->title, sizeof p->title, "%s", to);
+		if (redirect)
+			wl_add(w, from, 0); /* may move w->pages: p is stale after */
 	}
 }
 
