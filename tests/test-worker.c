@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -115,6 +116,9 @@ static void worker_start(struct env *e)
 	pid_t pid = fork();
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
+		/* A failed assertion ends the test without env_stop(): the
+		 * worker must not outlive it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int fd = open(e->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 2);
