@@ -565,6 +565,24 @@ Test(worker, indexes_hand_made_events)
 	redisReply *r = redisCommand(c, "XADD freshet:{" WIKI ":p%ld} * event %s",
 				     ids[1] % SHARDS, ev);
 	freeReplyObject(r);
+	converge(e, 60);
+
+	/* An undelete that gave a page a new id (Delta's, here) names the old
+	 * id (Gamma's, deleted meanwhile without an event) in prior_state: the
+	 * old id's document must go, though it lives in another partition. */
+	mw_delete(e->mw, "Gamma");
+	snprintf(ev, sizeof ev,
+		 "{\"$schema\":\"/mediawiki/page/change/1.1.0\","
+		 "\"meta\":{\"dt\":\"2026-11-29T12:00:02Z\",\"stream\":\"x\"},"
+		 "\"dt\":\"2026-11-29T12:00:02Z\",\"wiki_id\":\"" WIKI "\","
+		 "\"page_change_kind\":\"undelete\","
+		 "\"page\":{\"page_id\":%ld,\"page_title\":\"Delta\",\"namespace_id\":0},"
+		 "\"revision\":{\"rev_id\":%ld},"
+		 "\"prior_state\":{\"page\":{\"page_id\":%ld}}}",
+		 ids[3], revs[3], ids[2]);
+	cr_assert_neq(ids[2] % SHARDS, ids[3] % SHARDS);
+	r = redisCommand(c, "XADD freshet:{" WIKI ":p%ld} * event %s", ids[3] % SHARDS, ev);
+	freeReplyObject(r);
 	redisFree(c);
 	converge(e, 60);
 	worker_term(e);
