@@ -62,8 +62,9 @@ static void build_doc(Xapian::Document &doc, const bench_doc &b, std::string &q)
 	doc.set_data(std::string(b.data, b.data_len));
 }
 
-static double write(const char *path, const uint64_t *pages, size_t n,
-		    uint64_t rev, unsigned batch, bool create)
+static double write(const char *path, const uint64_t *pages,
+		    uint64_t first_page, size_t n, uint64_t rev, unsigned batch,
+		    bool create, double *cpu)
 {
 	try {
 		Xapian::WritableDatabase db(path, (create ? Xapian::DB_CREATE_OR_OPEN
@@ -71,9 +72,9 @@ static double write(const char *path, const uint64_t *pages, size_t n,
 							 Xapian::DB_BACKEND_GLASS);
 		bench_doc *b = new bench_doc;
 		std::string q;
-		double t0 = now();
+		double t0 = now(), c0 = bench_cpu_now();
 		for (size_t i = 0; i < n; i++) {
-			uint64_t page = pages ? pages[i] : i + 1;
+			uint64_t page = pages ? pages[i] : first_page + i;
 			bench_make_doc(b, page, rev);
 			Xapian::Document doc;
 			build_doc(doc, *b, q);
@@ -86,6 +87,7 @@ static double write(const char *path, const uint64_t *pages, size_t n,
 			}
 		}
 		double t = now() - t0;
+		*cpu = bench_cpu_now() - c0;
 		delete b;
 		db.close();
 		return t;
@@ -96,13 +98,15 @@ static double write(const char *path, const uint64_t *pages, size_t n,
 	}
 }
 
-extern "C" double direct_build(const char *path, uint64_t docs, unsigned batch)
+extern "C" double direct_build(const char *path, uint64_t first_page,
+			       uint64_t docs, unsigned batch, double *cpu)
 {
-	return write(path, nullptr, docs, 1, batch, true);
+	return write(path, nullptr, first_page, docs, 1, batch, true, cpu);
 }
 
 extern "C" double direct_replace(const char *path, const uint64_t *pages,
-				 size_t n, uint64_t rev, unsigned batch)
+				 size_t n, uint64_t rev, unsigned batch,
+				 double *cpu)
 {
-	return write(path, pages, n, rev, batch, false);
+	return write(path, pages, 0, n, rev, batch, false, cpu);
 }

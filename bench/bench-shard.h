@@ -35,11 +35,16 @@ struct bench_doc {
  * of the corpus from an offset that depends on both. */
 void bench_make_doc(struct bench_doc *d, uint64_t page, uint64_t rev);
 
-/* The same writes done directly on Xapian in C++; each returns seconds, or
- * a negative number after printing an error. */
-double direct_build(const char *path, uint64_t docs, unsigned batch);
+/* Process CPU time in seconds. */
+double bench_cpu_now(void);
+
+/* The same writes done directly on Xapian in C++; each returns wall
+ * seconds (and sets *cpu to CPU seconds) of the writes and commits, not
+ * counting open and close, or a negative number after printing an error. */
+double direct_build(const char *path, uint64_t first_page, uint64_t docs,
+		    unsigned batch, double *cpu);
 double direct_replace(const char *path, const uint64_t *pages, size_t n,
-		      uint64_t rev, unsigned batch);
+		      uint64_t rev, unsigned batch, double *cpu);
 
 #ifdef __cplusplus
 }
