@@ -149,7 +149,8 @@ struct fetch_wiki *fetch_wiki_new(const struct fetch_wiki_config *cfg,
 	else if (strncasecmp(cfg->api, "http://", 7) != 0 &&
 		 strncasecmp(cfg->api, "https://", 8) != 0)
 		why = "api: scheme must be http or https";
-	else if (!url_scheme_host(cfg->api, NULL, &host, &query))
+	else if (cfg->api[strcspn(cfg->api, ":") + 3] == '/' ||
+		 !url_scheme_host(cfg->api, NULL, &host, &query))
 		why = "api: not a valid http(s) URL with a host";
 	else if (query)
 		why = "api: must not have a query or fragment";
