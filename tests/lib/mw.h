@@ -132,7 +132,10 @@ void mw_seed(struct mw *mw, size_t n, const char *const *titles,
 	     const char *const *texts, long *page_ids, long *rev_ids);
 
 /* Runs the job queue to empty (maintenance/runJobs.php): links updates,
- * rerenders of pages that transclude an edited template. */
+ * rerenders of pages that transclude an edited template.  MediaWiki's
+ * timestamps have one-second resolution: a page rendered in the same second
+ * as a later template edit keeps its cached rendering, so a test that checks
+ * a rerender waits a second between the two edits. */
 void mw_run_jobs(struct mw *mw);
 
 /* Calls the API as the logged-in Admin.  params is a URL-encoded query
