@@ -369,8 +369,10 @@ Test(fetch, concurrency_is_bounded_and_info_queries_are_batched)
 	cr_expect_eq(oks, 200);
 	cr_expect_leq(most, 4, "%zu in flight", most);
 	cr_expect_geq(most, 2, "%zu in flight", most);
-	/* 200 parses plus far fewer than 200 info queries. */
-	cr_expect_lt(requests, 200 + 40, "%ld requests", requests);
+	/* 200 parses plus fewer than 200 info queries: unbatched would be
+	 * 400 requests.  (An unbounded wiki gathers for 5 ms only, so the
+	 * batch size depends on the machine's speed.) */
+	cr_expect_lt(requests, 200 + 100, "%ld requests", requests);
 	fetch_wiki_free(w);
 }
 
@@ -387,6 +389,8 @@ Test(fetch, rate_is_bounded)
 	run_many(w, 30, &secs, &oks);
 	long requests = hostile_requests(srv) - before;
 	cr_expect_eq(oks, 30);
+	/* On a rate-bounded wiki info queries gather longer: few of them. */
+	cr_expect_leq(requests, 30 + 6, "%ld requests", requests);
 	/* At least (requests - 20) / 20 seconds. */
 	double floor_s = (double)(requests - 20) / 20.0 - 0.05;
 	cr_expect_geq(secs, floor_s, "%ld requests in %.2f s", requests, secs);
