@@ -449,15 +449,17 @@ static void setup_redis_only(void)
 Test(extension_tcp, with_password, .init = setup_redis_only, .fini = teardown,
      .timeout = 120)
 {
-	redisReply *r = redisCommand(rc, "CONFIG SET requirepass s3cret-pw");
+	/* A quote and a backslash must survive LocalSettings.php. */
+	const char *pw = "s3c'ret\\pw";
+	redisReply *r = redisCommand(rc, "CONFIG SET requirepass %s", pw);
 	cr_assert(r && r->type == REDIS_REPLY_STATUS, "CONFIG SET requirepass");
 	freeReplyObject(r);
-	r = redisCommand(rc, "AUTH s3cret-pw");
+	r = redisCommand(rc, "AUTH %s", pw);
 	cr_assert(r && r->type == REDIS_REPLY_STATUS, "AUTH");
 	freeReplyObject(r);
 	struct mw_opts o = { .freshet = true, .redis_host = "127.0.0.1",
 			     .redis_port = redis->port,
-			     .redis_password = "s3cret-pw", .partitions = PARTITIONS };
+			     .redis_password = pw, .partitions = PARTITIONS };
 	mw = mw_start(&o);
 	long pid, rid;
 	mw_edit(mw, "Guarded", "text", &pid, &rid);

@@ -145,6 +145,11 @@ wfLoadSkin( 'Vector' );
 EOF
 }
 
+# Quotes $1 as a PHP single-quoted string literal.
+php_quote() {
+	printf "'%s'" "$(printf '%s' "$1" | sed "s/\\\\/\\\\\\\\/g; s/'/\\\\'/g")"
+}
+
 # Appends the Freshet extension's settings (if asked for) to stdout. $1 = dir.
 write_freshet_settings() {
 	if [ "${FRESHET_MW_EXTENSION:-}" != 1 ] && [ -z "${FRESHET_MW_REDIS_HOST:-}" ] &&
@@ -157,12 +162,12 @@ write_freshet_settings() {
 
 # The Freshet extension: page changes to Redis Streams.
 wfLoadExtension( 'Freshet', '$ext_dir/extension.json' );
-\$wgFreshetRedisServer = '$server';
+\$wgFreshetRedisServer = $(php_quote "$server");
 \$wgFreshetRedisPort = ${FRESHET_MW_REDIS_PORT:-6379};
-\$wgFreshetSpool = '${FRESHET_MW_SPOOL:-$1/freshet-spool.jsonl}';
+\$wgFreshetSpool = $(php_quote "${FRESHET_MW_SPOOL:-$1/freshet-spool.jsonl}");
 EOF
 	if [ -n "${FRESHET_MW_REDIS_PASSWORD:-}" ]; then
-		printf "\$wgFreshetRedisPassword = '%s';\n" "$FRESHET_MW_REDIS_PASSWORD"
+		printf '$wgFreshetRedisPassword = %s;\n' "$(php_quote "$FRESHET_MW_REDIS_PASSWORD")"
 	fi
 	if [ -n "${FRESHET_MW_PARTITIONS:-}" ]; then
 		printf "\$wgFreshetPartitions = %d;\n" "$FRESHET_MW_PARTITIONS"
