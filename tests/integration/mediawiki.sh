@@ -16,7 +16,7 @@
 #   port pid api password (user Admin) wiki_id
 #
 # Starting is fast because the slow parts are done once per machine and kept
-# under $FRESHET_MW_CACHE (default /tmp/freshet-mw-template-<version>-<format>):
+# under $FRESHET_MW_CACHE (default /tmp/freshet-mw-template-<version>-<format>-<uid>):
 # the localisation cache (en de fr ru ja zh, CDB files, read-only, shared by
 # every wiki) and one freshly installed database per WIKI_ID and LANG, copied
 # into DIR.  A lock serialises concurrent first starts.
@@ -288,7 +288,7 @@ cmd_start() {
 		die "a wiki already runs in $dir (pid $(cat "$dir/pid"))"
 	fi
 
-	cache=${FRESHET_MW_CACHE:-/tmp/freshet-mw-template-$(mw_version)-$FORMAT}
+	cache=${FRESHET_MW_CACHE:-/tmp/freshet-mw-template-$(mw_version)-$FORMAT-$(id -u)}
 	mkdir -p "$cache"
 	(
 		flock 9
