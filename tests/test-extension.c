@@ -438,3 +438,38 @@ Test(extension, template_change_rerenders_the_pages_using_it)
 	json_decref(evs);
 	free(key);
 }
+
+static void setup_redis_only(void)
+{
+	redis = test_redis_start();
+	connect_redis();
+}
+
+/* Over TCP, to a Redis that asks for a password. */
+Test(extension_tcp, with_password, .init = setup_redis_only, .fini = teardown,
+     .timeout = 120)
+{
+	/* A quote and a backslash must survive LocalSettings.php. */
+	const char *pw = "s3c'ret\\pw";
+	redisReply *r = redisCommand(rc, "CONFIG SET requirepass %s", pw);
+	cr_assert(r && r->type == REDIS_REPLY_STATUS, "CONFIG SET requirepass");
+	freeReplyObject(r);
+	r = redisCommand(rc, "AUTH %s", pw);
+	cr_assert(r && r->type == REDIS_REPLY_STATUS, "AUTH");
+	freeReplyObject(r);
+	struct mw_opts o = { .freshet = true, .redis_host = "127.0.0.1",
+			     .redis_port = redis->port,
+			     .redis_password = pw, .partitions = PARTITIONS };
+	mw = mw_start(&o);
+	long pid, rid;
+	mw_edit(mw, "Guarded", "text", &pid, &rid);
+	wait_total(1);
+	char *key = stream_key(pid, PARTITIONS);
+	json_t *evs = stream_events(key);
+	check_change(json_array_get(evs, 0), "create", "insert", pid, "Guarded", 0);
+	cr_assert_eq(iget(json_array_get(evs, 0), "revision", "rev_id"), rid);
+	json_decref(evs);
+	free(key);
+	/* Nothing was spooled. */
+	cr_assert_null(test_read_file(mw_spool_path(mw), NULL));
+}

@@ -16,7 +16,7 @@
 #   port pid api password (user Admin) wiki_id
 #
 # Starting is fast because the slow parts are done once per machine and kept
-# under $FRESHET_MW_CACHE (default /tmp/freshet-mw-template-<version>-<format>):
+# under $FRESHET_MW_CACHE (default /tmp/freshet-mw-template-<version>-<format>-<uid>):
 # the localisation cache (en de fr ru ja zh, CDB files, read-only, shared by
 # every wiki) and one freshly installed database per WIKI_ID and LANG, copied
 # into DIR.  A lock serialises concurrent first starts.
@@ -145,6 +145,11 @@ wfLoadSkin( 'Vector' );
 EOF
 }
 
+# Quotes $1 as a PHP single-quoted string literal.
+php_quote() {
+	printf "'%s'" "$(printf '%s' "$1" | sed "s/\\\\/\\\\\\\\/g; s/'/\\\\'/g")"
+}
+
 # Appends the Freshet extension's settings (if asked for) to stdout. $1 = dir.
 write_freshet_settings() {
 	if [ "${FRESHET_MW_EXTENSION:-}" != 1 ] && [ -z "${FRESHET_MW_REDIS_HOST:-}" ] &&
@@ -157,12 +162,12 @@ write_freshet_settings() {
 
 # The Freshet extension: page changes to Redis Streams.
 wfLoadExtension( 'Freshet', '$ext_dir/extension.json' );
-\$wgFreshetRedisServer = '$server';
+\$wgFreshetRedisServer = $(php_quote "$server");
 \$wgFreshetRedisPort = ${FRESHET_MW_REDIS_PORT:-6379};
-\$wgFreshetSpool = '${FRESHET_MW_SPOOL:-$1/freshet-spool.jsonl}';
+\$wgFreshetSpool = $(php_quote "${FRESHET_MW_SPOOL:-$1/freshet-spool.jsonl}");
 EOF
 	if [ -n "${FRESHET_MW_REDIS_PASSWORD:-}" ]; then
-		printf "\$wgFreshetRedisPassword = '%s';\n" "$FRESHET_MW_REDIS_PASSWORD"
+		printf '$wgFreshetRedisPassword = %s;\n' "$(php_quote "$FRESHET_MW_REDIS_PASSWORD")"
 	fi
 	if [ -n "${FRESHET_MW_PARTITIONS:-}" ]; then
 		printf "\$wgFreshetPartitions = %d;\n" "$FRESHET_MW_PARTITIONS"
@@ -283,7 +288,7 @@ cmd_start() {
 		die "a wiki already runs in $dir (pid $(cat "$dir/pid"))"
 	fi
 
-	cache=${FRESHET_MW_CACHE:-/tmp/freshet-mw-template-$(mw_version)-$FORMAT}
+	cache=${FRESHET_MW_CACHE:-/tmp/freshet-mw-template-$(mw_version)-$FORMAT-$(id -u)}
 	mkdir -p "$cache"
 	(
 		flock 9
