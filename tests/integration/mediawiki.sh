@@ -241,7 +241,7 @@ build_db() {
 	# WAL lets readers run beside the writer; the mode is stored in the file.
 	for db in "$tmp"/data/*.sqlite; do
 		[ -s "$db" ] || continue
-		sqlite3 "$db" 'PRAGMA journal_mode=WAL;' >/dev/null
+		php -r '$db = new SQLite3($argv[1]); $db->exec("PRAGMA journal_mode=WAL");' "$db"
 	done
 	printf '%s\n' "$pw" >"$tmp/password"
 	rm -rf "$tmp/conf"
@@ -274,9 +274,13 @@ group_alive() {
 	return 1
 }
 
+# PHP does the HTTP and SQLite work here: the curl and sqlite3 programs are
+# not among the packages scripts/setup installs.
 api_answers() {
-	curl -s --max-time 5 "http://127.0.0.1:$1/api.php?action=query&meta=siteinfo&format=json" 2>/dev/null |
-		grep -q '"sitename"'
+	php -r '$c = stream_context_create(["http" => ["timeout" => 5]]);
+		$b = @file_get_contents("http://127.0.0.1:" . $argv[1] .
+			"/api.php?action=query&meta=siteinfo&format=json", false, $c);
+		exit($b !== false && strpos($b, "\"sitename\"") !== false ? 0 : 1);' "$1"
 }
 
 cmd_start() {
