@@ -3,7 +3,11 @@
  * against a real redis-server and a static copy of a wiki's Action API.
  *
  * Usage: bench-pipeline [-n PAGES] [-c CORPUS_DIR] [-w WORKER] [-s SHARDS]
- *                       [-b BACKLOG] [-l LATENCY_SECONDS] [-k]
+ *                       [-b BACKLOG] [-l LATENCY_SECONDS] [-k] [-q]
+ *                       [-W 'key = value']...
+ *
+ * -W adds a line to the worker's [worker] section (e.g. -W 'batch = 400'),
+ * -q runs phases (a) to (c) only.
  *
  * CORPUS_DIR is what bench/make-pipeline-corpus.sh writes (parse/<id>.json,
  * info/<id>.json, html/<id>.html for ids 1..PAGES); without -c the bench
@@ -283,6 +287,8 @@ static void start_nginx(int port, const char *corpus)
 }
 
 static char worker_bin[4096] = "./freshet-worker";
+static char worker_extra[1024];   /* -W lines appended to [worker] */
+static bool quick;                /* -q: phases (a) to (c) only */
 static int api_port, redis_port;
 
 static void start_worker(const char *wiki, const char *tag)
@@ -291,10 +297,10 @@ static void start_worker(const char *wiki, const char *tag)
 	snprintf(data, sizeof data, "%s/data-%s", dir, wiki);
 	snprintf(conf, sizeof conf,
 		 "[redis]\nurl = redis://127.0.0.1:%d/0\n\n"
-		 "[worker]\ndata_dir = %s\n\n"
+		 "[worker]\ndata_dir = %s\n%s\n"
 		 "[wiki %s]\napi = http://127.0.0.1:%d/w/api.php\n"
 		 "language = en\nshards = %d\nconcurrency = 16\nrate = 0\n",
-		 redis_port, data, wiki, api_port, shards);
+		 redis_port, data, worker_extra, wiki, api_port, shards);
 	snprintf(path, sizeof path, "%s/freshet-%s.conf", dir, wiki);
 	write_file(path, conf, strlen(conf));
 	snprintf(log, sizeof log, "%s/worker-%s.log", dir, tag);
@@ -792,7 +798,8 @@ static const char *verdict(bool ok)
 static void usage(void)
 {
 	fputs("Usage: bench-pipeline [-n PAGES] [-c CORPUS_DIR] [-w WORKER] "
-	      "[-s SHARDS]\n                      [-b BACKLOG] [-l LATENCY_SECONDS] [-k]\n",
+	      "[-s SHARDS]\n                      [-b BACKLOG] [-l LATENCY_SECONDS] [-k] "
+	      "[-q] [-W 'key = value']...\n",
 	      stderr);
 	exit(2);
 }
@@ -803,7 +810,7 @@ int main(int argc, char **argv)
 	long backlog = 100000;
 	double lat_secs = 20;
 	int c;
-	while ((c = getopt(argc, argv, "n:c:w:s:b:l:k")) != -1) {
+	while ((c = getopt(argc, argv, "n:c:w:s:b:l:kW:q")) != -1) {
 		switch (c) {
 		case 'n': npages = atoi(optarg); break;
 		case 'c': corpus = optarg; break;
@@ -812,6 +819,13 @@ int main(int argc, char **argv)
 		case 'b': backlog = atol(optarg); break;
 		case 'l': lat_secs = atof(optarg); break;
 		case 'k': keep = true; break;
+		case 'q': quick = true; break;
+		case 'W':
+			if (strlen(worker_extra) + strlen(optarg) + 2 > sizeof worker_extra)
+				usage();
+			strcat(worker_extra, optarg);
+			strcat(worker_extra, "\n");
+			break;
 		default: usage();
 		}
 	}
@@ -948,6 +962,14 @@ int main(int argc, char **argv)
 	stop_pid(&worker_pid, SIGTERM);
 	int ncommit;
 	double commit_s = commit_seconds("a", &ncommit);
+
+	if (quick) {
+		printf("bench-pipeline: -q: (a) %.0f events/s, (b) p99 %.3f s, (c) "
+		       "%.1f%% of the rebuild\n", eps, p99, 100 * upd_s / build_s);
+		redisFree(rc);
+		stop_all();
+		return 0;
+	}
 
 	/* ---- (d) omindex on the same HTML */
 	long om_rss;
