@@ -119,6 +119,9 @@ static void worker_start(struct env *e)
 		/* A failed assertion ends the test without env_stop(): the
 		 * worker must not outlive it. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* Its own process group: signals meant for the test's group
+		 * (or a stale watchdog's) must not reach it. */
+		setpgid(0, 0);
 		int fd = open(e->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 2);
