@@ -1,0 +1,716 @@
+/*
+ * conf.c: freshet.conf through libinih.
+ *
+ * libinih (as Debian builds it) does not pass the line number to the handler
+ * and does not call it for a section header, yet every error must name its
+ * line and an empty unknown section is still an error.  So the file is fed
+ * through our own line reader (ini_parse_stream): the reader counts lines
+ * and recognises section headers as they go by, and the handler, called for
+ * the line the reader just returned, knows its line number.  The first error
+ * wins; later ones are ignored, so the message and the line always agree.
+ *
+ * Invariant: after conf_load() fails, cfg may hold a mix of defaults and
+ * values; it is only good for conf_errmsg() and conf_free().
+ */
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "xmalloc.h"
+
+#ifndef PKGLIBDIR
+#define PKGLIBDIR "/usr/local/lib/freshet"
+#endif
+
+enum section_kind { SEC_NONE, SEC_REDIS, SEC_WORKER, SEC_WIKI, SEC_BAD };
+
+struct parse {
+	struct conf *cfg;
+	const char *name;        /* file name used in messages */
+	FILE *fp;                /* source: a file ... */
+	const char *text;        /* ... or a string */
+	int line;                /* number of the line last returned */
+	enum section_kind kind;  /* section of that line */
+	struct conf_wiki *wiki;/* current [wiki NAME], when kind == SEC_WIKI */
+	bool file_wikis;         /* a [wiki] section replaced the default wiki */
+	bool failed;
+	int password_line;
+};
+
+static void fail(struct parse *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Records the first error as "<name>:<line>: message". */
+static void fail(struct parse *p, const char *fmt, ...)
+{
+	if (p->failed)
+		return;
+	p->failed = true;
+	int n = snprintf(p->cfg->errmsg, sizeof p->cfg->errmsg, "%s:%d: ",
+			 p->name, p->line);
+	if (n < 0 || (size_t)n >= sizeof p->cfg->errmsg)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->cfg->errmsg + n, sizeof p->cfg->errmsg - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static void set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = xstrdup(v);
+}
+
+static void wiki_defaults(struct conf_wiki *w, const char *id)
+{
+	memset(w, 0, sizeof *w);
+	w->id = xstrdup(id);
+	w->api = xstrdup(CONF_DEFAULT_API);
+	w->language = xstrdup("en");
+	w->shards = 4;
+	w->namespaces = xmalloc(sizeof *w->namespaces);
+	w->namespaces[0] = 0;
+	w->n_namespaces = 1;
+	w->concurrency = 8;
+	w->rate = 50;
+	w->user_agent_contact = xstrdup("");
+}
+
+static void wiki_release(struct conf_wiki *w)
+{
+	free(w->id);
+	free(w->api);
+	free(w->language);
+	free(w->namespaces);
+	free(w->user_agent_contact);
+}
+
+/* Parses a whole decimal integer in [min, max]. */
+static bool parse_int(const char *v, long min, long max, int *out)
+{
+	if (!*v)
+		return false;
+	errno = 0;
+	char *end;
+	long n = strtol(v, &end, 10);
+	if (errno || *end || n < min || n > max)
+		return false;
+	*out = (int)n;
+	return true;
+}
+
+/* Parses redis://host[:port][/db] or unix:///path[?db=N] into cfg. */
+static bool parse_redis_url(struct conf *cfg, const char *url,
+			    const char **why)
+{
+	free(cfg->redis_host);
+	free(cfg->redis_socket);
+	cfg->redis_host = cfg->redis_socket = NULL;
+	cfg->redis_port = 6379;
+	cfg->redis_db = 0;
+	if (strncmp(url, "unix://", 7) == 0) {
+		const char *path = url + 7;
+		if (*path != '/') {
+			*why = "a unix socket URL needs an absolute path (unix:///path/redis.sock)";
+			return false;
+		}
+		const char *q = strchr(path, '?');
+		if (q) {
+			if (strncmp(q, "?db=", 4) != 0 ||
+			    !parse_int(q + 4, 0, INT_MAX, &cfg->redis_db)) {
+				*why = "the only query allowed is ?db=N";
+				return false;
+			}
+			cfg->redis_socket = xstrndup(path, (size_t)(q - path));
+		} else {
+			cfg->redis_socket = xstrdup(path);
+		}
+		return true;
+	}
+	if (strncmp(url, "redis://", 8) != 0) {
+		*why = "expected redis://host[:port][/db] or unix:///path[?db=N]";
+		return false;
+	}
+	const char *host = url + 8;
+	if (strchr(host, '@')) {
+		*why = "no credentials in the URL: use password_file or FRESHET_REDIS_PASSWORD";
+		return false;
+	}
+	size_t hlen = strcspn(host, ":/");
+	if (hlen == 0) {
+		*why = "the URL has no host";
+		return false;
+	}
+	cfg->redis_host = xstrndup(host, hlen);
+	const char *rest = host + hlen;
+	if (*rest == ':') {
+		char port[16];
+		size_t plen = strcspn(rest + 1, "/");
+		if (plen == 0 || plen >= sizeof port) {
+			*why = "bad port";
+			return false;
+		}
+		memcpy(port, rest + 1, plen);
+		port[plen] = '\0';
+		if (!parse_int(port, 1, 65535, &cfg->redis_port)) {
+			*why = "bad port";
+			return false;
+		}
+		rest += 1 + plen;
+	}
+	if (*rest == '/' && rest[1]) {
+		if (!parse_int(rest + 1, 0, INT_MAX, &cfg->redis_db)) {
+			*why = "bad database number";
+			return false;
+		}
+	} else if (*rest && strcmp(rest, "/") != 0) {
+		*why = "unexpected text after the host";
+		return false;
+	}
+	return true;
+}
+
+/* Parses "" (off), "port", ":port" or "host:port". */
+static bool parse_listen(struct conf *cfg, const char *v)
+{
+	free(cfg->metrics_host);
+	cfg->metrics_host = NULL;
+	cfg->metrics_port = 0;
+	if (!*v)
+		return true;
+	const char *colon = strrchr(v, ':');
+	const char *port = colon ? colon + 1 : v;
+	int n;
+	if (!parse_int(port, 1, 65535, &n))
+		return false;
+	if (colon && colon > v) {
+		const char *h = v;
+		size_t len = (size_t)(colon - v);
+		if (*h == '[' && len >= 2 && h[len - 1] == ']') {
+			h++;
+			len -= 2;
+		}
+		cfg->metrics_host = xstrndup(h, len);
+	} else {
+		cfg->metrics_host = xstrdup("127.0.0.1");
+	}
+	cfg->metrics_port = n;
+	return true;
+}
+
+static bool valid_wiki_id(const char *s)
+{
+	if (!*s || strlen(s) > 64)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
+			return false;
+	return true;
+}
+
+static bool valid_language(const char *s)
+{
+	/* BCP 47-ish, as MediaWiki spells codes: "en", "zh-hans", "be-tarask". */
+	size_t n = strlen(s);
+	if (n < 2 || n > 20 || !isalpha((unsigned char)s[0]))
+		return false;
+	for (; *s; s++)
+		if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) &&
+		    *s != '-')
+			return false;
+	return true;
+}
+
+static bool valid_api(const char *s)
+{
+	const char *host;
+	if (strncmp(s, "http://", 7) == 0)
+		host = s + 7;
+	else if (strncmp(s, "https://", 8) == 0)
+		host = s + 8;
+	else
+		return false;
+	if (!*host || *host == '/' || *host == ':')
+		return false;
+	for (const char *c = s; *c; c++)
+		if (isspace((unsigned char)*c) || iscntrl((unsigned char)*c))
+			return false;
+	return true;
+}
+
+static bool parse_namespaces(struct conf_wiki *w, const char *v)
+{
+	size_t cap = 4, n = 0;
+	int *ns = xmalloc(cap * sizeof *ns);
+	const char *s = v;
+	for (;;) {
+		while (isspace((unsigned char)*s))
+			s++;
+		char *end;
+		errno = 0;
+		long x = strtol(s, &end, 10);
+		if (end == s || errno || x < 0 || x > INT_MAX) {
+			free(ns);
+			return false;
+		}
+		if (n == cap)
+			ns = xrealloc(ns, (cap *= 2) * sizeof *ns);
+		ns[n++] = (int)x;
+		s = end;
+		while (isspace((unsigned char)*s))
+			s++;
+		if (!*s)
+			break;
+		if (*s != ',') {
+			free(ns);
+			return false;
+		}
+		s++;
+	}
+	free(w->namespaces);
+	w->namespaces = ns;
+	w->n_namespaces = n;
+	return true;
+}
+
+/* Called by the reader for each section header line. */
+static void begin_section(struct parse *p, const char *name)
+{
+	struct conf *cfg = p->cfg;
+	p->wiki = NULL;
+	if (strcmp(name, "redis") == 0) {
+		p->kind = SEC_REDIS;
+	} else if (strcmp(name, "worker") == 0) {
+		p->kind = SEC_WORKER;
+	} else if (strncmp(name, "wiki", 4) == 0 &&
+		   (name[4] == '\0' || isspace((unsigned char)name[4]))) {
+		const char *id = name + 4;
+		while (isspace((unsigned char)*id))
+			id++;
+		p->kind = SEC_BAD;
+		if (!*id) {
+			fail(p, "[wiki] needs the wiki id: [wiki NAME]");
+			return;
+		}
+		if (!valid_wiki_id(id)) {
+			fail(p, "bad wiki id '%s' (letters, digits, '_' and '-' only)", id);
+			return;
+		}
+		if (!p->file_wikis) {
+			for (size_t i = 0; i < cfg->n_wikis; i++)
+				wiki_release(&cfg->wikis[i]);
+			cfg->n_wikis = 0;
+			p->file_wikis = true;
+		}
+		for (size_t i = 0; i < cfg->n_wikis; i++)
+			if (strcmp(cfg->wikis[i].id, id) == 0) {
+				fail(p, "duplicate section [wiki %s] (first on line %d)",
+				     id, cfg->wikis[i].line);
+				return;
+			}
+		cfg->wikis = xrealloc(cfg->wikis,
+				      (cfg->n_wikis + 1) * sizeof *cfg->wikis);
+		p->wiki = &cfg->wikis[cfg->n_wikis++];
+		wiki_defaults(p->wiki, id);
+		p->wiki->line = p->line;
+		p->kind = SEC_WIKI;
+	} else {
+		p->kind = SEC_BAD;
+		fail(p, "unknown section [%s]", name);
+	}
+}
+
+/* Looks at a line the reader is about to hand to libinih. */
+static void see_line(struct parse *p, const char *line)
+{
+	while (isspace((unsigned char)*line))
+		line++;
+	if (*line != '[')
+		return;
+	const char *end = strchr(line, ']');
+	if (!end) {
+		fail(p, "section header without ']'");
+		p->kind = SEC_BAD;
+		return;
+	}
+	char name[256];
+	const char *s = line + 1;
+	while (s < end && isspace((unsigned char)*s))
+		s++;
+	size_t n = (size_t)(end - s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		n--;
+	if (n >= sizeof name)
+		n = sizeof name - 1;
+	memcpy(name, s, n);
+	name[n] = '\0';
+	begin_section(p, name);
+}
+
+/* The ini_reader: fgets() over a FILE or a string, counting lines. */
+static char *reader(char *str, int num, void *stream)
+{
+	struct parse *p = stream;
+	size_t cap = (size_t)num - 1, n = 0;
+	bool eol = false;
+	if (p->fp) {
+		if (!fgets(str, num, p->fp))
+			return NULL;
+		n = strlen(str);
+		eol = n > 0 && str[n - 1] == '\n';
+		if (!eol && !feof(p->fp)) {
+			int c;
+			while ((c = fgetc(p->fp)) != EOF && c != '\n')
+				;
+			p->line++;
+			fail(p, "line longer than %zu bytes", cap);
+			p->kind = SEC_BAD;
+			str[0] = '\0';
+			return str;
+		}
+	} else {
+		if (!*p->text)
+			return NULL;
+		size_t len = strcspn(p->text, "\n");
+		eol = p->text[len] == '\n';
+		if (len > cap || (len == cap && eol)) {
+			p->text += len + eol;
+			p->line++;
+			fail(p, "line longer than %zu bytes", cap);
+			p->kind = SEC_BAD;
+			str[0] = '\0';
+			return str;
+		}
+		memcpy(str, p->text, len);
+		n = len;
+		if (eol)
+			str[n++] = '\n';
+		str[n] = '\0';
+		p->text += len + eol;
+	}
+	p->line++;
+	see_line(p, str);
+	return str;
+}
+
+static int handle_redis(struct parse *p, const char *key, const char *value)
+{
+	struct conf *cfg = p->cfg;
+	if (strcmp(key, "url") == 0) {
+		const char *why = NULL;
+		if (!parse_redis_url(cfg, value, &why)) {
+			fail(p, "bad url '%s' in [redis]: %s", value, why);
+			return 0;
+		}
+		set_str(&cfg->redis_url, value);
+	} else if (strcmp(key, "password_file") == 0) {
+		set_str(&cfg->redis_password_file, value);
+		p->password_line = p->line;
+	} else {
+		fail(p, "unknown key '%s' in [redis]", key);
+		return 0;
+	}
+	return 1;
+}
+
+static int handle_worker(struct parse *p, const char *key, const char *value)
+{
+	struct conf *cfg = p->cfg;
+	static const struct {
+		const char *key;
+		size_t off;
+		long min, max;
+	} ints[] = {
+		{ "threads", offsetof(struct conf, threads), 0, 1024 },
+		{ "batch", offsetof(struct conf, batch), 1, 100000 },
+		{ "commit_docs", offsetof(struct conf, commit_docs), 1, 10000000 },
+		{ "commit_ms", offsetof(struct conf, commit_ms), 1, 3600000 },
+		{ "max_deliveries", offsetof(struct conf, max_deliveries), 1, 1000 },
+		{ "lease_ms", offsetof(struct conf, lease_ms), 1000, 3600000 },
+		{ "shutdown_timeout_ms", offsetof(struct conf, shutdown_timeout_ms), 0, 3600000 },
+	};
+	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+		if (strcmp(key, ints[i].key) != 0)
+			continue;
+		int *dst = (int *)((char *)cfg + ints[i].off);
+		if (!parse_int(value, ints[i].min, ints[i].max, dst)) {
+			fail(p, "bad value '%s' for %s in [worker]: expected an integer from %ld to %ld",
+			     value, key, ints[i].min, ints[i].max);
+			return 0;
+		}
+		return 1;
+	}
+	if (strcmp(key, "data_dir") == 0) {
+		if (!*value) {
+			fail(p, "data_dir in [worker] cannot be empty");
+			return 0;
+		}
+		set_str(&cfg->data_dir, value);
+	} else if (strcmp(key, "analyzer_dir") == 0) {
+		set_str(&cfg->analyzer_dir, value);
+	} else if (strcmp(key, "metrics_listen") == 0) {
+		if (!parse_listen(cfg, value)) {
+			fail(p, "bad value '%s' for metrics_listen in [worker]: expected host:port or port",
+			     value);
+			return 0;
+		}
+		set_str(&cfg->metrics_listen, value);
+	} else {
+		fail(p, "unknown key '%s' in [worker]", key);
+		return 0;
+	}
+	return 1;
+}
+
+static int handle_wiki(struct parse *p, const char *key, const char *value)
+{
+	struct conf_wiki *w = p->wiki;
+	int n;
+	if (strcmp(key, "api") == 0) {
+		if (!valid_api(value)) {
+			fail(p, "bad api '%s' in [wiki %s]: expected an http:// or https:// URL",
+			     value, w->id);
+			return 0;
+		}
+		set_str(&w->api, value);
+	} else if (strcmp(key, "language") == 0) {
+		if (!valid_language(value)) {
+			fail(p, "bad language '%s' in [wiki %s]: expected a MediaWiki language code such as en or zh-hans",
+			     value, w->id);
+			return 0;
+		}
+		set_str(&w->language, value);
+	} else if (strcmp(key, "shards") == 0) {
+		if (!parse_int(value, 1, 4096, &n)) {
+			fail(p, "bad value '%s' for shards in [wiki %s]: expected an integer from 1 to 4096",
+			     value, w->id);
+			return 0;
+		}
+		w->shards = n;
+	} else if (strcmp(key, "namespaces") == 0) {
+		if (!parse_namespaces(w, value)) {
+			fail(p, "bad value '%s' for namespaces in [wiki %s]: expected comma-separated namespace ids >= 0",
+			     value, w->id);
+			return 0;
+		}
+	} else if (strcmp(key, "concurrency") == 0) {
+		if (!parse_int(value, 1, 1024, &n)) {
+			fail(p, "bad value '%s' for concurrency in [wiki %s]: expected an integer from 1 to 1024",
+			     value, w->id);
+			return 0;
+		}
+		w->concurrency = n;
+	} else if (strcmp(key, "rate") == 0) {
+		char *end;
+		errno = 0;
+		double r = strtod(value, &end);
+		if (!*value || *end || errno || !(r >= 0 && r <= 1e6)) {
+			fail(p, "bad value '%s' for rate in [wiki %s]: expected fetches per second (0 = unlimited)",
+			     value, w->id);
+			return 0;
+		}
+		w->rate = r;
+	} else if (strcmp(key, "user_agent_contact") == 0) {
+		for (const char *c = value; *c; c++)
+			if (iscntrl((unsigned char)*c)) {
+				fail(p, "control character in user_agent_contact in [wiki %s]",
+				     w->id);
+				return 0;
+			}
+		set_str(&w->user_agent_contact, value);
+	} else {
+		fail(p, "unknown key '%s' in [wiki %s]", key, w->id);
+		return 0;
+	}
+	return 1;
+}
+
+static int handler(void *user, const char *section, const char *key,
+		   const char *value)
+{
+	struct parse *p = user;
+	(void)section; /* the reader already classified it */
+	if (p->failed)
+		return 0;
+	switch (p->kind) {
+	case SEC_NONE:
+		fail(p, "key '%s' outside any section", key);
+		return 0;
+	case SEC_REDIS:
+		return handle_redis(p, key, value);
+	case SEC_WORKER:
+		return handle_worker(p, key, value);
+	case SEC_WIKI:
+		return handle_wiki(p, key, value);
+	case SEC_BAD:
+		return 0;
+	}
+	return 0;
+}
+
+/* Applies FRESHET_REDIS_PASSWORD, else reads password_file. */
+static enum status load_password(struct parse *p)
+{
+	struct conf *cfg = p->cfg;
+	free(cfg->redis_password);
+	cfg->redis_password = NULL;
+	const char *env = getenv("FRESHET_REDIS_PASSWORD");
+	if (env && *env) {
+		cfg->redis_password = xstrdup(env);
+		return STATUS_OK;
+	}
+	if (!*cfg->redis_password_file)
+		return STATUS_OK;
+	p->line = p->password_line;
+	FILE *f = fopen(cfg->redis_password_file, "r");
+	if (!f) {
+		fail(p, "cannot read password_file '%s': %s",
+		     cfg->redis_password_file, strerror(errno));
+		return STATUS_IO;
+	}
+	char line[1024];
+	if (!fgets(line, sizeof line, f))
+		line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	if (!*line) {
+		fail(p, "password_file '%s' is empty", cfg->redis_password_file);
+		return STATUS_CONFIG;
+	}
+	cfg->redis_password = xstrdup(line);
+	return STATUS_OK;
+}
+
+static enum status run(struct parse *p)
+{
+	struct conf *cfg = p->cfg;
+	cfg->errmsg[0] = '\0';
+	int rc = ini_parse_stream(reader, p, handler, p);
+	if (rc != 0 && !p->failed) {
+		/* libinih's own syntax error: rc is its line. */
+		p->line = rc;
+		fail(p, "syntax error: expected '[section]' or 'key = value'");
+	}
+	if (p->failed)
+		return STATUS_CONFIG;
+	return load_password(p);
+}
+
+enum status conf_load(struct conf *cfg, const char *path)
+{
+	struct parse p = { .cfg = cfg, .name = path, .kind = SEC_NONE };
+	if (!path) {
+		p.name = "(defaults)";
+		return load_password(&p);
+	}
+	p.fp = fopen(path, "r");
+	if (!p.fp) {
+		snprintf(cfg->errmsg, sizeof cfg->errmsg, "%s: cannot open: %s",
+			 path, strerror(errno));
+		return STATUS_IO;
+	}
+	set_str(&cfg->path, path);
+	enum status st = run(&p);
+	fclose(p.fp);
+	return st;
+}
+
+enum status conf_load_string(struct conf *cfg, const char *name,
+			       const char *text)
+{
+	struct parse p = { .cfg = cfg, .name = name, .text = text,
+			   .kind = SEC_NONE };
+	set_str(&cfg->path, name);
+	return run(&p);
+}
+
+const char *conf_path(const char *arg)
+{
+	if (arg)
+		return arg;
+	const char *env = getenv("FRESHET_CONFIG");
+	return env && *env ? env : NULL;
+}
+
+struct conf *conf_new(void)
+{
+	struct conf *cfg = xcalloc(1, sizeof *cfg);
+	cfg->redis_url = xstrdup(CONF_DEFAULT_REDIS_URL);
+	const char *why;
+	parse_redis_url(cfg, cfg->redis_url, &why);
+	cfg->redis_password_file = xstrdup("");
+	cfg->data_dir = xstrdup(CONF_DEFAULT_DATA_DIR);
+	cfg->analyzer_dir = xstrdup("");
+	cfg->threads = 0;
+	cfg->batch = 100;
+	cfg->commit_docs = 1000;
+	cfg->commit_ms = 1000;
+	cfg->max_deliveries = 5;
+	cfg->lease_ms = 30000;
+	cfg->shutdown_timeout_ms = 30000;
+	cfg->metrics_listen = xstrdup("");
+	cfg->wikis = xmalloc(sizeof *cfg->wikis);
+	wiki_defaults(&cfg->wikis[0], CONF_DEFAULT_WIKI);
+	cfg->n_wikis = 1;
+	return cfg;
+}
+
+const char *conf_errmsg(const struct conf *cfg)
+{
+	return cfg->errmsg;
+}
+
+const struct conf_wiki *conf_wiki(const struct conf *cfg, const char *id)
+{
+	for (size_t i = 0; i < cfg->n_wikis; i++)
+		if (strcmp(cfg->wikis[i].id, id) == 0)
+			return &cfg->wikis[i];
+	return NULL;
+}
+
+bool conf_wiki_indexes(const struct conf_wiki *w, int ns)
+{
+	for (size_t i = 0; i < w->n_namespaces; i++)
+		if (w->namespaces[i] == ns)
+			return true;
+	return false;
+}
+
+const char *conf_analyzer_dir(const struct conf *cfg)
+{
+	const char *env = getenv("FRESHET_ANALYZER_DIR");
+	if (env && *env)
+		return env;
+	if (*cfg->analyzer_dir)
+		return cfg->analyzer_dir;
+	return PKGLIBDIR;
+}
+
+void conf_free(struct conf *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->path);
+	free(cfg->redis_url);
+	free(cfg->redis_host);
+	free(cfg->redis_socket);
+	free(cfg->redis_password_file);
+	free(cfg->redis_password);
+	free(cfg->data_dir);
+	free(cfg->analyzer_dir);
+	free(cfg->metrics_listen);
+	free(cfg->metrics_host);
+	for (size_t i = 0; i < cfg->n_wikis; i++)
+		wiki_release(&cfg->wikis[i]);
+	free(cfg->wikis);
+	free(cfg);
+}

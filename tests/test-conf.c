@@ -1,0 +1,294 @@
+/*
+ * test-conf.c: freshet.conf: the defaults, every key, and each error with
+ * the file name and line it names.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "testsupport.h"
+
+static struct conf *load(const char *text, enum status want)
+{
+	struct conf *cfg = conf_new();
+	enum status st = conf_load_string(cfg, "freshet.conf", text);
+	cr_assert_eq(st, want, "status %s, message '%s'", status_str(st),
+		     conf_errmsg(cfg));
+	return cfg;
+}
+
+static void expect_error(const char *text, const char *msg)
+{
+	struct conf *cfg = load(text, STATUS_CONFIG);
+	cr_assert_str_eq(conf_errmsg(cfg), msg);
+	conf_free(cfg);
+}
+
+Test(conf, defaults_without_a_file)
+{
+	unsetenv("FRESHET_REDIS_PASSWORD");
+	struct conf *cfg = conf_new();
+	cr_assert_eq(conf_load(cfg, NULL), STATUS_OK);
+	cr_assert_null(cfg->path);
+	cr_assert_str_eq(cfg->redis_url, "redis://127.0.0.1:6379/0");
+	cr_assert_str_eq(cfg->redis_host, "127.0.0.1");
+	cr_assert_eq(cfg->redis_port, 6379);
+	cr_assert_eq(cfg->redis_db, 0);
+	cr_assert_null(cfg->redis_socket);
+	cr_assert_null(cfg->redis_password);
+	cr_assert_str_eq(cfg->data_dir, "/var/lib/freshet");
+	cr_assert_str_eq(cfg->analyzer_dir, "");
+	cr_assert_eq(cfg->threads, 0);
+	cr_assert_eq(cfg->batch, 100);
+	cr_assert_eq(cfg->commit_docs, 1000);
+	cr_assert_eq(cfg->commit_ms, 1000);
+	cr_assert_eq(cfg->max_deliveries, 5);
+	cr_assert_eq(cfg->lease_ms, 30000);
+	cr_assert_eq(cfg->shutdown_timeout_ms, 30000);
+	cr_assert_str_eq(cfg->metrics_listen, "");
+	cr_assert_null(cfg->metrics_host);
+	cr_assert_eq(cfg->n_wikis, 1);
+	const struct conf_wiki *w = conf_wiki(cfg, CONF_DEFAULT_WIKI);
+	cr_assert_not_null(w);
+	cr_assert_str_eq(w->id, "my_wiki");
+	cr_assert_str_eq(w->api, "http://127.0.0.1/w/api.php");
+	cr_assert_str_eq(w->language, "en");
+	cr_assert_eq(w->shards, 4);
+	cr_assert_eq(w->n_namespaces, 1);
+	cr_assert_eq(w->namespaces[0], 0);
+	cr_assert(conf_wiki_indexes(w, 0));
+	cr_assert_not(conf_wiki_indexes(w, 1));
+	cr_assert_eq(w->concurrency, 8);
+	cr_assert_float_eq(w->rate, 50.0, 1e-9);
+	cr_assert_str_eq(w->user_agent_contact, "");
+	conf_free(cfg);
+}
+
+Test(conf, every_key)
+{
+	unsetenv("FRESHET_REDIS_PASSWORD");
+	char *dir = test_mkdtemp("conf");
+	char pw[512], conf[512];
+	snprintf(pw, sizeof pw, "%s/pw", dir);
+	snprintf(conf, sizeof conf, "%s/freshet.conf", dir);
+	FILE *f = fopen(pw, "w");
+	fputs("s3cret\n", f);
+	fclose(f);
+	f = fopen(conf, "w");
+	fprintf(f,
+		"; a comment\n"
+		"[redis]\n"
+		"url = unix:///run/redis/redis.sock?db=3\n"
+		"password_file = %s\n"
+		"\n"
+		"[worker]\n"
+		"data_dir = /srv/freshet\n"
+		"analyzer_dir = /opt/analyzers\n"
+		"threads = 3\n"
+		"batch = 50\n"
+		"commit_docs = 200   ; inline comment\n"
+		"commit_ms = 250\n"
+		"max_deliveries = 7\n"
+		"lease_ms = 5000\n"
+		"shutdown_timeout_ms = 9000\n"
+		"metrics_listen = 127.0.0.1:9187\n"
+		"\n"
+		"[wiki enwiki]\n"
+		"api = https://en.example.org/w/api.php\n"
+		"language = en\n"
+		"shards = 8\n"
+		"namespaces = 0, 4,14\n"
+		"concurrency = 16\n"
+		"rate = 12.5\n"
+		"user_agent_contact = ops@example.org\n"
+		"[wiki dewiki]\n"
+		"api = http://de.example.org/w/api.php\n"
+		"language = de\n",
+		pw);
+	fclose(f);
+
+	struct conf *cfg = conf_new();
+	cr_assert_eq(conf_load(cfg, conf), STATUS_OK, "%s", conf_errmsg(cfg));
+	cr_assert_str_eq(cfg->path, conf);
+	cr_assert_null(cfg->redis_host);
+	cr_assert_str_eq(cfg->redis_socket, "/run/redis/redis.sock");
+	cr_assert_eq(cfg->redis_db, 3);
+	cr_assert_str_eq(cfg->redis_password, "s3cret");
+	cr_assert_str_eq(cfg->data_dir, "/srv/freshet");
+	cr_assert_str_eq(cfg->analyzer_dir, "/opt/analyzers");
+	cr_assert_eq(cfg->threads, 3);
+	cr_assert_eq(cfg->batch, 50);
+	cr_assert_eq(cfg->commit_docs, 200);
+	cr_assert_eq(cfg->commit_ms, 250);
+	cr_assert_eq(cfg->max_deliveries, 7);
+	cr_assert_eq(cfg->lease_ms, 5000);
+	cr_assert_eq(cfg->shutdown_timeout_ms, 9000);
+	cr_assert_str_eq(cfg->metrics_host, "127.0.0.1");
+	cr_assert_eq(cfg->metrics_port, 9187);
+	cr_assert_eq(cfg->n_wikis, 2, "the default wiki is replaced");
+	cr_assert_null(conf_wiki(cfg, CONF_DEFAULT_WIKI));
+	const struct conf_wiki *w = conf_wiki(cfg, "enwiki");
+	cr_assert_str_eq(w->api, "https://en.example.org/w/api.php");
+	cr_assert_eq(w->shards, 8);
+	cr_assert_eq(w->n_namespaces, 3);
+	cr_assert(conf_wiki_indexes(w, 14));
+	cr_assert_eq(w->concurrency, 16);
+	cr_assert_float_eq(w->rate, 12.5, 1e-9);
+	cr_assert_str_eq(w->user_agent_contact, "ops@example.org");
+	w = conf_wiki(cfg, "dewiki");
+	cr_assert_str_eq(w->language, "de");
+	cr_assert_eq(w->shards, 4, "unset keys keep their defaults");
+	conf_free(cfg);
+
+	/* The environment wins over the password file. */
+	setenv("FRESHET_REDIS_PASSWORD", "fromenv", 1);
+	cfg = conf_new();
+	cr_assert_eq(conf_load(cfg, conf), STATUS_OK);
+	cr_assert_str_eq(cfg->redis_password, "fromenv");
+	conf_free(cfg);
+	unsetenv("FRESHET_REDIS_PASSWORD");
+	test_rmtree(dir);
+	free(dir);
+}
+
+Test(conf, redis_urls)
+{
+	struct conf *cfg = load("[redis]\nurl = redis://db.example:6380/2\n",
+				  STATUS_OK);
+	cr_assert_str_eq(cfg->redis_host, "db.example");
+	cr_assert_eq(cfg->redis_port, 6380);
+	cr_assert_eq(cfg->redis_db, 2);
+	conf_free(cfg);
+	cfg = load("[redis]\nurl = redis://localhost\n", STATUS_OK);
+	cr_assert_str_eq(cfg->redis_host, "localhost");
+	cr_assert_eq(cfg->redis_port, 6379);
+	conf_free(cfg);
+	cfg = load("[redis]\nurl = unix:///tmp/r.sock\n", STATUS_OK);
+	cr_assert_str_eq(cfg->redis_socket, "/tmp/r.sock");
+	cr_assert_eq(cfg->redis_db, 0);
+	conf_free(cfg);
+}
+
+Test(conf, metrics_listen_bare_port_is_loopback)
+{
+	struct conf *cfg = load("[worker]\nmetrics_listen = 9200\n", STATUS_OK);
+	cr_assert_str_eq(cfg->metrics_host, "127.0.0.1");
+	cr_assert_eq(cfg->metrics_port, 9200);
+	conf_free(cfg);
+}
+
+Test(conf, path_from_argument_or_environment)
+{
+	setenv("FRESHET_CONFIG", "/etc/env.conf", 1);
+	cr_assert_str_eq(conf_path("/etc/arg.conf"), "/etc/arg.conf");
+	cr_assert_str_eq(conf_path(NULL), "/etc/env.conf");
+	unsetenv("FRESHET_CONFIG");
+	cr_assert_null(conf_path(NULL));
+}
+
+Test(conf, missing_file_names_the_file)
+{
+	struct conf *cfg = conf_new();
+	cr_assert_eq(conf_load(cfg, "/nonexistent/freshet.conf"), STATUS_IO);
+	cr_assert_str_eq(conf_errmsg(cfg),
+			 "/nonexistent/freshet.conf: cannot open: No such file or directory");
+	conf_free(cfg);
+}
+
+Test(conf, unknown_key_names_its_line)
+{
+	expect_error("[worker]\nbatch = 10\n\n; comment\ncomit_ms = 5\n",
+		     "freshet.conf:5: unknown key 'comit_ms' in [worker]");
+	expect_error("[redis]\nhost = x\n",
+		     "freshet.conf:2: unknown key 'host' in [redis]");
+	expect_error("[wiki enwiki]\napi = http://x/api.php\nshard = 3\n",
+		     "freshet.conf:3: unknown key 'shard' in [wiki enwiki]");
+}
+
+Test(conf, unknown_section_even_when_empty)
+{
+	expect_error("[worker]\nbatch = 10\n[workers]\n",
+		     "freshet.conf:3: unknown section [workers]");
+	expect_error("[wiki]\napi = http://x/\n",
+		     "freshet.conf:1: [wiki] needs the wiki id: [wiki NAME]");
+	expect_error("[wiki en/wiki]\n",
+		     "freshet.conf:1: bad wiki id 'en/wiki' (letters, digits, '_' and '-' only)");
+	expect_error("[wiki a]\n[wiki b]\n[wiki a]\n",
+		     "freshet.conf:3: duplicate section [wiki a] (first on line 1)");
+}
+
+Test(conf, key_outside_section_and_syntax)
+{
+	expect_error("batch = 1\n", "freshet.conf:1: key 'batch' outside any section");
+	expect_error("[worker]\nbatch = 1\njust words\n",
+		     "freshet.conf:3: syntax error: expected '[section]' or 'key = value'");
+	expect_error("[worker\n", "freshet.conf:1: section header without ']'");
+}
+
+Test(conf, bad_values_name_their_line)
+{
+	expect_error("[worker]\nbatch = ten\n",
+		     "freshet.conf:2: bad value 'ten' for batch in [worker]: expected an integer from 1 to 100000");
+	expect_error("[worker]\nthreads = -1\n",
+		     "freshet.conf:2: bad value '-1' for threads in [worker]: expected an integer from 0 to 1024");
+	expect_error("[worker]\ncommit_ms = 0\n",
+		     "freshet.conf:2: bad value '0' for commit_ms in [worker]: expected an integer from 1 to 3600000");
+	expect_error("[worker]\ndata_dir =\n",
+		     "freshet.conf:2: data_dir in [worker] cannot be empty");
+	expect_error("[worker]\n\nmetrics_listen = localhost:http\n",
+		     "freshet.conf:3: bad value 'localhost:http' for metrics_listen in [worker]: expected host:port or port");
+	expect_error("[redis]\nurl = http://127.0.0.1:6379\n",
+		     "freshet.conf:2: bad url 'http://127.0.0.1:6379' in [redis]: expected redis://host[:port][/db] or unix:///path[?db=N]");
+	expect_error("[redis]\nurl = redis://:pw@127.0.0.1\n",
+		     "freshet.conf:2: bad url 'redis://:pw@127.0.0.1' in [redis]: no credentials in the URL: use password_file or FRESHET_REDIS_PASSWORD");
+	expect_error("[redis]\nurl = redis://127.0.0.1:99999\n",
+		     "freshet.conf:2: bad url 'redis://127.0.0.1:99999' in [redis]: bad port");
+	expect_error("[redis]\nurl = unix://relative.sock\n",
+		     "freshet.conf:2: bad url 'unix://relative.sock' in [redis]: a unix socket URL needs an absolute path (unix:///path/redis.sock)");
+	expect_error("[wiki w]\napi = file:///etc/passwd\n",
+		     "freshet.conf:2: bad api 'file:///etc/passwd' in [wiki w]: expected an http:// or https:// URL");
+	expect_error("[wiki w]\napi = http:///w/api.php\n",
+		     "freshet.conf:2: bad api 'http:///w/api.php' in [wiki w]: expected an http:// or https:// URL");
+	expect_error("[wiki w]\nlanguage = English\n",
+		     "freshet.conf:2: bad language 'English' in [wiki w]: expected a MediaWiki language code such as en or zh-hans");
+	expect_error("[wiki w]\nshards = 0\n",
+		     "freshet.conf:2: bad value '0' for shards in [wiki w]: expected an integer from 1 to 4096");
+	expect_error("[wiki w]\nnamespaces = 0,,1\n",
+		     "freshet.conf:2: bad value '0,,1' for namespaces in [wiki w]: expected comma-separated namespace ids >= 0");
+	expect_error("[wiki w]\nconcurrency = 0\n",
+		     "freshet.conf:2: bad value '0' for concurrency in [wiki w]: expected an integer from 1 to 1024");
+	expect_error("[wiki w]\nrate = fast\n",
+		     "freshet.conf:2: bad value 'fast' for rate in [wiki w]: expected fetches per second (0 = unlimited)");
+}
+
+Test(conf, first_error_wins)
+{
+	expect_error("[worker]\nbatch = x\nthreads = y\n",
+		     "freshet.conf:2: bad value 'x' for batch in [worker]: expected an integer from 1 to 100000");
+}
+
+Test(conf, unreadable_password_file)
+{
+	unsetenv("FRESHET_REDIS_PASSWORD");
+	struct conf *cfg = conf_new();
+	cr_assert_eq(conf_load_string(cfg, "freshet.conf",
+					"[redis]\n\npassword_file = /nonexistent/pw\n"),
+		     STATUS_IO);
+	cr_assert_str_eq(conf_errmsg(cfg),
+			 "freshet.conf:3: cannot read password_file '/nonexistent/pw': No such file or directory");
+	conf_free(cfg);
+}
+
+Test(conf, long_line_is_an_error_not_a_truncation)
+{
+	char text[2048];
+	int n = snprintf(text, sizeof text, "[worker]\ndata_dir = /");
+	memset(text + n, 'a', 1500);
+	strcpy(text + n + 1500, "\n");
+	struct conf *cfg = load(text, STATUS_CONFIG);
+	cr_assert(strncmp(conf_errmsg(cfg), "freshet.conf:2: line longer than", 32) == 0,
+		  "%s", conf_errmsg(cfg));
+	conf_free(cfg);
+}
