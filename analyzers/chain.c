@@ -1,0 +1,881 @@
+/*
+ * chain.c: the analysis chain shared by every freshet analyzer plugin.
+ *
+ * This one file is compiled into each plugin with one of
+ * FRESHET_PLUGIN_GENERIC, _SNOWBALL, _CJK or _SEA defined; the define picks
+ * the plugin's name and the languages it serves (see the bottom of the file).
+ * The chain itself is the same everywhere and driven by a per-language
+ * profile (struct lang_profile):
+ *
+ *   1. ICU word segmentation (ubrk UBRK_WORD over a UTF-8 UText, so that
+ *      boundaries are byte offsets in the input; dictionaries for Thai, Lao,
+ *      Khmer, Burmese, Chinese and Japanese).  A segment is a word when
+ *      ubrk_getRuleStatus() >= UBRK_WORD_NONE_LIMIT; every word takes one
+ *      position, whether or not it is emitted.
+ *   2. Case folding: Turkish/Azeri lowercasing first (İ -> i, I -> ı), then
+ *      NFKC_Casefold (full-width -> ASCII, ligatures, final sigma), with
+ *      per-language exceptions (German keeps ß in the plain view); the
+ *      apostrophe U+2019 becomes '.  ASCII words take a byte-wise fast path
+ *      that gives the same result.
+ *   3. Elision (fr, it, ca: l'église -> église), English possessives
+ *      (john's -> john) and Turkish suffixes after an apostrophe
+ *      (istanbul'da -> istanbul), in both views.
+ *   4. Plain view: emit.  Accents kept.
+ *   5. Text view: drop stopwords (position kept), German ae/oe/ue -> ä/ö/ü,
+ *      Snowball stem, then accent folding: a letter of the Latin, Greek or
+ *      Cyrillic script loses its combining marks (é -> e, ё -> е, ά -> α)
+ *      unless the language treats it as a letter of its own (ñ in Spanish,
+ *      å ä ö in Swedish/Finnish/Norwegian/Danish, ç ğ ö ş ü in Turkish, й ї ў
+ *      everywhere); ø -> o, æ -> ae, œ -> oe, ł -> l, đ -> d, ß -> ss.  Other
+ *      scripts (Devanagari, Thai, Arabic, kana...) are never folded: their
+ *      marks are letters.  The result of steps 5 is cached per instance
+ *      (term -> text term), since a few hundred words make most of a text.
+ *   CJK: Hangul words and Han runs the dictionary left longer than four
+ *   characters are emitted as overlapping bigrams, one position each.
+ *
+ * Invariants: an instance owns its ICU break iterator, UText, stemmer and
+ * buffers and is used by one thread at a time; no function here aborts,
+ * exits or prints: every failure becomes a status and a message in
+ * an->err.  Every emitted term is NUL-terminated, valid UTF-8, non-empty and
+ * at most FRESHET_ANALYZER_MAX_TERM bytes.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unicode/ubrk.h>
+#include <unicode/uchar.h>
+#include <unicode/unorm2.h>
+#include <unicode/uscript.h>
+#include <unicode/ustring.h>
+#include <unicode/utext.h>
+#include <unicode/utf8.h>
+#include <unicode/uset.h>
+
+#include <libstemmer.h>
+
+#include "analyzer.h"
+#ifdef FRESHET_PLUGIN_SNOWBALL
+#include "stopwords.h"
+#endif
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* Segments longer than this many bytes are skipped without analysis (they
+ * cannot give a term of at most FRESHET_ANALYZER_MAX_TERM bytes). */
+#define MAX_SEGMENT (4 * FRESHET_ANALYZER_MAX_TERM)
+
+#define CACHE_SLOTS 4096
+#define CACHE_KEY 40
+
+/* What a language needs from the chain. */
+struct lang_profile {
+	const char *code;       /* "de" */
+	const char *stemmer;    /* libstemmer algorithm or NULL */
+	bool elision;           /* fr it ca: strip l' d' ... */
+	bool possessive;        /* en: strip 's */
+	bool turkish;           /* tr az: Turkish lowercasing first */
+	bool german;            /* de: ß kept in plain; ae/oe/ue in text */
+	bool cjk;               /* bigrams for Hangul and long Han runs */
+	const char *keep;       /* letters not accent-folded (UTF-8, lowercase) */
+};
+
+static const struct lang_profile profiles[] = {
+	{ "ar", "arabic", false, false, false, false, false, NULL },
+	{ "hy", "armenian", false, false, false, false, false, NULL },
+	{ "eu", "basque", false, false, false, false, false, "ñ" },
+	{ "ca", "catalan", true, false, false, false, false, "ç" },
+	{ "da", "danish", false, false, false, false, false, "åæø" },
+	{ "nl", "dutch", false, false, false, false, false, NULL },
+	{ "en", "english", false, true, false, false, false, NULL },
+	{ "fi", "finnish", false, false, false, false, false, "åäö" },
+	{ "fr", "french", true, false, false, false, false, NULL },
+	{ "de", "german", false, false, false, true, false, NULL },
+	{ "el", "greek", false, false, false, false, false, NULL },
+	{ "hi", "hindi", false, false, false, false, false, NULL },
+	{ "hu", "hungarian", false, false, false, false, false, NULL },
+	{ "id", "indonesian", false, false, false, false, false, NULL },
+	{ "ga", "irish", false, false, false, false, false, NULL },
+	{ "it", "italian", true, false, false, false, false, NULL },
+	{ "lt", "lithuanian", false, false, false, false, false, NULL },
+	{ "ne", "nepali", false, false, false, false, false, NULL },
+	{ "no", "norwegian", false, false, false, false, false, "åæø" },
+	{ "nb", "norwegian", false, false, false, false, false, "åæø" },
+	{ "nn", "norwegian", false, false, false, false, false, "åæø" },
+	{ "pt", "portuguese", false, false, false, false, false, NULL },
+	{ "ro", "romanian", false, false, false, false, false, NULL },
+	{ "ru", "russian", false, false, false, false, false, NULL },
+	{ "sr", "serbian", false, false, false, false, false, NULL },
+	{ "es", "spanish", false, false, false, false, false, "ñ" },
+	{ "sv", "swedish", false, false, false, false, false, "åäö" },
+	{ "ta", "tamil", false, false, false, false, false, NULL },
+	{ "tr", "turkish", false, false, true, false, false, "çğöşü" },
+	{ "yi", "yiddish", false, false, false, false, false, NULL },
+	{ "zh", NULL, false, false, false, false, true, NULL },
+	{ "ja", NULL, false, false, false, false, true, NULL },
+	{ "ko", NULL, false, false, false, false, true, NULL },
+	{ "th", NULL, false, false, false, false, false, NULL },
+	{ "lo", NULL, false, false, false, false, false, NULL },
+	{ "km", NULL, false, false, false, false, false, NULL },
+	{ "my", NULL, false, false, false, false, false, NULL },
+	{ "az", NULL, false, false, true, false, false, "çğöşü" },
+};
+
+/* Letters no language folds: they are letters, not accented ones. */
+static const char keep_always[] = "йїў";
+
+struct cache_slot {
+	uint8_t klen, vlen;
+	char key[CACHE_KEY];
+	char val[CACHE_KEY];
+};
+
+struct ubuf { UChar *p; int32_t cap; };
+struct cbuf { char *p; size_t cap; };
+
+struct freshet_analyzer {
+	struct lang_profile prof;
+	char lang[32];
+	bool stopwords_on;
+	const char *const *stop;
+	size_t nstop;
+	UBreakIterator *bi;
+	UText *ut;
+	const UNormalizer2 *norm;      /* NFKC_Casefold, maybe filtered */
+	UNormalizer2 *filtered;        /* owned when norm is filtered */
+	USet *filter_set;
+	const UNormalizer2 *nfd;
+	struct sb_stemmer *stemmer;
+	struct ubuf u1, u2;
+	struct cbuf fold, tmp, out;
+	struct cache_slot *cache;
+	char err[256];
+};
+
+static void set_err(struct freshet_analyzer *an, const char *fmt, const char *arg)
+{
+	snprintf(an->err, sizeof an->err, fmt, arg);
+}
+
+static bool ubuf_need(struct ubuf *b, int32_t n)
+{
+	if (n <= b->cap)
+		return true;
+	int32_t cap = n < 64 ? 64 : n;
+	UChar *p = realloc(b->p, (size_t)cap * sizeof *p);
+	if (!p)
+		return false;
+	b->p = p;
+	b->cap = cap;
+	return true;
+}
+
+static bool cbuf_need(struct cbuf *b, size_t n)
+{
+	if (n <= b->cap)
+		return true;
+	size_t cap = n < 256 ? 256 : n;
+	char *p = realloc(b->p, cap);
+	if (!p)
+		return false;
+	b->p = p;
+	b->cap = cap;
+	return true;
+}
+
+static const struct lang_profile *profile_find(const char *code)
+{
+	for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; i++)
+		if (strcmp(profiles[i].code, code) == 0)
+			return &profiles[i];
+	return NULL;
+}
+
+/* Is c listed in the UTF-8 string set? */
+static bool in_set(const char *set, UChar32 c)
+{
+	if (!set)
+		return false;
+	int32_t i = 0, n = (int32_t)strlen(set);
+	while (i < n) {
+		UChar32 d;
+		U8_NEXT(set, i, n, d);
+		if (d == c)
+			return true;
+	}
+	return false;
+}
+
+static bool foldable_script(UChar32 c)
+{
+	UErrorCode e = U_ZERO_ERROR;
+	UScriptCode s = uscript_getScript(c, &e);
+	return U_SUCCESS(e) && (s == USCRIPT_LATIN || s == USCRIPT_GREEK ||
+	                        s == USCRIPT_CYRILLIC);
+}
+
+/* Appends c as UTF-8 to out at *n (out has room: at most 4 bytes per call
+ * for each input byte plus slack, see callers). */
+static void put8(char *out, size_t *n, UChar32 c)
+{
+	int32_t i = 0;
+	uint8_t tmp[4];
+	UBool err = false;
+	U8_APPEND((uint8_t *)tmp, i, 4, c, err);
+	if (err)
+		return;
+	memcpy(out + *n, tmp, (size_t)i);
+	*n += (size_t)i;
+}
+
+/* Accent folding of the text view (see the top of the file): in -> an->out.
+ * Returns false on OOM. */
+static bool accent_fold(struct freshet_analyzer *an, const char *in, size_t len,
+                        size_t *outlen)
+{
+	if (!cbuf_need(&an->out, 2 * len + 8))
+		return false;
+	char *out = an->out.p;
+	size_t n = 0;
+	bool prev_foldable = false;
+	int32_t i = 0, ilen = (int32_t)len;
+	while (i < ilen) {
+		UChar32 c;
+		if ((uint8_t)in[i] < 0x80) {
+			out[n++] = in[i++];
+			prev_foldable = true;
+			continue;
+		}
+		U8_NEXT(in, i, ilen, c);
+		if (c < 0)
+			continue;
+		if (in_set(keep_always, c) || in_set(an->prof.keep, c)) {
+			put8(out, &n, c);
+			prev_foldable = false;
+			continue;
+		}
+		switch (c) {
+		case 0xF8: out[n++] = 'o'; prev_foldable = true; continue;
+		case 0xE6: out[n++] = 'a'; out[n++] = 'e'; prev_foldable = true; continue;
+		case 0x153: out[n++] = 'o'; out[n++] = 'e'; prev_foldable = true; continue;
+		case 0x142: out[n++] = 'l'; prev_foldable = true; continue;
+		case 0x111: out[n++] = 'd'; prev_foldable = true; continue;
+		case 0xDF: out[n++] = 's'; out[n++] = 's'; prev_foldable = true; continue;
+		default: break;
+		}
+		if (u_charType(c) == U_NON_SPACING_MARK) {
+			/* A mark NFKC could not compose: drop it after a foldable letter. */
+			if (!prev_foldable)
+				put8(out, &n, c);
+			continue;
+		}
+		prev_foldable = foldable_script(c);
+		if (prev_foldable) {
+			UChar d[8];
+			UErrorCode e = U_ZERO_ERROR;
+			int32_t dl = unorm2_getDecomposition(an->nfd, c, d, 8, &e);
+			if (U_SUCCESS(e) && dl > 0) {
+				UChar32 base;
+				int32_t j = 0;
+				U16_NEXT(d, j, dl, base);
+				bool marks_only = true;
+				for (int32_t k = j; k < dl;) {
+					UChar32 m;
+					U16_NEXT(d, k, dl, m);
+					if (u_charType(m) != U_NON_SPACING_MARK)
+						marks_only = false;
+				}
+				if (marks_only && !in_set(keep_always, base)) {
+					put8(out, &n, base);
+					continue;
+				}
+			}
+		}
+		put8(out, &n, c);
+	}
+	out[n] = 0;
+	*outlen = n;
+	return true;
+}
+
+/* Case folds in[0..len) into an->fold.  Returns 0 or a status. */
+static int casefold(struct freshet_analyzer *an, const char *in, size_t len,
+                    size_t *outlen)
+{
+	bool ascii = true;
+	for (size_t i = 0; i < len; i++)
+		if ((uint8_t)in[i] >= 0x80 || (an->prof.turkish && in[i] == 'I')) {
+			ascii = false;
+			break;
+		}
+	if (ascii) {
+		if (!cbuf_need(&an->fold, len + 1))
+			return FRESHET_ANALYZER_NOMEM;
+		for (size_t i = 0; i < len; i++) {
+			char c = in[i];
+			an->fold.p[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+		}
+		an->fold.p[len] = 0;
+		*outlen = len;
+		return 0;
+	}
+	UErrorCode e = U_ZERO_ERROR;
+	int32_t n16 = 0;
+	if (!ubuf_need(&an->u1, (int32_t)len + 1))
+		return FRESHET_ANALYZER_NOMEM;
+	u_strFromUTF8WithSub(an->u1.p, an->u1.cap, &n16, in, (int32_t)len,
+	                     0xFFFD, NULL, &e);
+	if (U_FAILURE(e)) {
+		set_err(an, "u_strFromUTF8: %s", u_errorName(e));
+		return FRESHET_ANALYZER_INTERNAL;
+	}
+	if (an->prof.turkish) {
+		e = U_ZERO_ERROR;
+		if (!ubuf_need(&an->u2, n16 * 2 + 8))
+			return FRESHET_ANALYZER_NOMEM;
+		int32_t l = u_strToLower(an->u2.p, an->u2.cap, an->u1.p, n16, "tr", &e);
+		if (U_FAILURE(e)) {
+			set_err(an, "u_strToLower: %s", u_errorName(e));
+			return FRESHET_ANALYZER_INTERNAL;
+		}
+		struct ubuf t = an->u1;
+		an->u1 = an->u2;
+		an->u2 = t;
+		n16 = l;
+	}
+	/* NFKC_Casefold expands at most ~18x per code unit; grow and retry. */
+	int32_t cap = n16 * 3 + 16, l;
+	for (;;) {
+		if (!ubuf_need(&an->u2, cap))
+			return FRESHET_ANALYZER_NOMEM;
+		e = U_ZERO_ERROR;
+		l = unorm2_normalize(an->norm, an->u1.p, n16, an->u2.p, an->u2.cap, &e);
+		if (e == U_BUFFER_OVERFLOW_ERROR) {
+			cap = l + 1;
+			continue;
+		}
+		if (U_FAILURE(e)) {
+			set_err(an, "unorm2_normalize: %s", u_errorName(e));
+			return FRESHET_ANALYZER_INTERNAL;
+		}
+		break;
+	}
+	if (!cbuf_need(&an->fold, (size_t)l * 3 + 1))
+		return FRESHET_ANALYZER_NOMEM;
+	int32_t n8 = 0;
+	e = U_ZERO_ERROR;
+	u_strToUTF8WithSub(an->fold.p, (int32_t)an->fold.cap, &n8, an->u2.p, l,
+	                   0xFFFD, NULL, &e);
+	if (U_FAILURE(e)) {
+		set_err(an, "u_strToUTF8: %s", u_errorName(e));
+		return FRESHET_ANALYZER_INTERNAL;
+	}
+	/* U+2019 RIGHT SINGLE QUOTATION MARK -> ' (don’t = don't). */
+	char *p = an->fold.p;
+	size_t w = 0;
+	for (int32_t r = 0; r < n8;) {
+		if (r + 2 < n8 && (uint8_t)p[r] == 0xE2 && (uint8_t)p[r + 1] == 0x80 &&
+		    (uint8_t)p[r + 2] == 0x99) {
+			p[w++] = '\'';
+			r += 3;
+		} else {
+			p[w++] = p[r++];
+		}
+	}
+	p[w] = 0;
+	*outlen = w;
+	return 0;
+}
+
+/* Elision and possessive: adjusts [*b, *e) inside an->fold and the source
+ * offsets [*s, *se). */
+static void strip_clitics(struct freshet_analyzer *an, const char *src,
+                          size_t *b, size_t *e, size_t *s, size_t *se)
+{
+	const char *f = an->fold.p;
+	if (an->prof.elision) {
+		/* The apostrophe within the first 7 bytes ends an elided article or
+		 * preposition (l' d' qu' dell' nell' all' jusqu'...). */
+		for (size_t i = *b + 1; i < *e && i <= *b + 7; i++) {
+			if (f[i] != '\'')
+				continue;
+			if (i + 1 >= *e)
+				break;
+			*b = i + 1;
+			for (size_t k = *s; k < *se; k++) {
+				if (src[k] == '\'') {
+					*s = k + 1;
+					break;
+				}
+				if (k + 2 < *se && (uint8_t)src[k] == 0xE2 &&
+				    (uint8_t)src[k + 1] == 0x80 && (uint8_t)src[k + 2] == 0x99) {
+					*s = k + 3;
+					break;
+				}
+			}
+			break;
+		}
+	}
+	if (an->prof.turkish) {
+		/* Turkish writes suffixes of proper names after an apostrophe
+		 * (İstanbul'da): the name is the word. */
+		for (size_t i = *b + 1; i < *e; i++) {
+			if (f[i] != '\'')
+				continue;
+			*e = i;
+			for (size_t k = *s + 1; k < *se; k++)
+				if (src[k] == '\'' || (uint8_t)src[k] == 0xE2) {
+					*se = k;
+					break;
+				}
+			break;
+		}
+	}
+	if (an->prof.possessive && *e - *b > 2 && f[*e - 1] == 's' && f[*e - 2] == '\'') {
+		*e -= 2;
+		if (*se - *s > 2 && src[*se - 1] == 's' && src[*se - 2] == '\'')
+			*se -= 2;
+		else if (*se - *s > 4 && (src[*se - 1] == 's' || src[*se - 1] == 'S'))
+			*se -= 4;
+		else if (*se - *s > 2)
+			*se -= 2;
+	}
+}
+
+static int stop_cmp(const void *k, const void *m)
+{
+	return strcmp(k, *(const char *const *)m);
+}
+
+static bool is_stopword(const struct freshet_analyzer *an, const char *w)
+{
+	return an->stop && bsearch(w, an->stop, an->nstop, sizeof *an->stop, stop_cmp);
+}
+
+static uint32_t hash(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)s[i]) * 16777619u;
+	return h;
+}
+
+/* German: ae oe ue -> ä ö ü (not the u of qu), so that Mueller meets Müller;
+ * writes into an->tmp.  Returns false on OOM. */
+static bool german_umlauts(struct freshet_analyzer *an, const char *w, size_t n,
+                           size_t *outlen)
+{
+	if (!cbuf_need(&an->tmp, n + 1))
+		return false;
+	char *o = an->tmp.p;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i + 1 < n && w[i + 1] == 'e' &&
+		    (w[i] == 'a' || w[i] == 'o' || (w[i] == 'u' && !(i > 0 && w[i - 1] == 'q')))) {
+			o[k++] = (char)0xC3;
+			o[k++] = w[i] == 'a' ? (char)0xA4 : w[i] == 'o' ? (char)0xB6 : (char)0xBC;
+			i++;
+			continue;
+		}
+		o[k++] = w[i];
+	}
+	o[k] = 0;
+	*outlen = k;
+	return true;
+}
+
+/* Computes the text-view term of the folded word w[0..n) into *res and *rlen
+ * (pointing into an instance buffer or the cache).  Returns 0 or a status. */
+static int text_term(struct freshet_analyzer *an, const char *w, size_t n,
+                     const char **res, size_t *rlen)
+{
+	struct cache_slot *slot = NULL;
+	if (n < CACHE_KEY) {
+		slot = &an->cache[hash(w, n) % CACHE_SLOTS];
+		if (slot->klen == n && memcmp(slot->key, w, n) == 0) {
+			*res = slot->val;
+			*rlen = slot->vlen;
+			return 0;
+		}
+	}
+	const char *x = w;
+	size_t xl = n;
+	if (an->prof.german) {
+		if (!german_umlauts(an, w, n, &xl))
+			return FRESHET_ANALYZER_NOMEM;
+		x = an->tmp.p;
+	}
+	if (an->stemmer) {
+		const sb_symbol *st = sb_stemmer_stem(an->stemmer, (const sb_symbol *)x, (int)xl);
+		if (!st)
+			return FRESHET_ANALYZER_NOMEM;
+		xl = (size_t)sb_stemmer_length(an->stemmer);
+		x = (const char *)st;
+	}
+	size_t ol;
+	if (!accent_fold(an, x, xl, &ol))
+		return FRESHET_ANALYZER_NOMEM;
+	*res = an->out.p;
+	*rlen = ol;
+	if (slot && ol < CACHE_KEY) {
+		slot->klen = (uint8_t)n;
+		memcpy(slot->key, w, n);
+		slot->vlen = (uint8_t)ol;
+		memcpy(slot->val, an->out.p, ol);
+		slot->val[ol] = 0;
+	}
+	return 0;
+}
+
+static bool is_hangul(UChar32 c)
+{
+	return (c >= 0xAC00 && c <= 0xD7A3) || (c >= 0x1100 && c <= 0x11FF) ||
+	       (c >= 0x3130 && c <= 0x318F);
+}
+
+static bool is_han(UChar32 c)
+{
+	UErrorCode e = U_ZERO_ERROR;
+	return uscript_getScript(c, &e) == USCRIPT_HAN;
+}
+
+/* Emits a term if it fits; returns 0, STOPPED or a status. */
+static int emit(freshet_token_fn cb, void *ctx, const char *t, size_t n,
+                size_t s, size_t e, uint32_t pos)
+{
+	if (n == 0 || n > FRESHET_ANALYZER_MAX_TERM)
+		return 0;
+	return cb(ctx, t, n, s, e, pos) ? FRESHET_ANALYZER_STOPPED : 0;
+}
+
+/* Analyzes one word src[s..e) (already a word by ICU's rule status). */
+static int word(struct freshet_analyzer *an, enum freshet_view view,
+                const char *src, size_t s, size_t e, uint32_t *pos,
+                freshet_token_fn cb, void *ctx);
+
+/* CJK: overlapping bigrams over the code points of src[s..e). */
+static int bigrams(struct freshet_analyzer *an, const char *src, size_t s,
+                   size_t e, uint32_t *pos, freshet_token_fn cb, void *ctx)
+{
+	int32_t i = (int32_t)s, end = (int32_t)e;
+	int32_t a = i;
+	UChar32 c;
+	U8_NEXT(src, i, end, c);
+	int32_t b = i;
+	if (b >= end) {
+		/* One character: a unigram. */
+		size_t fl;
+		int st = casefold(an, src + a, (size_t)(end - a), &fl);
+		if (st)
+			return st;
+		st = emit(cb, ctx, an->fold.p, fl, (size_t)a, (size_t)end, *pos);
+		(*pos)++;
+		return st;
+	}
+	while (b < end) {
+		int32_t c2 = b;
+		U8_NEXT(src, c2, end, c);
+		size_t fl;
+		int st = casefold(an, src + a, (size_t)(c2 - a), &fl);
+		if (st)
+			return st;
+		st = emit(cb, ctx, an->fold.p, fl, (size_t)a, (size_t)c2, *pos);
+		(*pos)++;
+		if (st)
+			return st;
+		a = b;
+		b = c2;
+	}
+	return 0;
+}
+
+static int word(struct freshet_analyzer *an, enum freshet_view view,
+                const char *src, size_t s, size_t e, uint32_t *pos,
+                freshet_token_fn cb, void *ctx)
+{
+	if (e - s > MAX_SEGMENT) {
+		(*pos)++;
+		return 0;
+	}
+	if (an->prof.cjk) {
+		int32_t i = (int32_t)s, n = 0;
+		UChar32 c0 = 0, c;
+		bool hangul = false, han = true;
+		while (i < (int32_t)e) {
+			U8_NEXT(src, i, (int32_t)e, c);
+			if (n++ == 0)
+				c0 = c;
+			if (is_hangul(c))
+				hangul = true;
+			if (!is_han(c))
+				han = false;
+		}
+		(void)c0;
+		if (hangul || (han && n > 4))
+			return bigrams(an, src, s, e, pos, cb, ctx);
+	}
+	size_t fl;
+	int st = casefold(an, src + s, e - s, &fl);
+	if (st)
+		return st;
+	size_t b = 0, fe = fl, ss = s, se = e;
+	strip_clitics(an, src, &b, &fe, &ss, &se);
+	uint32_t p = (*pos)++;
+	if (fe <= b)
+		return 0;
+	an->fold.p[fe] = 0;
+	const char *w = an->fold.p + b;
+	size_t wl = fe - b;
+	if (view == FRESHET_VIEW_PLAIN)
+		return emit(cb, ctx, w, wl, ss, se, p);
+	if (an->stopwords_on && is_stopword(an, w))
+		return 0;
+	const char *t;
+	size_t tl;
+	st = text_term(an, w, wl, &t, &tl);
+	if (st)
+		return st;
+	return emit(cb, ctx, t, tl, ss, se, p);
+}
+
+static int do_analyze(struct freshet_analyzer *an, enum freshet_view view,
+                      unsigned flags, const char *text, size_t len,
+                      freshet_token_fn cb, void *ctx)
+{
+	an->err[0] = 0;
+	if (!cb || (!text && len) || (view != FRESHET_VIEW_TEXT && view != FRESHET_VIEW_PLAIN) ||
+	    len > INT32_MAX) {
+		set_err(an, "%s", "analyze: bad argument");
+		return FRESHET_ANALYZER_INVALID;
+	}
+	if (len == 0)
+		return 0;
+	if (flags & FRESHET_ANALYZE_STEM_ONLY) {
+		if (len > FRESHET_ANALYZER_MAX_TERM)
+			return 0;
+		const char *x = text;
+		size_t xl = len;
+		if (an->stemmer && view == FRESHET_VIEW_TEXT) {
+			const sb_symbol *st = sb_stemmer_stem(an->stemmer, (const sb_symbol *)text, (int)len);
+			if (!st) {
+				set_err(an, "%s", "out of memory");
+				return FRESHET_ANALYZER_NOMEM;
+			}
+			xl = (size_t)sb_stemmer_length(an->stemmer);
+			x = (const char *)st;
+		}
+		if (!cbuf_need(&an->tmp, xl + 1)) {
+			set_err(an, "%s", "out of memory");
+			return FRESHET_ANALYZER_NOMEM;
+		}
+		memcpy(an->tmp.p, x, xl);
+		an->tmp.p[xl] = 0;
+		return emit(cb, ctx, an->tmp.p, xl, 0, len, 0);
+	}
+	UErrorCode e = U_ZERO_ERROR;
+	an->ut = utext_openUTF8(an->ut, text, (int64_t)len, &e);
+	if (U_FAILURE(e)) {
+		set_err(an, "utext_openUTF8: %s", u_errorName(e));
+		return FRESHET_ANALYZER_INTERNAL;
+	}
+	ubrk_setUText(an->bi, an->ut, &e);
+	if (U_FAILURE(e)) {
+		set_err(an, "ubrk_setUText: %s", u_errorName(e));
+		return FRESHET_ANALYZER_INTERNAL;
+	}
+	uint32_t pos = 0;
+	int32_t prev = ubrk_first(an->bi), cur;
+	int st = 0;
+	while ((cur = ubrk_next(an->bi)) != UBRK_DONE) {
+		if (flags & FRESHET_ANALYZE_SEGMENTS) {
+			/* Every segment, raw (conformance tests). */
+			st = emit(cb, ctx, text + prev, (size_t)(cur - prev), (size_t)prev,
+			          (size_t)cur, pos++);
+		} else if (ubrk_getRuleStatus(an->bi) >= UBRK_WORD_NONE_LIMIT) {
+			st = word(an, view, text, (size_t)prev, (size_t)cur, &pos, cb, ctx);
+		}
+		if (st)
+			break;
+		prev = cur;
+	}
+	/* Drop the iterator's reference to text (it is borrowed for the call). */
+	UErrorCode e2 = U_ZERO_ERROR;
+	an->ut = utext_openUTF8(an->ut, "", 0, &e2);
+	ubrk_setUText(an->bi, an->ut, &e2);
+	if (st == FRESHET_ANALYZER_NOMEM)
+		set_err(an, "%s", "out of memory");
+	return st;
+}
+
+static void do_destroy(struct freshet_analyzer *an)
+{
+	if (!an)
+		return;
+	if (an->bi)
+		ubrk_close(an->bi);
+	if (an->ut)
+		utext_close(an->ut);
+	if (an->filtered)
+		unorm2_close(an->filtered);
+	if (an->filter_set)
+		uset_close(an->filter_set);
+	if (an->stemmer)
+		sb_stemmer_delete(an->stemmer);
+	free(an->u1.p);
+	free(an->u2.p);
+	free(an->fold.p);
+	free(an->tmp.p);
+	free(an->out.p);
+	free(an->cache);
+	free(an);
+}
+
+static int fail(char *errbuf, size_t errlen, int st, const char *fmt, const char *arg)
+{
+	if (errlen)
+		snprintf(errbuf, errlen, fmt, arg);
+	return st;
+}
+
+#if defined(FRESHET_PLUGIN_GENERIC)
+#define PLUGIN_NAME "generic"
+static const bool serves_all = true;
+static const char *const served[] = { "*", NULL };
+#elif defined(FRESHET_PLUGIN_SNOWBALL)
+#define PLUGIN_NAME "snowball"
+static const bool serves_all = false;
+static const char *const served[] = {
+	"ar", "hy", "eu", "ca", "da", "nl", "en", "fi", "fr", "de", "el", "hi",
+	"hu", "id", "ga", "it", "lt", "ne", "no", "nb", "nn", "pt", "ro", "ru",
+	"sr", "es", "sv", "ta", "tr", "yi", NULL
+};
+#elif defined(FRESHET_PLUGIN_CJK)
+#define PLUGIN_NAME "cjk"
+static const bool serves_all = false;
+static const char *const served[] = { "zh", "ja", "ko", NULL };
+#elif defined(FRESHET_PLUGIN_SEA)
+#define PLUGIN_NAME "sea"
+static const bool serves_all = false;
+static const char *const served[] = { "th", "lo", "km", "my", NULL };
+#else
+#error "define one of FRESHET_PLUGIN_GENERIC, _SNOWBALL, _CJK, _SEA"
+#endif
+
+static int do_create(const char *lang, const char *options,
+                     struct freshet_analyzer **out, char *errbuf, size_t errlen)
+{
+	if (!lang || !out || !*lang || strlen(lang) >= 32)
+		return fail(errbuf, errlen, FRESHET_ANALYZER_INVALID, "%s", "bad language code");
+	bool stop_on = true;
+	if (options && *options) {
+		if (strcmp(options, "stopwords=0") == 0)
+			stop_on = false;
+		else if (strcmp(options, "stopwords=1") != 0)
+			return fail(errbuf, errlen, FRESHET_ANALYZER_INVALID,
+			            "unknown option: %s", options);
+	}
+	const struct lang_profile *prof = NULL;
+	if (!serves_all) {
+		for (size_t i = 0; served[i]; i++)
+			if (strcmp(served[i], lang) == 0)
+				prof = profile_find(lang);
+		if (!prof)
+			return fail(errbuf, errlen, FRESHET_ANALYZER_UNSUPPORTED,
+			            "language not served: %s", lang);
+	}
+	struct freshet_analyzer *an = calloc(1, sizeof *an);
+	if (!an)
+		return fail(errbuf, errlen, FRESHET_ANALYZER_NOMEM, "%s", "out of memory");
+	if (prof) {
+		an->prof = *prof;
+	} else {
+		/* Generic: no stemmer, no stopwords; Turkic casing where needed. */
+		an->prof.code = "";
+		an->prof.turkish = strcmp(lang, "tr") == 0 || strcmp(lang, "az") == 0 ||
+		                   strncmp(lang, "tr-", 3) == 0 || strncmp(lang, "az-", 3) == 0;
+	}
+	snprintf(an->lang, sizeof an->lang, "%s", lang);
+	an->stopwords_on = stop_on;
+	int st = FRESHET_ANALYZER_INTERNAL;
+	UErrorCode e = U_ZERO_ERROR;
+	an->cache = calloc(CACHE_SLOTS, sizeof *an->cache);
+	if (!an->cache) {
+		st = fail(errbuf, errlen, FRESHET_ANALYZER_NOMEM, "%s", "out of memory");
+		goto out_fail;
+	}
+	an->bi = ubrk_open(UBRK_WORD, lang, NULL, 0, &e);
+	if (U_FAILURE(e)) {
+		st = fail(errbuf, errlen, e == U_MEMORY_ALLOCATION_ERROR ? FRESHET_ANALYZER_NOMEM
+		          : FRESHET_ANALYZER_INTERNAL, "ubrk_open: %s", u_errorName(e));
+		goto out_fail;
+	}
+	an->ut = utext_openUTF8(NULL, "", 0, &e);
+	an->nfd = unorm2_getNFDInstance(&e);
+	an->norm = unorm2_getNFKCCasefoldInstance(&e);
+	if (U_FAILURE(e)) {
+		st = fail(errbuf, errlen, FRESHET_ANALYZER_INTERNAL, "ICU: %s", u_errorName(e));
+		goto out_fail;
+	}
+	if (an->prof.german) {
+		/* German keeps ß in the plain view (Straße stays straße). */
+		static const UChar pat[] = { '[', '^', 0xDF, ']', 0 };
+		an->filter_set = uset_openPattern(pat, -1, &e);
+		if (U_SUCCESS(e))
+			an->filtered = unorm2_openFiltered(an->norm, an->filter_set, &e);
+		if (U_FAILURE(e)) {
+			st = fail(errbuf, errlen, FRESHET_ANALYZER_INTERNAL, "unorm2_openFiltered: %s",
+			          u_errorName(e));
+			goto out_fail;
+		}
+		an->norm = an->filtered;
+	}
+	if (an->prof.stemmer) {
+		an->stemmer = sb_stemmer_new(an->prof.stemmer, "UTF_8");
+		if (!an->stemmer) {
+			st = fail(errbuf, errlen, FRESHET_ANALYZER_NOMEM,
+			          "sb_stemmer_new(%s) failed", an->prof.stemmer);
+			goto out_fail;
+		}
+	}
+#ifdef FRESHET_PLUGIN_SNOWBALL
+	for (const struct stopword_list *l = stopword_lists; l->lang; l++) {
+		if (strcmp(l->lang, an->prof.code) == 0 ||
+		    (strcmp(l->lang, "no") == 0 && an->prof.stemmer &&
+		     strcmp(an->prof.stemmer, "norwegian") == 0)) {
+			an->stop = l->words;
+			an->nstop = l->count;
+		}
+	}
+#endif
+	*out = an;
+	return FRESHET_ANALYZER_OK;
+out_fail:
+	do_destroy(an);
+	return st;
+}
+
+static const char *do_errmsg(struct freshet_analyzer *an)
+{
+	return an ? an->err : "";
+}
+
+
+static const struct freshet_analyzer_api api = {
+	.abi_version = FRESHET_ANALYZER_ABI_VERSION,
+	.struct_size = sizeof(struct freshet_analyzer_api),
+	.name = PLUGIN_NAME,
+	.version = "1.0",
+	.languages = served,
+	.create = do_create,
+	.destroy = do_destroy,
+	.analyze = do_analyze,
+	.errmsg = do_errmsg,
+};
+
+EXPORT const struct freshet_analyzer_api *freshet_analyzer_entry(void)
+{
+	return &api;
+}
