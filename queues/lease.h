@@ -1,0 +1,103 @@
+/*
+ * lease.h: which worker writes which partition.
+ *
+ * Exactly one writer per shard: a worker writes partition N only while it
+ * holds N's lease, the key freshet:{<wiki>:p<N>}:lease whose value is the
+ * worker's owner token (SET NX PX ttl).  Taking a lease also INCRs the
+ * fencing counter freshet:{<wiki>:p<N>}:fence (in the same Lua script) and
+ * hands its value to the caller: the shard store records it at each commit
+ * and refuses a commit with an older token, so a writer that lost its lease
+ * while paused cannot overwrite its successor.  Renewal is a Lua script that
+ * PEXPIREs the key only if it still holds our token; release is a Lua
+ * compare-and-delete.  A lease whose renewal fails (taken over, expired, or
+ * Redis unreachable until the local deadline passes) is reported lost at
+ * once, and lease_valid() turns false before the key can expire in Redis
+ * (local deadline = last successful renewal start + ttl - ttl/10).
+ *
+ * Splitting partitions between workers: every worker heartbeats into a
+ * sorted set freshet:{<wiki>}:workers (member = owner token, score = expiry
+ * time in ms, entries past their expiry are removed by whoever ticks) and
+ * holds at most its fair share, ceil(partitions / live workers).  A worker
+ * above its share releases its highest partitions so a newcomer can take
+ * them; a worker below it takes free partitions, starting at an offset
+ * derived from its token so that workers starting together do not all race
+ * for partition 0.  When a worker dies, its heartbeat and its leases expire
+ * after ttl and the survivors' share grows to cover its partitions.
+ *
+ * Thread rules: a struct lease is used by one thread (the one that calls
+ * lease_tick()); its redis handle is borrowed and must not be used by other
+ * threads meanwhile.  lease_valid() and lease_token() may be called from
+ * other threads (they read atomics).
+ */
+#ifndef FRESHET_LEASE_H
+#define FRESHET_LEASE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "redis.h"
+#include "status.h"
+
+struct lease;
+
+enum lease_change {
+	LEASE_ACQUIRED,  /* partition now ours; token is the new fencing token */
+	LEASE_LOST,      /* renewal failed: stop writing the partition now */
+	LEASE_RELEASED   /* we gave it up (over our share, or lease_release_all) */
+};
+
+/* Called by lease_tick() for each change, in the calling thread. */
+typedef void (*lease_change_fn)(void *arg, int partition, enum lease_change what,
+                                uint64_t token);
+
+/*
+ * Creates a lease manager for wiki's partitions 0..partitions-1.  owner is
+ * a unique token of this worker (NULL: "<host>-<pid>-<random>"); ttl_ms is
+ * the lease time (renew by calling lease_tick() every ttl_ms/3 or more
+ * often).  r is borrowed.  Returns NULL for invalid arguments.
+ */
+struct lease *lease_new(struct redis *r, const char *wiki, int partitions,
+                        const char *owner, int ttl_ms);
+
+/* Releases nothing (call lease_release_all() first for a clean exit) and
+ * frees l.  NULL is a no-op. */
+void lease_free(struct lease *l);
+
+/*
+ * One round: heartbeat, renew every held lease (reporting LEASE_LOST for
+ * those that failed), compute the fair share, release leases above it, and
+ * try to take free partitions up to it.  fn may be NULL.  Returns STATUS_OK
+ * or STATUS_TRANSIENT when Redis is away (held leases then stay valid until
+ * their local deadline, after which the next tick reports them lost).
+ */
+enum status lease_tick(struct lease *l, lease_change_fn fn, void *arg);
+
+/* Takes partition p if free (used by a single worker, or tests), without
+ * the fair-share logic.  Returns STATUS_OK with the fencing token in
+ * *token, STATUS_LOCKED when another owner holds it, STATUS_TRANSIENT. */
+enum status lease_acquire(struct lease *l, int p, uint64_t *token);
+
+/* Renews partition p now.  STATUS_OK; STATUS_FENCED when the lease was lost
+ * (taken over or expired: the partition is then no longer held);
+ * STATUS_TRANSIENT when Redis is away. */
+enum status lease_renew(struct lease *l, int p);
+
+/* Gives partition p up (compare-and-delete).  No-op if not held. */
+enum status lease_release(struct lease *l, int p);
+
+/* Releases every held lease and removes the heartbeat (clean shutdown),
+ * reporting LEASE_RELEASED through fn. */
+enum status lease_release_all(struct lease *l, lease_change_fn fn, void *arg);
+
+/* True while p is held and its local deadline has not passed. */
+bool lease_valid(const struct lease *l, int p);
+/* The fencing token of the current holding of p (0 if not held). */
+uint64_t lease_token(const struct lease *l, int p);
+/* Number of partitions held. */
+int lease_count(const struct lease *l);
+/* The owner token (never NULL). */
+const char *lease_owner(const struct lease *l);
+/* Last error message (never NULL). */
+const char *lease_errmsg(const struct lease *l);
+
+#endif

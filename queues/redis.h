@@ -1,0 +1,104 @@
+/*
+ * redis.h: one Redis connection (hiredis 0.14) with timeouts, AUTH and
+ * reconnection.
+ *
+ * URLs: redis://host:port[/db] and unix:///path/to/redis.sock[?db=N].
+ * A password in the URL (redis://:pw@host...) is rejected: URLs end up in
+ * argv, logs and ps output.  The password comes from the file named by
+ * password_file (first line, trailing newline stripped) or, when that is
+ * NULL or empty, from the environment variable FRESHET_REDIS_PASSWORD; it is
+ * sent with AUTH after every (re)connect, followed by SELECT db.
+ *
+ * Timeouts: connect_timeout_ms bounds the connect; read_timeout_ms bounds
+ * every reply (hiredis' socket timeout).  A connection used for blocking
+ * reads must have a read timeout above the BLOCK time: hiredis leaves the
+ * context dead after a timed-out read.
+ *
+ * Reconnection: when a command fails because the connection broke (or the
+ * server is away) redis_command() returns NULL with STATUS_TRANSIENT; the
+ * next command reconnects first.  redis_generation() counts successful
+ * connects, so a consumer can tell that it must re-read its pending entries.
+ *
+ * Thread rules: a struct redis is used by one thread at a time (hiredis
+ * contexts are not thread-safe).
+ */
+#ifndef FRESHET_REDIS_H
+#define FRESHET_REDIS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "status.h"
+
+struct redis;
+
+struct redis_opts {
+	const char *url;            /* required */
+	const char *password_file;  /* NULL or "": FRESHET_REDIS_PASSWORD */
+	int connect_timeout_ms;     /* 0: 2000 */
+	int read_timeout_ms;        /* 0: 5000 */
+};
+
+/* A parsed URL (see redis_url_parse()). */
+struct redis_url {
+	char host[256];   /* empty for unix sockets */
+	int port;
+	char path[256];   /* unix socket path, empty for TCP */
+	int db;
+};
+
+/* Parses url into *out.  Returns STATUS_OK, or STATUS_CONFIG with a message
+ * in err (errlen bytes, may be 0) for a malformed URL or one that carries a
+ * password. */
+enum status redis_url_parse(const char *url, struct redis_url *out,
+                            char *err, size_t errlen);
+
+/* Creates a handle (not yet connected; copies what it needs from opts).
+ * Returns NULL only when the URL is malformed or the password file cannot
+ * be read, with the reason in err (errlen bytes). */
+struct redis *redis_new(const struct redis_opts *opts, char *err, size_t errlen);
+
+/* Connects (or reconnects), sends AUTH and SELECT.  Returns STATUS_OK,
+ * STATUS_TRANSIENT when the server cannot be reached, STATUS_CONFIG when it
+ * refuses the password.  Message in redis_errmsg(). */
+enum status redis_connect(struct redis *r);
+
+/* Runs a command (printf-like, hiredis syntax: %s, %b with a length, %d...).
+ * Connects first when not connected.  Returns the reply (caller frees with
+ * freeReplyObject()) and sets *st to STATUS_OK, or returns NULL and sets *st
+ * to STATUS_TRANSIENT (connection lost: it will reconnect at the next call)
+ * or STATUS_INVALID for a server error reply (message in redis_errmsg(); the
+ * reply is freed).  st may be NULL. */
+redisReply *redis_command(struct redis *r, enum status *st, const char *fmt, ...);
+redisReply *redis_vcommand(struct redis *r, enum status *st, const char *fmt, va_list ap);
+/* The same with an argument vector (argvlen may be NULL for C strings). */
+redisReply *redis_commandv(struct redis *r, enum status *st, int argc,
+                           const char **argv, const size_t *argvlen);
+
+/* Pipelining: queue commands with redis_append*(), then collect exactly as
+ * many replies with redis_get_reply() (same return rules as
+ * redis_command()).  A broken connection drops the queued commands. */
+enum status redis_append(struct redis *r, const char *fmt, ...);
+enum status redis_appendv(struct redis *r, int argc, const char **argv,
+                          const size_t *argvlen);
+redisReply *redis_get_reply(struct redis *r, enum status *st);
+
+/* Drops the connection; the next command reconnects. */
+void redis_disconnect(struct redis *r);
+
+/* Number of successful connects so far (0 before the first). */
+uint64_t redis_generation(const struct redis *r);
+/* The hiredis context, or NULL while disconnected (for tests). */
+redisContext *redis_context(struct redis *r);
+
+/* The last error message (never NULL; "" when none).  Valid until the next
+ * call on r. */
+const char *redis_errmsg(const struct redis *r);
+
+/* Disconnects and frees r.  NULL is a no-op. */
+void redis_free(struct redis *r);
+
+#endif

@@ -1,0 +1,1288 @@
+/*
+ * stream.c: the change-event queue on Redis Streams (see stream.h).
+ *
+ * Invariants:
+ *   - An entry is acked only through stream_ack*() (the caller says its
+ *     effect is durable) or together with its dead letter in one MULTI/EXEC:
+ *     nothing leaves the pending list without either being applied or being
+ *     recorded in freshet:{wiki}:dead.
+ *   - Each partition keeps the set of entries handed out and not yet acked
+ *     or nacked ("in flight").  Re-reading the pending list (after
+ *     assignment, a reconnect or a nack) skips them, so an entry is never
+ *     handed out twice while the caller still holds it, and so never acked
+ *     twice.
+ *   - Delivery counts come from Redis (XPENDING) whenever an entry is not new,
+ *     so they survive restarts of the consumer and of Redis (AOF).
+ *   - `rd` is touched only by the reader thread; `ctl`, the in-flight sets,
+ *     the error message and the counters only under mu.
+ */
+#include "stream.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "xmalloc.h"
+
+/* A stream entry id as two integers, for cheap comparisons. */
+struct sid {
+	uint64_t ms, seq;
+};
+
+struct part {
+	bool owned;
+	bool reread;                 /* read own pending list before new entries */
+	char cursor[STREAM_ID_MAX];  /* where the pending re-read continues */
+	int64_t reread_at;           /* not before (ms, monotonic) */
+	char claim_cursor[STREAM_ID_MAX];
+	int64_t next_claim;          /* ms, monotonic */
+	struct sid *inflight;        /* handed out, not acked nor nacked */
+	size_t ninflight, capinflight, hint;
+};
+
+struct stream {
+	struct redis *rd, *ctl;
+	char *wiki;
+	char *consumer;
+	int partitions;
+	int batch, block_ms, max_deliveries, claim_idle_ms;
+	struct part *parts;
+	uint64_t rd_generation;
+	bool partitions_checked;
+	pthread_mutex_t mu;
+	struct backoff nack_backoff;
+	struct stream_stats stats;
+	char errmsg[512];
+};
+
+/* One entry as read from Redis, before decoding. */
+struct raw {
+	int p;
+	char id[STREAM_ID_MAX];
+	struct sid sid;
+	const char *payload; /* points into the reply; NULL when the entry is gone */
+	size_t len;
+	bool no_field;       /* entry exists but has no `event` field */
+	long deliveries;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void seterr(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void seterr(struct stream *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+	va_end(ap);
+}
+
+static bool parse_sid(const char *s, struct sid *out)
+{
+	char *end;
+	out->ms = strtoull(s, &end, 10);
+	if (*end != '-')
+		return false;
+	out->seq = strtoull(end + 1, &end, 10);
+	return *end == '\0';
+}
+
+static int sid_cmp(struct sid a, struct sid b)
+{
+	if (a.ms != b.ms)
+		return a.ms < b.ms ? -1 : 1;
+	if (a.seq != b.seq)
+		return a.seq < b.seq ? -1 : 1;
+	return 0;
+}
+
+static bool wiki_ok(const char *w)
+{
+	if (!w || !*w || strlen(w) > 64)
+		return false;
+	for (const char *p = w; *p; p++)
+		if (*p == '{' || *p == '}' || *p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
+struct stream *stream_new(struct redis *rd, struct redis *ctl, const struct stream_opts *o,
+                          char *err, size_t errlen)
+{
+	if (!ctl || !o || !wiki_ok(o->wiki) || o->partitions < 1 || o->partitions > 65536) {
+		if (err && errlen)
+			snprintf(err, errlen, "stream: %s", !ctl ? "no control connection"
+			         : (!o || !wiki_ok(o->wiki)) ? "invalid wiki id"
+			         : "partitions must be 1..65536");
+		return NULL;
+	}
+	struct stream *s = xcalloc(1, sizeof *s);
+	s->rd = rd;
+	s->ctl = ctl;
+	s->wiki = xstrdup(o->wiki);
+	s->partitions = o->partitions;
+	if (o->consumer && *o->consumer) {
+		s->consumer = xstrdup(o->consumer);
+	} else {
+		char host[128] = "host";
+		gethostname(host, sizeof host - 1);
+		host[sizeof host - 1] = '\0';
+		struct backoff b;
+		backoff_init(&b, 1, 0xffffff);
+		b.attempt = 63;
+		s->consumer = xasprintf("%s-%ld-%06x", host, (long)getpid(), backoff_next(&b));
+	}
+	s->batch = o->batch > 0 ? o->batch : 100;
+	s->block_ms = o->block_ms > 0 ? o->block_ms : 1000;
+	s->max_deliveries = o->max_deliveries > 0 ? o->max_deliveries : 5;
+	s->claim_idle_ms = o->claim_idle_ms > 0 ? o->claim_idle_ms : 60000;
+	backoff_init(&s->nack_backoff, o->retry_base_ms > 0 ? (unsigned)o->retry_base_ms : 100,
+	             o->retry_cap_ms > 0 ? (unsigned)o->retry_cap_ms : 30000);
+	s->parts = xcalloc((size_t)s->partitions, sizeof *s->parts);
+	pthread_mutex_init(&s->mu, NULL);
+	s->errmsg[0] = '\0';
+	return s;
+}
+
+void stream_free(struct stream *s)
+{
+	if (!s)
+		return;
+	for (int p = 0; p < s->partitions; p++)
+		free(s->parts[p].inflight);
+	free(s->parts);
+	pthread_mutex_destroy(&s->mu);
+	free(s->wiki);
+	free(s->consumer);
+	free(s);
+}
+
+void stream_key(const struct stream *s, int p, char *buf, size_t len)
+{
+	snprintf(buf, len, "freshet:{%s:p%d}", s->wiki, p);
+}
+
+static void dead_key(const struct stream *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "freshet:{%s}:dead", s->wiki);
+}
+
+int stream_partition_of(const struct stream *s, int64_t page_id)
+{
+	int64_t m = page_id % s->partitions;
+	return (int)(m < 0 ? m + s->partitions : m);
+}
+
+const char *stream_consumer(const struct stream *s)
+{
+	return s->consumer;
+}
+
+int stream_partitions(const struct stream *s)
+{
+	return s->partitions;
+}
+
+const char *stream_errmsg(const struct stream *s)
+{
+	return s->errmsg;
+}
+
+void stream_get_stats(struct stream *s, struct stream_stats *out)
+{
+	pthread_mutex_lock(&s->mu);
+	*out = s->stats;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Copies the redis handle's message into s (called under mu or by the
+ * reader thread). */
+static enum status redis_fail(struct stream *s, struct redis *r, enum status st,
+                              const char *what)
+{
+	seterr(s, "%s: %s", what, redis_errmsg(r));
+	return st;
+}
+
+enum status stream_partitions_get(struct redis *r, const char *wiki, int *out)
+{
+	enum status st;
+	redisReply *rep = redis_command(r, &st, "GET freshet:{%s}:partitions", wiki);
+	if (!rep)
+		return st;
+	if (rep->type != REDIS_REPLY_STRING) {
+		freeReplyObject(rep);
+		return STATUS_NOT_FOUND;
+	}
+	*out = atoi(rep->str);
+	freeReplyObject(rep);
+	return STATUS_OK;
+}
+
+/* SETNX the partition count, or check it against the stored one.  Under mu. */
+static enum status check_partitions(struct stream *s)
+{
+	if (s->partitions_checked)
+		return STATUS_OK;
+	enum status st;
+	redisReply *rep = redis_command(s->ctl, &st, "SET freshet:{%s}:partitions %d NX GET",
+	                                s->wiki, s->partitions);
+	if (!rep)
+		return redis_fail(s, s->ctl, st, "publishing the partition count");
+	if (rep->type == REDIS_REPLY_STRING && atoi(rep->str) != s->partitions) {
+		seterr(s, "wiki %s: Redis key freshet:{%s}:partitions says %s partitions but "
+		       "this process is configured with %d; refusing to misroute events "
+		       "(fix the configuration, or rebuild and reset the key)",
+		       s->wiki, s->wiki, rep->str, s->partitions);
+		freeReplyObject(rep);
+		return STATUS_CONFIG;
+	}
+	freeReplyObject(rep);
+	s->partitions_checked = true;
+	return STATUS_OK;
+}
+
+/* Creates the group on every partition (BUSYGROUP is fine).  Under mu. */
+static enum status create_groups(struct stream *s)
+{
+	char key[256];
+	enum status st = STATUS_OK;
+	for (int p = 0; p < s->partitions; p++) {
+		stream_key(s, p, key, sizeof key);
+		if ((st = redis_append(s->ctl, "XGROUP CREATE %s %s 0 MKSTREAM", key,
+		                       STREAM_GROUP)) != STATUS_OK)
+			return redis_fail(s, s->ctl, st, "creating consumer groups");
+	}
+	enum status first = STATUS_OK;
+	for (int p = 0; p < s->partitions; p++) {
+		redisReply *rep = redis_get_reply(s->ctl, &st);
+		if (rep) {
+			freeReplyObject(rep);
+		} else if (st == STATUS_INVALID && strstr(redis_errmsg(s->ctl), "BUSYGROUP")) {
+			continue;
+		} else if (first == STATUS_OK) {
+			first = redis_fail(s, s->ctl, st, "creating consumer groups");
+			if (st == STATUS_TRANSIENT)
+				return first;
+		}
+	}
+	return first;
+}
+
+enum status stream_setup(struct stream *s)
+{
+	pthread_mutex_lock(&s->mu);
+	enum status st = check_partitions(s);
+	if (st == STATUS_OK)
+		st = create_groups(s);
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+enum status stream_produce(struct stream *s, int64_t page_id, const char *json, size_t len,
+                           char *id_out)
+{
+	if (page_id < 1) {
+		seterr(s, "produce: page id %" PRId64 " out of range", page_id);
+		return STATUS_INVALID;
+	}
+	char key[256];
+	stream_key(s, stream_partition_of(s, page_id), key, sizeof key);
+	pthread_mutex_lock(&s->mu);
+	enum status st = check_partitions(s);
+	if (st != STATUS_OK)
+		goto out;
+	redisReply *rep = redis_command(s->ctl, &st, "XADD %s * event %b", key, json, len);
+	if (!rep) {
+		redis_fail(s, s->ctl, st, "XADD");
+		goto out;
+	}
+	if (id_out && rep->type == REDIS_REPLY_STRING)
+		snprintf(id_out, STREAM_ID_MAX, "%s", rep->str);
+	freeReplyObject(rep);
+out:
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+void stream_assign(struct stream *s, int p, bool owned)
+{
+	if (p < 0 || p >= s->partitions)
+		return;
+	pthread_mutex_lock(&s->mu);
+	struct part *pt = &s->parts[p];
+	if (owned && !pt->owned) {
+		pt->reread = true;
+		strcpy(pt->cursor, "0");
+		pt->reread_at = 0;
+		strcpy(pt->claim_cursor, "0-0");
+		pt->next_claim = 0;
+	}
+	if (!owned)
+		pt->ninflight = pt->hint = 0;
+	pt->owned = owned;
+	pthread_mutex_unlock(&s->mu);
+}
+
+bool stream_assigned(const struct stream *s, int p)
+{
+	return p >= 0 && p < s->partitions && s->parts[p].owned;
+}
+
+/* In-flight bookkeeping (under mu). */
+static bool inflight_has(const struct part *pt, struct sid id)
+{
+	for (size_t i = 0; i < pt->ninflight; i++)
+		if (sid_cmp(pt->inflight[i], id) == 0)
+			return true;
+	return false;
+}
+
+static void inflight_add(struct part *pt, struct sid id)
+{
+	if (pt->ninflight == pt->capinflight) {
+		pt->capinflight = pt->capinflight ? pt->capinflight * 2 : 64;
+		pt->inflight = xrealloc(pt->inflight, pt->capinflight * sizeof *pt->inflight);
+	}
+	pt->inflight[pt->ninflight++] = id;
+}
+
+/* Marks id removed (ms = seq = UINT64_MAX); acks come mostly in delivery
+ * order, so the search starts where the last one was found. */
+static void inflight_mark(struct part *pt, struct sid id)
+{
+	size_t n = pt->ninflight;
+	for (size_t k = 0; k < n; k++) {
+		size_t i = (pt->hint + k) % n;
+		if (sid_cmp(pt->inflight[i], id) == 0) {
+			pt->inflight[i].ms = pt->inflight[i].seq = UINT64_MAX;
+			pt->hint = i + 1 < n ? i + 1 : 0;
+			return;
+		}
+	}
+}
+
+static void inflight_compact(struct part *pt)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < pt->ninflight; i++)
+		if (pt->inflight[i].ms != UINT64_MAX || pt->inflight[i].seq != UINT64_MAX)
+			pt->inflight[j++] = pt->inflight[i];
+	pt->ninflight = j;
+	pt->hint = 0;
+}
+
+static void iso_now(char *buf, size_t len)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+/* XADD to dead + XACK in one MULTI/EXEC on ctl.  Under mu. */
+static enum status dead_letter_locked(struct stream *s, int p, const char *id,
+                                      const char *payload, size_t len, long deliveries,
+                                      const char *reason)
+{
+	char key[256], dkey[256], when[64], dstr[32];
+	stream_key(s, p, key, sizeof key);
+	dead_key(s, dkey, sizeof dkey);
+	iso_now(when, sizeof when);
+	snprintf(dstr, sizeof dstr, "%ld", deliveries);
+	const char *argv[] = { "XADD", dkey, "*", "payload", payload ? payload : "", "reason",
+	                       reason, "stream", key, "id", id, "deliveries", dstr, "time",
+	                       when };
+	size_t argvlen[15];
+	for (int i = 0; i < 15; i++)
+		argvlen[i] = strlen(argv[i]);
+	argvlen[4] = payload ? len : 0;
+	enum status st;
+	if ((st = redis_append(s->ctl, "MULTI")) != STATUS_OK ||
+	    (st = redis_appendv(s->ctl, 15, argv, argvlen)) != STATUS_OK ||
+	    (st = redis_append(s->ctl, "XACK %s %s %s", key, STREAM_GROUP, id)) != STATUS_OK ||
+	    (st = redis_append(s->ctl, "EXEC")) != STATUS_OK)
+		return redis_fail(s, s->ctl, st, "dead letter");
+	enum status first = STATUS_OK;
+	redisReply *exec = NULL;
+	for (int i = 0; i < 4; i++) {
+		redisReply *rep = redis_get_reply(s->ctl, &st);
+		if (!rep) {
+			if (first == STATUS_OK)
+				first = redis_fail(s, s->ctl, st, "dead letter");
+			if (st == STATUS_TRANSIENT)
+				return first;
+			continue;
+		}
+		if (i == 3)
+			exec = rep;
+		else
+			freeReplyObject(rep);
+	}
+	if (first != STATUS_OK) {
+		if (exec)
+			freeReplyObject(exec);
+		return first;
+	}
+	if (!exec || exec->type != REDIS_REPLY_ARRAY || exec->elements != 2) {
+		seterr(s, "dead letter: transaction failed");
+		if (exec)
+			freeReplyObject(exec);
+		return STATUS_TRANSIENT;
+	}
+	if (exec->element[1]->type == REDIS_REPLY_INTEGER)
+		s->stats.acked += (uint64_t)exec->element[1]->integer;
+	freeReplyObject(exec);
+	s->stats.dead++;
+	return STATUS_OK;
+}
+
+enum status stream_dead_letter(struct stream *s, int p, const char *id, const char *payload,
+                               size_t len, long deliveries, const char *reason)
+{
+	if (p < 0 || p >= s->partitions)
+		return STATUS_INVALID;
+	pthread_mutex_lock(&s->mu);
+	enum status st = dead_letter_locked(s, p, id, payload, len, deliveries, reason);
+	struct sid sid;
+	if (st == STATUS_OK && parse_sid(id, &sid)) {
+		inflight_mark(&s->parts[p], sid);
+		inflight_compact(&s->parts[p]);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+/* Returns the partition number of a stream key of this wiki, or -1. */
+static int key_partition(const struct stream *s, const char *key)
+{
+	size_t wl = strlen(s->wiki);
+	if (strncmp(key, "freshet:{", 9) != 0 || strncmp(key + 9, s->wiki, wl) != 0 ||
+	    key[9 + wl] != ':' || key[10 + wl] != 'p')
+		return -1;
+	char *end;
+	long p = strtol(key + 11 + wl, &end, 10);
+	if (end == key + 11 + wl || strcmp(end, "}") != 0 || p < 0 || p >= s->partitions)
+		return -1;
+	return (int)p;
+}
+
+/* Appends the entries of one stream's entry array to *raws. */
+static void collect(struct stream *s, int p, const redisReply *entries, struct raw **raws,
+                    size_t *n, size_t *cap)
+{
+	(void)s;
+	for (size_t i = 0; i < entries->elements; i++) {
+		const redisReply *e = entries->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
+		    e->element[0]->type != REDIS_REPLY_STRING)
+			continue;
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : 64;
+			*raws = xrealloc(*raws, *cap * sizeof **raws);
+		}
+		struct raw *r = &(*raws)[(*n)++];
+		memset(r, 0, sizeof *r);
+		r->p = p;
+		snprintf(r->id, sizeof r->id, "%s", e->element[0]->str);
+		parse_sid(r->id, &r->sid);
+		r->deliveries = 1;
+		if (e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
+			continue; /* deleted since it was delivered */
+		const redisReply *f = e->element[1];
+		r->no_field = true;
+		for (size_t k = 0; k + 1 < f->elements; k += 2) {
+			if (f->element[k]->type == REDIS_REPLY_STRING &&
+			    strcmp(f->element[k]->str, "event") == 0 &&
+			    f->element[k + 1]->type == REDIS_REPLY_STRING) {
+				r->payload = f->element[k + 1]->str;
+				r->len = f->element[k + 1]->len;
+				r->no_field = false;
+				break;
+			}
+		}
+		if (r->no_field) {
+			r->payload = "";
+			r->len = 0;
+		}
+	}
+}
+
+/* Fills in delivery counts of raws[from..n) of partition p from XPENDING
+ * (one range query for this consumer). */
+static enum status fetch_counts(struct stream *s, int p, struct raw *raws, size_t from,
+                                size_t n)
+{
+	if (from == n)
+		return STATUS_OK;
+	char key[256];
+	stream_key(s, p, key, sizeof key);
+	enum status st;
+	redisReply *rep = redis_command(s->rd, &st, "XPENDING %s %s %s %s %zu %s", key,
+	                                STREAM_GROUP, raws[from].id, raws[n - 1].id,
+	                                n - from, s->consumer);
+	if (!rep)
+		return redis_fail(s, s->rd, st, "XPENDING");
+	size_t j = from;
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+		const redisReply *e = rep->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements < 4)
+			continue;
+		struct sid id;
+		if (!parse_sid(e->element[0]->str, &id))
+			continue;
+		while (j < n && sid_cmp(raws[j].sid, id) < 0)
+			j++;
+		if (j < n && sid_cmp(raws[j].sid, id) == 0)
+			raws[j].deliveries = (long)e->element[3]->integer;
+	}
+	freeReplyObject(rep);
+	return STATUS_OK;
+}
+
+static bool reply_is_nogroup(struct redis *r)
+{
+	return strstr(redis_errmsg(r), "NOGROUP") != NULL;
+}
+
+/* Phase 1: this consumer's own pending entries of partitions marked for a
+ * re-read.  Reader thread. */
+static enum status read_pending(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
+                                redisReply **hold, size_t *nhold)
+{
+	int64_t now = now_ms();
+	char key[256];
+	for (int p = 0; p < s->partitions && *n == 0; p++) {
+		pthread_mutex_lock(&s->mu);
+		struct part *pt = &s->parts[p];
+		bool want = pt->owned && pt->reread && pt->reread_at <= now;
+		char cursor[STREAM_ID_MAX];
+		memcpy(cursor, pt->cursor, sizeof cursor);
+		pthread_mutex_unlock(&s->mu);
+		if (!want)
+			continue;
+		stream_key(s, p, key, sizeof key);
+		enum status st;
+		redisReply *rep = redis_command(s->rd, &st,
+		                                "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s",
+		                                STREAM_GROUP, s->consumer, s->batch, key, cursor);
+		if (!rep)
+			return redis_fail(s, s->rd, st, "XREADGROUP (pending)");
+		size_t before = *n;
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+		    rep->element[0]->elements == 2)
+			collect(s, p, rep->element[0]->element[1], raws, n, cap);
+		hold[(*nhold)++] = rep;
+		pthread_mutex_lock(&s->mu);
+		if (*n == before) {
+			pt->reread = false;
+		} else {
+			snprintf(pt->cursor, sizeof pt->cursor, "%s", (*raws)[*n - 1].id);
+			/* Skip what the caller still holds: it is pending, but in
+			 * flight, not lost. */
+			size_t j = before;
+			for (size_t i = before; i < *n; i++)
+				if (!inflight_has(pt, (*raws)[i].sid))
+					(*raws)[j++] = (*raws)[i];
+			*n = j;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if ((st = fetch_counts(s, p, *raws, before, *n)) != STATUS_OK)
+			return st;
+		pthread_mutex_lock(&s->mu);
+		s->stats.redelivered += *n - before;
+		pthread_mutex_unlock(&s->mu);
+	}
+	return STATUS_OK;
+}
+
+/* Phase 2: entries other consumers left pending for claim_idle_ms. */
+static enum status read_claims(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
+                               redisReply **hold, size_t *nhold)
+{
+	int64_t now = now_ms();
+	char key[256];
+	for (int p = 0; p < s->partitions && *n == 0; p++) {
+		pthread_mutex_lock(&s->mu);
+		struct part *pt = &s->parts[p];
+		bool want = pt->owned && !pt->reread && pt->next_claim <= now;
+		char cursor[STREAM_ID_MAX];
+		memcpy(cursor, pt->claim_cursor, sizeof cursor);
+		pthread_mutex_unlock(&s->mu);
+		if (!want)
+			continue;
+		stream_key(s, p, key, sizeof key);
+		enum status st;
+		/* Without JUSTID, XAUTOCLAIM raises the delivery count: a claim
+		 * is a delivery, so a poison entry that kills its consumers
+		 * reaches max_deliveries. */
+		redisReply *rep = redis_command(s->rd, &st, "XAUTOCLAIM %s %s %s %d %s COUNT %d",
+		                                key, STREAM_GROUP, s->consumer, s->claim_idle_ms,
+		                                cursor, s->batch);
+		if (!rep)
+			return redis_fail(s, s->rd, st, "XAUTOCLAIM");
+		size_t before = *n;
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2)
+			collect(s, p, rep->element[1], raws, n, cap);
+		hold[(*nhold)++] = rep;
+		pthread_mutex_lock(&s->mu);
+		const char *next = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+		                   rep->element[0]->type == REDIS_REPLY_STRING
+		                   ? rep->element[0]->str : "0-0";
+		snprintf(pt->claim_cursor, sizeof pt->claim_cursor, "%s", next);
+		if (strcmp(next, "0-0") == 0)
+			pt->next_claim = now + s->claim_idle_ms / 4 + 1;
+		size_t j = before;
+		for (size_t i = before; i < *n; i++)
+			if (!inflight_has(pt, (*raws)[i].sid))
+				(*raws)[j++] = (*raws)[i];
+		*n = j;
+		pthread_mutex_unlock(&s->mu);
+		if ((st = fetch_counts(s, p, *raws, before, *n)) != STATUS_OK)
+			return st;
+		pthread_mutex_lock(&s->mu);
+		s->stats.claimed += *n - before;
+		pthread_mutex_unlock(&s->mu);
+	}
+	return STATUS_OK;
+}
+
+/* Phase 3: new entries of every owned partition, blocking. */
+static enum status read_new(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
+                            redisReply **hold, size_t *nhold)
+{
+	int owned = 0;
+	pthread_mutex_lock(&s->mu);
+	for (int p = 0; p < s->partitions; p++)
+		owned += s->parts[p].owned;
+	pthread_mutex_unlock(&s->mu);
+	if (owned == 0) {
+		struct timespec ts = { s->block_ms / 1000, (long)(s->block_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+		return STATUS_OK;
+	}
+	int argc = 0;
+	const char **argv = xmalloc((size_t)(8 + 2 * owned) * sizeof *argv);
+	char **keys = xcalloc((size_t)owned, sizeof *keys);
+	char countbuf[16], blockbuf[16];
+	snprintf(countbuf, sizeof countbuf, "%d", s->batch);
+	snprintf(blockbuf, sizeof blockbuf, "%d", s->block_ms);
+	argv[argc++] = "XREADGROUP";
+	argv[argc++] = "GROUP";
+	argv[argc++] = STREAM_GROUP;
+	argv[argc++] = s->consumer;
+	argv[argc++] = "COUNT";
+	argv[argc++] = countbuf;
+	argv[argc++] = "BLOCK";
+	argv[argc++] = blockbuf;
+	argv[argc++] = "STREAMS";
+	int k = 0;
+	for (int p = 0; p < s->partitions && k < owned; p++)
+		if (s->parts[p].owned) {
+			keys[k] = xasprintf("freshet:{%s:p%d}", s->wiki, p);
+			argv[argc++] = keys[k++];
+		}
+	owned = k;
+	for (int i = 0; i < owned; i++)
+		argv[argc++] = ">";
+	enum status st;
+	redisReply *rep = redis_commandv(s->rd, &st, argc, argv, NULL);
+	for (int i = 0; i < owned; i++)
+		free(keys[i]);
+	free(keys);
+	free(argv);
+	if (!rep)
+		return redis_fail(s, s->rd, st, "XREADGROUP");
+	hold[(*nhold)++] = rep;
+	if (rep->type != REDIS_REPLY_ARRAY)
+		return STATUS_OK; /* timed out: nil */
+	for (size_t i = 0; i < rep->elements; i++) {
+		const redisReply *sr = rep->element[i];
+		if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2)
+			continue;
+		int p = key_partition(s, sr->element[0]->str);
+		if (p >= 0)
+			collect(s, p, sr->element[1], raws, n, cap);
+	}
+	return STATUS_OK;
+}
+
+void stream_batch_free(struct stream_batch *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->n; i++) {
+		event_free(b->entries[i].event);
+		free(b->entries[i].payload);
+	}
+	free(b->entries);
+	free(b);
+}
+
+/* Acks an entry that has nothing left to process (deleted from the stream
+ * while pending). */
+static void ack_gone(struct stream *s, const struct raw *r)
+{
+	char key[256];
+	stream_key(s, r->p, key, sizeof key);
+	enum status st;
+	redisReply *rep = redis_command(s->ctl, &st, "XACK %s %s %s", key, STREAM_GROUP, r->id);
+	if (rep) {
+		if (rep->type == REDIS_REPLY_INTEGER)
+			s->stats.acked += (uint64_t)rep->integer;
+		freeReplyObject(rep);
+	}
+}
+
+enum status stream_read(struct stream *s, struct stream_batch **out)
+{
+	if (!s->rd) {
+		seterr(s, "stream_read: no read connection");
+		return STATUS_INVALID;
+	}
+	/* A new connection (first one, or after Redis went away) means this
+	 * consumer must re-read its own pending entries first: what it read
+	 * before may never have reached the caller. */
+	if (!redis_context(s->rd)) {
+		enum status st = redis_connect(s->rd);
+		if (st != STATUS_OK)
+			return redis_fail(s, s->rd, st, "connect");
+	}
+	if (redis_generation(s->rd) != s->rd_generation) {
+		pthread_mutex_lock(&s->mu);
+		if (s->rd_generation != 0)
+			s->stats.reconnects++;
+		s->rd_generation = redis_generation(s->rd);
+		for (int p = 0; p < s->partitions; p++)
+			if (s->parts[p].owned) {
+				s->parts[p].reread = true;
+				strcpy(s->parts[p].cursor, "0");
+			}
+		pthread_mutex_unlock(&s->mu);
+	}
+
+	struct raw *raws = NULL;
+	size_t n = 0, cap = 0, nhold = 0;
+	redisReply **hold = xmalloc((size_t)(2 * s->partitions + 2) * sizeof *hold);
+	enum status st = read_pending(s, &raws, &n, &cap, hold, &nhold);
+	if (st == STATUS_OK && n == 0)
+		st = read_claims(s, &raws, &n, &cap, hold, &nhold);
+	if (st == STATUS_OK && n == 0)
+		st = read_new(s, &raws, &n, &cap, hold, &nhold);
+	if (st == STATUS_INVALID && reply_is_nogroup(s->rd)) {
+		/* The stream or the group vanished (FLUSHALL, a new Redis):
+		 * recreate and try again later. */
+		pthread_mutex_lock(&s->mu);
+		create_groups(s);
+		pthread_mutex_unlock(&s->mu);
+		st = STATUS_TRANSIENT;
+	}
+
+	struct stream_batch *b = NULL;
+	if (st == STATUS_OK) {
+		b = xcalloc(1, sizeof *b);
+		b->entries = n ? xcalloc(n, sizeof *b->entries) : NULL;
+		pthread_mutex_lock(&s->mu);
+		for (size_t i = 0; i < n && st == STATUS_OK; i++) {
+			struct raw *r = &raws[i];
+			if (!r->payload) {
+				ack_gone(s, r);
+				continue;
+			}
+			struct event_error err;
+			struct event *ev = NULL;
+			char reason[512];
+			reason[0] = '\0';
+			if (r->no_field)
+				snprintf(reason, sizeof reason, "entry has no `event` field");
+			else if (r->deliveries > s->max_deliveries)
+				snprintf(reason, sizeof reason,
+				         "delivered %ld times, more than max_deliveries (%d)",
+				         r->deliveries, s->max_deliveries);
+			else if (event_decode(r->payload, r->len, &ev, &err) != STATUS_OK)
+				snprintf(reason, sizeof reason, "decode: %s", err.text);
+			if (reason[0]) {
+				st = dead_letter_locked(s, r->p, r->id, r->payload, r->len,
+				                        r->deliveries, reason);
+				continue;
+			}
+			struct stream_entry *e = &b->entries[b->n++];
+			e->partition = r->p;
+			memcpy(e->id, r->id, sizeof e->id);
+			e->deliveries = r->deliveries;
+			e->event = ev;
+			e->payload = xstrndup(r->payload, r->len);
+			e->len = r->len;
+			inflight_add(&s->parts[r->p], r->sid);
+			s->stats.delivered++;
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+	for (size_t i = 0; i < nhold; i++)
+		freeReplyObject(hold[i]);
+	free(hold);
+	free(raws);
+	if (st != STATUS_OK) {
+		/* Entries already added to b are in flight; give them back so
+		 * that the re-read after the reconnect hands them out. */
+		if (b) {
+			pthread_mutex_lock(&s->mu);
+			for (size_t i = 0; i < b->n; i++) {
+				struct sid id;
+				parse_sid(b->entries[i].id, &id);
+				inflight_mark(&s->parts[b->entries[i].partition], id);
+			}
+			for (int p = 0; p < s->partitions; p++) {
+				inflight_compact(&s->parts[p]);
+				if (s->parts[p].owned) {
+					s->parts[p].reread = true;
+					strcpy(s->parts[p].cursor, "0");
+				}
+			}
+			pthread_mutex_unlock(&s->mu);
+		}
+		stream_batch_free(b);
+		return st;
+	}
+	*out = b;
+	return STATUS_OK;
+}
+
+enum status stream_ack_entries(struct stream *s, const struct stream_entry *const *e, size_t n)
+{
+	if (n == 0)
+		return STATUS_OK;
+	/* Group by partition: one XACK per partition, all pipelined. */
+	int *count = xcalloc((size_t)s->partitions, sizeof *count);
+	for (size_t i = 0; i < n; i++)
+		count[e[i]->partition]++;
+	pthread_mutex_lock(&s->mu);
+	enum status st = STATUS_OK;
+	int nxack = 0;
+	for (int p = 0; p < s->partitions && st == STATUS_OK; p++) {
+		if (!count[p])
+			continue;
+		const char **argv = xmalloc((size_t)(3 + count[p]) * sizeof *argv);
+		char key[256];
+		stream_key(s, p, key, sizeof key);
+		int argc = 0;
+		argv[argc++] = "XACK";
+		argv[argc++] = key;
+		argv[argc++] = STREAM_GROUP;
+		for (size_t i = 0; i < n; i++)
+			if (e[i]->partition == p)
+				argv[argc++] = e[i]->id;
+		st = redis_appendv(s->ctl, argc, argv, NULL);
+		free(argv);
+		nxack++;
+	}
+	if (st != STATUS_OK) {
+		redis_disconnect(s->ctl); /* drop the half-queued pipeline */
+		redis_fail(s, s->ctl, st, "XACK");
+		goto out;
+	}
+	for (int i = 0; i < nxack; i++) {
+		enum status rs;
+		redisReply *rep = redis_get_reply(s->ctl, &rs);
+		if (!rep) {
+			if (st == STATUS_OK)
+				st = redis_fail(s, s->ctl, rs, "XACK");
+			if (rs == STATUS_TRANSIENT)
+				break;
+			continue;
+		}
+		if (rep->type == REDIS_REPLY_INTEGER)
+			s->stats.acked += (uint64_t)rep->integer;
+		freeReplyObject(rep);
+	}
+	if (st == STATUS_OK) {
+		for (size_t i = 0; i < n; i++) {
+			struct sid id;
+			if (parse_sid(e[i]->id, &id))
+				inflight_mark(&s->parts[e[i]->partition], id);
+		}
+		for (int p = 0; p < s->partitions; p++)
+			if (count[p])
+				inflight_compact(&s->parts[p]);
+	}
+out:
+	pthread_mutex_unlock(&s->mu);
+	free(count);
+	return st;
+}
+
+enum status stream_ack(struct stream *s, const struct stream_batch *b)
+{
+	if (!b || b->n == 0)
+		return STATUS_OK;
+	const struct stream_entry **e = xmalloc(b->n * sizeof *e);
+	for (size_t i = 0; i < b->n; i++)
+		e[i] = &b->entries[i];
+	enum status st = stream_ack_entries(s, e, b->n);
+	free(e);
+	return st;
+}
+
+enum status stream_nack(struct stream *s, const struct stream_entry *e, const char *reason,
+                        bool permanent)
+{
+	pthread_mutex_lock(&s->mu);
+	enum status st;
+	struct part *pt = &s->parts[e->partition];
+	struct sid id;
+	parse_sid(e->id, &id);
+	if (permanent || e->deliveries >= s->max_deliveries) {
+		char why[512];
+		snprintf(why, sizeof why, "%s%s", reason ? reason : "failed",
+		         permanent ? "" : " (max_deliveries reached)");
+		st = dead_letter_locked(s, e->partition, e->id, e->payload, e->len, e->deliveries,
+		                        why);
+	} else {
+		/* The history re-read that redelivers it does not count a
+		 * delivery, so the XCLAIM to ourselves records it. */
+		char key[256];
+		stream_key(s, e->partition, key, sizeof key);
+		/* JUSTID alone would not raise the count: set it explicitly. */
+		redisReply *rep = redis_command(s->ctl, &st,
+		                                "XCLAIM %s %s %s 0 %s RETRYCOUNT %ld JUSTID",
+		                                key, STREAM_GROUP, s->consumer, e->id,
+		                                e->deliveries + 1);
+		if (!rep) {
+			redis_fail(s, s->ctl, st, "XCLAIM");
+		} else {
+			freeReplyObject(rep);
+			pt->reread = true;
+			strcpy(pt->cursor, "0");
+			pt->reread_at = now_ms() + backoff_next(&s->nack_backoff);
+		}
+	}
+	if (st == STATUS_OK) {
+		inflight_mark(pt, id);
+		inflight_compact(pt);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+/* Finds key in an XINFO-style flat [k, v, k, v...] reply. */
+static const redisReply *field(const redisReply *r, const char *key)
+{
+	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+		if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, key) == 0)
+			return r->element[i + 1];
+	return NULL;
+}
+
+/* The group's XINFO GROUPS entry for key (caller frees *hold). */
+static const redisReply *group_info(struct stream *s, const char *key, redisReply **hold,
+                                    enum status *st)
+{
+	*hold = redis_command(s->ctl, st, "XINFO GROUPS %s", key);
+	if (!*hold)
+		return NULL;
+	for (size_t i = 0; (*hold)->type == REDIS_REPLY_ARRAY && i < (*hold)->elements; i++) {
+		const redisReply *name = field((*hold)->element[i], "name");
+		if (name && name->type == REDIS_REPLY_STRING && strcmp(name->str, STREAM_GROUP) == 0)
+			return (*hold)->element[i];
+	}
+	*st = STATUS_NOT_FOUND;
+	return NULL;
+}
+
+enum status stream_trim(struct stream *s, int p, long long *trimmed)
+{
+	if (p < 0 || p >= s->partitions)
+		return STATUS_INVALID;
+	char key[256], minid[STREAM_ID_MAX];
+	stream_key(s, p, key, sizeof key);
+	pthread_mutex_lock(&s->mu);
+	enum status st;
+	redisReply *hold = NULL, *pend = NULL, *rep = NULL;
+	const redisReply *g = group_info(s, key, &hold, &st);
+	if (!g) {
+		if (st == STATUS_NOT_FOUND)
+			seterr(s, "trim %s: no consumer group %s", key, STREAM_GROUP);
+		else
+			redis_fail(s, s->ctl, st, "XINFO GROUPS");
+		goto out;
+	}
+	const redisReply *last = field(g, "last-delivered-id");
+	struct sid m;
+	if (!last || last->type != REDIS_REPLY_STRING || !parse_sid(last->str, &m)) {
+		seterr(s, "trim %s: no last-delivered-id", key);
+		st = STATUS_INVALID;
+		goto out;
+	}
+	/* The oldest entry still pending bounds the trim too: it was delivered
+	 * but not acked. */
+	pend = redis_command(s->ctl, &st, "XPENDING %s %s", key, STREAM_GROUP);
+	if (!pend) {
+		redis_fail(s, s->ctl, st, "XPENDING");
+		goto out;
+	}
+	struct sid oldest;
+	if (pend->type == REDIS_REPLY_ARRAY && pend->elements >= 2 &&
+	    pend->element[0]->integer > 0 && pend->element[1]->type == REDIS_REPLY_STRING &&
+	    parse_sid(pend->element[1]->str, &oldest) && sid_cmp(oldest, m) < 0)
+		m = oldest;
+	snprintf(minid, sizeof minid, "%" PRIu64 "-%" PRIu64, m.ms, m.seq);
+	rep = redis_command(s->ctl, &st, "XTRIM %s MINID %s", key, minid);
+	if (!rep) {
+		redis_fail(s, s->ctl, st, "XTRIM");
+		goto out;
+	}
+	if (trimmed)
+		*trimmed = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+out:
+	if (hold)
+		freeReplyObject(hold);
+	if (pend)
+		freeReplyObject(pend);
+	if (rep)
+		freeReplyObject(rep);
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+enum status stream_depth(struct stream *s, int p, long long *lag, long long *pending)
+{
+	if (p < 0 || p >= s->partitions)
+		return STATUS_INVALID;
+	char key[256];
+	stream_key(s, p, key, sizeof key);
+	pthread_mutex_lock(&s->mu);
+	enum status st;
+	redisReply *hold = NULL;
+	const redisReply *g = group_info(s, key, &hold, &st);
+	if (g) {
+		const redisReply *l = field(g, "lag"), *pe = field(g, "pending");
+		if (lag)
+			*lag = l && l->type == REDIS_REPLY_INTEGER ? l->integer : -1;
+		if (pending)
+			*pending = pe && pe->type == REDIS_REPLY_INTEGER ? pe->integer : 0;
+	} else if (st != STATUS_NOT_FOUND) {
+		redis_fail(s, s->ctl, st, "XINFO GROUPS");
+	} else {
+		seterr(s, "%s: no consumer group", key);
+	}
+	if (hold)
+		freeReplyObject(hold);
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+/* Dead letters. */
+
+static void dead_from_reply(struct stream_dead *d, const redisReply *e)
+{
+	memset(d, 0, sizeof *d);
+	snprintf(d->id, sizeof d->id, "%s", e->element[0]->str);
+	const redisReply *f = e->elements > 1 ? e->element[1] : NULL;
+	for (size_t k = 0; f && f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2) {
+		const char *name = f->element[k]->str;
+		const redisReply *v = f->element[k + 1];
+		if (v->type != REDIS_REPLY_STRING)
+			continue;
+		if (strcmp(name, "payload") == 0) {
+			d->payload = xstrndup(v->str, v->len);
+			d->len = v->len;
+		} else if (strcmp(name, "reason") == 0) {
+			d->reason = xstrdup(v->str);
+		} else if (strcmp(name, "stream") == 0) {
+			d->stream = xstrdup(v->str);
+		} else if (strcmp(name, "id") == 0) {
+			d->source_id = xstrdup(v->str);
+		} else if (strcmp(name, "deliveries") == 0) {
+			d->deliveries = atol(v->str);
+		} else if (strcmp(name, "time") == 0) {
+			d->time = xstrdup(v->str);
+		}
+	}
+	if (!d->payload)
+		d->payload = xstrdup("");
+	if (!d->reason)
+		d->reason = xstrdup("");
+	if (!d->stream)
+		d->stream = xstrdup("");
+	if (!d->source_id)
+		d->source_id = xstrdup("");
+	if (!d->time)
+		d->time = xstrdup("");
+}
+
+void stream_dead_free(struct stream_dead *d, size_t n)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(d[i].payload);
+		free(d[i].reason);
+		free(d[i].stream);
+		free(d[i].source_id);
+		free(d[i].time);
+	}
+	free(d);
+}
+
+static enum status dead_range(struct stream *s, const char *start, const char *end,
+                              size_t count, struct stream_dead **out, size_t *n)
+{
+	char dkey[256];
+	dead_key(s, dkey, sizeof dkey);
+	enum status st;
+	redisReply *rep = redis_command(s->ctl, &st, "XRANGE %s %s %s COUNT %zu", dkey, start,
+	                                end, count);
+	if (!rep)
+		return redis_fail(s, s->ctl, st, "XRANGE dead letters");
+	size_t k = 0;
+	struct stream_dead *d = xcalloc(rep->elements ? rep->elements : 1, sizeof *d);
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+		const redisReply *e = rep->element[i];
+		if (e->type == REDIS_REPLY_ARRAY && e->elements >= 1)
+			dead_from_reply(&d[k++], e);
+	}
+	freeReplyObject(rep);
+	*out = d;
+	*n = k;
+	return STATUS_OK;
+}
+
+enum status stream_dead_list(struct stream *s, const char *after, size_t count,
+                             struct stream_dead **out, size_t *n)
+{
+	char start[STREAM_ID_MAX + 2];
+	if (after && *after)
+		snprintf(start, sizeof start, "(%s", after);
+	else
+		strcpy(start, "-");
+	pthread_mutex_lock(&s->mu);
+	enum status st = dead_range(s, start, "+", count ? count : 100, out, n);
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+static bool id_ok(const char *id)
+{
+	struct sid x;
+	return id && strlen(id) < STREAM_ID_MAX && parse_sid(id, &x);
+}
+
+enum status stream_dead_show(struct stream *s, const char *id, struct stream_dead **out)
+{
+	if (!id_ok(id)) {
+		seterr(s, "not a stream id: %s", id ? id : "(null)");
+		return STATUS_INVALID;
+	}
+	size_t n = 0;
+	struct stream_dead *d = NULL;
+	pthread_mutex_lock(&s->mu);
+	enum status st = dead_range(s, id, id, 1, &d, &n);
+	if (st == STATUS_OK && n == 0) {
+		seterr(s, "no dead letter %s", id);
+		stream_dead_free(d, 0);
+		st = STATUS_NOT_FOUND;
+	} else if (st == STATUS_OK) {
+		*out = d;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+enum status stream_dead_replay(struct stream *s, const char *id)
+{
+	struct stream_dead *d = NULL;
+	enum status st = stream_dead_show(s, id, &d);
+	if (st != STATUS_OK)
+		return st;
+	pthread_mutex_lock(&s->mu);
+	char dkey[256];
+	dead_key(s, dkey, sizeof dkey);
+	if (key_partition(s, d->stream) < 0) {
+		seterr(s, "dead letter %s: source stream \"%s\" is not a partition of wiki %s",
+		       id, d->stream, s->wiki);
+		st = STATUS_INVALID;
+		goto out;
+	}
+	const char *argv[] = { "XADD", d->stream, "*", "event", d->payload };
+	size_t argvlen[] = { 4, strlen(d->stream), 1, 5, d->len };
+	if ((st = redis_append(s->ctl, "MULTI")) != STATUS_OK ||
+	    (st = redis_appendv(s->ctl, 5, argv, argvlen)) != STATUS_OK ||
+	    (st = redis_append(s->ctl, "XDEL %s %s", dkey, id)) != STATUS_OK ||
+	    (st = redis_append(s->ctl, "EXEC")) != STATUS_OK) {
+		redis_fail(s, s->ctl, st, "replay");
+		goto out;
+	}
+	for (int i = 0; i < 4; i++) {
+		enum status rs;
+		redisReply *rep = redis_get_reply(s->ctl, &rs);
+		if (!rep) {
+			if (st == STATUS_OK)
+				st = redis_fail(s, s->ctl, rs, "replay");
+			if (rs == STATUS_TRANSIENT)
+				break;
+			continue;
+		}
+		if (i == 3 && rep->type != REDIS_REPLY_ARRAY && st == STATUS_OK) {
+			seterr(s, "replay: transaction failed");
+			st = STATUS_TRANSIENT;
+		}
+		freeReplyObject(rep);
+	}
+out:
+	pthread_mutex_unlock(&s->mu);
+	stream_dead_free(d, 1);
+	return st;
+}
+
+enum status stream_dead_drop(struct stream *s, const char *id)
+{
+	if (!id_ok(id)) {
+		seterr(s, "not a stream id: %s", id ? id : "(null)");
+		return STATUS_INVALID;
+	}
+	char dkey[256];
+	dead_key(s, dkey, sizeof dkey);
+	pthread_mutex_lock(&s->mu);
+	enum status st;
+	redisReply *rep = redis_command(s->ctl, &st, "XDEL %s %s", dkey, id);
+	if (!rep) {
+		redis_fail(s, s->ctl, st, "XDEL");
+	} else {
+		if (rep->type != REDIS_REPLY_INTEGER || rep->integer == 0) {
+			seterr(s, "no dead letter %s", id);
+			st = STATUS_NOT_FOUND;
+		}
+		freeReplyObject(rep);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+enum status stream_dead_count(struct stream *s, long long *n)
+{
+	char dkey[256];
+	dead_key(s, dkey, sizeof dkey);
+	pthread_mutex_lock(&s->mu);
+	enum status st;
+	redisReply *rep = redis_command(s->ctl, &st, "XLEN %s", dkey);
+	if (!rep) {
+		redis_fail(s, s->ctl, st, "XLEN");
+	} else {
+		*n = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+		freeReplyObject(rep);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}

@@ -1,0 +1,237 @@
+/*
+ * stream.h: a wiki's change-event queue on Redis Streams.
+ *
+ * Keys (see HELPER-CONVENTIONS.md; hash tags keep each partition's keys in
+ * one Redis Cluster slot):
+ *   freshet:{<wiki>:p<N>}        stream of partition N; one field `event`
+ *                                 holding the event JSON
+ *   freshet:{<wiki>}:partitions  the wiki's partition count (string integer)
+ *   freshet:{<wiki>}:dead        dead letters: payload, reason, stream, id,
+ *                                 deliveries, time
+ * Consumer group `freshet` on every partition stream, created (MKSTREAM, from
+ * id 0) by stream_setup() when missing.  A page's events go to partition
+ * page_id mod partitions, so one writer sees them in order.
+ *
+ * Reliable consumption.  A consumer (a struct stream with a read connection)
+ * reads the partitions it was assigned (stream_assign()).  For each newly
+ * assigned partition, and after every reconnect, it first re-reads its own
+ * pending entries (XREADGROUP ... 0) and only then new ones (>).  Entries
+ * left pending by another consumer for claim_idle_ms are claimed
+ * (XAUTOCLAIM).  Every entry handed out carries its delivery count (from
+ * XPENDING for re-read and claimed entries, 1 for new ones).  An entry that
+ * fails to decode, or whose delivery count exceeds max_deliveries, is never
+ * handed out: it is moved to the dead-letter stream and acked in one
+ * MULTI/EXEC.  The caller acks a batch (stream_ack(): one XACK per partition,
+ * pipelined) only when what it did with it is durable; it reports an entry
+ * that failed with stream_nack(), which dead-letters it once it has been
+ * delivered max_deliveries times and otherwise redelivers it (delivery count
+ * raised by an XCLAIM) after a jittered backoff.
+ *
+ * Connections: `rd` is used only for the reads (XREADGROUP with BLOCK,
+ * XPENDING, XAUTOCLAIM); `ctl` for everything that writes (XACK, XCLAIM,
+ * dead letters, XADD, XTRIM, setup).  Their read timeouts must be above
+ * block_ms (rd) and above a few round trips (ctl).
+ *
+ * Thread rules: stream_read() and stream_assign() are called by one thread
+ * (the reader); stream_ack(), stream_nack(), stream_produce() and the
+ * dead-letter helpers may be called by one other thread at the same time (a
+ * mutex in the stream guards `ctl` and the shared bookkeeping).  The redis
+ * handles are borrowed: they must outlive the stream and must not be used by
+ * anyone else while the stream exists.
+ */
+#ifndef FRESHET_STREAM_H
+#define FRESHET_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "redis.h"
+#include "status.h"
+
+#define STREAM_GROUP "freshet"
+/* Longest entry id "<ms>-<seq>" plus NUL. */
+#define STREAM_ID_MAX 48
+
+struct stream;
+
+struct stream_opts {
+	const char *wiki;        /* required; copied */
+	int partitions;          /* required, >= 1: the configured shard count */
+	const char *consumer;    /* consumer name; NULL: "<host>-<pid>-<random>" */
+	int batch;               /* entries per read; 0: 100 */
+	int block_ms;            /* XREADGROUP BLOCK; 0: 1000 */
+	int max_deliveries;      /* 0: 5 */
+	int claim_idle_ms;       /* claim others' entries idle this long; 0: 60000 */
+	int retry_base_ms;       /* nack backoff base; 0: 100 */
+	int retry_cap_ms;        /* nack backoff cap; 0: 30000 */
+};
+
+/* One entry handed to the caller.  Everything is owned by the batch. */
+struct stream_entry {
+	int partition;
+	char id[STREAM_ID_MAX];   /* stream entry id */
+	long deliveries;          /* 1 for the first delivery */
+	struct event *event;      /* decoded, never NULL */
+	char *payload;            /* the `event` field, verbatim, NUL-terminated */
+	size_t len;               /* bytes in payload */
+};
+
+struct stream_batch {
+	size_t n;
+	struct stream_entry *entries;
+};
+
+/*
+ * Creates a stream handle for one wiki.  rd may be NULL for a handle that
+ * only produces, acks or handles dead letters (stream_read() then returns
+ * STATUS_INVALID).  ctl is required.  Nothing is sent to Redis yet.  Returns
+ * NULL only for invalid options (wiki NULL/empty or containing '{', '}' or
+ * whitespace, partitions < 1), with the reason in err.
+ */
+struct stream *stream_new(struct redis *rd, struct redis *ctl,
+                          const struct stream_opts *opts, char *err, size_t errlen);
+
+/* Frees s and its bookkeeping (not the redis handles).  Entries it handed
+ * out and that were not acked stay pending in Redis.  NULL is a no-op. */
+void stream_free(struct stream *s);
+
+/*
+ * Publishes or checks the partition count (SETNX freshet:{wiki}:partitions;
+ * a different stored value is STATUS_CONFIG with a message naming both
+ * values) and creates the consumer group on every partition stream when
+ * missing.  Call once before producing or reading.  STATUS_TRANSIENT when
+ * Redis is away.
+ */
+enum status stream_setup(struct stream *s);
+
+/* Reads the published partition count of wiki through r into *out.
+ * STATUS_NOT_FOUND when it was never published. */
+enum status stream_partitions_get(struct redis *r, const char *wiki, int *out);
+
+/* The stream key of partition p ("freshet:{wiki:pN}") into buf. */
+void stream_key(const struct stream *s, int p, char *buf, size_t len);
+/* Returns page_id mod partitions. */
+int stream_partition_of(const struct stream *s, int64_t page_id);
+/* The consumer name in use (never NULL). */
+const char *stream_consumer(const struct stream *s);
+int stream_partitions(const struct stream *s);
+
+/*
+ * Producer: XADDs json (len bytes, copied verbatim into field `event`) to the
+ * partition of page_id.  The first call checks the published partition count
+ * (as stream_setup() does) so that a producer configured with a different
+ * count fails with STATUS_CONFIG instead of misrouting.  The new entry id
+ * goes to id_out (STREAM_ID_MAX bytes) when not NULL.  STATUS_TRANSIENT when
+ * Redis is away (nothing was added, or the caller cannot know: a retry may
+ * add a duplicate, which the worker tolerates).
+ */
+enum status stream_produce(struct stream *s, int64_t page_id, const char *json,
+                           size_t len, char *id_out);
+
+/* Consumer: starts (owned true) or stops (false) reading partition p.  A
+ * partition that is (re)assigned first re-reads this consumer's pending
+ * entries.  Stopping forgets the in-flight bookkeeping of p; its unacked
+ * entries stay pending (another owner claims them after claim_idle_ms). */
+void stream_assign(struct stream *s, int p, bool owned);
+bool stream_assigned(const struct stream *s, int p);
+
+/*
+ * Reads up to opts.batch entries from the assigned partitions, blocking up
+ * to block_ms when there is nothing to read.  Order: pending entries of this
+ * consumer first (after assignment, reconnect or nack backoff), then entries
+ * of dead consumers idle for claim_idle_ms (checked at most every
+ * claim_idle_ms/4), then new entries.  Malformed and over-delivered entries
+ * are dead-lettered here and not returned.  Sets *out to a batch (possibly
+ * n == 0; caller frees with stream_batch_free()) and returns STATUS_OK;
+ * STATUS_TRANSIENT when Redis is away (retry after backoff: the handle
+ * reconnects and re-reads its pending entries); STATUS_INVALID with no read
+ * connection.  With no partition assigned, sleeps block_ms and returns an
+ * empty batch.
+ */
+enum status stream_read(struct stream *s, struct stream_batch **out);
+
+void stream_batch_free(struct stream_batch *b);
+
+/* Acks every entry of b (one XACK per partition, pipelined).  Call only when
+ * their effect is durable.  Entries of partitions no longer assigned are
+ * acked too (the ack is idempotent in Redis). */
+enum status stream_ack(struct stream *s, const struct stream_batch *b);
+/* Acks n entries given by pointer (for callers that split batches). */
+enum status stream_ack_entries(struct stream *s, const struct stream_entry *const *e,
+                               size_t n);
+
+/*
+ * Reports that e failed with reason.  If e->deliveries >= max_deliveries, or
+ * permanent is true, the entry is dead-lettered (reason recorded) and acked;
+ * otherwise it stays pending, its delivery count is raised (XCLAIM) and it is
+ * handed out again after a backoff.  Returns STATUS_OK or STATUS_TRANSIENT.
+ */
+enum status stream_nack(struct stream *s, const struct stream_entry *e,
+                        const char *reason, bool permanent);
+
+/* Moves one raw entry to the dead-letter stream and acks it (one MULTI/EXEC).
+ * deliveries and reason are recorded as given. */
+enum status stream_dead_letter(struct stream *s, int p, const char *id,
+                               const char *payload, size_t len, long deliveries,
+                               const char *reason);
+
+/*
+ * Trims partition p without ever dropping an entry that was not delivered
+ * and acked: XTRIM MINID <m> where m is the older of the oldest pending
+ * entry and the group's last delivered id.  *trimmed (may be NULL) gets the
+ * number of entries removed.
+ */
+enum status stream_trim(struct stream *s, int p, long long *trimmed);
+
+/* Queue depth of partition p for freshetctl: entries not yet delivered to
+ * the group (lag; -1 when Redis cannot tell) and pending (delivered, not
+ * acked). */
+enum status stream_depth(struct stream *s, int p, long long *lag, long long *pending);
+
+/* A dead letter as stored (every string owned by the struct). */
+struct stream_dead {
+	char id[STREAM_ID_MAX];   /* id in the dead-letter stream */
+	char *payload;            /* original event JSON */
+	size_t len;
+	char *reason;
+	char *stream;             /* source stream key */
+	char *source_id;          /* source entry id */
+	long deliveries;
+	char *time;               /* ISO 8601 UTC */
+};
+
+/* Lists up to count dead letters with id > after (NULL or "": from the
+ * start) in *out (n in *n; caller frees with stream_dead_free()). */
+enum status stream_dead_list(struct stream *s, const char *after, size_t count,
+                             struct stream_dead **out, size_t *n);
+/* One dead letter by id; STATUS_NOT_FOUND when absent.  Caller frees with
+ * stream_dead_free(*out, 1). */
+enum status stream_dead_show(struct stream *s, const char *id, struct stream_dead **out);
+/* XADDs the payload back to its source stream and XDELs the dead letter
+ * (MULTI/EXEC).  STATUS_NOT_FOUND when absent; STATUS_INVALID when the
+ * recorded source stream is not a partition of this wiki. */
+enum status stream_dead_replay(struct stream *s, const char *id);
+/* Deletes a dead letter.  STATUS_NOT_FOUND when absent. */
+enum status stream_dead_drop(struct stream *s, const char *id);
+/* Number of dead letters. */
+enum status stream_dead_count(struct stream *s, long long *n);
+void stream_dead_free(struct stream_dead *d, size_t n);
+
+/* Counters since stream_new() (for metrics and tests). */
+struct stream_stats {
+	uint64_t delivered;   /* entries handed to the caller */
+	uint64_t redelivered; /* of which re-read from this consumer's pending list */
+	uint64_t claimed;     /* entries taken over from other consumers */
+	uint64_t acked;       /* entries Redis confirmed acked (XACK replies) */
+	uint64_t dead;        /* entries moved to the dead-letter stream */
+	uint64_t reconnects;  /* times the read connection had to reconnect */
+};
+void stream_get_stats(struct stream *s, struct stream_stats *out);
+
+/* The last error message of either thread (never NULL; a copy is safest:
+ * the other thread may overwrite it). */
+const char *stream_errmsg(const struct stream *s);
+
+#endif
