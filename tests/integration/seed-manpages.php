@@ -117,7 +117,7 @@ function to_wikitext(string $text, string $lang): string
 	if ($lines && preg_match('/\(\d\w*\)\s*$/u', end($lines))) {
 		array_pop($lines);
 	}
-	$out = [];
+	$out = ['__NOTOC__'];
 	$para = [];
 	$flush = function () use (&$para, &$out) {
 		if ($para) {
@@ -146,13 +146,26 @@ function to_wikitext(string $text, string $lang): string
 	return implode("\n", $out);
 }
 
-/* Picks PER manual pages of section 1 for lang. */
+/* Picks PER manual pages of section 1 for lang: the everyday commands
+ * first (so that every language has ls, cp, grep...), then others in name
+ * order. */
 function pick(string $lang, int $per): array
 {
 	$dir = $lang === 'en' ? '/usr/share/man/man1'
 		: ($lang === 'zh' ? '/usr/share/man/zh_CN/man1' : "/usr/share/man/$lang/man1");
-	$files = glob("$dir/*.1.gz") ?: [];
-	sort($files);
+	$common = ['ls', 'cp', 'mv', 'rm', 'mkdir', 'rmdir', 'cat', 'grep', 'find', 'tar',
+		'chmod', 'chown', 'ln', 'du', 'df', 'ps', 'kill', 'sort', 'uniq', 'head',
+		'tail', 'wc', 'cut', 'tr', 'date', 'touch', 'sed', 'diff', 'gzip', 'less',
+		'man', 'passwd', 'su', 'sudo', 'top', 'free', 'uname', 'who', 'id', 'env'];
+	$files = [];
+	foreach ($common as $c) {
+		if (is_file("$dir/$c.1.gz")) {
+			$files[] = "$dir/$c.1.gz";
+		}
+	}
+	$rest = glob("$dir/*.1.gz") ?: [];
+	sort($rest);
+	$files = array_values(array_unique(array_merge($files, $rest)));
 	$picked = [];
 	foreach ($files as $f) {
 		if (count($picked) >= $per) {
