@@ -1,0 +1,1265 @@
+/*
+ * shard.c: the shard store: a wiki's shard set on disk, the documents in
+ * it, and the rules every write passes before it reaches Xapian.
+ *
+ * Role: the pipeline builds a struct shard_doc from analyzer tokens and
+ * hands it to shard_replace(); the store turns it into a Xapian document
+ * with Omega's prefixes, values and JSON data, fingerprints it, and writes
+ * it through the shim unless the rev guard or the no-op check says not to.
+ * Writes gather in one open Xapian transaction until shard_commit(), which
+ * checks the fencing token and stores it, the commit time and the pending
+ * metadata in the same commit, so a crash leaves the shard at its last
+ * commit with the stream position that matches it.
+ *
+ * Invariants:
+ *  - sh->pending counts the replacements and deletions in the open
+ *    transaction; sh->dirty is true whenever the transaction holds anything
+ *    (documents or metadata) that a commit must write.  A commit with
+ *    nothing dirty and an unchanged token does not touch the disk.
+ *  - Every shard written by this code carries freshet.schema; a shard
+ *    without it that holds documents is refused like a version mismatch.
+ *  - `current` only ever changes by rename(2) of a complete symlink, so a
+ *    reader resolves it to exactly one generation.
+ */
+#include <config.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <unicode/ucasemap.h>
+
+#include "buf.h"
+#include "shard.h"
+#include "xmalloc.h"
+
+#define META_SCHEMA      "freshet.schema"
+#define META_ANALYZER    "freshet.analyzer."
+#define META_POSITION    "freshet.position."
+#define META_FENCE       "freshet.fence"
+#define META_COMMIT_TIME "freshet.commit_time"
+
+#define ERRMSG_MAX 1024
+
+unsigned shard_route(uint64_t page_id, unsigned shards)
+{
+	return shards ? (unsigned)(page_id % shards) : 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Replaces a NULL from the shim's allocating constructors by an abort, as
+ * xmalloc does for the program's own allocations. */
+static void *need(void *p)
+{
+	if (!p) {
+		fputs("freshet: out of memory in the Xapian shim\n", stderr);
+		abort();
+	}
+	return p;
+}
+
+/* ------------------------------------------------------------- documents */
+
+struct shard_doc {
+	uint64_t page_id;
+	struct xdoc *x;
+	char *title;
+	char *display_title;
+	char *language;
+	char *url;
+	char *text;
+	size_t text_len;
+	int ns;
+	uint64_t rev_id;
+	int64_t rev_timestamp;
+	char **categories;
+	size_t ncategories;
+	size_t skipped;
+	char idterm[32];
+	char fingerprint[17];
+};
+
+struct shard_doc *shard_doc_new(uint64_t page_id)
+{
+	struct shard_doc *d = xcalloc(1, sizeof *d);
+	d->page_id = page_id;
+	d->x = need(xdoc_new());
+	snprintf(d->idterm, sizeof d->idterm, SHARD_PREFIX_ID "%" PRIu64, page_id);
+	if (xdoc_add_term(d->x, NULL, d->idterm, strlen(d->idterm), 0) == STATUS_NOMEM)
+		need(NULL);
+	return d;
+}
+
+void shard_doc_free(struct shard_doc *d)
+{
+	if (!d)
+		return;
+	xdoc_free(d->x);
+	free(d->title);
+	free(d->display_title);
+	free(d->language);
+	free(d->url);
+	free(d->text);
+	for (size_t i = 0; i < d->ncategories; i++)
+		free(d->categories[i]);
+	free(d->categories);
+	free(d);
+}
+
+uint64_t shard_doc_page_id(const struct shard_doc *d)
+{
+	return d->page_id;
+}
+
+/* Counts a refused term; aborts only when the shim ran out of memory. */
+static void term_result(struct shard_doc *d, enum status st)
+{
+	if (st == STATUS_NOMEM)
+		need(NULL);
+	if (st != STATUS_OK)
+		d->skipped++;
+}
+
+void shard_doc_add_posting(struct shard_doc *d, const char *prefix,
+			   const char *term, size_t len, uint32_t pos)
+{
+	term_result(d, xdoc_add_posting(d->x, prefix, term, len, pos, 1));
+}
+
+void shard_doc_add_term(struct shard_doc *d, const char *prefix,
+			const char *term, size_t len)
+{
+	term_result(d, xdoc_add_term(d->x, prefix, term, len, 1));
+}
+
+void shard_doc_add_boolean(struct shard_doc *d, const char *prefix,
+			   const char *term)
+{
+	term_result(d, xdoc_add_term(d->x, prefix, term, strlen(term), 0));
+}
+
+size_t shard_doc_skipped(const struct shard_doc *d)
+{
+	return d->skipped;
+}
+
+static void set_str(char **dst, const char *s)
+{
+	free(*dst);
+	*dst = s ? xstrdup(s) : NULL;
+}
+
+/* MediaWiki's db keys use underscores where titles show spaces. */
+static char *underscores_to_spaces(const char *s)
+{
+	char *t = xstrdup(s);
+	for (char *p = t; *p; p++)
+		if (*p == '_')
+			*p = ' ';
+	return t;
+}
+
+void shard_doc_set_title(struct shard_doc *d, const char *title)
+{
+	free(d->title);
+	d->title = underscores_to_spaces(title);
+}
+
+void shard_doc_set_display_title(struct shard_doc *d, const char *display)
+{
+	set_str(&d->display_title, display);
+}
+
+void shard_doc_set_namespace(struct shard_doc *d, int ns)
+{
+	d->ns = ns;
+}
+
+void shard_doc_set_language(struct shard_doc *d, const char *code)
+{
+	set_str(&d->language, code);
+}
+
+void shard_doc_set_url(struct shard_doc *d, const char *url)
+{
+	set_str(&d->url, url);
+}
+
+void shard_doc_set_rev(struct shard_doc *d, uint64_t rev_id, int64_t timestamp)
+{
+	d->rev_id = rev_id;
+	d->rev_timestamp = timestamp;
+}
+
+void shard_doc_add_category(struct shard_doc *d, const char *name)
+{
+	d->categories = xrealloc(d->categories,
+				 (d->ncategories + 1) * sizeof *d->categories);
+	d->categories[d->ncategories++] = underscores_to_spaces(name);
+}
+
+/* Returns the length of the longest prefix of s (at most max bytes) that
+ * does not end inside a UTF-8 sequence. */
+static size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	size_t n = max;
+	/* Back up over continuation bytes to the start of the last char. */
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
+void shard_doc_set_text(struct shard_doc *d, const char *text, size_t len)
+{
+	free(d->text);
+	d->text_len = utf8_cut(text, len, SHARD_TEXT_MAX);
+	d->text = xstrndup(text, d->text_len);
+}
+
+char *shard_category_term(const char *name)
+{
+	char *spaced = underscores_to_spaces(name);
+	size_t plen = strlen(SHARD_PREFIX_CATEGORY);
+	size_t cap = plen + strlen(spaced) * 3 + 1;
+	char *out = xmalloc(cap);
+	memcpy(out, SHARD_PREFIX_CATEGORY, plen);
+	UErrorCode err = U_ZERO_ERROR;
+	UCaseMap *cm = ucasemap_open("", 0, &err);
+	int32_t n = -1;
+	if (U_SUCCESS(err)) {
+		n = ucasemap_utf8ToLower(cm, out + plen, (int32_t)(cap - plen),
+					 spaced, -1, &err);
+		ucasemap_close(cm);
+	}
+	if (U_FAILURE(err) || n < 0 || (size_t)n >= cap - plen) {
+		/* Invalid UTF-8 or ICU trouble: ASCII lowercasing will do. */
+		size_t i = 0;
+		for (; spaced[i]; i++) {
+			char c = spaced[i];
+			out[plen + i] = (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
+		}
+		n = (int32_t)i;
+	}
+	out[plen + (size_t)n] = '\0';
+	free(spaced);
+	return out;
+}
+
+/* Returns a JSON string of s, replacing invalid UTF-8 by U+FFFD so that the
+ * data always parses. */
+static json_t *json_text(const char *s, size_t len)
+{
+	json_t *j = json_stringn(s, len);
+	if (j)
+		return j;
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
+			 : (c >> 3) == 30 ? 4 : 0;
+		json_t *probe = n && i + n <= len ? json_stringn(s + i, n) : NULL;
+		if (probe) {
+			buf_add(&b, s + i, n);
+			json_decref(probe);
+			i += n;
+		} else {
+			buf_adds(&b, "\xEF\xBF\xBD");
+			i++;
+		}
+	}
+	j = json_stringn(b.data, b.len);
+	buf_release(&b);
+	return need(j);
+}
+
+static json_t *json_str_or_empty(const char *s)
+{
+	return json_text(s ? s : "", s ? strlen(s) : 0);
+}
+
+/* Returns the data JSON of d (caller frees). */
+static char *doc_data(const struct shard_doc *d)
+{
+	json_t *o = need(json_object());
+	json_object_set_new(o, "page_id", json_integer((json_int_t)d->page_id));
+	json_object_set_new(o, "title", json_str_or_empty(d->title));
+	json_object_set_new(o, "display_title",
+			    json_str_or_empty(d->display_title ? d->display_title
+							       : d->title));
+	json_object_set_new(o, "namespace", json_integer(d->ns));
+	json_object_set_new(o, "url", json_str_or_empty(d->url));
+	json_object_set_new(o, "language", json_str_or_empty(d->language));
+	json_object_set_new(o, "rev_id", json_integer((json_int_t)d->rev_id));
+	json_object_set_new(o, "rev_timestamp",
+			    json_integer((json_int_t)d->rev_timestamp));
+	json_t *cats = need(json_array());
+	for (size_t i = 0; i < d->ncategories; i++)
+		json_array_append_new(cats, json_str_or_empty(d->categories[i]));
+	json_object_set_new(o, "categories", cats);
+	json_object_set_new(o, "text", json_text(d->text ? d->text : "",
+						 d->text ? d->text_len : 0));
+	char *s = need(json_dumps(o, JSON_COMPACT));
+	json_decref(o);
+	return s;
+}
+
+/* Turns the fields into boolean terms, values and data and computes the
+ * fingerprint.  Idempotent, so a document may be written twice. */
+static enum status doc_finish(struct shard_doc *d, char *err)
+{
+	char tmp[64];
+	enum status st;
+	char *data = NULL;
+
+	snprintf(tmp, sizeof tmp, "%d", d->ns);
+	shard_doc_add_boolean(d, SHARD_PREFIX_NAMESPACE, tmp);
+	if (d->language && *d->language)
+		shard_doc_add_boolean(d, SHARD_PREFIX_LANGUAGE, d->language);
+	for (size_t i = 0; i < d->ncategories; i++) {
+		char *t = shard_category_term(d->categories[i]);
+		if (*(t + strlen(SHARD_PREFIX_CATEGORY)))
+			shard_doc_add_boolean(d, NULL, t);
+		free(t);
+	}
+	data = doc_data(d);
+	if ((st = xdoc_set_data(d->x, data, strlen(data))) != STATUS_OK ||
+	    (st = xdoc_set_value_number(d->x, SHARD_VALUE_REV,
+					(double)d->rev_id)) != STATUS_OK ||
+	    (st = xdoc_set_value_number(d->x, SHARD_VALUE_TIMESTAMP,
+					(double)d->rev_timestamp)) != STATUS_OK ||
+	    (st = xdoc_set_value_number(d->x, SHARD_VALUE_NAMESPACE,
+					(double)d->ns)) != STATUS_OK)
+		goto out;
+	uint64_t h;
+	if ((st = xdoc_hash(d->x, SHARD_VALUE_FINGERPRINT, &h)) != STATUS_OK)
+		goto out;
+	snprintf(d->fingerprint, sizeof d->fingerprint, "%016" PRIx64, h);
+	st = xdoc_set_value(d->x, SHARD_VALUE_FINGERPRINT, d->fingerprint, 16);
+out:
+	if (st != STATUS_OK && err)
+		snprintf(err, ERRMSG_MAX, "page %" PRIu64 ": %s", d->page_id,
+			 xdoc_errmsg(d->x));
+	free(data);
+	return st;
+}
+
+struct dump_ctx {
+	struct buf *b;
+};
+
+static int dump_term(void *ctx, const char *term, size_t len, uint32_t wdf,
+		     const uint32_t *positions, size_t npos)
+{
+	struct dump_ctx *c = ctx;
+	buf_add(c->b, term, len);
+	buf_addf(c->b, " wdf=%" PRIu32, wdf);
+	for (size_t i = 0; i < npos; i++)
+		buf_addf(c->b, "%s%" PRIu32, i ? "," : " pos=", positions[i]);
+	buf_addch(c->b, '\n');
+	return 0;
+}
+
+char *shard_doc_dump(struct shard_doc *d)
+{
+	struct buf b = BUF_INIT;
+	char err[ERRMSG_MAX];
+	if (doc_finish(d, err) != STATUS_OK) {
+		buf_addf(&b, "error: %s\n", err);
+		return buf_detach(&b, NULL);
+	}
+	char *data;
+	size_t len;
+	if (xdoc_get_data(d->x, &data, &len) == STATUS_OK) {
+		buf_addf(&b, "data: %s\n", data);
+		free(data);
+	}
+	static const char *const names[] = { "rev_id", "rev_timestamp",
+					     "namespace" };
+	for (unsigned slot = 0; slot < 3; slot++) {
+		double v = 0;
+		xdoc_get_value_number(d->x, slot, &v);
+		buf_addf(&b, "value %u (%s): %.0f\n", slot, names[slot], v);
+	}
+	buf_addf(&b, "value %d (fingerprint): %s\n", SHARD_VALUE_FINGERPRINT,
+		 d->fingerprint);
+	struct dump_ctx c = { &b };
+	xdoc_terms(d->x, dump_term, &c);
+	return buf_detach(&b, NULL);
+}
+
+/* ---------------------------------------------------------------- writer */
+
+struct pending_meta {
+	char *key;
+	char *value;
+};
+
+struct shard {
+	struct xdb *db;
+	char *path;
+	bool open;
+	bool in_txn;
+	bool dirty;
+	size_t pending;
+	int64_t since_ms;
+	/* Metadata written at the next commit (schema, analyzers), kept
+	 * until a commit succeeds. */
+	struct pending_meta *meta;
+	size_t nmeta;
+	char err[ERRMSG_MAX];
+};
+
+static enum status shard_fail(struct shard *sh, enum status st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum status shard_fail(struct shard *sh, enum status st, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sh->err, sizeof sh->err, fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+/* Copies the shim's message for a failed call into sh. */
+static enum status db_fail(struct shard *sh, enum status st, const char *what)
+{
+	return shard_fail(sh, st, "%s: %s", what, xdb_errmsg(sh->db));
+}
+
+struct shard *shard_new(void)
+{
+	struct shard *sh = xcalloc(1, sizeof *sh);
+	sh->db = need(xdb_new());
+	return sh;
+}
+
+static void clear_meta(struct shard *sh)
+{
+	for (size_t i = 0; i < sh->nmeta; i++) {
+		free(sh->meta[i].key);
+		free(sh->meta[i].value);
+	}
+	free(sh->meta);
+	sh->meta = NULL;
+	sh->nmeta = 0;
+}
+
+static void add_meta(struct shard *sh, const char *key, const char *value)
+{
+	sh->meta = xrealloc(sh->meta, (sh->nmeta + 1) * sizeof *sh->meta);
+	sh->meta[sh->nmeta].key = xstrdup(key);
+	sh->meta[sh->nmeta].value = xstrdup(value);
+	sh->nmeta++;
+	sh->dirty = true;
+}
+
+static const char *find_meta(const struct shard *sh, const char *key)
+{
+	for (size_t i = 0; i < sh->nmeta; i++)
+		if (strcmp(sh->meta[i].key, key) == 0)
+			return sh->meta[i].value;
+	return NULL;
+}
+
+void shard_free(struct shard *sh)
+{
+	if (!sh)
+		return;
+	shard_close(sh);
+	xdb_free(sh->db);
+	free(sh);
+}
+
+const char *shard_errmsg(const struct shard *sh)
+{
+	return sh->err;
+}
+
+static void reset_txn_state(struct shard *sh)
+{
+	sh->in_txn = false;
+	sh->dirty = sh->nmeta > 0;
+	sh->pending = 0;
+	sh->since_ms = 0;
+}
+
+enum status shard_open(struct shard *sh, const char *path, unsigned flags)
+{
+	enum status st;
+	sh->err[0] = '\0';
+	if (sh->open)
+		return shard_fail(sh, STATUS_INVALID, "%s: shard handle already open", path);
+	unsigned xf = 0;
+	if (flags & SHARD_CREATE)
+		xf |= XDB_CREATE;
+	if (flags & SHARD_WAIT_LOCK)
+		xf |= XDB_WAIT_LOCK;
+	st = xdb_open_write(sh->db, path, xf);
+	if (st != STATUS_OK)
+		return db_fail(sh, st, "cannot open shard for writing");
+	free(sh->path);
+	sh->path = xstrdup(path);
+	sh->open = true;
+	clear_meta(sh);
+	reset_txn_state(sh);
+
+	char *v = NULL;
+	st = xdb_get_metadata(sh->db, META_SCHEMA, &v);
+	if (st == STATUS_NOT_FOUND) {
+		uint64_t n = 0;
+		if ((st = xdb_doc_count(sh->db, &n)) != STATUS_OK)
+			goto fail_db;
+		if (n > 0) {
+			st = shard_fail(sh, STATUS_VERSION,
+					"%s: shard holds %" PRIu64 " documents but no "
+					"schema version: it was not written by freshet "
+					"(or by a version before schemas); rebuild the "
+					"wiki into a new generation",
+					path, n);
+			goto fail;
+		}
+		char want[16];
+		snprintf(want, sizeof want, "%d", SHARD_SCHEMA_VERSION);
+		add_meta(sh, META_SCHEMA, want);
+		return STATUS_OK;
+	}
+	if (st != STATUS_OK)
+		goto fail_db;
+	long have = strtol(v, NULL, 10);
+	if (have != SHARD_SCHEMA_VERSION) {
+		st = shard_fail(sh, STATUS_VERSION,
+				"%s: shard has schema version %s but this freshet "
+				"writes schema version %d; rebuild the wiki into a new "
+				"generation (reindex-page --all) and swap it in",
+				path, v, SHARD_SCHEMA_VERSION);
+		free(v);
+		goto fail;
+	}
+	free(v);
+	return STATUS_OK;
+
+fail_db:
+	db_fail(sh, st, path);
+fail:
+	xdb_close(sh->db);
+	sh->open = false;
+	return st;
+}
+
+enum status shard_close(struct shard *sh)
+{
+	if (!sh->open)
+		return STATUS_OK;
+	sh->open = false;
+	clear_meta(sh);
+	reset_txn_state(sh);
+	/* The open transaction is cancelled: uncommitted writes vanish. */
+	enum status st = xdb_close(sh->db);
+	if (st != STATUS_OK)
+		return db_fail(sh, st, "closing shard");
+	return STATUS_OK;
+}
+
+static enum status need_open(struct shard *sh, const char *what)
+{
+	if (!sh->open)
+		return shard_fail(sh, STATUS_INVALID, "%s: shard not open", what);
+	return STATUS_OK;
+}
+
+static enum status ensure_txn(struct shard *sh)
+{
+	if (sh->in_txn)
+		return STATUS_OK;
+	enum status st = xdb_begin(sh->db);
+	if (st != STATUS_OK)
+		return db_fail(sh, st, sh->path);
+	sh->in_txn = true;
+	return STATUS_OK;
+}
+
+enum status shard_check_analyzer(struct shard *sh, const char *lang,
+				 const char *name, const char *version)
+{
+	enum status st;
+	if ((st = need_open(sh, "shard_check_analyzer")) != STATUS_OK)
+		return st;
+	char *key = xasprintf(META_ANALYZER "%s", lang);
+	char *want = xasprintf("%s %s", name, version);
+	char *have = NULL;
+	const char *pending = find_meta(sh, key);
+	if (pending)
+		have = xstrdup(pending);
+	else
+		st = xdb_get_metadata(sh->db, key, &have);
+	if (!have && st == STATUS_NOT_FOUND) {
+		add_meta(sh, key, want);
+		st = STATUS_OK;
+	} else if (!have) {
+		db_fail(sh, st, sh->path);
+	} else if (strcmp(have, want) != 0) {
+		st = shard_fail(sh, STATUS_VERSION,
+				"%s: language %s was indexed with analyzer \"%s\" but "
+				"this freshet runs \"%s\"; incremental writes would mix "
+				"tokenisations: rebuild the wiki into a new generation",
+				sh->path, lang, have, want);
+	} else {
+		st = STATUS_OK;
+	}
+	free(have);
+	free(key);
+	free(want);
+	return st;
+}
+
+static void count_write(struct shard *sh)
+{
+	if (sh->pending++ == 0)
+		sh->since_ms = now_ms();
+	sh->dirty = true;
+}
+
+enum status shard_replace(struct shard *sh, struct shard_doc *d)
+{
+	enum status st;
+	if ((st = need_open(sh, "shard_replace")) != STATUS_OK)
+		return st;
+	if ((st = doc_finish(d, sh->err)) != STATUS_OK)
+		return st;
+	if ((st = ensure_txn(sh)) != STATUS_OK)
+		return st;
+
+	struct xdoc *old = NULL;
+	st = xdb_get(sh->db, d->idterm, &old);
+	if (st == STATUS_OK) {
+		double rev = 0;
+		char *fp = NULL;
+		size_t fplen = 0;
+		st = xdoc_get_value_number(old, SHARD_VALUE_REV, &rev);
+		if (st == STATUS_OK)
+			st = xdoc_get_value(old, SHARD_VALUE_FINGERPRINT, &fp, &fplen);
+		if (st != STATUS_OK) {
+			shard_fail(sh, st, "%s: page %" PRIu64 ": %s", sh->path,
+				   d->page_id, xdoc_errmsg(old));
+			xdoc_free(old);
+			return st;
+		}
+		xdoc_free(old);
+		bool same = fplen == 16 && memcmp(fp, d->fingerprint, 16) == 0;
+		free(fp);
+		if ((uint64_t)rev > d->rev_id)
+			return shard_fail(sh, STATUS_SKIPPED,
+					  "page %" PRIu64 ": stored rev %.0f is newer "
+					  "than rev %" PRIu64, d->page_id, rev, d->rev_id);
+		if (same)
+			return shard_fail(sh, STATUS_NOOP,
+					  "page %" PRIu64 " rev %" PRIu64
+					  ": identical document stored", d->page_id,
+					  d->rev_id);
+	} else if (st != STATUS_NOT_FOUND) {
+		return db_fail(sh, st, sh->path);
+	}
+	st = xdb_replace(sh->db, d->idterm, d->x);
+	if (st != STATUS_OK)
+		return db_fail(sh, st, sh->path);
+	count_write(sh);
+	return STATUS_OK;
+}
+
+enum status shard_delete(struct shard *sh, uint64_t page_id)
+{
+	enum status st;
+	if ((st = need_open(sh, "shard_delete")) != STATUS_OK)
+		return st;
+	if ((st = ensure_txn(sh)) != STATUS_OK)
+		return st;
+	char term[32];
+	snprintf(term, sizeof term, SHARD_PREFIX_ID "%" PRIu64, page_id);
+	st = xdb_delete(sh->db, term);
+	if (st == STATUS_NOT_FOUND)
+		return shard_fail(sh, STATUS_NOOP, "page %" PRIu64 " is not in %s",
+				  page_id, sh->path);
+	if (st != STATUS_OK)
+		return db_fail(sh, st, sh->path);
+	count_write(sh);
+	return STATUS_OK;
+}
+
+enum status shard_get_rev(struct shard *sh, uint64_t page_id, uint64_t *rev_id)
+{
+	enum status st;
+	if ((st = need_open(sh, "shard_get_rev")) != STATUS_OK)
+		return st;
+	char term[32];
+	snprintf(term, sizeof term, SHARD_PREFIX_ID "%" PRIu64, page_id);
+	struct xdoc *old = NULL;
+	st = xdb_get(sh->db, term, &old);
+	if (st != STATUS_OK)
+		return db_fail(sh, st, sh->path);
+	double rev = 0;
+	st = xdoc_get_value_number(old, SHARD_VALUE_REV, &rev);
+	if (st != STATUS_OK)
+		shard_fail(sh, st, "%s: %s", sh->path, xdoc_errmsg(old));
+	else
+		*rev_id = (uint64_t)rev;
+	xdoc_free(old);
+	return st;
+}
+
+enum status shard_set_position(struct shard *sh, const char *partition,
+			       const char *stream_id)
+{
+	enum status st;
+	if ((st = need_open(sh, "shard_set_position")) != STATUS_OK)
+		return st;
+	if (!*stream_id)
+		return shard_fail(sh, STATUS_INVALID, "empty stream id for %s", partition);
+	if ((st = ensure_txn(sh)) != STATUS_OK)
+		return st;
+	char *key = xasprintf(META_POSITION "%s", partition);
+	st = xdb_set_metadata(sh->db, key, stream_id);
+	free(key);
+	if (st != STATUS_OK)
+		return db_fail(sh, st, sh->path);
+	sh->dirty = true;
+	return STATUS_OK;
+}
+
+enum status shard_get_position(struct shard *sh, const char *partition,
+			       char **stream_id)
+{
+	enum status st;
+	if ((st = need_open(sh, "shard_get_position")) != STATUS_OK)
+		return st;
+	char *key = xasprintf(META_POSITION "%s", partition);
+	st = xdb_get_metadata(sh->db, key, stream_id);
+	free(key);
+	if (st != STATUS_OK)
+		return db_fail(sh, st, sh->path);
+	return STATUS_OK;
+}
+
+static enum status read_u64_meta(struct xdb *db, const char *key, uint64_t *v)
+{
+	char *s = NULL;
+	enum status st = xdb_get_metadata(db, key, &s);
+	if (st == STATUS_NOT_FOUND) {
+		*v = 0;
+		return STATUS_OK;
+	}
+	if (st != STATUS_OK)
+		return st;
+	*v = strtoull(s, NULL, 10);
+	free(s);
+	return STATUS_OK;
+}
+
+enum status shard_get_fence(struct shard *sh, uint64_t *token)
+{
+	enum status st;
+	if ((st = need_open(sh, "shard_get_fence")) != STATUS_OK)
+		return st;
+	if ((st = read_u64_meta(sh->db, META_FENCE, token)) != STATUS_OK)
+		return db_fail(sh, st, sh->path);
+	return STATUS_OK;
+}
+
+/* Drops everything in the open transaction. */
+static void discard(struct shard *sh)
+{
+	if (sh->in_txn)
+		xdb_cancel(sh->db);
+	reset_txn_state(sh);
+}
+
+enum status shard_commit(struct shard *sh, uint64_t token)
+{
+	enum status st;
+	if ((st = need_open(sh, "shard_commit")) != STATUS_OK)
+		return st;
+	uint64_t stored = 0;
+	if ((st = read_u64_meta(sh->db, META_FENCE, &stored)) != STATUS_OK) {
+		db_fail(sh, st, sh->path);
+		discard(sh);
+		return st;
+	}
+	if (token < stored) {
+		size_t lost = sh->pending;
+		discard(sh);
+		return shard_fail(sh, STATUS_FENCED,
+				  "%s: commit refused: fencing token %" PRIu64
+				  " is older than the shard's token %" PRIu64
+				  " (another worker took this partition); %zu "
+				  "pending writes discarded",
+				  sh->path, token, stored, lost);
+	}
+	if (!sh->dirty && token == stored)
+		return STATUS_OK;
+	if ((st = ensure_txn(sh)) != STATUS_OK)
+		return st;
+	char num[32];
+	for (size_t i = 0; i < sh->nmeta; i++)
+		if ((st = xdb_set_metadata(sh->db, sh->meta[i].key,
+					   sh->meta[i].value)) != STATUS_OK)
+			goto fail;
+	snprintf(num, sizeof num, "%" PRIu64, token);
+	if ((st = xdb_set_metadata(sh->db, META_FENCE, num)) != STATUS_OK)
+		goto fail;
+	snprintf(num, sizeof num, "%lld", (long long)time(NULL));
+	if ((st = xdb_set_metadata(sh->db, META_COMMIT_TIME, num)) != STATUS_OK)
+		goto fail;
+	sh->in_txn = false; /* xdb_commit ends the transaction either way */
+	if ((st = xdb_commit(sh->db)) != STATUS_OK)
+		goto fail;
+	clear_meta(sh);
+	reset_txn_state(sh);
+	return STATUS_OK;
+fail:
+	db_fail(sh, st, sh->path);
+	discard(sh);
+	return st;
+}
+
+size_t shard_pending(const struct shard *sh, int64_t *since_ms)
+{
+	if (since_ms)
+		*since_ms = sh->pending ? sh->since_ms : 0;
+	return sh->pending;
+}
+
+enum status shard_doc_count(struct shard *sh, uint64_t *count)
+{
+	enum status st;
+	if ((st = need_open(sh, "shard_doc_count")) != STATUS_OK)
+		return st;
+	if ((st = xdb_doc_count(sh->db, count)) != STATUS_OK)
+		return db_fail(sh, st, sh->path);
+	return STATUS_OK;
+}
+
+struct xdb *shard_xdb(struct shard *sh)
+{
+	return sh->db;
+}
+
+/* ------------------------------------------------- a wiki's set of shards */
+
+struct shard_set {
+	char *data_dir;
+	char *wiki;
+	char *wikidir;
+	struct xdb *db;       /* combined reader, NULL when closed */
+	char *generation;     /* of the open reader */
+	unsigned shards;
+	char err[ERRMSG_MAX];
+};
+
+static enum status set_fail(struct shard_set *set, enum status st,
+			    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static enum status set_fail(struct shard_set *set, enum status st,
+			    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(set->err, sizeof set->err, fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+struct shard_set *shard_set_new(const char *data_dir, const char *wiki)
+{
+	struct shard_set *set = xcalloc(1, sizeof *set);
+	set->data_dir = xstrdup(data_dir);
+	set->wiki = xstrdup(wiki);
+	set->wikidir = xasprintf("%s/%s", data_dir, wiki);
+	return set;
+}
+
+static void reader_close(struct shard_set *set)
+{
+	xdb_free(set->db);
+	set->db = NULL;
+	free(set->generation);
+	set->generation = NULL;
+	set->shards = 0;
+}
+
+void shard_set_free(struct shard_set *set)
+{
+	if (!set)
+		return;
+	reader_close(set);
+	free(set->data_dir);
+	free(set->wiki);
+	free(set->wikidir);
+	free(set);
+}
+
+const char *shard_set_errmsg(const struct shard_set *set)
+{
+	return set->err;
+}
+
+char *shard_set_path(const struct shard_set *set, const char *generation,
+		     unsigned n)
+{
+	const char *g = generation ? generation : "current";
+	if (n == SHARD_SET_DIR)
+		return xasprintf("%s/%s", set->wikidir, g);
+	return xasprintf("%s/%s/shard-%u", set->wikidir, g, n);
+}
+
+char *shard_generation_name(void)
+{
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32];
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm);
+	return xasprintf("g%s.%09ldZ", stamp, ts.tv_nsec);
+}
+
+/* A generation name must be one plain path component. */
+static bool valid_generation(const char *g)
+{
+	return g && *g && strcmp(g, ".") && strcmp(g, "..") &&
+	       strcmp(g, "current") && !strchr(g, '/') && g[0] != '.';
+}
+
+enum status shard_set_current(struct shard_set *set, char **generation)
+{
+	char *link = xasprintf("%s/current", set->wikidir);
+	char target[PATH_MAX];
+	ssize_t n = readlink(link, target, sizeof target - 1);
+	if (n < 0) {
+		int e = errno;
+		enum status st = set_fail(set, e == ENOENT ? STATUS_NOT_FOUND : STATUS_IO,
+					  "%s: %s", link, strerror(e));
+		free(link);
+		return st;
+	}
+	free(link);
+	target[n] = '\0';
+	*generation = xstrdup(target);
+	return STATUS_OK;
+}
+
+enum status shard_set_count(struct shard_set *set, const char *generation,
+			    unsigned *shards)
+{
+	char *gen = NULL;
+	enum status st;
+	if (!generation) {
+		if ((st = shard_set_current(set, &gen)) != STATUS_OK)
+			return st;
+		generation = gen;
+	}
+	unsigned n = 0;
+	for (;; n++) {
+		char *p = shard_set_path(set, generation, n);
+		struct stat sb;
+		int r = stat(p, &sb);
+		free(p);
+		if (r != 0 || !S_ISDIR(sb.st_mode))
+			break;
+	}
+	if (n == 0)
+		st = set_fail(set, STATUS_NOT_FOUND, "%s/%s: no shard-0", set->wikidir,
+			      generation);
+	else
+		*shards = n;
+	free(gen);
+	return n ? STATUS_OK : st;
+}
+
+static enum status mkdir_p(struct shard_set *set, const char *path)
+{
+	char *p = xstrdup(path);
+	for (char *s = p + 1;; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+			*s = '\0';
+			if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+				enum status st = set_fail(set, STATUS_IO, "mkdir %s: %s",
+							  p, strerror(errno));
+				free(p);
+				return st;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	free(p);
+	return STATUS_OK;
+}
+
+static void fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+enum status shard_set_create(struct shard_set *set, const char *generation,
+			     unsigned shards)
+{
+	enum status st;
+	if (!valid_generation(generation))
+		return set_fail(set, STATUS_INVALID, "bad generation name \"%s\"",
+				generation ? generation : "");
+	if (shards == 0)
+		return set_fail(set, STATUS_INVALID, "a generation needs at least one shard");
+	if ((st = mkdir_p(set, set->wikidir)) != STATUS_OK)
+		return st;
+	char *dir = shard_set_path(set, generation, SHARD_SET_DIR);
+	if (mkdir(dir, 0755) != 0) {
+		st = set_fail(set, errno == EEXIST ? STATUS_INVALID : STATUS_IO,
+			      "mkdir %s: %s", dir, strerror(errno));
+		free(dir);
+		return st;
+	}
+	struct shard *sh = shard_new();
+	st = STATUS_OK;
+	for (unsigned i = 0; i < shards && st == STATUS_OK; i++) {
+		char *p = shard_set_path(set, generation, i);
+		st = shard_open(sh, p, SHARD_CREATE);
+		if (st == STATUS_OK)
+			st = shard_commit(sh, 0);
+		if (st != STATUS_OK)
+			set_fail(set, st, "%s", shard_errmsg(sh));
+		shard_close(sh);
+		free(p);
+	}
+	shard_free(sh);
+	fsync_dir(dir);
+	free(dir);
+	return st;
+}
+
+enum status shard_set_swap(struct shard_set *set, const char *generation)
+{
+	enum status st;
+	unsigned n;
+	if (!valid_generation(generation))
+		return set_fail(set, STATUS_INVALID, "bad generation name \"%s\"",
+				generation ? generation : "");
+	if ((st = shard_set_count(set, generation, &n)) != STATUS_OK)
+		return st;
+	char *tmp = xasprintf("%s/.current.%ld.tmp", set->wikidir, (long)getpid());
+	char *cur = xasprintf("%s/current", set->wikidir);
+	unlink(tmp);
+	/* A relative target keeps the data dir movable. */
+	if (symlink(generation, tmp) != 0) {
+		st = set_fail(set, STATUS_IO, "symlink %s: %s", tmp, strerror(errno));
+	} else if (rename(tmp, cur) != 0) {
+		st = set_fail(set, STATUS_IO, "rename %s to %s: %s", tmp, cur,
+			      strerror(errno));
+		unlink(tmp);
+	} else {
+		fsync_dir(set->wikidir);
+		st = STATUS_OK;
+	}
+	free(tmp);
+	free(cur);
+	return st;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path) != 0 ? -1 : 0;
+}
+
+enum status shard_set_remove(struct shard_set *set, const char *generation)
+{
+	if (!valid_generation(generation))
+		return set_fail(set, STATUS_INVALID, "bad generation name \"%s\"",
+				generation ? generation : "");
+	char *cur = NULL;
+	if (shard_set_current(set, &cur) == STATUS_OK && strcmp(cur, generation) == 0) {
+		free(cur);
+		return set_fail(set, STATUS_INVALID,
+				"%s: generation %s is current; swap first",
+				set->wikidir, generation);
+	}
+	free(cur);
+	char *dir = shard_set_path(set, generation, SHARD_SET_DIR);
+	enum status st = STATUS_OK;
+	if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+		st = set_fail(set, errno == ENOENT ? STATUS_NOT_FOUND : STATUS_IO,
+			      "removing %s: %s", dir, strerror(errno));
+	free(dir);
+	return st;
+}
+
+/* Opens generation gen (all its shards) as set->db. */
+static enum status reader_open_gen(struct shard_set *set, const char *gen)
+{
+	unsigned n;
+	enum status st = shard_set_count(set, gen, &n);
+	if (st != STATUS_OK)
+		return st;
+	struct xdb *db = need(xdb_new());
+	for (unsigned i = 0; i < n; i++) {
+		char *p = shard_set_path(set, gen, i);
+		st = i == 0 ? xdb_open_read(db, p) : xdb_add_read(db, p);
+		free(p);
+		if (st != STATUS_OK) {
+			set_fail(set, st, "%s", xdb_errmsg(db));
+			xdb_free(db);
+			return st;
+		}
+	}
+	reader_close(set);
+	set->db = db;
+	set->generation = xstrdup(gen);
+	set->shards = n;
+	return STATUS_OK;
+}
+
+enum status shard_set_open(struct shard_set *set)
+{
+	enum status st = STATUS_NOT_FOUND;
+	/* A swap and removal of the old generation can land between reading
+	 * `current` and opening its shards: read the link again and retry. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		char *gen = NULL;
+		if ((st = shard_set_current(set, &gen)) != STATUS_OK)
+			return st;
+		st = reader_open_gen(set, gen);
+		char *again = NULL;
+		bool moved = shard_set_current(set, &again) == STATUS_OK &&
+			     strcmp(again, gen) != 0;
+		free(again);
+		free(gen);
+		if (st == STATUS_OK || !moved)
+			return st;
+	}
+	return st;
+}
+
+struct xdb *shard_set_db(struct shard_set *set)
+{
+	return set->db;
+}
+
+unsigned shard_set_shards(const struct shard_set *set)
+{
+	return set->shards;
+}
+
+const char *shard_set_generation(const struct shard_set *set)
+{
+	return set->generation;
+}
+
+enum status shard_set_reopen(struct shard_set *set)
+{
+	if (!set->db)
+		return shard_set_open(set);
+	char *gen = NULL;
+	enum status st = shard_set_current(set, &gen);
+	if (st != STATUS_OK)
+		return st;
+	if (strcmp(gen, set->generation) != 0) {
+		free(gen);
+		return shard_set_open(set);
+	}
+	free(gen);
+	if ((st = xdb_reopen(set->db)) != STATUS_OK)
+		return set_fail(set, st, "%s", xdb_errmsg(set->db));
+	return STATUS_OK;
+}
+
+enum status shard_set_search(struct shard_set *set, const struct xquery *q,
+			     unsigned offset, unsigned count, struct xmset **mset)
+{
+	if (!set->db)
+		return set_fail(set, STATUS_INVALID, "%s: shard set not open", set->wikidir);
+	enum status st = xdb_search(set->db, q, offset, count, mset);
+	if (st == STATUS_MODIFIED) {
+		if ((st = shard_set_reopen(set)) != STATUS_OK)
+			return st;
+		st = xdb_search(set->db, q, offset, count, mset);
+	}
+	if (st != STATUS_OK)
+		return set_fail(set, st, "%s", xdb_errmsg(set->db));
+	return STATUS_OK;
+}
+
+unsigned shard_set_hit_shard(const struct shard_set *set, uint32_t docid)
+{
+	return set->shards && docid ? (docid - 1) % set->shards : 0;
+}
+
+enum status shard_set_stats(struct shard_set *set, unsigned n,
+			    struct shard_stats *st_out)
+{
+	enum status st;
+	char *gen = NULL;
+	if ((st = shard_set_current(set, &gen)) != STATUS_OK)
+		return st;
+	char *path = shard_set_path(set, gen, n);
+	free(gen);
+	struct xdb *db = need(xdb_new());
+	struct shard_stats s = { 0 };
+	uint64_t v = 0;
+	if ((st = xdb_open_read(db, path)) != STATUS_OK ||
+	    (st = xdb_doc_count(db, &s.docs)) != STATUS_OK ||
+	    (st = xdb_revision(db, &s.revision)) != STATUS_OK ||
+	    (st = read_u64_meta(db, META_FENCE, &s.fence)) != STATUS_OK ||
+	    (st = read_u64_meta(db, META_COMMIT_TIME, &v)) != STATUS_OK)
+		goto out;
+	s.last_commit = (int64_t)v;
+	if ((st = read_u64_meta(db, META_SCHEMA, &v)) != STATUS_OK)
+		goto out;
+	s.schema = (unsigned)v;
+	DIR *d = opendir(path);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			struct stat sb;
+			char *f = xasprintf("%s/%s", path, e->d_name);
+			if (stat(f, &sb) == 0 && S_ISREG(sb.st_mode))
+				s.bytes += (uint64_t)sb.st_size;
+			free(f);
+		}
+		closedir(d);
+	}
+	*st_out = s;
+out:
+	if (st != STATUS_OK)
+		set_fail(set, st, "%s", xdb_errmsg(db));
+	xdb_free(db);
+	free(path);
+	return st;
+}

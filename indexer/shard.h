@@ -1,0 +1,327 @@
+/*
+ * shard.h: a wiki's Xapian shards on disk, the documents in them, and the
+ * rules a write must pass (schema and analyzer versions, fencing token, rev
+ * guard, no-op check).  Plain C over the Xapian shim (xapian-shim.h).
+ *
+ * Layout (HELPER-CONVENTIONS.md):
+ *
+ *   <data_dir>/<wiki>/current        -> symlink to "<generation>"
+ *   <data_dir>/<wiki>/<generation>/shard-<N>   glass databases, N = 0..shards-1
+ *
+ * A page lives in shard shard_route(page_id, shards) = page_id mod shards.
+ * A rebuild writes a new generation beside the live one and swaps `current`
+ * atomically (shard_set_swap: a symlink under a temporary name, then
+ * rename(2) over `current`), so a reader that resolves `current` sees either
+ * the old or the new generation, complete.
+ *
+ * A document (struct shard_doc) holds, with Omega's term prefixes so that
+ * delve, quest and xapian-check read the shards:
+ *
+ *   Q<page_id>            unique id term (boolean)
+ *   <term>                plain body terms, with positions
+ *   Z<stem>               stemmed body terms, no positions
+ *   S<term> / ZS<stem>    title plain (positions) / stemmed
+ *   XH<term> / ZXH<stem>  headings;  XA<term> / ZXA<stem> auxiliary text
+ *   XNS<n>                namespace (boolean)
+ *   L<code>               language (boolean)
+ *   XC<category>          category, lowercased, underscores as spaces (boolean)
+ *
+ *   value 0  rev_id                 sortable_serialise (xdoc_get_value_number)
+ *   value 1  rev timestamp, unix s  sortable_serialise
+ *   value 2  namespace              sortable_serialise
+ *   value 3  content fingerprint    16 lowercase hex digits (64-bit hash of
+ *                                   terms, wdf, positions, values 0-2, data)
+ *
+ *   data: JSON {"page_id", "title", "display_title", "namespace", "url",
+ *               "language", "rev_id", "rev_timestamp", "categories": [..],
+ *               "text": stored text for snippets, at most SHARD_TEXT_MAX
+ *               bytes, cut at a UTF-8 boundary}
+ *
+ * Shard metadata keys (committed with the writes they describe):
+ *
+ *   freshet.schema             SHARD_SCHEMA_VERSION as decimal
+ *   freshet.analyzer.<lang>    "<analyzer name> <analyzer version>"
+ *   freshet.position.<part>    last applied stream id of partition <part>
+ *                              (the stream key, e.g. "freshet:{enwiki:p3}")
+ *   freshet.fence              fencing token of the last commit, decimal
+ *   freshet.commit_time        unix seconds of the last commit, decimal
+ *
+ * Write rules, checked by shard_open/shard_replace/shard_commit:
+ *
+ *   - schema: a shard whose stored schema version differs from
+ *     SHARD_SCHEMA_VERSION is refused at open (STATUS_VERSION, message says
+ *     to rebuild).  A new empty shard gets the running version.
+ *   - analyzers: shard_check_analyzer() refuses (STATUS_VERSION) when the
+ *     stored name/version for a language differs from the running one; an
+ *     unrecorded language is recorded.
+ *   - fencing: shard_commit(sh, token) with a token lower than the stored
+ *     one is refused (STATUS_FENCED) and the pending writes are discarded;
+ *     otherwise the token is stored with the commit.  The token comes from
+ *     the partition lease (INCR of freshet:{<wiki>:p<N>}:fence).
+ *   - rev guard: replacing a page whose stored rev_id is greater than the
+ *     document's is skipped (STATUS_SKIPPED); an equal rev_id applies
+ *     (rerenders land).
+ *   - no-op: a document whose fingerprint equals the stored one is not
+ *     rewritten (STATUS_NOOP); a commit with nothing written makes no new
+ *     database revision.
+ *
+ * Group commit: writes collect in an open transaction until the caller
+ * calls shard_commit(); shard_pending() says how many and since when.
+ * Nothing reaches the disk before shard_commit(): closing or a crash
+ * discards uncommitted writes; a commit is durable (Xapian fsyncs).
+ *
+ * Errors: every fallible call returns enum status; the message is in the
+ * handle (shard_errmsg(), shard_set_errmsg()).  Memory is allocated with
+ * xmalloc (aborts on out of memory).
+ *
+ * Threads: each handle is used by one thread at a time.  One writer per
+ * shard (Xapian locks it: a second shard_open() gets STATUS_LOCKED); any
+ * number of readers (struct shard_set) in any process.
+ */
+#ifndef FRESHET_SHARD_H
+#define FRESHET_SHARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+#include "xapian-shim.h"
+
+#define SHARD_SCHEMA_VERSION 1
+
+/* Value slots. */
+#define SHARD_VALUE_REV         0
+#define SHARD_VALUE_TIMESTAMP   1
+#define SHARD_VALUE_NAMESPACE   2
+#define SHARD_VALUE_FINGERPRINT 3
+
+/* Term prefixes (Omega conventions). */
+#define SHARD_PREFIX_ID         "Q"
+#define SHARD_PREFIX_BODY       ""
+#define SHARD_PREFIX_STEM       "Z"
+#define SHARD_PREFIX_TITLE      "S"
+#define SHARD_PREFIX_TITLE_STEM "ZS"
+#define SHARD_PREFIX_HEADING    "XH"
+#define SHARD_PREFIX_HEADING_STEM "ZXH"
+#define SHARD_PREFIX_AUX        "XA"
+#define SHARD_PREFIX_AUX_STEM   "ZXA"
+#define SHARD_PREFIX_NAMESPACE  "XNS"
+#define SHARD_PREFIX_LANGUAGE   "L"
+#define SHARD_PREFIX_CATEGORY   "XC"
+
+/* The stored text (for snippets) is cut to this many bytes. */
+#define SHARD_TEXT_MAX (64 * 1024)
+
+/* Returns the shard that owns page_id: page_id mod shards (shards > 0). */
+unsigned shard_route(uint64_t page_id, unsigned shards);
+
+/* ------------------------------------------------------------- documents */
+
+struct shard_doc;
+
+/* Returns a new empty document for page_id (with its Q term).  Never NULL.
+ * Free with shard_doc_free(). */
+struct shard_doc *shard_doc_new(uint64_t page_id);
+/* NULL is a no-op. */
+void shard_doc_free(struct shard_doc *d);
+uint64_t shard_doc_page_id(const struct shard_doc *d);
+
+/* Adds prefix+term (len bytes of UTF-8, as the analyzer gave it) at
+ * position pos, wdf +1.  Use for plain (unstemmed) views: SHARD_PREFIX_BODY,
+ * _TITLE, _HEADING, _AUX.  Positions of one prefix should rise through the
+ * document (leave gaps between fields/sentences as the analyzer does).
+ * Empty terms and terms longer than XDB_MAX_TERM (prefix included) are
+ * skipped and counted (shard_doc_skipped()), as Xapian's TermGenerator
+ * does. */
+void shard_doc_add_posting(struct shard_doc *d, const char *prefix,
+			   const char *term, size_t len, uint32_t pos);
+/* Adds prefix+term without a position, wdf +1.  Use for stemmed views
+ * (SHARD_PREFIX_STEM, _TITLE_STEM, ...).  Skips as shard_doc_add_posting(). */
+void shard_doc_add_term(struct shard_doc *d, const char *prefix,
+			const char *term, size_t len);
+/* Adds a boolean (filter) term prefix+term, NUL-terminated, wdf 0. */
+void shard_doc_add_boolean(struct shard_doc *d, const char *prefix,
+			   const char *term);
+/* The number of terms skipped as empty or too long. */
+size_t shard_doc_skipped(const struct shard_doc *d);
+
+/* Metadata.  Strings are copied; setting again replaces. */
+/* Title as MediaWiki shows it; underscores (db keys) become spaces. */
+void shard_doc_set_title(struct shard_doc *d, const char *title);
+/* Display title (may hold HTML as MediaWiki returns it); defaults to the
+ * title. */
+void shard_doc_set_display_title(struct shard_doc *d, const char *display);
+/* Namespace id; adds the boolean term XNS<ns>. Default 0. */
+void shard_doc_set_namespace(struct shard_doc *d, int ns);
+/* Language code (e.g. "en", "zh-hans"); adds the boolean term L<code>. */
+void shard_doc_set_language(struct shard_doc *d, const char *code);
+void shard_doc_set_url(struct shard_doc *d, const char *url);
+/* Revision id and its timestamp (unix seconds). */
+void shard_doc_set_rev(struct shard_doc *d, uint64_t rev_id, int64_t timestamp);
+/* Adds a category (as MediaWiki names it, without "Category:"): kept in the
+ * data and indexed as the boolean term shard_category_term(name). */
+void shard_doc_add_category(struct shard_doc *d, const char *name);
+/* The text snippets are made from (len bytes of UTF-8), cut to
+ * SHARD_TEXT_MAX bytes at a character boundary. */
+void shard_doc_set_text(struct shard_doc *d, const char *text, size_t len);
+
+/* Returns the boolean term of category name: "XC" + name lowercased
+ * (Unicode, root locale) with underscores as spaces.  Caller frees.  The
+ * search side uses it to build category filters. */
+char *shard_category_term(const char *name);
+
+/* Returns the document as the shard would store it (caller frees): the data
+ * JSON, the values, then one line per term "term wdf=N pos=1,2,3".  For
+ * reindex-page --dry-run and debugging. */
+char *shard_doc_dump(struct shard_doc *d);
+
+/* ---------------------------------------------------------------- writer */
+
+struct shard;
+
+/* Flags of shard_open(). */
+#define SHARD_CREATE    0x1u /* create the database if missing */
+#define SHARD_WAIT_LOCK 0x2u /* wait for another writer instead of LOCKED */
+
+/* Returns a new closed writer handle.  Never NULL. */
+struct shard *shard_new(void);
+/* Closes (discarding uncommitted writes) and frees.  NULL is a no-op. */
+void shard_free(struct shard *sh);
+/* Message of the last failed call, "" if none; owned by sh, valid until
+ * the next call on sh. */
+const char *shard_errmsg(const struct shard *sh);
+
+/* Opens the shard at path (e.g. from shard_set_path()) as its one writer
+ * and checks its schema version (see the top of this file).  Returns
+ * STATUS_OK, STATUS_LOCKED (another writer), STATUS_NOT_FOUND (no shard and
+ * no SHARD_CREATE), STATUS_CORRUPT, STATUS_VERSION, STATUS_XAPIAN,
+ * STATUS_IO. */
+enum status shard_open(struct shard *sh, const char *path, unsigned flags);
+/* Closes; uncommitted writes are discarded.  Returns STATUS_OK or a close
+ * error (the handle is closed either way). */
+enum status shard_close(struct shard *sh);
+
+/* Checks that language lang was indexed with analyzer name at version (or
+ * never indexed): STATUS_VERSION with a message naming both when the
+ * stored pair differs, else STATUS_OK (recording the pair, committed with
+ * the next commit).  Call once per analyzer after shard_open(). */
+enum status shard_check_analyzer(struct shard *sh, const char *lang,
+				 const char *name, const char *version);
+
+/* Writes d (borrowed; it may be written again or elsewhere) in place of the
+ * page's stored document.  Returns STATUS_OK (written, pending commit),
+ * STATUS_SKIPPED (the stored rev_id is newer: nothing written), STATUS_NOOP
+ * (identical document stored: nothing written), or an error.  The rev guard
+ * and no-op check see pending (uncommitted) writes too. */
+enum status shard_replace(struct shard *sh, struct shard_doc *d);
+/* Deletes page_id's document.  STATUS_OK (pending commit) or STATUS_NOOP
+ * when there was none. */
+enum status shard_delete(struct shard *sh, uint64_t page_id);
+/* Sets *rev_id to the stored (or pending) rev_id of page_id;
+ * STATUS_NOT_FOUND when the page is not in the shard. */
+enum status shard_get_rev(struct shard *sh, uint64_t page_id, uint64_t *rev_id);
+
+/* Records stream_id as the last applied position of partition (the stream
+ * key); committed with the next commit. */
+enum status shard_set_position(struct shard *sh, const char *partition,
+			       const char *stream_id);
+/* Sets *stream_id (caller frees) to the stored position of partition, or
+ * returns STATUS_NOT_FOUND. */
+enum status shard_get_position(struct shard *sh, const char *partition,
+			       char **stream_id);
+/* Sets *token to the stored fencing token (0 if none). */
+enum status shard_get_fence(struct shard *sh, uint64_t *token);
+
+/* Commits every pending write with fencing token `token` and the commit
+ * time.  STATUS_FENCED (pending writes discarded, message names both
+ * tokens) when token is lower than the stored token.  With nothing pending
+ * (no write, no position, no new analyzer, same token) it returns
+ * STATUS_OK without touching the disk.  Any other failure also discards
+ * the pending writes: redeliver them. */
+enum status shard_commit(struct shard *sh, uint64_t token);
+/* Returns the number of writes (replacements and deletions) not yet
+ * committed, and sets *since_ms (if not NULL) to the CLOCK_MONOTONIC time in
+ * milliseconds of the first of them (0 when none). */
+size_t shard_pending(const struct shard *sh, int64_t *since_ms);
+/* Sets *count to the number of documents, pending writes included. */
+enum status shard_doc_count(struct shard *sh, uint64_t *count);
+/* The underlying database (borrowed, valid until shard_close()): for
+ * tests and tools. */
+struct xdb *shard_xdb(struct shard *sh);
+
+/* ------------------------------------------------- a wiki's set of shards */
+
+struct shard_set;
+
+/* Returns a handle on <data_dir>/<wiki> (nothing is opened yet).  Never
+ * NULL.  Strings are copied. */
+struct shard_set *shard_set_new(const char *data_dir, const char *wiki);
+/* Closes the reader (if open) and frees.  NULL is a no-op. */
+void shard_set_free(struct shard_set *set);
+const char *shard_set_errmsg(const struct shard_set *set);
+
+/* Returns the path of shard n of generation (NULL: through `current`), or
+ * the generation directory itself when n is SHARD_SET_DIR.  Caller frees. */
+#define SHARD_SET_DIR ((unsigned)-1)
+char *shard_set_path(const struct shard_set *set, const char *generation,
+		     unsigned n);
+/* Returns a new generation name, "g" + UTC time + nanoseconds, sorting in
+ * creation order (e.g. "g20261129T161134.123456789Z").  Caller frees. */
+char *shard_generation_name(void);
+
+/* Sets *generation (caller frees) to the generation `current` points at;
+ * STATUS_NOT_FOUND when there is none. */
+enum status shard_set_current(struct shard_set *set, char **generation);
+/* Sets *shards to the number of shards of generation (NULL: current): the
+ * shard-0 .. shard-<n-1> directories.  STATUS_NOT_FOUND if none. */
+enum status shard_set_count(struct shard_set *set, const char *generation,
+			    unsigned *shards);
+/* Creates generation with `shards` empty shards (schema version recorded
+ * and committed), creating <data_dir>/<wiki> as needed.  STATUS_INVALID if
+ * the generation exists. Writers then fill it with shard_open(). */
+enum status shard_set_create(struct shard_set *set, const char *generation,
+			     unsigned shards);
+/* Points `current` at generation atomically (symlink to a temporary name,
+ * then rename over `current`).  Refuses (STATUS_NOT_FOUND) a generation
+ * that has no shards.  The old generation stays on disk: remove it with
+ * shard_set_remove() once its writers and readers are gone. */
+enum status shard_set_swap(struct shard_set *set, const char *generation);
+/* Removes a generation directory that `current` does not point at
+ * (STATUS_INVALID if it does). */
+enum status shard_set_remove(struct shard_set *set, const char *generation);
+
+/* Opens every shard of the current generation read-only as one database
+ * (shard order 0..n-1, see xdb_add_read for docids).  A swap between
+ * reading `current` and opening the shards is retried. */
+enum status shard_set_open(struct shard_set *set);
+/* The combined reader (borrowed, valid until the next shard_set_open/
+ * _reopen/_free), NULL when not open. */
+struct xdb *shard_set_db(struct shard_set *set);
+/* The number of shards and the generation of the open reader. */
+unsigned shard_set_shards(const struct shard_set *set);
+const char *shard_set_generation(const struct shard_set *set);
+/* Sees the newest commits: reopens the databases, or opens the new
+ * generation when `current` moved.  Use after STATUS_MODIFIED. */
+enum status shard_set_reopen(struct shard_set *set);
+/* Runs q (borrowed) on the open reader, reopening and retrying once on
+ * STATUS_MODIFIED.  *mset as xdb_search(). */
+enum status shard_set_search(struct shard_set *set, const struct xquery *q,
+			     unsigned offset, unsigned count,
+			     struct xmset **mset);
+/* The shard a hit of the combined reader comes from. */
+unsigned shard_set_hit_shard(const struct shard_set *set, uint32_t docid);
+
+struct shard_stats {
+	uint64_t docs;        /* documents */
+	int64_t last_commit;  /* unix seconds of the last commit, 0 if none */
+	uint64_t fence;       /* stored fencing token, 0 if none */
+	uint64_t revision;    /* Xapian revision */
+	uint64_t bytes;       /* size of the shard's files on disk */
+	unsigned schema;      /* stored schema version, 0 if none */
+};
+/* Fills *st for shard n of the current generation (opened read-only for
+ * the call; works while a writer writes). */
+enum status shard_set_stats(struct shard_set *set, unsigned n,
+			    struct shard_stats *st);
+
+#endif

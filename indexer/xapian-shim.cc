@@ -1,0 +1,841 @@
+/*
+ * xapian-shim.cc: the C API of xapian-shim.h over Xapian's C++ API.
+ *
+ * This is freshet's only C++ file and the only one that includes
+ * <xapian.h>.  Its invariant is that no exception ever crosses into C: every
+ * exported function runs its body inside try and ends in the catch ladder
+ * CATCH_ALL, which maps the exception class to an enum status and stores
+ * the message in the handle.  Storing the message can itself run out of
+ * memory; then the handle keeps a fixed message instead (set_err never
+ * throws).  Strings handed to C are malloc'd so that C frees them with
+ * free().
+ *
+ * The file is compiled with -fvisibility=hidden: only the functions marked
+ * XSHIM_API in the header are exported.
+ */
+#include <config.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include <xapian.h>
+
+#include "xapian-shim.h"
+
+namespace {
+
+const char nomem_msg[] = "out of memory";
+
+/* Stores "what: msg" in err without throwing. */
+void set_err(std::string &err, const char *what, const std::string &msg) noexcept
+{
+	try {
+		err.assign(what);
+		if (!msg.empty()) {
+			err.append(": ");
+			err.append(msg);
+		}
+	} catch (...) {
+		try {
+			err.clear();
+		} catch (...) {
+		}
+	}
+}
+
+char *dup_bytes(const char *p, size_t len)
+{
+	char *s = static_cast<char *>(std::malloc(len + 1));
+	if (!s)
+		throw std::bad_alloc();
+	if (len)
+		std::memcpy(s, p, len);
+	s[len] = '\0';
+	return s;
+}
+
+char *dup_string(const std::string &v)
+{
+	return dup_bytes(v.data(), v.size());
+}
+
+} // namespace
+
+struct xdb {
+	std::string err;
+	std::string path;
+	int mode = 0; /* 0 closed, 1 writer, 2 reader */
+	unsigned count = 0; /* databases in a reader set */
+	bool in_txn = false;
+	Xapian::WritableDatabase w;
+	Xapian::Database r;
+
+	Xapian::Database &db()
+	{
+		if (mode == 1)
+			return w;
+		return r;
+	}
+};
+
+struct xdoc {
+	std::string err;
+	Xapian::Document doc;
+};
+
+struct xquery {
+	Xapian::Query q;
+};
+
+struct xmset {
+	std::string err;
+	Xapian::MSet ms;
+	std::vector<std::string> data;
+	std::vector<Xapian::docid> docids;
+	std::vector<double> weights;
+	unsigned first = 0;
+};
+
+/* The catch ladder every entry point ends in.  H is the std::string that
+ * keeps the message; CTX is prepended (the database path). */
+#define CATCH_ALL(H, CTX)                                                      \
+	catch (const Xapian::DatabaseLockError &e) {                           \
+		return fail(H, CTX, STATUS_LOCKED, e);                         \
+	}                                                                      \
+	catch (const Xapian::DatabaseCorruptError &e) {                        \
+		return fail(H, CTX, STATUS_CORRUPT, e);                        \
+	}                                                                      \
+	catch (const Xapian::DatabaseModifiedError &e) {                       \
+		return fail(H, CTX, STATUS_MODIFIED, e);                       \
+	}                                                                      \
+	catch (const Xapian::DatabaseVersionError &e) {                        \
+		return fail(H, CTX, STATUS_VERSION, e);                        \
+	}                                                                      \
+	catch (const Xapian::DatabaseNotFoundError &e) {                       \
+		return fail(H, CTX, STATUS_NOT_FOUND, e);                      \
+	}                                                                      \
+	catch (const Xapian::DatabaseOpeningError &e) {                        \
+		/* Files present but unreadable as a database. */              \
+		return fail(H, CTX, STATUS_CORRUPT, e);                        \
+	}                                                                      \
+	catch (const Xapian::InvalidArgumentError &e) {                        \
+		return fail(H, CTX, STATUS_INVALID, e);                        \
+	}                                                                      \
+	catch (const Xapian::Error &e) {                                       \
+		return fail(H, CTX, STATUS_XAPIAN, e);                         \
+	}                                                                      \
+	catch (const std::bad_alloc &) {                                       \
+		set_err(H, nomem_msg, std::string());                          \
+		return STATUS_NOMEM;                                           \
+	}                                                                      \
+	catch (const std::exception &e) {                                      \
+		set_err(H, "unexpected C++ exception", e.what());              \
+		return STATUS_UNKNOWN;                                         \
+	}                                                                      \
+	catch (...) {                                                          \
+		set_err(H, "unknown exception", std::string());                \
+		return STATUS_UNKNOWN;                                         \
+	}
+
+static enum status fail(std::string &err, const std::string &ctx,
+			enum status st, const Xapian::Error &e) noexcept
+{
+	try {
+		std::string msg = e.get_type();
+		msg += ": ";
+		msg += e.get_msg();
+		if (!e.get_context().empty()) {
+			msg += " (";
+			msg += e.get_context();
+			msg += ")";
+		}
+		if (e.get_error_string()) {
+			msg += " (";
+			msg += e.get_error_string();
+			msg += ")";
+		}
+		set_err(err, ctx.empty() ? "xapian" : ctx.c_str(), msg);
+	} catch (...) {
+		set_err(err, nomem_msg, std::string());
+	}
+	return st;
+}
+
+static enum status invalid(std::string &err, const char *msg) noexcept
+{
+	set_err(err, msg, std::string());
+	return STATUS_INVALID;
+}
+
+static const std::string no_ctx;
+
+/* ------------------------------------------------------------------ xdb */
+
+extern "C" {
+
+struct xdb *xdb_new(void)
+{
+	return new (std::nothrow) xdb;
+}
+
+void xdb_free(struct xdb *db)
+{
+	if (!db)
+		return;
+	xdb_close(db);
+	delete db;
+}
+
+const char *xdb_errmsg(const struct xdb *db)
+{
+	return db ? db->err.c_str() : "no database handle";
+}
+
+enum status xdb_open_write(struct xdb *db, const char *path, unsigned flags)
+{
+	if (db->mode)
+		return invalid(db->err, "xdb_open_write: handle already open");
+	try {
+		db->err.clear();
+		db->path = path;
+		int f = Xapian::DB_BACKEND_GLASS;
+		f |= (flags & XDB_CREATE) ? Xapian::DB_CREATE_OR_OPEN
+					  : Xapian::DB_OPEN;
+		if (flags & XDB_WAIT_LOCK)
+			f |= Xapian::DB_RETRY_LOCK;
+		db->w = Xapian::WritableDatabase(path, f);
+		db->mode = 1;
+		db->count = 1;
+		db->in_txn = false;
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_open_read(struct xdb *db, const char *path)
+{
+	if (db->mode)
+		return invalid(db->err, "xdb_open_read: handle already open");
+	try {
+		db->err.clear();
+		db->path = path;
+		db->r = Xapian::Database(path, Xapian::DB_BACKEND_GLASS);
+		db->mode = 2;
+		db->count = 1;
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_add_read(struct xdb *db, const char *path)
+{
+	if (db->mode != 2)
+		return invalid(db->err, "xdb_add_read: handle is not an open reader");
+	try {
+		db->err.clear();
+		Xapian::Database more(path, Xapian::DB_BACKEND_GLASS);
+		db->r.add_database(more);
+		db->count++;
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, path)
+}
+
+enum status xdb_reopen(struct xdb *db)
+{
+	if (db->mode != 2)
+		return STATUS_OK;
+	try {
+		db->err.clear();
+		db->r.reopen();
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_close(struct xdb *db)
+{
+	if (!db->mode)
+		return STATUS_OK;
+	int mode = db->mode;
+	db->mode = 0;
+	db->count = 0;
+	try {
+		if (mode == 1) {
+			if (db->in_txn) {
+				db->in_txn = false;
+				db->w.cancel_transaction();
+			}
+			db->w.close();
+			db->w = Xapian::WritableDatabase();
+		} else {
+			db->r.close();
+			db->r = Xapian::Database();
+		}
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_doc_count(struct xdb *db, uint64_t *count)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_doc_count: database not open");
+	try {
+		*count = db->db().get_doccount();
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_revision(struct xdb *db, uint64_t *rev)
+{
+	if (!db->mode || db->count != 1)
+		return invalid(db->err, "xdb_revision: needs one open database");
+	try {
+		*rev = db->db().get_revision();
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_get_metadata(struct xdb *db, const char *key, char **value)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_get_metadata: database not open");
+	try {
+		std::string v = db->db().get_metadata(key);
+		if (v.empty()) {
+			set_err(db->err, "no metadata", key);
+			return STATUS_NOT_FOUND;
+		}
+		*value = dup_string(v);
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_set_metadata(struct xdb *db, const char *key, const char *value)
+{
+	if (db->mode != 1)
+		return invalid(db->err, "xdb_set_metadata: database not open for writing");
+	try {
+		db->w.set_metadata(key, value);
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_begin(struct xdb *db)
+{
+	if (db->mode != 1)
+		return invalid(db->err, "xdb_begin: database not open for writing");
+	if (db->in_txn)
+		return invalid(db->err, "xdb_begin: a transaction is already open");
+	try {
+		/* A flushed transaction: committing it commits the database. */
+		db->w.begin_transaction(true);
+		db->in_txn = true;
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_commit(struct xdb *db)
+{
+	if (db->mode != 1)
+		return invalid(db->err, "xdb_commit: database not open for writing");
+	try {
+		if (db->in_txn) {
+			/* Xapian cancels the transaction if this throws. */
+			db->in_txn = false;
+			db->w.commit_transaction();
+		} else {
+			db->w.commit();
+		}
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_cancel(struct xdb *db)
+{
+	if (db->mode != 1 || !db->in_txn)
+		return invalid(db->err, "xdb_cancel: no open transaction");
+	try {
+		db->in_txn = false;
+		db->w.cancel_transaction();
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_replace(struct xdb *db, const char *unique_term,
+			const struct xdoc *doc)
+{
+	if (db->mode != 1)
+		return invalid(db->err, "xdb_replace: database not open for writing");
+	try {
+		db->w.replace_document(unique_term, doc->doc);
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_delete(struct xdb *db, const char *unique_term)
+{
+	if (db->mode != 1)
+		return invalid(db->err, "xdb_delete: database not open for writing");
+	try {
+		if (!db->w.term_exists(unique_term)) {
+			set_err(db->err, "no document with term", unique_term);
+			return STATUS_NOT_FOUND;
+		}
+		db->w.delete_document(unique_term);
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_get(struct xdb *db, const char *unique_term, struct xdoc **doc)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_get: database not open");
+	xdoc *d = nullptr;
+	try {
+		Xapian::Database &x = db->db();
+		Xapian::PostingIterator p = x.postlist_begin(unique_term);
+		if (p == x.postlist_end(unique_term)) {
+			set_err(db->err, "no document with term", unique_term);
+			return STATUS_NOT_FOUND;
+		}
+		d = new xdoc;
+		d->doc = x.get_document(*p);
+		/* Read data and values now: the caller may keep the copy
+		 * while the database changes. */
+		(void)d->doc.get_data();
+		(void)d->doc.values_count();
+		*doc = d;
+		return STATUS_OK;
+	}
+	catch (...) {
+		delete d;
+		try {
+			throw;
+		}
+		CATCH_ALL(db->err, db->path)
+	}
+}
+
+/* ------------------------------------------------------------------ xdoc */
+
+struct xdoc *xdoc_new(void)
+{
+	return new (std::nothrow) xdoc;
+}
+
+void xdoc_free(struct xdoc *doc)
+{
+	delete doc;
+}
+
+const char *xdoc_errmsg(const struct xdoc *doc)
+{
+	return doc ? doc->err.c_str() : "no document handle";
+}
+
+static enum status make_term(struct xdoc *doc, const char *prefix,
+			     const char *term, size_t len, std::string &out)
+{
+	size_t plen = prefix ? std::strlen(prefix) : 0;
+	if (len == 0)
+		return invalid(doc->err, "empty term");
+	if (plen + len > XDB_MAX_TERM)
+		return invalid(doc->err, "term longer than 245 bytes");
+	out.reserve(plen + len);
+	if (plen)
+		out.assign(prefix, plen);
+	out.append(term, len);
+	return STATUS_OK;
+}
+
+enum status xdoc_add_posting(struct xdoc *doc, const char *prefix,
+			     const char *term, size_t len, uint32_t pos,
+			     uint32_t wdfinc)
+{
+	try {
+		std::string t;
+		enum status st = make_term(doc, prefix, term, len, t);
+		if (st != STATUS_OK)
+			return st;
+		doc->doc.add_posting(t, pos, wdfinc);
+		return STATUS_OK;
+	}
+	CATCH_ALL(doc->err, no_ctx)
+}
+
+enum status xdoc_add_term(struct xdoc *doc, const char *prefix,
+			  const char *term, size_t len, uint32_t wdfinc)
+{
+	try {
+		std::string t;
+		enum status st = make_term(doc, prefix, term, len, t);
+		if (st != STATUS_OK)
+			return st;
+		if (wdfinc)
+			doc->doc.add_term(t, wdfinc);
+		else
+			doc->doc.add_boolean_term(t);
+		return STATUS_OK;
+	}
+	CATCH_ALL(doc->err, no_ctx)
+}
+
+enum status xdoc_set_value(struct xdoc *doc, unsigned slot, const char *value,
+			   size_t len)
+{
+	try {
+		doc->doc.add_value(slot, std::string(value, len));
+		return STATUS_OK;
+	}
+	CATCH_ALL(doc->err, no_ctx)
+}
+
+enum status xdoc_set_value_number(struct xdoc *doc, unsigned slot, double v)
+{
+	try {
+		doc->doc.add_value(slot, Xapian::sortable_serialise(v));
+		return STATUS_OK;
+	}
+	CATCH_ALL(doc->err, no_ctx)
+}
+
+enum status xdoc_set_data(struct xdoc *doc, const char *data, size_t len)
+{
+	try {
+		doc->doc.set_data(std::string(data, len));
+		return STATUS_OK;
+	}
+	CATCH_ALL(doc->err, no_ctx)
+}
+
+enum status xdoc_get_value(const struct xdoc *cdoc, unsigned slot,
+			   char **value, size_t *len)
+{
+	struct xdoc *doc = const_cast<struct xdoc *>(cdoc);
+	try {
+		std::string v = doc->doc.get_value(slot);
+		*value = dup_string(v);
+		*len = v.size();
+		return STATUS_OK;
+	}
+	CATCH_ALL(doc->err, no_ctx)
+}
+
+enum status xdoc_get_value_number(const struct xdoc *cdoc, unsigned slot,
+				  double *v)
+{
+	struct xdoc *doc = const_cast<struct xdoc *>(cdoc);
+	try {
+		std::string s = doc->doc.get_value(slot);
+		*v = s.empty() ? 0 : Xapian::sortable_unserialise(s);
+		return STATUS_OK;
+	}
+	CATCH_ALL(doc->err, no_ctx)
+}
+
+enum status xdoc_get_data(const struct xdoc *cdoc, char **data, size_t *len)
+{
+	struct xdoc *doc = const_cast<struct xdoc *>(cdoc);
+	try {
+		std::string v = doc->doc.get_data();
+		*data = dup_string(v);
+		*len = v.size();
+		return STATUS_OK;
+	}
+	CATCH_ALL(doc->err, no_ctx)
+}
+
+enum status xdoc_term_count(const struct xdoc *cdoc, size_t *n)
+{
+	struct xdoc *doc = const_cast<struct xdoc *>(cdoc);
+	try {
+		*n = doc->doc.termlist_count();
+		return STATUS_OK;
+	}
+	CATCH_ALL(doc->err, no_ctx)
+}
+
+enum status xdoc_terms(const struct xdoc *cdoc, xdoc_term_fn fn, void *ctx)
+{
+	struct xdoc *doc = const_cast<struct xdoc *>(cdoc);
+	try {
+		std::vector<uint32_t> pos;
+		for (Xapian::TermIterator t = doc->doc.termlist_begin();
+		     t != doc->doc.termlist_end(); ++t) {
+			const std::string &term = *t;
+			pos.clear();
+			for (Xapian::PositionIterator p = t.positionlist_begin();
+			     p != t.positionlist_end(); ++p)
+				pos.push_back(*p);
+			if (fn(ctx, term.data(), term.size(), t.get_wdf(),
+			       pos.data(), pos.size()))
+				break;
+		}
+		return STATUS_OK;
+	}
+	CATCH_ALL(doc->err, no_ctx)
+}
+
+namespace {
+
+/* 64-bit FNV-1a: enough to tell two versions of one page apart. */
+struct fnv {
+	uint64_t h = 0xcbf29ce484222325ULL;
+	void bytes(const void *p, size_t n)
+	{
+		const unsigned char *c = static_cast<const unsigned char *>(p);
+		for (size_t i = 0; i < n; i++) {
+			h ^= c[i];
+			h *= 0x100000001b3ULL;
+		}
+	}
+	void num(uint64_t v)
+	{
+		bytes(&v, sizeof v);
+	}
+	void str(const std::string &s)
+	{
+		num(s.size());
+		bytes(s.data(), s.size());
+	}
+};
+
+} // namespace
+
+enum status xdoc_hash(const struct xdoc *cdoc, unsigned skip_slot,
+		      uint64_t *hash)
+{
+	struct xdoc *doc = const_cast<struct xdoc *>(cdoc);
+	try {
+		fnv f;
+		/* Lengths before contents keep the encoding unambiguous. */
+		f.num(doc->doc.termlist_count());
+		for (Xapian::TermIterator t = doc->doc.termlist_begin();
+		     t != doc->doc.termlist_end(); ++t) {
+			f.str(*t);
+			f.num(t.get_wdf());
+			f.num(t.positionlist_count());
+			for (Xapian::PositionIterator p = t.positionlist_begin();
+			     p != t.positionlist_end(); ++p)
+				f.num(*p);
+		}
+		for (Xapian::ValueIterator v = doc->doc.values_begin();
+		     v != doc->doc.values_end(); ++v) {
+			if (v.get_valueno() == skip_slot)
+				continue;
+			f.num(v.get_valueno());
+			f.str(*v);
+		}
+		f.str(doc->doc.get_data());
+		*hash = f.h;
+		return STATUS_OK;
+	}
+	CATCH_ALL(doc->err, no_ctx)
+}
+
+/* ---------------------------------------------------------------- xquery */
+
+static struct xquery *wrap(Xapian::Query &&q)
+{
+	xquery *x = new (std::nothrow) xquery;
+	if (x)
+		x->q = std::move(q);
+	return x;
+}
+
+struct xquery *xquery_term(const char *term, size_t len, uint32_t wqf)
+{
+	try {
+		return wrap(Xapian::Query(std::string(term, len), wqf ? wqf : 1));
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+static struct xquery *positional(Xapian::Query::op op,
+				 const char *const *terms, size_t n,
+				 unsigned window)
+{
+	if (n == 0)
+		return nullptr;
+	try {
+		std::vector<Xapian::Query> subs;
+		subs.reserve(n);
+		for (size_t i = 0; i < n; i++)
+			subs.emplace_back(std::string(terms[i]));
+		return wrap(Xapian::Query(op, subs.begin(), subs.end(),
+					  window ? window : n));
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+struct xquery *xquery_phrase(const char *const *terms, size_t n, unsigned window)
+{
+	return positional(Xapian::Query::OP_PHRASE, terms, n, window);
+}
+
+struct xquery *xquery_near(const char *const *terms, size_t n, unsigned window)
+{
+	return positional(Xapian::Query::OP_NEAR, terms, n, window);
+}
+
+struct xquery *xquery_combine(enum xquery_op op, const struct xquery *a,
+			      const struct xquery *b)
+{
+	try {
+		if (!a && !b)
+			return nullptr;
+		if (!a)
+			return wrap(Xapian::Query(b->q));
+		if (!b)
+			return wrap(Xapian::Query(a->q));
+		Xapian::Query::op xop;
+		switch (op) {
+		case XQUERY_AND: xop = Xapian::Query::OP_AND; break;
+		case XQUERY_OR: xop = Xapian::Query::OP_OR; break;
+		case XQUERY_AND_NOT: xop = Xapian::Query::OP_AND_NOT; break;
+		case XQUERY_FILTER: xop = Xapian::Query::OP_FILTER; break;
+		case XQUERY_AND_MAYBE: xop = Xapian::Query::OP_AND_MAYBE; break;
+		default: return nullptr;
+		}
+		return wrap(Xapian::Query(xop, a->q, b->q));
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+struct xquery *xquery_scale(const struct xquery *q, double factor)
+{
+	if (!q || factor < 0)
+		return nullptr;
+	try {
+		return wrap(Xapian::Query(Xapian::Query::OP_SCALE_WEIGHT, q->q,
+					  factor));
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+struct xquery *xquery_match_all(void)
+{
+	try {
+		return wrap(Xapian::Query(Xapian::Query::MatchAll));
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+void xquery_free(struct xquery *q)
+{
+	delete q;
+}
+
+char *xquery_describe(const struct xquery *q)
+{
+	try {
+		return dup_string(q->q.get_description());
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+/* ----------------------------------------------------------------- xmset */
+
+enum status xdb_search(struct xdb *db, const struct xquery *q, unsigned offset,
+		       unsigned count, struct xmset **mset)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_search: database not open");
+	xmset *m = nullptr;
+	try {
+		m = new xmset;
+		Xapian::Enquire enq(db->db());
+		enq.set_query(q->q);
+		m->ms = enq.get_mset(offset, count);
+		m->first = offset;
+		m->ms.fetch();
+		for (Xapian::MSetIterator i = m->ms.begin(); i != m->ms.end(); ++i) {
+			m->docids.push_back(*i);
+			m->weights.push_back(i.get_weight());
+			m->data.push_back(i.get_document().get_data());
+		}
+		*mset = m;
+		return STATUS_OK;
+	}
+	catch (...) {
+		delete m;
+		try {
+			throw;
+		}
+		CATCH_ALL(db->err, db->path)
+	}
+}
+
+void xmset_free(struct xmset *mset)
+{
+	delete mset;
+}
+
+const char *xmset_errmsg(const struct xmset *mset)
+{
+	return mset ? mset->err.c_str() : "no result handle";
+}
+
+size_t xmset_size(const struct xmset *mset)
+{
+	return mset->docids.size();
+}
+
+uint64_t xmset_estimate(const struct xmset *mset)
+{
+	return mset->ms.get_matches_estimated();
+}
+
+enum status xmset_hit(const struct xmset *mset, size_t i, struct xmset_hit *hit)
+{
+	if (i >= mset->docids.size())
+		return invalid(const_cast<xmset *>(mset)->err,
+			       "xmset_hit: index out of range");
+	hit->docid = mset->docids[i];
+	hit->rank = mset->first + static_cast<unsigned>(i);
+	hit->weight = mset->weights[i];
+	hit->data = mset->data[i].c_str();
+	hit->data_len = mset->data[i].size();
+	return STATUS_OK;
+}
+
+enum status xmset_snippet(struct xmset *mset, const char *text, size_t text_len,
+			  size_t max_len, const char *stem_lang,
+			  const char *hi_start, const char *hi_end, char **out)
+{
+	try {
+		Xapian::Stem stem;
+		if (stem_lang && *stem_lang)
+			stem = Xapian::Stem(stem_lang);
+		std::string s = mset->ms.snippet(
+			std::string(text, text_len), max_len, stem,
+			Xapian::MSet::SNIPPET_BACKGROUND_MODEL |
+				Xapian::MSet::SNIPPET_EXHAUSTIVE,
+			hi_start ? hi_start : "", hi_end ? hi_end : "", "...");
+		*out = dup_string(s);
+		return STATUS_OK;
+	}
+	CATCH_ALL(mset->err, no_ctx)
+}
+
+} /* extern "C" */
