@@ -170,9 +170,23 @@ static int cmd_status(struct ctx *c, bool json)
 			if (r)
 				freeReplyObject(r);
 			long long lag = -1, pending = -1;
-			if (stream_depth(s, p, &lag, &pending) != STATUS_OK && rc == TOOL_EXIT_OK) {
-				fprintf(stderr, PROG ": %s: %s\n", key, stream_errmsg(s));
-				rc = TOOL_EXIT_FAIL;
+			/* A partition no event ever reached has no stream yet, and one
+			 * no worker ever read has no group: both are simply idle. */
+			r = redis_command(c->redis, &st, "XLEN %s", key);
+			long long len = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+			if (r)
+				freeReplyObject(r);
+			if (len == 0) {
+				lag = pending = 0;
+			} else {
+				st = stream_depth(s, p, &lag, &pending);
+				if (st == STATUS_NOT_FOUND) {
+					lag = len;
+					pending = 0;
+				} else if (st != STATUS_OK) {
+					fprintf(stderr, PROG ": %s: %s\n", key, stream_errmsg(s));
+					rc = TOOL_EXIT_FAIL;
+				}
 			}
 			if (json) {
 				json_t *jp = json_object();
