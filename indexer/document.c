@@ -1,0 +1,257 @@
+/*
+ * document.c: builds a page's shard document from the fetcher's result, the
+ * extractor's fields and the analyzer of the page's language.
+ *
+ * Invariant: a document is built from one fetch result only, so everything
+ * in it (title, revision, text) describes the same revision.  The builder
+ * keeps its analyzers (one per language seen, opened on first use) and its
+ * extractor between pages; both belong to the builder's thread.
+ */
+#include "document.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "xmalloc.h"
+
+struct lang_slot {
+	char *code;              /* the page language asked for */
+	struct analyzer *an;
+};
+
+struct document_builder {
+	const struct loader *ld;
+	struct extract *x;
+	struct lang_slot *langs;
+	size_t n_langs;
+	char errmsg[512];
+};
+
+/* Where the token callback puts terms. */
+struct sink {
+	struct shard_doc *doc;
+	const char *prefix;      /* plain view prefix */
+	const char *stem_prefix; /* stemmed view prefix */
+	uint32_t base;           /* position of the field's first word */
+	uint32_t next;           /* first position after the last term seen */
+};
+
+static void set_err(struct document_builder *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void set_err(struct document_builder *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(b->errmsg, sizeof b->errmsg, fmt, ap);
+	va_end(ap);
+}
+
+struct document_builder *document_builder_new(const struct loader *ld)
+{
+	struct document_builder *b = xcalloc(1, sizeof *b);
+	b->ld = ld;
+	b->x = extract_new(NULL);
+	return b;
+}
+
+void document_builder_free(struct document_builder *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->n_langs; i++) {
+		analyzer_close(b->langs[i].an);
+		free(b->langs[i].code);
+	}
+	free(b->langs);
+	extract_free(b->x);
+	free(b);
+}
+
+const char *document_builder_errmsg(const struct document_builder *b)
+{
+	return b->errmsg;
+}
+
+/* Returns the builder's analyzer for lang, opening it on first use. */
+static enum status get_analyzer(struct document_builder *b, const char *lang,
+				struct analyzer **out)
+{
+	for (size_t i = 0; i < b->n_langs; i++)
+		if (strcmp(b->langs[i].code, lang) == 0) {
+			*out = b->langs[i].an;
+			return STATUS_OK;
+		}
+	struct analyzer *an = NULL;
+	char *msg = NULL;
+	enum status st = analyzer_open(b->ld, lang, NULL, &an, &msg);
+	if (st != STATUS_OK) {
+		set_err(b, "no analyzer for language '%s': %s", lang,
+			msg ? msg : status_str(st));
+		free(msg);
+		return st;
+	}
+	b->langs = xrealloc(b->langs, (b->n_langs + 1) * sizeof *b->langs);
+	b->langs[b->n_langs].code = xstrdup(lang);
+	b->langs[b->n_langs].an = an;
+	b->n_langs++;
+	*out = an;
+	return STATUS_OK;
+}
+
+static int on_plain(void *ctx, const char *term, size_t len, size_t start,
+		    size_t end, uint32_t pos)
+{
+	struct sink *s = ctx;
+	(void)start;
+	(void)end;
+	uint32_t p = s->base + pos;
+	shard_doc_add_posting(s->doc, s->prefix, term, len, p);
+	if (p + 1 > s->next)
+		s->next = p + 1;
+	return 0;
+}
+
+static int on_stem(void *ctx, const char *term, size_t len, size_t start,
+		   size_t end, uint32_t pos)
+{
+	struct sink *s = ctx;
+	(void)start;
+	(void)end;
+	(void)pos;
+	shard_doc_add_term(s->doc, s->stem_prefix, term, len);
+	return 0;
+}
+
+/* Analyzes one piece of text of a field in both views.  s->base is where
+ * it starts; afterwards s->next is past its last word. */
+static enum status index_text(struct document_builder *b, struct analyzer *an,
+			      struct sink *s, const char *text, size_t len)
+{
+	if (!len)
+		return STATUS_OK;
+	enum status st = analyzer_run(an, FRESHET_VIEW_PLAIN, 0, text, len,
+				      on_plain, s);
+	if (st == STATUS_OK)
+		st = analyzer_run(an, FRESHET_VIEW_TEXT, 0, text, len, on_stem, s);
+	if (st != STATUS_OK)
+		set_err(b, "analyzer %s failed: %s", analyzer_name(an),
+			analyzer_errmsg(an));
+	return st;
+}
+
+/* Indexes each string of a list as one field, DOCUMENT_FIELD_GAP apart. */
+static enum status index_list(struct document_builder *b, struct analyzer *an,
+			      struct shard_doc *doc, const char *prefix,
+			      const char *stem_prefix,
+			      const struct extract_list *list)
+{
+	struct sink s = { doc, prefix, stem_prefix, 0, 0 };
+	for (size_t i = 0; i < list->n; i++) {
+		enum status st = index_text(b, an, &s, list->v[i],
+					    strlen(list->v[i]));
+		if (st != STATUS_OK)
+			return st;
+		s.base = s.next + DOCUMENT_FIELD_GAP;
+	}
+	return STATUS_OK;
+}
+
+char *document_page_url(const char *api, const char *title)
+{
+	struct buf u = BUF_INIT;
+	const char *slash = strrchr(api, '/');
+	size_t keep = slash ? (size_t)(slash - api) + 1 : strlen(api);
+	buf_add(&u, api, keep);
+	if (!slash)
+		buf_addch(&u, '/');
+	buf_adds(&u, "index.php?title=");
+	for (const unsigned char *c = (const unsigned char *)title; *c; c++) {
+		if (*c == ' ')
+			buf_addch(&u, '_');
+		else if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+			 (*c >= '0' && *c <= '9') || strchr("-_.~:/()!,", *c))
+			buf_addch(&u, (char)*c);
+		else
+			buf_addf(&u, "%%%02X", *c);
+	}
+	return buf_detach(&u, NULL);
+}
+
+enum status document_build(struct document_builder *b,
+			   const struct fetch_result *r, const char *api,
+			   int64_t rev_timestamp, struct shard_doc **out,
+			   struct document_analysis *info)
+{
+	b->errmsg[0] = '\0';
+	if (r->cls != FETCH_OK || !r->title) {
+		set_err(b, "page %llu: not a successful fetch (%s)",
+			(unsigned long long)r->page_id, fetch_class_str(r->cls));
+		return STATUS_INVALID;
+	}
+	const char *lang = r->language && *r->language ? r->language : "en";
+	struct analyzer *an;
+	enum status st = get_analyzer(b, lang, &an);
+	if (st != STATUS_OK)
+		return st;
+
+	struct extract_doc x;
+	extract_doc_init(&x);
+	st = extract_page(b->x, r, &x);
+	if (st != STATUS_OK) {
+		set_err(b, "page %llu: extraction failed: %s",
+			(unsigned long long)r->page_id, extract_errmsg(b->x));
+		extract_doc_release(&x);
+		return st;
+	}
+
+	struct shard_doc *doc = shard_doc_new(r->page_id);
+	shard_doc_set_title(doc, r->title);
+	shard_doc_set_display_title(doc, *x.display_title ? x.display_title
+							  : r->title);
+	shard_doc_set_namespace(doc, r->ns);
+	shard_doc_set_language(doc, lang);
+	char *url = document_page_url(api, r->title);
+	shard_doc_set_url(doc, url);
+	free(url);
+	shard_doc_set_rev(doc, r->rev_id, rev_timestamp);
+	for (size_t i = 0; i < r->n_categories; i++)
+		shard_doc_add_category(doc, r->categories[i].name);
+	shard_doc_set_text(doc, x.text, x.text_len);
+
+	/* The title is indexed without its namespace prefix ("Talk:Foo" is
+	 * found by "foo"); the namespace is the XNS filter term. */
+	const char *title = r->title;
+	if (r->ns != 0) {
+		const char *colon = strchr(title, ':');
+		if (colon)
+			title = colon + 1;
+	}
+	struct sink s = { doc, SHARD_PREFIX_TITLE, SHARD_PREFIX_TITLE_STEM, 0, 0 };
+	st = index_text(b, an, &s, title, strlen(title));
+	if (st == STATUS_OK) {
+		struct sink body = { doc, SHARD_PREFIX_BODY, SHARD_PREFIX_STEM, 0, 0 };
+		st = index_text(b, an, &body, x.text, x.text_len);
+	}
+	if (st == STATUS_OK)
+		st = index_list(b, an, doc, SHARD_PREFIX_HEADING,
+				SHARD_PREFIX_HEADING_STEM, &x.heading);
+	if (st == STATUS_OK)
+		st = index_list(b, an, doc, SHARD_PREFIX_AUX,
+				SHARD_PREFIX_AUX_STEM, &x.auxiliary_text);
+	extract_doc_release(&x);
+	if (st != STATUS_OK) {
+		shard_doc_free(doc);
+		return st;
+	}
+	if (info) {
+		info->language = analyzer_language(an);
+		info->name = analyzer_name(an);
+		info->version = analyzer_version(an);
+	}
+	*out = doc;
+	return STATUS_OK;
+}

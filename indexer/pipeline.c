@@ -1,0 +1,1278 @@
+/*
+ * pipeline.c: reader -> fetcher -> analyzers -> per-shard writers, for one
+ * wiki (see pipeline.h for the stages and the rules they keep).
+ *
+ * A job is one page's coalesced events.  It is created by the reader,
+ * travels through the stages by queue, and always ends in the done queue,
+ * whatever happened to it (committed and acked, redelivered, dead-lettered,
+ * dropped at shutdown); the reader then forgets the page or starts the
+ * page's next job.  That single exit is what keeps "one job per page in
+ * flight" true.
+ *
+ * Invariants:
+ *   - only the reader thread touches the slot table (pages in flight), the
+ *     lease handle and the read connection;
+ *   - only a partition's writer thread touches its shard; writers[] is
+ *     guarded by writers_mu, and a job is pushed to a writer's queue under
+ *     that mutex, so a retired writer never receives new jobs;
+ *   - the stream's control connection (acks, nacks, dead letters, produce)
+ *     is shared by the stages: the stream serialises it with its own mutex.
+ */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "document.h"
+#include "event.h"
+#include "fetch.h"
+#include "lease.h"
+#include "log.h"
+#include "redis.h"
+#include "shard.h"
+#include "stream.h"
+#include "xmalloc.h"
+
+enum job_action { ACT_FETCH, ACT_REPLACE, ACT_DELETE };
+
+struct job {
+	struct job *next;              /* queue link */
+	int64_t page_id;
+	int partition;
+	struct stream_entry **entries; /* copies, owned by the job */
+	size_t n, cap;
+	uint64_t expected_rev;
+	int64_t event_time_ms;         /* newest event time */
+	enum job_action action;
+	struct fetch_result *fr;
+	struct shard_doc *doc;
+	char *an_lang, *an_name, *an_version;
+	int64_t t_start;               /* monotonic ms when dispatched */
+	const char *outcome;           /* static string, set when it ends */
+	const char *reason;            /* why it did not index, or NULL */
+};
+
+struct queue {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct job *head, *tail;
+	size_t n;
+};
+
+enum writer_state { W_RUN, W_DRAIN, W_ABORT };
+
+struct writer {
+	struct pipeline *p;
+	int partition;
+	uint64_t token;
+	pthread_t thread;
+	struct queue q;
+	atomic_int state;
+	atomic_bool exited;
+	struct shard *sh;
+	struct job **pend;     /* applied, waiting for the commit */
+	size_t n_pend, cap_pend;
+	char **checked;        /* "lang\tname\tversion" already checked */
+	size_t n_checked;
+	char stream_key[160];
+	struct writer *retired_next;
+};
+
+struct slot {
+	int64_t page_id;
+	struct job *active;    /* dispatched, not done */
+	struct job *pending;   /* events that arrived meanwhile */
+};
+
+struct pipeline {
+	const struct conf *cfg;
+	const struct conf_wiki *wiki;
+	const struct loader *ld;
+	struct metrics *m;
+	char labels[160];            /* wiki="<id>" */
+
+	struct redis *rd, *ctl, *lr, *mr;
+	struct stream *s;            /* reads through rd, writes through ctl */
+	struct stream *ms;           /* depth and dead-letter counts through mr */
+	struct lease *lease;
+	struct fetch_wiki *fw;
+	struct shard_set *set;
+
+	pthread_mutex_t writers_mu;
+	struct writer **writers;     /* [shards], NULL when not owned */
+	struct writer *retired;      /* stopped writers, to join */
+
+	struct queue fetch_q, analyze_q, done_q;
+	pthread_t fetcher;
+	pthread_t *analyzers;
+	int n_analyzers;
+	bool stages_started;
+
+	atomic_bool stop;            /* pipeline_stop() */
+	atomic_bool stages_stop;     /* fetcher and analyzers exit */
+	atomic_bool flushing;        /* writers commit as soon as idle */
+
+	struct slot *slots;          /* reader only */
+	size_t n_slots, cap_slots;
+	size_t held;                 /* entries held in slots (reader only) */
+	size_t active;               /* jobs dispatched, not done */
+
+	char errmsg[512];
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* ------------------------------------------------------------- queues */
+
+static void queue_init(struct queue *q)
+{
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	q->head = q->tail = NULL;
+	q->n = 0;
+}
+
+static void queue_destroy(struct queue *q)
+{
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->cond);
+}
+
+static void queue_push_locked(struct queue *q, struct job *j)
+{
+	j->next = NULL;
+	if (q->tail)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+	q->n++;
+	pthread_cond_signal(&q->cond);
+}
+
+static void queue_push(struct queue *q, struct job *j)
+{
+	pthread_mutex_lock(&q->mu);
+	queue_push_locked(q, j);
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* Pops a job, waiting up to wait_ms (0: do not wait).  NULL when none. */
+static struct job *queue_pop(struct queue *q, int wait_ms)
+{
+	pthread_mutex_lock(&q->mu);
+	if (!q->head && wait_ms > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += wait_ms / 1000;
+		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&q->cond, &q->mu, &ts);
+	}
+	struct job *j = q->head;
+	if (j) {
+		q->head = j->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->n--;
+		j->next = NULL;
+	}
+	pthread_mutex_unlock(&q->mu);
+	return j;
+}
+
+static void queue_wake(struct queue *q)
+{
+	pthread_mutex_lock(&q->mu);
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* --------------------------------------------------------------- jobs */
+
+static struct stream_entry *entry_copy(const struct stream_entry *e)
+{
+	struct stream_entry *c = xcalloc(1, sizeof *c);
+	c->partition = e->partition;
+	memcpy(c->id, e->id, sizeof c->id);
+	c->deliveries = e->deliveries;
+	c->event = event_dup(e->event);
+	c->payload = xmalloc(e->len + 1);
+	memcpy(c->payload, e->payload, e->len);
+	c->payload[e->len] = '\0';
+	c->len = e->len;
+	return c;
+}
+
+static void entry_free(struct stream_entry *e)
+{
+	if (!e)
+		return;
+	event_free(e->event);
+	free(e->payload);
+	free(e);
+}
+
+static struct job *job_new(int64_t page_id, int partition)
+{
+	struct job *j = xcalloc(1, sizeof *j);
+	j->page_id = page_id;
+	j->partition = partition;
+	return j;
+}
+
+static void job_add(struct job *j, struct stream_entry *e)
+{
+	if (j->n == j->cap) {
+		j->cap = j->cap ? j->cap * 2 : 4;
+		j->entries = xrealloc(j->entries, j->cap * sizeof *j->entries);
+	}
+	j->entries[j->n++] = e;
+	if (e->event->time_ms > j->event_time_ms)
+		j->event_time_ms = e->event->time_ms;
+}
+
+static void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	for (size_t i = 0; i < j->n; i++)
+		entry_free(j->entries[i]);
+	free(j->entries);
+	fetch_result_free(j->fr);
+	shard_doc_free(j->doc);
+	free(j->an_lang);
+	free(j->an_name);
+	free(j->an_version);
+	free(j);
+}
+
+static const struct event *job_last(const struct job *j)
+{
+	return j->entries[j->n - 1]->event;
+}
+
+/* Counts the job's events by kind and outcome and logs its one line. */
+static void job_account(struct pipeline *p, struct job *j)
+{
+	const struct event *ev = job_last(j);
+	int64_t dur = j->t_start ? now_ms() - j->t_start : 0;
+	if (p->m) {
+		char labels[256];
+		for (size_t i = 0; i < j->n; i++) {
+			snprintf(labels, sizeof labels, "%s,kind=\"%s\",outcome=\"%s\"",
+				 p->labels, event_kind_str(j->entries[i]->event->kind),
+				 j->outcome);
+			metrics_add(p->m, "freshet_events_total", labels, 1);
+		}
+	}
+	uint64_t rev = j->fr && j->fr->rev_id ? j->fr->rev_id : (uint64_t)ev->rev_id;
+	enum log_level lvl = j->reason ? LOG_LEVEL_WARN : LOG_LEVEL_INFO;
+	if (j->reason)
+		log_write(lvl, "wiki=%s page=%" PRId64 " rev=%" PRIu64
+			  " action=%s events=%zu duration_ms=%" PRId64 " reason=%s",
+			  p->wiki->id, j->page_id, rev, j->outcome, j->n, dur,
+			  log_quote(j->reason));
+	else
+		log_write(lvl, "wiki=%s page=%" PRId64 " rev=%" PRIu64
+			  " action=%s events=%zu duration_ms=%" PRId64,
+			  p->wiki->id, j->page_id, rev, j->outcome, j->n, dur);
+}
+
+/* Ends a job: accounts for it and hands it back to the reader. */
+static void job_done(struct pipeline *p, struct job *j, const char *outcome,
+		     const char *reason)
+{
+	j->outcome = outcome;
+	j->reason = reason;
+	job_account(p, j);
+	queue_push(&p->done_q, j);
+}
+
+/* Redelivers (or, when permanent or out of deliveries, dead-letters) every
+ * entry of j, then ends it. */
+static void job_nack(struct pipeline *p, struct job *j, const char *reason,
+		     bool permanent)
+{
+	bool dead = permanent;
+	for (size_t i = 0; i < j->n; i++) {
+		if (j->entries[i]->deliveries >= p->cfg->max_deliveries)
+			dead = true;
+		enum status st = stream_nack(p->s, j->entries[i], reason, permanent);
+		if (st != STATUS_OK)
+			log_warn("wiki=%s page=%" PRId64 " action=nack reason=%s",
+				 p->wiki->id, j->page_id,
+				 log_quote(stream_errmsg(p->s)));
+	}
+	/* The reason string may live in a buffer about to be freed: keep a
+	 * static description in the job. */
+	(void)reason;
+	job_done(p, j, dead ? "dead_lettered" : "retried",
+		 dead ? "dead-lettered" : "will retry");
+}
+
+/* Hands a job to its partition's writer, or ends it when the partition is
+ * no longer ours (its entries stay pending for the next owner). */
+static void route_to_writer(struct pipeline *p, struct job *j)
+{
+	pthread_mutex_lock(&p->writers_mu);
+	struct writer *w = p->writers[j->partition];
+	if (w && atomic_load(&w->state) == W_RUN) {
+		queue_push(&w->q, j);
+		pthread_mutex_unlock(&p->writers_mu);
+		return;
+	}
+	pthread_mutex_unlock(&p->writers_mu);
+	job_done(p, j, "dropped", "partition no longer owned");
+}
+
+/* ------------------------------------------------------------ fetcher */
+
+static void on_fetched(struct pipeline *p, struct job *j, struct fetch_result *r)
+{
+	j->fr = r;
+	if (p->m) {
+		char labels[200];
+		snprintf(labels, sizeof labels, "%s,class=\"%s\"", p->labels,
+			 fetch_class_str(r->cls));
+		metrics_add(p->m, "freshet_fetches_total", labels, 1);
+	}
+	switch (r->cls) {
+	case FETCH_OK:
+		if (!conf_wiki_indexes(p->wiki, r->ns)) {
+			j->action = ACT_DELETE;
+			route_to_writer(p, j);
+		} else {
+			queue_push(&p->analyze_q, j);
+		}
+		return;
+	case FETCH_MISSING:
+	case FETCH_HIDDEN:
+		j->action = ACT_DELETE;
+		route_to_writer(p, j);
+		return;
+	case FETCH_LAGGING:
+	case FETCH_TRANSIENT: {
+		char reason[300];
+		snprintf(reason, sizeof reason, "fetch %s: %s",
+			 fetch_class_str(r->cls), r->error ? r->error : "");
+		job_nack(p, j, reason, false);
+		return;
+	}
+	case FETCH_PERMANENT: {
+		char reason[300];
+		snprintf(reason, sizeof reason, "fetch permanent: %s",
+			 r->error ? r->error : "");
+		job_nack(p, j, reason, true);
+		return;
+	}
+	}
+}
+
+static void *fetcher_main(void *arg)
+{
+	struct pipeline *p = arg;
+	struct fetch *f = fetch_new();
+	/* The jobs submitted to f and not collected yet, so that none is lost
+	 * when the fetcher stops with requests still running. */
+	struct job **subm = NULL;
+	size_t n_subm = 0, cap_subm = 0;
+	while (!atomic_load(&p->stages_stop)) {
+		struct job *j;
+		int wait = n_subm ? 0 : 100;
+		while ((j = queue_pop(&p->fetch_q, wait))) {
+			wait = 0;
+			j->action = ACT_FETCH;
+			if (fetch_submit(f, p->fw, (uint64_t)j->page_id,
+					 j->expected_rev, j) != STATUS_OK) {
+				job_nack(p, j, "fetch refused the page id", true);
+				continue;
+			}
+			if (n_subm == cap_subm) {
+				cap_subm = cap_subm ? cap_subm * 2 : 64;
+				subm = xrealloc(subm, cap_subm * sizeof *subm);
+			}
+			subm[n_subm++] = j;
+		}
+		if (!n_subm)
+			continue;
+		if (fetch_run(f, 20) != STATUS_OK) {
+			log_error("wiki=%s action=fetch reason=%s", p->wiki->id,
+				  log_quote(fetch_errmsg(f)));
+			sleep_ms(100);
+		}
+		struct fetch_result *r;
+		while ((r = fetch_next(f))) {
+			struct job *dj = r->userdata;
+			for (size_t i = 0; i < n_subm; i++)
+				if (subm[i] == dj) {
+					subm[i] = subm[--n_subm];
+					break;
+				}
+			if (p->m)
+				metrics_observe(p->m, "freshet_fetch_seconds", p->labels,
+						(double)(now_ms() - dj->t_start) / 1000.0);
+			on_fetched(p, dj, r);
+		}
+	}
+	/* Requests still running are abandoned: their entries stay pending. */
+	fetch_free(f);
+	for (size_t i = 0; i < n_subm; i++)
+		job_done(p, subm[i], "dropped", "shutdown");
+	free(subm);
+	return NULL;
+}
+
+/* ----------------------------------------------------------- analyzers */
+
+static void *analyzer_main(void *arg)
+{
+	struct pipeline *p = arg;
+	struct document_builder *b = document_builder_new(p->ld);
+	while (!atomic_load(&p->stages_stop)) {
+		struct job *j = queue_pop(&p->analyze_q, 200);
+		if (!j)
+			continue;
+		struct document_analysis an;
+		int64_t ts = j->event_time_ms / 1000;
+		enum status st = document_build(b, j->fr, p->wiki->api, ts, &j->doc, &an);
+		if (st == STATUS_OK) {
+			j->an_lang = xstrdup(an.language);
+			j->an_name = xstrdup(an.name);
+			j->an_version = xstrdup(an.version);
+			j->action = ACT_REPLACE;
+			/* The HTML is not needed any more: free it before the
+			 * job waits for its commit. */
+			fetch_result_free(j->fr);
+			j->fr = NULL;
+			route_to_writer(p, j);
+		} else {
+			log_error("wiki=%s page=%" PRId64 " action=analyze reason=%s",
+				  p->wiki->id, j->page_id,
+				  log_quote(document_builder_errmsg(b)));
+			job_nack(p, j, document_builder_errmsg(b),
+				 st != STATUS_NOMEM);
+		}
+	}
+	document_builder_free(b);
+	return NULL;
+}
+
+/* ------------------------------------------------------------- writers */
+
+/* Compares two stream ids "<ms>-<seq>" numerically. */
+static int id_cmp(const char *a, const char *b)
+{
+	unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+	sscanf(a, "%llu-%llu", &am, &as);
+	sscanf(b, "%llu-%llu", &bm, &bs);
+	if (am != bm)
+		return am < bm ? -1 : 1;
+	return as < bs ? -1 : as > bs;
+}
+
+/* Ends every job waiting for a commit without acking it: nack (redeliver)
+ * while running, leave pending at shutdown or when the lease is gone. */
+static void writer_abandon(struct writer *w, const char *why, bool nack)
+{
+	struct pipeline *p = w->p;
+	for (size_t i = 0; i < w->n_pend; i++) {
+		if (nack)
+			job_nack(p, w->pend[i], why, false);
+		else
+			job_done(p, w->pend[i], "dropped", why);
+	}
+	w->n_pend = 0;
+}
+
+static enum status writer_check_analyzer(struct writer *w, struct job *j)
+{
+	char key[512];
+	snprintf(key, sizeof key, "%s\t%s\t%s", j->an_lang, j->an_name, j->an_version);
+	for (size_t i = 0; i < w->n_checked; i++)
+		if (strcmp(w->checked[i], key) == 0)
+			return STATUS_OK;
+	enum status st = shard_check_analyzer(w->sh, j->an_lang, j->an_name,
+					      j->an_version);
+	if (st == STATUS_OK) {
+		w->checked = xrealloc(w->checked, (w->n_checked + 1) * sizeof *w->checked);
+		w->checked[w->n_checked++] = xstrdup(key);
+	}
+	return st;
+}
+
+/* Applies one job to the shard; on success it waits in pend for the commit. */
+static void writer_apply(struct writer *w, struct job *j)
+{
+	struct pipeline *p = w->p;
+	enum status st;
+	if (j->action == ACT_REPLACE) {
+		st = writer_check_analyzer(w, j);
+		if (st == STATUS_VERSION) {
+			log_error("wiki=%s partition=%d action=refuse reason=%s",
+				  p->wiki->id, w->partition,
+				  log_quote(shard_errmsg(w->sh)));
+			job_nack(p, j, "analyzer version differs from the shard's: rebuild",
+				 true);
+			return;
+		}
+		if (st == STATUS_OK)
+			st = shard_replace(w->sh, j->doc);
+		j->outcome = st == STATUS_OK ? "indexed"
+			   : st == STATUS_SKIPPED ? "skipped"
+			   : st == STATUS_NOOP ? "noop" : NULL;
+	} else {
+		st = shard_delete(w->sh, (uint64_t)j->page_id);
+		j->outcome = st == STATUS_OK ? "deleted" : st == STATUS_NOOP ? "noop" : NULL;
+	}
+	shard_doc_free(j->doc);
+	j->doc = NULL;
+	if (!j->outcome) {
+		log_error("wiki=%s page=%" PRId64 " action=write reason=%s",
+			  p->wiki->id, j->page_id, log_quote(shard_errmsg(w->sh)));
+		job_nack(p, j, "shard write failed", false);
+		return;
+	}
+	if (w->n_pend == w->cap_pend) {
+		w->cap_pend = w->cap_pend ? w->cap_pend * 2 : 64;
+		w->pend = xrealloc(w->pend, w->cap_pend * sizeof *w->pend);
+	}
+	w->pend[w->n_pend++] = j;
+}
+
+/* Commits what is pending with the position and fencing token, then acks. */
+static void writer_commit(struct writer *w)
+{
+	struct pipeline *p = w->p;
+	if (!w->n_pend)
+		return;
+	if (!lease_valid(p->lease, w->partition)) {
+		/* Our lease lapsed: a successor may write this shard now. */
+		log_warn("wiki=%s partition=%d action=discard reason=\"lease lost\" writes=%zu",
+			 p->wiki->id, w->partition, w->n_pend);
+		shard_close(w->sh);
+		writer_abandon(w, "lease lost", false);
+		atomic_store(&w->state, W_ABORT);
+		return;
+	}
+	const char *maxid = NULL;
+	size_t n_entries = 0;
+	int64_t newest = 0;
+	for (size_t i = 0; i < w->n_pend; i++) {
+		struct job *j = w->pend[i];
+		n_entries += j->n;
+		if (j->event_time_ms > newest)
+			newest = j->event_time_ms;
+		for (size_t k = 0; k < j->n; k++)
+			if (!maxid || id_cmp(j->entries[k]->id, maxid) > 0)
+				maxid = j->entries[k]->id;
+	}
+	int64_t t0 = now_ms();
+	enum status st = shard_set_position(w->sh, w->stream_key, maxid);
+	if (st == STATUS_OK)
+		st = shard_commit(w->sh, w->token);
+	int64_t took = now_ms() - t0;
+	if (p->m)
+		metrics_observe(p->m, "freshet_commit_seconds", p->labels,
+				(double)took / 1000.0);
+	if (st != STATUS_OK) {
+		log_error("wiki=%s partition=%d action=commit reason=%s",
+			  p->wiki->id, w->partition, log_quote(shard_errmsg(w->sh)));
+		if (st == STATUS_FENCED) {
+			writer_abandon(w, "fenced", false);
+			atomic_store(&w->state, W_ABORT);
+		} else {
+			writer_abandon(w, "commit failed", true);
+		}
+		return;
+	}
+	const struct stream_entry **acks = xmalloc(n_entries * sizeof *acks);
+	size_t a = 0;
+	for (size_t i = 0; i < w->n_pend; i++)
+		for (size_t k = 0; k < w->pend[i]->n; k++)
+			acks[a++] = w->pend[i]->entries[k];
+	st = stream_ack_entries(p->s, (const struct stream_entry *const *)acks, a);
+	free(acks);
+	if (st != STATUS_OK)
+		/* Durable but not acked: they come back and are no-ops. */
+		log_warn("wiki=%s partition=%d action=ack reason=%s", p->wiki->id,
+			 w->partition, log_quote(stream_errmsg(p->s)));
+	log_debug("wiki=%s partition=%d action=commit docs=%zu entries=%zu duration_ms=%" PRId64
+		  " position=%s", p->wiki->id, w->partition, w->n_pend, n_entries,
+		  took, maxid);
+	if (p->m && newest) {
+		char labels[200];
+		snprintf(labels, sizeof labels, "%s,partition=\"%d\"", p->labels,
+			 w->partition);
+		metrics_set(p->m, "freshet_lag_seconds", labels,
+			    (double)(wall_ms() - newest) / 1000.0);
+	}
+	for (size_t i = 0; i < w->n_pend; i++)
+		job_done(p, w->pend[i], w->pend[i]->outcome, NULL);
+	w->n_pend = 0;
+}
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	struct pipeline *p = w->p;
+	char *path = shard_set_path(p->set, NULL, (unsigned)w->partition);
+	enum status st = shard_open(w->sh, path, SHARD_CREATE | SHARD_WAIT_LOCK);
+	if (st != STATUS_OK) {
+		log_error("wiki=%s partition=%d action=open path=%s reason=%s",
+			  p->wiki->id, w->partition, log_quote(path),
+			  log_quote(shard_errmsg(w->sh)));
+		atomic_store(&w->state, W_ABORT);
+	}
+	free(path);
+	int64_t first = 0;
+	for (;;) {
+		int state = atomic_load(&w->state);
+		if (state == W_ABORT)
+			break;
+		int wait = 200;
+		if (w->n_pend) {
+			int64_t left = first + p->cfg->commit_ms - now_ms();
+			wait = left <= 0 ? 0 : left < 200 ? (int)left : 200;
+		}
+		struct job *j = queue_pop(&w->q, wait);
+		if (j) {
+			if (!w->n_pend)
+				first = now_ms();
+			writer_apply(w, j);
+		}
+		bool idle = !j;
+		bool due = w->n_pend &&
+			   ((int)w->n_pend >= p->cfg->commit_docs ||
+			    now_ms() - first >= p->cfg->commit_ms ||
+			    (idle && (state == W_DRAIN || atomic_load(&p->flushing))));
+		if (due)
+			writer_commit(w);
+		if (state == W_DRAIN && idle && !w->n_pend)
+			break;
+	}
+	/* Aborting: what is queued or uncommitted stays pending in Redis. */
+	writer_abandon(w, "writer stopped", false);
+	struct job *j;
+	while ((j = queue_pop(&w->q, 0)))
+		job_done(p, j, "dropped", "writer stopped");
+	shard_close(w->sh);
+	atomic_store(&w->exited, true);
+	return NULL;
+}
+
+static void writer_start(struct pipeline *p, int partition, uint64_t token)
+{
+	struct writer *w = xcalloc(1, sizeof *w);
+	w->p = p;
+	w->partition = partition;
+	w->token = token;
+	queue_init(&w->q);
+	atomic_init(&w->state, W_RUN);
+	atomic_init(&w->exited, false);
+	w->sh = shard_new();
+	stream_key(p->s, partition, w->stream_key, sizeof w->stream_key);
+	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		log_error("wiki=%s partition=%d action=start reason=\"cannot create a thread\"",
+			  p->wiki->id, partition);
+		shard_free(w->sh);
+		queue_destroy(&w->q);
+		free(w);
+		return;
+	}
+	pthread_mutex_lock(&p->writers_mu);
+	p->writers[partition] = w;
+	pthread_mutex_unlock(&p->writers_mu);
+}
+
+static void writer_join_free(struct writer *w)
+{
+	pthread_join(w->thread, NULL);
+	shard_free(w->sh);
+	for (size_t i = 0; i < w->n_checked; i++)
+		free(w->checked[i]);
+	free(w->checked);
+	free(w->pend);
+	queue_destroy(&w->q);
+	free(w);
+}
+
+/* Retires partition's writer: drain (finish and commit) or abort. */
+static void writer_stop(struct pipeline *p, int partition, enum writer_state how)
+{
+	pthread_mutex_lock(&p->writers_mu);
+	struct writer *w = p->writers[partition];
+	p->writers[partition] = NULL;
+	if (w) {
+		atomic_store(&w->state, how);
+		w->retired_next = p->retired;
+		p->retired = w;
+	}
+	pthread_mutex_unlock(&p->writers_mu);
+	if (w)
+		queue_wake(&w->q);
+}
+
+/* Joins retired writers that have exited (all of them when wait). */
+static void writers_reap(struct pipeline *p, bool wait)
+{
+	struct writer **pp = &p->retired;
+	while (*pp) {
+		struct writer *w = *pp;
+		if (wait || atomic_load(&w->exited)) {
+			*pp = w->retired_next;
+			writer_join_free(w);
+		} else {
+			pp = &w->retired_next;
+		}
+	}
+}
+
+/* -------------------------------------------------------------- reader */
+
+static void on_lease(void *arg, int partition, enum lease_change what,
+		     uint64_t token)
+{
+	struct pipeline *p = arg;
+	switch (what) {
+	case LEASE_ACQUIRED:
+		log_info("wiki=%s partition=%d action=lease_acquired token=%" PRIu64,
+			 p->wiki->id, partition, token);
+		writer_stop(p, partition, W_ABORT); /* a stale one, if any */
+		writer_start(p, partition, token);
+		stream_assign(p->s, partition, true);
+		break;
+	case LEASE_LOST:
+		log_warn("wiki=%s partition=%d action=lease_lost", p->wiki->id, partition);
+		stream_assign(p->s, partition, false);
+		writer_stop(p, partition, W_ABORT);
+		break;
+	case LEASE_RELEASED:
+		log_info("wiki=%s partition=%d action=lease_released", p->wiki->id,
+			 partition);
+		stream_assign(p->s, partition, false);
+		writer_stop(p, partition, W_DRAIN);
+		break;
+	}
+}
+
+static struct slot *slot_find(struct pipeline *p, int64_t page_id)
+{
+	for (size_t i = 0; i < p->n_slots; i++)
+		if (p->slots[i].page_id == page_id)
+			return &p->slots[i];
+	return NULL;
+}
+
+static struct slot *slot_get(struct pipeline *p, int64_t page_id)
+{
+	struct slot *s = slot_find(p, page_id);
+	if (s)
+		return s;
+	if (p->n_slots == p->cap_slots) {
+		p->cap_slots = p->cap_slots ? p->cap_slots * 2 : 64;
+		p->slots = xrealloc(p->slots, p->cap_slots * sizeof *p->slots);
+	}
+	s = &p->slots[p->n_slots++];
+	s->page_id = page_id;
+	s->active = s->pending = NULL;
+	return s;
+}
+
+static void slot_remove(struct pipeline *p, struct slot *s)
+{
+	*s = p->slots[--p->n_slots];
+}
+
+/* Starts a job: decides from its last event whether to fetch. */
+static void dispatch(struct pipeline *p, struct slot *s)
+{
+	struct job *j = s->pending;
+	s->pending = NULL;
+	s->active = j;
+	p->active++;
+	j->t_start = now_ms();
+	const struct event *ev = job_last(j);
+	/* The last event wins: a delete beats the edits before it, a create or
+	 * undelete after a delete beats the delete.  The fetch then tells what
+	 * MediaWiki holds now. */
+	j->expected_rev = ev->kind == EVENT_DELETE || ev->kind == EVENT_RERENDER ||
+				  ev->kind == EVENT_VISIBILITY_CHANGE
+			  ? 0 : (uint64_t)ev->rev_id;
+	if (ev->kind != EVENT_DELETE &&
+	    !conf_wiki_indexes(p->wiki, (int)ev->namespace_id)) {
+		/* Moved (or created) out of the indexed namespaces: delete
+		 * without fetching; a later event brings it back if it returns.
+		 * A delete is fetched like the rest: the page may have been
+		 * undeleted since, and that event may already be acked. */
+		j->action = ACT_DELETE;
+		route_to_writer(p, j);
+		return;
+	}
+	queue_push(&p->fetch_q, j);
+}
+
+/* Takes one entry of a batch into the slot table, or refuses it. */
+static void take_entry(struct pipeline *p, const struct stream_entry *e)
+{
+	const struct event *ev = e->event;
+	char reason[300];
+	if (strcmp(ev->wiki, p->wiki->id) != 0) {
+		snprintf(reason, sizeof reason, "event of wiki '%s' on wiki '%s''s stream",
+			 ev->wiki, p->wiki->id);
+		stream_nack(p->s, e, reason, true);
+		return;
+	}
+	int want = (int)(ev->page_id % p->wiki->shards);
+	if (want != e->partition) {
+		snprintf(reason, sizeof reason,
+			 "page %" PRId64 " belongs to partition %d, not %d",
+			 ev->page_id, want, e->partition);
+		stream_nack(p->s, e, reason, true);
+		return;
+	}
+	if (ev->kind == EVENT_UNDELETE && ev->prior_page_id &&
+	    ev->prior_page_id != ev->page_id) {
+		/* The page came back under a new id: the old id's document must
+		 * go.  It may live in another partition's shard, which another
+		 * worker may own, so ask that partition's owner with a delete
+		 * event (its fetch finds the old id gone). */
+		struct event del = *ev;
+		del.kind = EVENT_DELETE;
+		del.page_id = ev->prior_page_id;
+		del.rev_id = 0;
+		del.prior_page_id = 0;
+		del.prior_title = NULL;
+		del.redirect_page_id = 0;
+		char *json = event_encode(&del);
+		enum status st = stream_produce(p->s, del.page_id, json, strlen(json), NULL);
+		free(json);
+		if (st != STATUS_OK) {
+			stream_nack(p->s, e, "could not enqueue the delete of the prior page id",
+				    false);
+			return;
+		}
+	}
+	struct slot *s = slot_get(p, ev->page_id);
+	if (!s->pending)
+		s->pending = job_new(ev->page_id, e->partition);
+	job_add(s->pending, entry_copy(e));
+	p->held++;
+}
+
+/* Ends jobs the stages finished; starts the next job of their pages. */
+static void reap_done(struct pipeline *p, int wait_ms)
+{
+	struct job *j;
+	while ((j = queue_pop(&p->done_q, wait_ms))) {
+		wait_ms = 0;
+		p->active--;
+		p->held -= j->n;
+		struct slot *s = slot_find(p, j->page_id);
+		if (s && s->active == j) {
+			s->active = NULL;
+			if (s->pending && !atomic_load(&p->stop))
+				dispatch(p, s);
+			else if (!s->pending)
+				slot_remove(p, s);
+		}
+		job_free(j);
+	}
+}
+
+static void dispatch_ready(struct pipeline *p)
+{
+	for (size_t i = 0; i < p->n_slots; i++)
+		if (!p->slots[i].active && p->slots[i].pending)
+			dispatch(p, &p->slots[i]);
+}
+
+static void refresh_gauges(struct pipeline *p)
+{
+	if (!p->m)
+		return;
+	long long dead = 0;
+	if (stream_dead_count(p->ms, &dead) == STATUS_OK)
+		metrics_set(p->m, "freshet_dead_letters", p->labels, (double)dead);
+	for (int i = 0; i < p->wiki->shards; i++) {
+		if (!lease_valid(p->lease, i))
+			continue;
+		long long lag = 0, pending = 0;
+		if (stream_depth(p->ms, i, &lag, &pending) != STATUS_OK)
+			continue;
+		char labels[200];
+		snprintf(labels, sizeof labels, "%s,partition=\"%d\"", p->labels, i);
+		metrics_set(p->m, "freshet_pending_entries", labels, (double)pending);
+		metrics_set(p->m, "freshet_undelivered_entries", labels, (double)lag);
+	}
+	metrics_set(p->m, "freshet_jobs_in_flight", p->labels, (double)p->active);
+}
+
+static void declare_metrics(struct metrics *m)
+{
+	static const double fetch_b[] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
+	static const double commit_b[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+	metrics_declare(m, "freshet_events_total", METRICS_COUNTER,
+			"Events handled, by kind and outcome.", NULL, 0);
+	metrics_declare(m, "freshet_fetches_total", METRICS_COUNTER,
+			"Page fetches, by classification.", NULL, 0);
+	metrics_declare(m, "freshet_fetch_seconds", METRICS_HISTOGRAM,
+			"Time from dispatch to fetched page.", fetch_b,
+			(int)(sizeof fetch_b / sizeof fetch_b[0]));
+	metrics_declare(m, "freshet_commit_seconds", METRICS_HISTOGRAM,
+			"Duration of shard commits.", commit_b,
+			(int)(sizeof commit_b / sizeof commit_b[0]));
+	metrics_declare(m, "freshet_lag_seconds", METRICS_GAUGE,
+			"Now minus the time of the newest event in the last commit.",
+			NULL, 0);
+	metrics_declare(m, "freshet_pending_entries", METRICS_GAUGE,
+			"Entries delivered and not yet acknowledged.", NULL, 0);
+	metrics_declare(m, "freshet_undelivered_entries", METRICS_GAUGE,
+			"Entries not yet delivered to the consumer group.", NULL, 0);
+	metrics_declare(m, "freshet_dead_letters", METRICS_GAUGE,
+			"Entries in the dead-letter stream.", NULL, 0);
+	metrics_declare(m, "freshet_jobs_in_flight", METRICS_GAUGE,
+			"Pages being fetched, analyzed or written.", NULL, 0);
+}
+
+struct pipeline *pipeline_new(const struct conf *cfg, const struct conf_wiki *wiki,
+			      const struct loader *ld, struct metrics *m,
+			      char *err, size_t errlen)
+{
+	struct fetch_wiki_config fc;
+	fetch_wiki_config_init(&fc);
+	fc.name = wiki->id;
+	fc.api = wiki->api;
+	fc.language = wiki->language;
+	fc.user_agent_contact = *wiki->user_agent_contact ? wiki->user_agent_contact
+							  : NULL;
+	fc.concurrency = wiki->concurrency;
+	fc.rate = wiki->rate;
+	char *ferr = NULL;
+	struct fetch_wiki *fw = fetch_wiki_new(&fc, &ferr);
+	if (!fw) {
+		snprintf(err, errlen, "[wiki %s]: %s", wiki->id, ferr ? ferr : "refused");
+		free(ferr);
+		return NULL;
+	}
+	struct pipeline *p = xcalloc(1, sizeof *p);
+	p->cfg = cfg;
+	p->wiki = wiki;
+	p->ld = ld;
+	p->m = m;
+	p->fw = fw;
+	snprintf(p->labels, sizeof p->labels, "wiki=\"%s\"", wiki->id);
+	pthread_mutex_init(&p->writers_mu, NULL);
+	p->writers = xcalloc((size_t)wiki->shards, sizeof *p->writers);
+	queue_init(&p->fetch_q);
+	queue_init(&p->analyze_q);
+	queue_init(&p->done_q);
+	atomic_init(&p->stop, false);
+	atomic_init(&p->stages_stop, false);
+	atomic_init(&p->flushing, false);
+	if (m)
+		declare_metrics(m);
+	return p;
+}
+
+void pipeline_stop(struct pipeline *p)
+{
+	atomic_store(&p->stop, true);
+}
+
+const char *pipeline_errmsg(const struct pipeline *p)
+{
+	return p->errmsg;
+}
+
+/* Connections, stream setup and the shard generation.  Retries what is
+ * transient until stop. */
+static enum status setup(struct pipeline *p)
+{
+	const struct conf *cfg = p->cfg;
+	char err[256] = "";
+	int block_ms = cfg->lease_ms / 4 < 1000 ? cfg->lease_ms / 4 : 1000;
+	struct redis_opts ro = { .url = cfg->redis_url,
+				 .password_file = cfg->redis_password_file,
+				 .connect_timeout_ms = 2000,
+				 .read_timeout_ms = 5000 };
+	p->ctl = redis_new(&ro, err, sizeof err);
+	p->lr = p->ctl ? redis_new(&ro, err, sizeof err) : NULL;
+	p->mr = p->lr ? redis_new(&ro, err, sizeof err) : NULL;
+	ro.read_timeout_ms = block_ms + 5000;
+	p->rd = p->mr ? redis_new(&ro, err, sizeof err) : NULL;
+	if (!p->rd) {
+		snprintf(p->errmsg, sizeof p->errmsg, "redis: %s", err);
+		return STATUS_CONFIG;
+	}
+	int claim = 2 * cfg->lease_ms;
+	struct stream_opts so = { .wiki = p->wiki->id, .partitions = p->wiki->shards,
+				  .batch = cfg->batch, .block_ms = block_ms,
+				  .max_deliveries = cfg->max_deliveries,
+				  .claim_idle_ms = claim < 2000 ? 2000 : claim };
+	p->s = stream_new(p->rd, p->ctl, &so, err, sizeof err);
+	p->ms = p->s ? stream_new(NULL, p->mr, &so, err, sizeof err) : NULL;
+	if (!p->ms) {
+		snprintf(p->errmsg, sizeof p->errmsg, "stream: %s", err);
+		return STATUS_CONFIG;
+	}
+	p->lease = lease_new(p->lr, p->wiki->id, p->wiki->shards, stream_consumer(p->s),
+			     cfg->lease_ms);
+	if (!p->lease) {
+		snprintf(p->errmsg, sizeof p->errmsg, "lease: invalid settings");
+		return STATUS_CONFIG;
+	}
+
+	struct backoff bo;
+	backoff_init(&bo, 100, 5000);
+	for (;;) {
+		if (atomic_load(&p->stop))
+			return STATUS_TRANSIENT;
+		enum status st = stream_setup(p->s);
+		if (st == STATUS_OK)
+			break;
+		if (st != STATUS_TRANSIENT) {
+			snprintf(p->errmsg, sizeof p->errmsg, "%s", stream_errmsg(p->s));
+			return st;
+		}
+		log_warn("wiki=%s action=setup reason=%s", p->wiki->id,
+			 log_quote(stream_errmsg(p->s)));
+		backoff_sleep(&bo);
+	}
+
+	p->set = shard_set_new(cfg->data_dir, p->wiki->id);
+	char *gen = NULL;
+	enum status st = shard_set_current(p->set, &gen);
+	if (st == STATUS_NOT_FOUND) {
+		gen = shard_generation_name();
+		st = shard_set_create(p->set, gen, (unsigned)p->wiki->shards);
+		if (st == STATUS_OK)
+			st = shard_set_swap(p->set, gen);
+		if (st == STATUS_OK)
+			log_info("wiki=%s action=create_shards generation=%s shards=%d",
+				 p->wiki->id, gen, p->wiki->shards);
+	}
+	free(gen);
+	if (st != STATUS_OK) {
+		snprintf(p->errmsg, sizeof p->errmsg, "shards in %s: %s", cfg->data_dir,
+			 shard_set_errmsg(p->set));
+		return st;
+	}
+	unsigned n = 0;
+	st = shard_set_count(p->set, NULL, &n);
+	if (st != STATUS_OK || n != (unsigned)p->wiki->shards) {
+		snprintf(p->errmsg, sizeof p->errmsg,
+			 "wiki %s has %u shards on disk but shards = %d in the configuration",
+			 p->wiki->id, n, p->wiki->shards);
+		return STATUS_CONFIG;
+	}
+	return STATUS_OK;
+}
+
+static bool start_stages(struct pipeline *p)
+{
+	int n = p->cfg->threads;
+	if (n <= 0) {
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+		n = c > 0 ? (int)c : 1;
+	}
+	p->analyzers = xcalloc((size_t)n, sizeof *p->analyzers);
+	if (pthread_create(&p->fetcher, NULL, fetcher_main, p) != 0)
+		return false;
+	p->stages_started = true;
+	for (int i = 0; i < n; i++) {
+		if (pthread_create(&p->analyzers[i], NULL, analyzer_main, p) != 0)
+			break;
+		p->n_analyzers++;
+	}
+	return p->n_analyzers > 0;
+}
+
+static void stop_stages(struct pipeline *p)
+{
+	if (!p->stages_started)
+		return;
+	atomic_store(&p->stages_stop, true);
+	queue_wake(&p->fetch_q);
+	queue_wake(&p->analyze_q);
+	pthread_join(p->fetcher, NULL);
+	for (int i = 0; i < p->n_analyzers; i++)
+		pthread_join(p->analyzers[i], NULL);
+	p->stages_started = false;
+	/* Jobs left in the stage queues end here (their entries stay pending). */
+	struct job *j;
+	while ((j = queue_pop(&p->fetch_q, 0)))
+		job_done(p, j, "dropped", "shutdown");
+	while ((j = queue_pop(&p->analyze_q, 0)))
+		job_done(p, j, "dropped", "shutdown");
+}
+
+enum status pipeline_run(struct pipeline *p)
+{
+	enum status st = setup(p);
+	if (st != STATUS_OK)
+		return st == STATUS_TRANSIENT ? STATUS_OK : st; /* stopped early */
+	if (!start_stages(p)) {
+		snprintf(p->errmsg, sizeof p->errmsg, "cannot start threads");
+		stop_stages(p);
+		return STATUS_IO;
+	}
+	log_info("wiki=%s action=start partitions=%d analyzers=%d consumer=%s",
+		 p->wiki->id, p->wiki->shards, p->n_analyzers, stream_consumer(p->s));
+
+	const struct conf *cfg = p->cfg;
+	size_t cap = (size_t)cfg->batch * 4;
+	if (cap < 64)
+		cap = 64;
+	int64_t next_tick = 0, next_gauges = 0;
+	struct backoff bo;
+	backoff_init(&bo, 50, 2000);
+	while (!atomic_load(&p->stop)) {
+		int64_t now = now_ms();
+		if (now >= next_tick) {
+			if (lease_tick(p->lease, on_lease, p) != STATUS_OK)
+				log_warn("wiki=%s action=lease reason=%s", p->wiki->id,
+					 log_quote(lease_errmsg(p->lease)));
+			next_tick = now + cfg->lease_ms / 3;
+			writers_reap(p, false);
+		}
+		if (now >= next_gauges) {
+			refresh_gauges(p);
+			next_gauges = now + 2000;
+		}
+		reap_done(p, 0);
+		if (p->held + (size_t)cfg->batch > cap) {
+			/* Enough in flight: wait for the stages before reading. */
+			reap_done(p, 100);
+			continue;
+		}
+		struct stream_batch *b = NULL;
+		st = stream_read(p->s, &b);
+		if (st != STATUS_OK) {
+			log_warn("wiki=%s action=read reason=%s", p->wiki->id,
+				 log_quote(stream_errmsg(p->s)));
+			stream_batch_free(b);
+			/* Keep finishing jobs while Redis is away. */
+			int64_t until = now_ms() + (int)backoff_next(&bo);
+			while (now_ms() < until && !atomic_load(&p->stop))
+				reap_done(p, 50);
+			continue;
+		}
+		backoff_reset(&bo);
+		for (size_t i = 0; i < b->n; i++)
+			take_entry(p, &b->entries[i]);
+		stream_batch_free(b);
+		dispatch_ready(p);
+	}
+
+	/* Shutdown: stop reading; let the jobs in flight finish and commit. */
+	log_info("wiki=%s action=stopping in_flight=%zu", p->wiki->id, p->active);
+	atomic_store(&p->flushing, true);
+	for (int i = 0; i < p->wiki->shards; i++) {
+		pthread_mutex_lock(&p->writers_mu);
+		struct writer *w = p->writers[i];
+		pthread_mutex_unlock(&p->writers_mu);
+		if (w)
+			queue_wake(&w->q);
+	}
+	int64_t deadline = now_ms() + cfg->shutdown_timeout_ms;
+	int64_t next = now_ms();
+	while (p->active > 0 && now_ms() < deadline) {
+		if (now_ms() >= next) {
+			/* Keep the leases while finishing. */
+			lease_tick(p->lease, on_lease, p);
+			next = now_ms() + cfg->lease_ms / 3;
+		}
+		reap_done(p, 50);
+	}
+	bool clean = p->active == 0;
+	for (int i = 0; i < p->wiki->shards; i++)
+		writer_stop(p, i, clean ? W_DRAIN : W_ABORT);
+	writers_reap(p, true);
+	stop_stages(p);
+	reap_done(p, 0);
+	lease_release_all(p->lease, NULL, NULL);
+	/* Events that waited behind an in-flight job stay pending in Redis. */
+	for (size_t i = 0; i < p->n_slots; i++) {
+		job_free(p->slots[i].pending);
+		p->slots[i].pending = NULL;
+	}
+	p->n_slots = 0;
+	if (!clean) {
+		snprintf(p->errmsg, sizeof p->errmsg,
+			 "shutdown timed out with %zu jobs in flight; they stay pending",
+			 p->active);
+		log_warn("wiki=%s action=stopped reason=%s", p->wiki->id,
+			 log_quote(p->errmsg));
+		return STATUS_TRANSIENT;
+	}
+	log_info("wiki=%s action=stopped", p->wiki->id);
+	return STATUS_OK;
+}
+
+void pipeline_free(struct pipeline *p)
+{
+	if (!p)
+		return;
+	stop_stages(p);
+	for (int i = 0; p->writers && i < p->wiki->shards; i++)
+		writer_stop(p, i, W_ABORT);
+	writers_reap(p, true);
+	struct job *j;
+	while ((j = queue_pop(&p->done_q, 0)))
+		job_free(j);
+	for (size_t i = 0; i < p->n_slots; i++)
+		job_free(p->slots[i].pending);
+	free(p->slots);
+	free(p->writers);
+	free(p->analyzers);
+	lease_free(p->lease);
+	stream_free(p->ms);
+	stream_free(p->s);
+	redis_free(p->rd);
+	redis_free(p->ctl);
+	redis_free(p->lr);
+	redis_free(p->mr);
+	shard_set_free(p->set);
+	fetch_wiki_free(p->fw);
+	queue_destroy(&p->fetch_q);
+	queue_destroy(&p->analyze_q);
+	queue_destroy(&p->done_q);
+	pthread_mutex_destroy(&p->writers_mu);
+	free(p);
+}

@@ -1,0 +1,198 @@
+/*
+ * worker.c: freshet-worker, the background indexer.
+ *
+ * main reads the configuration, loads the analyzer plugins and initialises
+ * curl before any thread starts (their rules), starts the metrics server
+ * when configured, then runs one pipeline per configured wiki, each in its
+ * own thread.  SIGTERM and SIGINT are blocked in every thread and taken by
+ * main with sigtimedwait(): on the first one every pipeline stops reading,
+ * finishes, commits and acks what is in flight, and releases its leases;
+ * main exits 0 when they all did so within shutdown_timeout_ms.
+ */
+#include "config.h" /* autoconf: PACKAGE_VERSION */
+
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf.h"
+#include "fetch.h"
+#include "loader.h"
+#include "log.h"
+#include "metrics.h"
+#include "pipeline.h"
+#include "xmalloc.h"
+
+struct run {
+	struct pipeline *p;
+	pthread_t thread;
+	enum status st;
+	atomic_bool done;
+};
+
+static void *run_main(void *arg)
+{
+	struct run *r = arg;
+	r->st = pipeline_run(r->p);
+	atomic_store(&r->done, true);
+	return NULL;
+}
+
+static void usage(FILE *f)
+{
+	fputs("Usage: freshet-worker [--config FILE]\n"
+	      "\n"
+	      "Keeps the Xapian shards of the configured wikis up to date: takes\n"
+	      "partition leases, reads page change events from Redis, fetches each\n"
+	      "changed page from the wiki's Action API, analyzes it and rewrites its\n"
+	      "document.  Runs until SIGTERM or SIGINT, then finishes, commits and\n"
+	      "acknowledges what is in flight and exits 0.\n"
+	      "\n"
+	      "  -c, --config FILE  configuration file (default: $FRESHET_CONFIG,\n"
+	      "                     else built-in defaults; see freshet.conf(5))\n"
+	      "  -h, --help         show this help\n"
+	      "  -V, --version      show the version\n"
+	      "\n"
+	      "Environment: FRESHET_CONFIG, FRESHET_REDIS_PASSWORD,\n"
+	      "FRESHET_ANALYZER_DIR, FRESHET_LOG_LEVEL (debug, info, warn, error).\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_arg = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_arg = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("freshet-worker %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "freshet-worker: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	struct conf *cfg = conf_new();
+	const char *path = conf_path(config_arg);
+	if (conf_load(cfg, path) != STATUS_OK) {
+		fprintf(stderr, "freshet-worker: %s\n", conf_errmsg(cfg));
+		conf_free(cfg);
+		return 1;
+	}
+
+	if (fetch_global_init() != STATUS_OK) {
+		fprintf(stderr, "freshet-worker: curl_global_init failed\n");
+		conf_free(cfg);
+		return 1;
+	}
+	struct loader *ld = loader_new();
+	const char *adir = conf_analyzer_dir(cfg);
+	if (loader_load_dir(ld, adir) != STATUS_OK || loader_count(ld) == 0) {
+		fprintf(stderr, "freshet-worker: no analyzer plugins in %s%s%s\n", adir,
+			*loader_errmsg(ld) ? ": " : "", loader_errmsg(ld));
+		loader_free(ld);
+		conf_free(cfg);
+		return 1;
+	}
+
+	/* Block the stop signals before any thread starts, so that only
+	 * main's sigtimedwait() sees them. */
+	sigset_t stopset;
+	sigemptyset(&stopset);
+	sigaddset(&stopset, SIGTERM);
+	sigaddset(&stopset, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct metrics *m = metrics_new();
+	int rc = 0;
+	if (cfg->metrics_host) {
+		char err[256];
+		if (metrics_listen(m, cfg->metrics_host, cfg->metrics_port, err,
+				   sizeof err) != STATUS_OK) {
+			fprintf(stderr, "freshet-worker: %s\n", err);
+			metrics_free(m);
+			loader_free(ld);
+			conf_free(cfg);
+			return 1;
+		}
+		log_info("action=metrics_listen address=%s:%d", cfg->metrics_host,
+			 metrics_port(m));
+	}
+
+	struct run *runs = xcalloc(cfg->n_wikis, sizeof *runs);
+	size_t started = 0;
+	for (size_t i = 0; i < cfg->n_wikis; i++) {
+		char err[512];
+		runs[i].p = pipeline_new(cfg, &cfg->wikis[i], ld, m, err, sizeof err);
+		if (!runs[i].p) {
+			fprintf(stderr, "freshet-worker: %s\n", err);
+			rc = 1;
+			break;
+		}
+		atomic_init(&runs[i].done, false);
+		if (pthread_create(&runs[i].thread, NULL, run_main, &runs[i]) != 0) {
+			fprintf(stderr, "freshet-worker: cannot start a thread\n");
+			pipeline_free(runs[i].p);
+			runs[i].p = NULL;
+			rc = 1;
+			break;
+		}
+		started++;
+	}
+
+	/* Wait for a stop signal, or for a pipeline that gave up. */
+	bool stopping = rc != 0;
+	while (!stopping) {
+		struct timespec ts = { 0, 200 * 1000000L };
+		int sig = sigtimedwait(&stopset, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("action=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");
+			break;
+		}
+		for (size_t i = 0; i < started; i++)
+			if (atomic_load(&runs[i].done))
+				stopping = true;
+	}
+	for (size_t i = 0; i < started; i++)
+		pipeline_stop(runs[i].p);
+	for (size_t i = 0; i < started; i++) {
+		pthread_join(runs[i].thread, NULL);
+		if (runs[i].st != STATUS_OK) {
+			log_error("wiki=%s action=exit status=%s reason=%s",
+				  cfg->wikis[i].id, status_str(runs[i].st),
+				  log_quote(pipeline_errmsg(runs[i].p)));
+			rc = 1;
+		}
+		pipeline_free(runs[i].p);
+	}
+	free(runs);
+	metrics_free(m);
+	loader_free(ld);
+	conf_free(cfg);
+	return rc;
+}

@@ -1,0 +1,709 @@
+/*
+ * test-worker.c: freshet-worker end to end, against a real redis-server and
+ * a real MediaWiki with the Freshet extension publishing its changes.
+ *
+ * The worker is the real binary ($FRESHET_BUILDDIR/freshet-worker), run
+ * with a generated configuration.  Pages are created in five languages
+ * (en, de, fr, ru, ja) and then edited, deleted, undeleted, moved and
+ * created at random through the API while the worker runs; afterwards the
+ * shards must hold exactly MediaWiki's pages: one document per page with
+ * MediaWiki's latest revision id and title, none for a deleted page, no
+ * dead letters, nothing pending, and xapian-check clean.
+ *
+ * Size: FRESHET_TEST_PAGES and FRESHET_TEST_OPS (defaults 40 and 150, a
+ * couple of minutes under ASan); the issue's full size is 300 and 1000.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mw.h"
+#include "shard.h"
+#include "testsupport.h"
+#include "xapian-shim.h"
+
+#define WIKI "testwiki"
+#define SHARDS 4
+
+struct env {
+	char *dir;
+	struct test_redis *redis;
+	struct mw *mw;
+	char conf[512];
+	char log[512];
+	char data[512];
+	int metrics_port;
+	pid_t worker;
+};
+
+static int env_int(const char *name, int dflt)
+{
+	const char *v = getenv(name);
+	return v && *v ? atoi(v) : dflt;
+}
+
+static void msleep(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Writes the worker's configuration; extra is appended verbatim. */
+static void write_conf(struct env *e, const char *extra)
+{
+	FILE *f = fopen(e->conf, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"[redis]\nurl = unix://%s\n\n"
+		"[worker]\ndata_dir = %s\nthreads = 2\nbatch = 50\n"
+		"commit_docs = 100\ncommit_ms = 200\nmax_deliveries = 3\n"
+		"lease_ms = 2000\nshutdown_timeout_ms = 15000\n"
+		"metrics_listen = 127.0.0.1:%d\n\n"
+		"[wiki " WIKI "]\napi = %s\nlanguage = en\nshards = %d\n"
+		"namespaces = 0\nconcurrency = 4\nrate = 0\n%s",
+		e->redis->socket, e->data, e->metrics_port, mw_api_url(e->mw), SHARDS,
+		extra ? extra : "");
+	fclose(f);
+}
+
+static struct env *env_start(const char *extra_conf)
+{
+	struct env *e = calloc(1, sizeof *e);
+	e->dir = test_mkdtemp("worker");
+	e->redis = test_redis_start();
+	struct mw_opts o = { .wiki_id = WIKI, .lang = "en", .freshet = true,
+			     .redis_socket = e->redis->socket, .partitions = SHARDS };
+	e->mw = mw_start(&o);
+	snprintf(e->conf, sizeof e->conf, "%s/freshet.conf", e->dir);
+	snprintf(e->log, sizeof e->log, "%s/worker.log", e->dir);
+	snprintf(e->data, sizeof e->data, "%s/data", e->dir);
+	e->metrics_port = test_free_port();
+	write_conf(e, extra_conf);
+	return e;
+}
+
+static void worker_start(struct env *e)
+{
+	const char *bd = getenv("FRESHET_BUILDDIR");
+	cr_assert_not_null(bd, "FRESHET_BUILDDIR is not set");
+	char bin[512];
+	snprintf(bin, sizeof bin, "%s/freshet-worker", bd);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int fd = open(e->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			dup2(fd, 1);
+			close(fd);
+		}
+		execl(bin, bin, "--config", e->conf, (char *)NULL);
+		_exit(127);
+	}
+	e->worker = pid;
+}
+
+/* Waits up to timeout_s for the worker to exit; returns its wait status,
+ * or -1 if it is still running. */
+static int worker_wait(struct env *e, double timeout_s)
+{
+	double end = now_s() + timeout_s;
+	while (now_s() < end) {
+		int ws;
+		pid_t r = waitpid(e->worker, &ws, WNOHANG);
+		if (r == e->worker) {
+			e->worker = 0;
+			return ws;
+		}
+		msleep(50);
+	}
+	return -1;
+}
+
+static void worker_kill9(struct env *e)
+{
+	if (e->worker <= 0)
+		return;
+	kill(e->worker, SIGKILL);
+	waitpid(e->worker, NULL, 0);
+	e->worker = 0;
+}
+
+/* Stops the worker with SIGTERM and asserts it exits 0. */
+static void worker_term(struct env *e)
+{
+	cr_assert_gt(e->worker, 0);
+	kill(e->worker, SIGTERM);
+	int ws = worker_wait(e, 20);
+	if (ws == -1)
+		worker_kill9(e);
+	cr_assert(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+		  "freshet-worker did not exit 0 on SIGTERM (status %d); log in %s",
+		  ws, e->log);
+}
+
+static void env_stop(struct env *e)
+{
+	worker_kill9(e);
+	mw_stop(e->mw);
+	test_redis_stop(e->redis);
+	if (!getenv("FRESHET_TEST_KEEP"))
+		test_rmtree(e->dir);
+	free(e->dir);
+	free(e);
+}
+
+static redisContext *redis_conn(struct env *e)
+{
+	redisContext *c = redisConnectUnix(e->redis->socket);
+	cr_assert(c && !c->err, "cannot connect to redis");
+	return c;
+}
+
+static long long redis_int(redisContext *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	cr_assert_not_null(r, "redis: %s", c->errstr);
+	long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+	freeReplyObject(r);
+	return v;
+}
+
+/* Pending (delivered, unacked) entries of partition p. */
+static long long pending_count(redisContext *c, const char *wiki, int p)
+{
+	char key[128];
+	snprintf(key, sizeof key, "freshet:{%s:p%d}", wiki, p);
+	redisReply *r = redisCommand(c, "XPENDING %s freshet", key);
+	long long n = -1;
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+	    r->element[0]->type == REDIS_REPLY_INTEGER)
+		n = r->element[0]->integer;
+	else if (r && r->type == REDIS_REPLY_ERROR)
+		n = 0; /* no group yet: nothing pending */
+	if (r)
+		freeReplyObject(r);
+	return n;
+}
+
+/* Entries not yet delivered to the group in partition p (its lag). */
+static long long undelivered(redisContext *c, const char *wiki, int p)
+{
+	char key[128];
+	snprintf(key, sizeof key, "freshet:{%s:p%d}", wiki, p);
+	redisReply *r = redisCommand(c, "XINFO GROUPS %s", key);
+	long long lag = 0;
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+		redisReply *g = r->element[0];
+		for (size_t i = 0; i + 1 < g->elements; i += 2)
+			if (strcmp(g->element[i]->str, "lag") == 0 &&
+			    g->element[i + 1]->type == REDIS_REPLY_INTEGER)
+				lag = g->element[i + 1]->integer;
+	}
+	if (r)
+		freeReplyObject(r);
+	return lag;
+}
+
+/* ------------------------------------------------------ MediaWiki truth */
+
+struct page {
+	long id;
+	long rev;
+	char title[512];
+};
+
+/* Every page of namespace 0 with its latest revision (generator=allpages). */
+static size_t mw_truth(struct mw *mw, struct page **out)
+{
+	size_t n = 0, cap = 64;
+	struct page *v = malloc(cap * sizeof *v);
+	char cont[512] = "";
+	for (;;) {
+		char params[1024];
+		snprintf(params, sizeof params,
+			 "action=query&generator=allpages&gapnamespace=0&gaplimit=max"
+			 "&prop=info%s%s", *cont ? "&gapcontinue=" : "", cont);
+		json_t *a = mw_api(mw, false, params);
+		json_t *pages = json_object_get(json_object_get(a, "query"), "pages");
+		size_t i;
+		json_t *pg;
+		json_array_foreach(pages, i, pg) {
+			if (n == cap)
+				v = realloc(v, (cap *= 2) * sizeof *v);
+			v[n].id = (long)json_integer_value(json_object_get(pg, "pageid"));
+			v[n].rev = (long)json_integer_value(json_object_get(pg, "lastrevid"));
+			snprintf(v[n].title, sizeof v[n].title, "%s",
+				 json_string_value(json_object_get(pg, "title")));
+			n++;
+		}
+		json_t *c = json_object_get(json_object_get(a, "continue"), "gapcontinue");
+		if (!c) {
+			json_decref(a);
+			break;
+		}
+		/* Titles in continuation are db keys; encode the few specials. */
+		const char *s = json_string_value(c);
+		size_t o = 0;
+		for (; *s && o < sizeof cont - 4; s++) {
+			unsigned char ch = (unsigned char)*s;
+			if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+			    (ch >= '0' && ch <= '9') || ch == '_' || ch == '-')
+				cont[o++] = (char)ch;
+			else
+				o += (size_t)snprintf(cont + o, sizeof cont - o, "%%%02X", ch);
+		}
+		cont[o] = '\0';
+		json_decref(a);
+	}
+	*out = v;
+	return n;
+}
+
+/* Compares the shards with MediaWiki.  Returns NULL when they agree, else
+ * a description of the first difference (static buffer). */
+static const char *compare(struct env *e, bool want_quiet_queue)
+{
+	static char why[1024];
+	struct page *pages;
+	size_t n = mw_truth(e->mw, &pages);
+	struct shard_set *set = shard_set_new(e->data, WIKI);
+	enum status st = shard_set_open(set);
+	if (st != STATUS_OK) {
+		snprintf(why, sizeof why, "shards not readable: %s", shard_set_errmsg(set));
+		goto out;
+	}
+	struct xdb *db = shard_set_db(set);
+	uint64_t count = 0;
+	xdb_doc_count(db, &count);
+	why[0] = '\0';
+	for (size_t i = 0; i < n && !why[0]; i++) {
+		char q[32];
+		snprintf(q, sizeof q, "Q%ld", pages[i].id);
+		struct xdoc *d = NULL;
+		if (xdb_get(db, q, &d) != STATUS_OK) {
+			snprintf(why, sizeof why, "page %ld '%s' rev %ld: no document",
+				 pages[i].id, pages[i].title, pages[i].rev);
+			break;
+		}
+		char *data = NULL;
+		size_t len = 0;
+		xdoc_get_data(d, &data, &len);
+		json_t *j = json_loadb(data ? data : "", len, 0, NULL);
+		long rev = (long)json_integer_value(json_object_get(j, "rev_id"));
+		const char *title = json_string_value(json_object_get(j, "title"));
+		if (rev != pages[i].rev || !title || strcmp(title, pages[i].title) != 0)
+			snprintf(why, sizeof why,
+				 "page %ld: document has rev %ld title '%s', MediaWiki rev %ld title '%s'",
+				 pages[i].id, rev, title ? title : "(none)", pages[i].rev,
+				 pages[i].title);
+		json_decref(j);
+		free(data);
+		xdoc_free(d);
+	}
+	if (!why[0] && count != n)
+		snprintf(why, sizeof why, "%llu documents for %zu pages (a deleted page is still indexed)",
+			 (unsigned long long)count, n);
+	if (!why[0] && want_quiet_queue) {
+		redisContext *c = redis_conn(e);
+		for (int p = 0; p < SHARDS && !why[0]; p++) {
+			long long pend = pending_count(c, WIKI, p);
+			long long lag = undelivered(c, WIKI, p);
+			if (pend != 0 || lag != 0)
+				snprintf(why, sizeof why, "partition %d: %lld pending, %lld undelivered",
+					 p, pend, lag);
+		}
+		redisFree(c);
+	}
+out:
+	shard_set_free(set);
+	free(pages);
+	return why[0] ? why : NULL;
+}
+
+/* Polls until the shards agree with MediaWiki (asserting after timeout). */
+static void converge(struct env *e, double timeout_s)
+{
+	double end = now_s() + timeout_s;
+	const char *why = NULL;
+	while (now_s() < end) {
+		why = compare(e, true);
+		if (!why)
+			return;
+		msleep(1000);
+	}
+	cr_assert_fail("shards did not converge in %.0f s: %s (worker log %s)",
+		       timeout_s, why, e->log);
+}
+
+static void assert_no_dead_letters(struct env *e, const char *wiki)
+{
+	redisContext *c = redis_conn(e);
+	long long n = redis_int(c, "XLEN freshet:{%s}:dead", wiki);
+	redisFree(c);
+	cr_assert_eq(n, 0, "%lld dead letters for %s", n, wiki);
+}
+
+static void assert_xapian_check(struct env *e)
+{
+	for (int i = 0; i < SHARDS; i++) {
+		char cmd[1024];
+		snprintf(cmd, sizeof cmd, "xapian-check %s/" WIKI "/current/shard-%d >/dev/null 2>&1",
+			 e->data, i);
+		cr_assert_eq(system(cmd), 0, "xapian-check failed on shard %d", i);
+	}
+}
+
+/* ----------------------------------------------------- random workload */
+
+static const char *const LANGS[] = { "en", "de", "fr", "ru", "ja" };
+static const char *const WORDS[][8] = {
+	{ "river", "flood", "stream", "mountain", "village", "history", "bridge", "winter" },
+	{ "Fluss", "Hochwasser", "Brücke", "Gebirge", "Dorf", "Geschichte", "Straße", "Winter" },
+	{ "rivière", "crue", "pont", "montagne", "village", "histoire", "église", "hiver" },
+	{ "река", "наводнение", "мост", "гора", "деревня", "история", "зима", "город" },
+	{ "川", "洪水", "橋", "山", "村", "歴史", "冬", "東京" },
+};
+
+static char *random_text(unsigned *seed, int lang, int serial)
+{
+	char *t = malloc(2048);
+	size_t o = (size_t)snprintf(t, 2048, "== %s %d ==\n", WORDS[lang][rand_r(seed) % 8],
+				    serial);
+	int words = 20 + rand_r(seed) % 40;
+	for (int i = 0; i < words && o < 1900; i++)
+		o += (size_t)snprintf(t + o, 2048 - o, "%s%s", WORDS[lang][rand_r(seed) % 8],
+				      i % 9 == 8 ? ".\n\n" : " ");
+	snprintf(t + o, 2048 - o, "\n[[Category:Lang %s]]\n", LANGS[lang]);
+	return t;
+}
+
+struct wl_page {
+	char title[128];
+	int lang;
+	bool deleted;
+};
+
+struct workload {
+	struct wl_page *pages;
+	size_t n, cap;
+	unsigned seed;
+	int serial;
+};
+
+static void wl_add(struct workload *w, const char *title, int lang)
+{
+	if (w->n == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 64;
+		w->pages = realloc(w->pages, w->cap * sizeof *w->pages);
+	}
+	snprintf(w->pages[w->n].title, sizeof w->pages[w->n].title, "%s", title);
+	w->pages[w->n].lang = lang;
+	w->pages[w->n].deleted = false;
+	w->n++;
+}
+
+/* Creates n pages in the five languages, sets their language, and edits
+ * each once more so that an event follows the language change. */
+static void wl_seed(struct env *e, struct workload *w, size_t n)
+{
+	char **titles = calloc(n, sizeof *titles);
+	char **texts = calloc(n, sizeof *texts);
+	for (size_t i = 0; i < n; i++) {
+		int lang = (int)(i % 5);
+		char t[128];
+		snprintf(t, sizeof t, "Page %s %zu", LANGS[lang], i);
+		wl_add(w, t, lang);
+		titles[i] = strdup(t);
+		texts[i] = random_text(&w->seed, lang, w->serial++);
+	}
+	mw_seed(e->mw, n, (const char *const *)titles, (const char *const *)texts, NULL, NULL);
+	for (size_t i = 0; i < n; i++) {
+		if (w->pages[i].lang != 0)
+			mw_set_language(e->mw, titles[i], LANGS[w->pages[i].lang]);
+		free(texts[i]);
+		texts[i] = random_text(&w->seed, w->pages[i].lang, w->serial++);
+	}
+	mw_seed(e->mw, n, (const char *const *)titles, (const char *const *)texts, NULL, NULL);
+	for (size_t i = 0; i < n; i++) {
+		free(titles[i]);
+		free(texts[i]);
+	}
+	free(titles);
+	free(texts);
+}
+
+static struct wl_page *wl_pick(struct workload *w, bool deleted)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		struct wl_page *p = &w->pages[(size_t)rand_r(&w->seed) % w->n];
+		if (p->deleted == deleted)
+			return p;
+	}
+	return NULL;
+}
+
+/* One random operation: edit 50%, create 10%, delete 15%, undelete 10%,
+ * move 15% (half of them leaving a redirect). */
+static void wl_step(struct env *e, struct workload *w)
+{
+	int r = rand_r(&w->seed) % 100;
+	struct wl_page *p;
+	if (r < 50 && (p = wl_pick(w, false))) {
+		char *t = random_text(&w->seed, p->lang, w->serial++);
+		mw_edit(e->mw, p->title, t, NULL, NULL);
+		free(t);
+	} else if (r < 60) {
+		int lang = rand_r(&w->seed) % 5;
+		char title[128];
+		snprintf(title, sizeof title, "New %s %d", LANGS[lang], w->serial);
+		char *t = random_text(&w->seed, lang, w->serial++);
+		mw_edit(e->mw, title, t, NULL, NULL);
+		free(t);
+		wl_add(w, title, lang);
+	} else if (r < 75 && (p = wl_pick(w, false))) {
+		mw_delete(e->mw, p->title);
+		p->deleted = true;
+	} else if (r < 85 && (p = wl_pick(w, true))) {
+		mw_undelete(e->mw, p->title, NULL);
+		p->deleted = false;
+	} else if ((p = wl_pick(w, false))) {
+		char to[128];
+		snprintf(to, sizeof to, "Moved %d %s", w->serial++, LANGS[p->lang]);
+		bool redirect = rand_r(&w->seed) % 2;
+		mw_move(e->mw, p->title, to, redirect);
+		if (redirect)
+			wl_add(w, p->title, 0);
+		snprintf(p->title, sizeof p->title, "%s", to);
+	}
+}
+
+static void wl_free(struct workload *w)
+{
+	free(w->pages);
+}
+
+/* -------------------------------------------------------------- tests */
+
+TestSuite(worker, .timeout = 900);
+
+Test(worker, converges_with_random_changes_in_five_languages)
+{
+	struct env *e = env_start(NULL);
+	worker_start(e);
+	struct workload w = { .seed = 12345 };
+	size_t pages = (size_t)env_int("FRESHET_TEST_PAGES", 40);
+	int ops = env_int("FRESHET_TEST_OPS", 150);
+	wl_seed(e, &w, pages);
+	for (int i = 0; i < ops; i++)
+		wl_step(e, &w);
+	converge(e, 180);
+	assert_no_dead_letters(e, WIKI);
+
+	/* Every language got its analyzer: an L<code> document exists for
+	 * each, and the metrics endpoint counted the events. */
+	struct shard_set *set = shard_set_new(e->data, WIKI);
+	cr_assert_eq(shard_set_open(set), STATUS_OK);
+	for (int l = 0; l < 5; l++) {
+		char term[16];
+		snprintf(term, sizeof term, "L%s", LANGS[l]);
+		struct xquery *q = xquery_term(term, strlen(term), 1);
+		struct xmset *ms = NULL;
+		cr_assert_eq(shard_set_search(set, q, 0, 10, &ms), STATUS_OK);
+		cr_assert_gt(xmset_size(ms), 0, "no document in language %s", LANGS[l]);
+		xmset_free(ms);
+		xquery_free(q);
+	}
+	shard_set_free(set);
+
+	char cmd[256];
+	snprintf(cmd, sizeof cmd,
+		 "curl -sf http://127.0.0.1:%d/metrics | grep -q 'freshet_events_total{wiki=\"" WIKI "\",kind=\"edit\",outcome=\"indexed\"}'",
+		 e->metrics_port);
+	cr_assert_eq(system(cmd), 0, "metrics endpoint lacks the indexed edits");
+
+	worker_term(e);
+	assert_xapian_check(e);
+	wl_free(&w);
+	env_stop(e);
+}
+
+Test(worker, survives_kill9_and_redis_restarts)
+{
+	struct env *e = env_start(NULL);
+	worker_start(e);
+	struct workload w = { .seed = 777 };
+	size_t pages = (size_t)env_int("FRESHET_TEST_PAGES", 40);
+	int ops = env_int("FRESHET_TEST_OPS", 150);
+	wl_seed(e, &w, pages);
+	unsigned seed = 99;
+	int kills = 0, restarts = 0;
+	for (int i = 0; i < ops; i++) {
+		wl_step(e, &w);
+		if (i % (ops / 4 + 1) == ops / 8 && kills < 3) {
+			/* kill -9 at a random moment of the next few operations. */
+			msleep(rand_r(&seed) % 700);
+			worker_kill9(e);
+			kills++;
+			msleep(rand_r(&seed) % 500);
+			worker_start(e);
+		}
+		if ((i == ops / 3 || i == 2 * ops / 3) && restarts < 2) {
+			/* Redis goes away and comes back (its data kept). No edit
+			 * is made meanwhile: the extension would spool it. */
+			msleep(300);
+			test_redis_pause(e->redis);
+			msleep(1500);
+			test_redis_resume(e->redis);
+			restarts++;
+		}
+	}
+	cr_assert_eq(kills, 3);
+	cr_assert_eq(restarts, 2);
+	converge(e, 240);
+	assert_no_dead_letters(e, WIKI);
+	worker_term(e);
+	assert_xapian_check(e);
+	wl_free(&w);
+	env_stop(e);
+}
+
+Test(worker, malformed_event_is_dead_lettered_with_reason)
+{
+	struct env *e = env_start(NULL);
+	worker_start(e);
+	redisContext *c = redis_conn(e);
+	/* Wait until the worker created the groups (the stream exists). */
+	double end = now_s() + 30;
+	while (now_s() < end && redis_int(c, "EXISTS freshet:{" WIKI ":p0}") != 1)
+		msleep(100);
+	redisReply *r = redisCommand(c, "XADD freshet:{" WIKI ":p0} * event %s",
+				     "{\"not\": \"an event\"");
+	cr_assert(r && r->type == REDIS_REPLY_STRING);
+	char id[64];
+	snprintf(id, sizeof id, "%s", r->str);
+	freeReplyObject(r);
+	end = now_s() + 30;
+	while (now_s() < end && redis_int(c, "XLEN freshet:{" WIKI "}:dead") < 1)
+		msleep(100);
+	r = redisCommand(c, "XRANGE freshet:{" WIKI "}:dead - +");
+	cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1,
+		  "the malformed event is not in the dead-letter stream");
+	redisReply *fields = r->element[0]->element[1];
+	const char *payload = NULL, *reason = NULL, *src = NULL;
+	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+		if (!strcmp(fields->element[i]->str, "payload"))
+			payload = fields->element[i + 1]->str;
+		else if (!strcmp(fields->element[i]->str, "reason"))
+			reason = fields->element[i + 1]->str;
+		else if (!strcmp(fields->element[i]->str, "id"))
+			src = fields->element[i + 1]->str;
+	}
+	cr_assert_str_eq(payload, "{\"not\": \"an event\"");
+	cr_assert(reason && *reason, "no reason recorded");
+	cr_assert_str_eq(src, id);
+	freeReplyObject(r);
+	cr_assert_eq(pending_count(c, WIKI, 0), 0, "the malformed entry is still pending");
+	redisFree(c);
+	worker_term(e);
+	env_stop(e);
+}
+
+Test(worker, failing_fetch_ends_dead_lettered_after_max_deliveries)
+{
+	/* A second wiki whose API is a closed port: every fetch fails. */
+	char extra[256];
+	int closed = test_free_port();
+	snprintf(extra, sizeof extra,
+		 "\n[wiki brokenwiki]\napi = http://127.0.0.1:%d/api.php\nshards = 2\n",
+		 closed);
+	struct env *e = env_start(extra);
+	worker_start(e);
+	redisContext *c = redis_conn(e);
+	double end = now_s() + 30;
+	while (now_s() < end && redis_int(c, "EXISTS freshet:{brokenwiki:p1}") != 1)
+		msleep(100);
+	const char *ev =
+		"{\"$schema\":\"/mediawiki/page/change/1.1.0\","
+		"\"meta\":{\"dt\":\"2026-11-29T12:00:00Z\",\"stream\":\"mediawiki.page_change.v1\"},"
+		"\"dt\":\"2026-11-29T12:00:00Z\",\"wiki_id\":\"brokenwiki\","
+		"\"page_change_kind\":\"edit\","
+		"\"page\":{\"page_id\":7,\"page_title\":\"Broken\",\"namespace_id\":0,\"is_redirect\":false},"
+		"\"revision\":{\"rev_id\":11,\"rev_dt\":\"2026-11-29T12:00:00Z\"}}";
+	redisReply *r = redisCommand(c, "XADD freshet:{brokenwiki:p1} * event %s", ev);
+	cr_assert(r && r->type == REDIS_REPLY_STRING);
+	freeReplyObject(r);
+	end = now_s() + 90;
+	while (now_s() < end && redis_int(c, "XLEN freshet:{brokenwiki}:dead") < 1)
+		msleep(200);
+	r = redisCommand(c, "XRANGE freshet:{brokenwiki}:dead - +");
+	cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1,
+		  "the failing event was not dead-lettered");
+	redisReply *fields = r->element[0]->element[1];
+	long deliveries = 0;
+	const char *reason = "";
+	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+		if (!strcmp(fields->element[i]->str, "deliveries"))
+			deliveries = atol(fields->element[i + 1]->str);
+		else if (!strcmp(fields->element[i]->str, "reason"))
+			reason = fields->element[i + 1]->str;
+	}
+	cr_assert_geq(deliveries, 3, "dead-lettered after %ld deliveries", deliveries);
+	cr_assert(strstr(reason, "fetch") != NULL, "reason: %s", reason);
+	freeReplyObject(r);
+	cr_assert_eq(pending_count(c, "brokenwiki", 1), 0);
+	redisFree(c);
+	/* The healthy wiki is not held up by the broken one. */
+	assert_no_dead_letters(e, WIKI);
+	worker_term(e);
+	env_stop(e);
+}
+
+Test(worker, sigterm_exits_zero_with_everything_acked)
+{
+	struct env *e = env_start(NULL);
+	worker_start(e);
+	struct workload w = { .seed = 4242 };
+	wl_seed(e, &w, 15);
+	for (int i = 0; i < 20; i++)
+		wl_step(e, &w);
+	/* Stop while the last events are being handled. */
+	worker_term(e);
+	redisContext *c = redis_conn(e);
+	for (int p = 0; p < SHARDS; p++)
+		cr_assert_eq(pending_count(c, WIKI, p), 0,
+			     "partition %d has unacked entries after SIGTERM", p);
+	for (int p = 0; p < SHARDS; p++)
+		cr_assert_eq(redis_int(c, "EXISTS freshet:{" WIKI ":p%d}:lease", p), 0,
+			     "lease of partition %d not released", p);
+	redisFree(c);
+	/* A restarted worker finishes the rest. */
+	worker_start(e);
+	converge(e, 120);
+	worker_term(e);
+	assert_xapian_check(e);
+	wl_free(&w);
+	env_stop(e);
+}
