@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "xmalloc.h"
@@ -181,39 +182,61 @@ static char *esc(struct pagelist *pl, const char *s)
 	return r;
 }
 
+/* The revision fields of a page object: revisions[0].{revid,timestamp}. */
+static void add_revision(struct pagelist_entry *x, json_t *pg)
+{
+	json_t *rev = json_array_get(json_object_get(pg, "revisions"), 0);
+	if (!rev)
+		return;
+	if (!x->rev_id)
+		x->rev_id = json_integer_value(json_object_get(rev, "revid"));
+	const char *ts = json_string_value(json_object_get(rev, "timestamp"));
+	struct tm tm = { 0 };
+	if (ts && strptime(ts, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		x->rev_timestamp = (int64_t)timegm(&tm);
+}
+
 enum status pagelist_allpages(struct pagelist *pl, int ns, bool redirects,
 			      struct pagelist_entries *out)
 {
-	char *cont = NULL;
+	struct buf cont = BUF_INIT; /* "&key=value..." of the last "continue" */
 	for (;;) {
 		struct buf q = BUF_INIT;
-		buf_addf(&q, "action=query&list=allpages&aplimit=max&apnamespace=%d"
-			 "&apfilterredir=%s", ns, redirects ? "all" : "nonredirects");
-		if (cont) {
-			char *e = esc(pl, cont);
-			buf_addf(&q, "&apcontinue=%s&continue=-||", e);
-			free(e);
-		}
+		buf_addf(&q, "action=query&generator=allpages&gaplimit=max&gapnamespace=%d"
+			 "&gapfilterredir=%s&prop=info%%7Crevisions&rvprop=ids%%7Ctimestamp%s",
+			 ns, redirects ? "all" : "nonredirects", cont.data);
 		json_t *root;
 		enum status st = get_json(pl, q.data, &root);
 		buf_release(&q);
-		free(cont);
-		cont = NULL;
-		if (st != STATUS_OK)
+		buf_reset(&cont);
+		if (st != STATUS_OK) {
+			buf_release(&cont);
 			return st;
-		json_t *list = json_object_get(json_object_get(root, "query"), "allpages");
+		}
+		json_t *list = json_object_get(json_object_get(root, "query"), "pages");
 		size_t i;
 		json_t *pg;
 		json_array_foreach(list, i, pg) {
 			add_page(out, pg);
+			add_revision(&out->v[out->n - 1], pg);
 		}
-		const char *c = json_string_value(
-			json_object_get(json_object_get(root, "continue"), "apcontinue"));
-		if (c)
-			cont = xstrdup(c);
+		/* Continue with every key the API gave (gapcontinue, continue). */
+		json_t *c = json_object_get(root, "continue");
+		const char *k;
+		json_t *v;
+		json_object_foreach(c, k, v) {
+			if (!json_is_string(v))
+				continue;
+			char *ek = esc(pl, k), *ev = esc(pl, json_string_value(v));
+			buf_addf(&cont, "&%s=%s", ek, ev);
+			free(ek);
+			free(ev);
+		}
 		json_decref(root);
-		if (!cont)
+		if (!cont.len) {
+			buf_release(&cont);
 			return STATUS_OK;
+		}
 	}
 }
 
@@ -221,7 +244,8 @@ enum status pagelist_allpages(struct pagelist *pl, int ns, bool redirects,
 static enum status info_batch(struct pagelist *pl, const char *sel,
 			      struct pagelist_entries *out)
 {
-	char *q = xasprintf("action=query&prop=info&%s", sel);
+	char *q = xasprintf("action=query&prop=info%%7Crevisions&rvprop=ids%%7Ctimestamp&%s",
+			    sel);
 	json_t *root;
 	enum status st = get_json(pl, q, &root);
 	free(q);
@@ -232,6 +256,7 @@ static enum status info_batch(struct pagelist *pl, const char *sel,
 	json_t *pg;
 	json_array_foreach(pages, i, pg) {
 		add_page(out, pg);
+		add_revision(&out->v[out->n - 1], pg);
 		/* A missing id keeps its id so the caller can delete its document. */
 		if (out->v[out->n - 1].missing && !out->v[out->n - 1].page_id)
 			out->v[out->n - 1].page_id =

@@ -26,6 +26,7 @@ struct pagelist_entry {
 	int namespace_id;
 	char *title;         /* with spaces, as MediaWiki shows it */
 	int64_t rev_id;      /* lastrevid; 0 when unknown or missing */
+	int64_t rev_timestamp; /* that revision's time, unix seconds; 0 if unknown */
 	char *language;      /* pagelanguage, or NULL when not asked/known */
 	bool missing;        /* the title or id names no existing page */
 	bool redirect;
@@ -47,8 +48,9 @@ void pagelist_free(struct pagelist *pl);
 /* The message of the last failure, valid until the next call. */
 const char *pagelist_errmsg(const struct pagelist *pl);
 
-/* Appends every page of namespace `ns` (list=allpages; redirects included
- * only when `redirects` is true) to `out`.  Returns STATUS_OK,
+/* Appends every page of namespace `ns` (generator=allpages with the latest
+ * revision's id and time; redirects included only when `redirects` is
+ * true) to `out`, following the API's continuation to the end.  Returns STATUS_OK,
  * STATUS_TRANSIENT (network, 5xx), STATUS_DECODE (not JSON / API error). */
 enum status pagelist_allpages(struct pagelist *pl, int ns, bool redirects,
 			      struct pagelist_entries *out);

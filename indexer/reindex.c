@@ -89,6 +89,7 @@ struct page {
 	int tries;
 	bool missing;     /* the API says the page does not exist */
 	enum outcome outcome;
+	int64_t rev_id, rev_timestamp;  /* as listed (0 when unknown) */
 };
 
 /* An open-addressing set of page ids (0 is never a page id), so that
@@ -142,13 +143,13 @@ struct run {
 	size_t n_pages, cap_pages;
 	struct idset seen;        /* ids in pages[] (see add_page) */
 	bool fatal;               /* a shard cannot be written: stop */
+	bool hold_leases;         /* rebuild catch-up: renew every lease */
 
 	/* direct mode */
 	struct loader *ld;
 	struct fetch_wiki *fw;
 	struct fetch *fetch;
-	struct extract *ex;
-	struct document *doc;     /* document builder (analyzers per language) */
+	struct document_builder *doc; /* analyzers per language, extractor */
 	struct shard_set *set;
 	char *generation;         /* the generation written */
 	struct shard **shards;    /* writers, opened on first use */
@@ -193,6 +194,17 @@ static void add_page(struct run *r, int64_t id, int ns, const char *title, bool 
 		.title = xstrdup(title ? title : ""), .missing = missing };
 }
 
+/* add_page() for a listed page, keeping its revision and time. */
+static void add_listed(struct run *r, const struct pagelist_entry *x)
+{
+	size_t before = r->n_pages;
+	add_page(r, x->page_id, x->namespace_id, x->title, x->missing);
+	if (r->n_pages > before) {
+		r->pages[before].rev_id = x->rev_id;
+		r->pages[before].rev_timestamp = x->rev_timestamp;
+	}
+}
+
 /* ------------------------------------------------------------ selection */
 
 struct selection {
@@ -234,8 +246,7 @@ static bool select_pages(struct run *r, const struct selection *sel)
 				 * namespaces; ids that name nothing are left alone. */
 				if (!part.v[i].missing && !part.v[i].redirect &&
 				    conf_wiki_indexes(r->w, part.v[i].namespace_id))
-					add_page(r, part.v[i].page_id, part.v[i].namespace_id,
-						 part.v[i].title, false);
+					add_listed(r, &part.v[i]);
 			}
 			pagelist_entries_free(&part);
 		}
@@ -249,7 +260,7 @@ static bool select_pages(struct run *r, const struct selection *sel)
 				r->failed++;
 				continue;
 			}
-			add_page(r, x->page_id, x->namespace_id, x->title, x->missing);
+			add_listed(r, x);
 		}
 	}
 	pagelist_entries_free(&e);
@@ -260,8 +271,7 @@ static bool select_pages(struct run *r, const struct selection *sel)
 		struct pagelist_entries part = { 0 };
 		st = pagelist_allpages(pl, nss[k], false, &part);
 		for (size_t i = 0; i < part.n; i++)
-			add_page(r, part.v[i].page_id, part.v[i].namespace_id,
-				 part.v[i].title, false);
+			add_listed(r, &part.v[i]);
 		pagelist_entries_free(&part);
 	}
 	if (st != STATUS_OK)
@@ -512,12 +522,15 @@ static bool apply(struct run *r, struct fetch_result *fr, struct page *p)
 			goto delete;
 		}
 		struct shard_doc *d = NULL;
-		char *err = NULL;
-		st = document_build(r->doc, fr, &d, &err);
+		struct document_analysis an;
+		/* The revision's time: as listed when the fetched revision is the
+		 * listed one, else it is newer than the listing, i.e. about now. */
+		int64_t ts = p->rev_id && (uint64_t)p->rev_id == fr->rev_id
+			     ? p->rev_timestamp : (int64_t)time(NULL);
+		st = document_build(r->doc, fr, r->w->api, ts, &d, &an);
 		if (st != STATUS_OK) {
 			fprintf(stderr, PROG ": page %" PRIu64 ": building the document: %s\n",
-				fr->page_id, err ? err : status_str(st));
-			free(err);
+				fr->page_id, document_builder_errmsg(r->doc));
 			r->failed++;
 			p->outcome = OUT_FAILED;
 			return true;
@@ -531,7 +544,8 @@ static bool apply(struct run *r, struct fetch_result *fr, struct page *p)
 		}
 		st = open_shard(r, n);
 		if (st == STATUS_OK)
-			st = document_check_analyzers(r->doc, r->shards[n]);
+			st = shard_check_analyzer(r->shards[n], an.language, an.name,
+						  an.version);
 		if (st == STATUS_OK)
 			st = shard_replace(r->shards[n], d);
 		shard_doc_free(d);
@@ -596,6 +610,8 @@ static bool apply(struct run *r, struct fetch_result *fr, struct page *p)
 /* Fetches and applies r->pages[from..to), keeping `concurrency` fetches in
  * flight.  Returns false when a shard could not be opened or committed (the
  * run cannot go on). */
+static bool renew_all(struct run *r);
+
 static bool process(struct run *r, size_t from, size_t to)
 {
 	size_t next = from, done = 0, total = to - from;
@@ -605,6 +621,7 @@ static bool process(struct run *r, size_t from, size_t to)
 								  sizeof *retry);
 	size_t n_retry = 0;
 	bool ok = true;
+	int64_t last_renew = now_ms();
 	while (done < total && !interrupted && ok) {
 		int64_t t = now_ms();
 		for (size_t i = 0; i < n_retry && fetch_pending(r->fetch) < window;) {
@@ -645,6 +662,11 @@ static bool process(struct run *r, size_t from, size_t to)
 		}
 		if (!r->dry_run && commit_due(r, false) != STATUS_OK)
 			ok = false;
+		if (r->hold_leases && now_ms() - last_renew >= r->cfg->lease_ms / 3) {
+			if (!renew_all(r))
+				ok = false;
+			last_renew = now_ms();
+		}
 		if (r->fatal)
 			ok = false;
 	}
@@ -682,7 +704,7 @@ static int setup_direct(struct run *r)
 		return TOOL_EXIT_USAGE;
 	}
 	r->fetch = fetch_new();
-	r->doc = document_new(r->ld, r->w);
+	r->doc = document_builder_new(r->ld);
 	r->set = shard_set_new(r->cfg->data_dir, r->w->id);
 	return -1;
 }
@@ -782,20 +804,101 @@ static enum status pages_since(struct run *r, const char *key, char *pos, size_t
 	}
 }
 
+/* Takes the lease of every partition of the wiki, waiting for the workers
+ * that hold some to let go (they do when stopped).  Returns false when
+ * interrupted or when Redis fails. */
+static bool take_all_leases(struct run *r)
+{
+	if (!r->lease)
+		r->lease = lease_new(r->redis, r->w->id, r->w->shards, NULL, r->cfg->lease_ms);
+	if (!r->lease) {
+		fprintf(stderr, PROG ": cannot manage the leases of %s\n", r->w->id);
+		return false;
+	}
+	int64_t last_msg = 0, last_renew = now_ms();
+	for (;;) {
+		struct buf held_by = BUF_INIT;
+		for (unsigned p = 0; p < r->n_shards; p++) {
+			if (r->tokens[p])
+				continue;
+			uint64_t token = 0;
+			enum status st = lease_acquire(r->lease, (int)p, &token);
+			if (st == STATUS_OK) {
+				r->tokens[p] = token;
+			} else if (st == STATUS_LOCKED) {
+				buf_addf(&held_by, " %u", p);
+			} else {
+				fprintf(stderr, PROG ": lease of partition %u: %s\n", p,
+					lease_errmsg(r->lease));
+				buf_release(&held_by);
+				return false;
+			}
+		}
+		if (!held_by.len)
+			return true;
+		int64_t t = now_ms();
+		if (t - last_msg >= 30000) {
+			fprintf(stderr, PROG ": the new generation is ready; waiting for the "
+				"workers to release partition(s)%s of %s: stop freshet-worker "
+				"to let the swap happen (start it again afterwards)\n",
+				held_by.data, r->w->id);
+			last_msg = t;
+		}
+		buf_release(&held_by);
+		if (t - last_renew >= r->cfg->lease_ms / 3) {
+			for (unsigned p = 0; p < r->n_shards; p++)
+				if (r->tokens[p] && lease_renew(r->lease, (int)p) != STATUS_OK) {
+					fprintf(stderr, PROG ": lost the lease of partition %u\n", p);
+					return false;
+				}
+			last_renew = t;
+		}
+		if (interrupted)
+			return false;
+		struct timespec ts = { 0, 500 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Renews every held lease (during a rebuild's catch-up). */
+static bool renew_all(struct run *r)
+{
+	for (unsigned p = 0; p < r->n_shards; p++)
+		if (r->tokens[p] && lease_renew(r->lease, (int)p) != STATUS_OK) {
+			fprintf(stderr, PROG ": lost the lease of partition %u: %s\n", p,
+				lease_errmsg(r->lease));
+			return false;
+		}
+	return true;
+}
+
+static void release_all(struct run *r)
+{
+	for (unsigned p = 0; r->lease && r->tokens && p < r->n_shards; p++)
+		if (r->tokens[p]) {
+			lease_release(r->lease, (int)p);
+			r->tokens[p] = 0;
+		}
+}
+
 /*
  * --rebuild:
  *  1. note each partition's newest entry id (the start position);
- *  2. create a new generation and index every page of --all into it;
- *  3. catch up: fetch again every page named by an entry newer than the
- *     start position (events the workers applied to the old generation
- *     meanwhile), and record the last entry seen as each shard's position;
- *  4. check the count: documents == pages listed - pages gone at fetch time
- *     - pages outside the namespaces, and no page failed;
- *  5. swap `current` atomically;
- *  6. queue a rerender for every page named by an entry that arrived between
- *     the catch-up and the swap (the workers apply those to the new
- *     generation once they reopen it).
- * Until step 5 the live generation is untouched, so searches never see a
+ *  2. create a new generation and index every page of --all into it, while
+ *     the workers go on updating the live generation;
+ *  3. take every partition's lease, waiting for the workers to release them
+ *     (a running worker keeps its shards of the old generation open, so it
+ *     must stop before the swap: the command says so and waits);
+ *  4. catch up: fetch again every page named by a stream entry newer than
+ *     the start position (what the workers applied to the old generation
+ *     during the build, and what no one applied yet), and record the last
+ *     entry seen as each shard's stream position;
+ *  5. check the count: documents == distinct pages whose last outcome was
+ *     "indexed", and no page failed;
+ *  6. swap `current` atomically and release the leases.  Entries after the
+ *     catch-up are still in the streams: the workers, started again, apply
+ *     them to the new generation.
+ * Until step 6 the live generation is untouched, so searches never see a
  * half-built index; a failed rebuild leaves its generation on disk for
  * inspection and `current` where it was.
  */
@@ -856,10 +959,13 @@ static int run_rebuild(struct run *r)
 		r->prog = NULL;
 	}
 
-	/* 3. Catch up with what arrived during the build: the pages named since
-	 * the start are fetched again even though they were listed (their
-	 * first fetch may predate the change), so the duplicate check starts
-	 * afresh. */
+	/* 3. The leases: from here on no worker writes the old generation. */
+	if (ok && !take_all_leases(r))
+		ok = false;
+
+	/* 4. Catch up.  The pages named since the start are fetched again even
+	 * though they were listed (their first fetch may predate the change),
+	 * so the duplicate check starts afresh. */
 	size_t before = r->n_pages;
 	idset_clear(&r->seen);
 	for (unsigned p = 0; p < ns && ok; p++) {
@@ -871,8 +977,13 @@ static int run_rebuild(struct run *r)
 		}
 	}
 	size_t caught = r->n_pages - before;
-	if (ok && caught)
+	if (ok && caught) {
+		fprintf(stderr, PROG ": catching up with %zu pages changed during the build\n",
+			caught);
+		r->hold_leases = true;
 		ok = process(r, before, r->n_pages);
+		r->hold_leases = false;
+	}
 	for (unsigned p = 0; p < ns && ok; p++) {
 		char key[256];
 		stream_key(r->stream, (int)p, key, sizeof key);
@@ -882,8 +993,10 @@ static int run_rebuild(struct run *r)
 	}
 	if (ok && commit_due(r, true) != STATUS_OK)
 		ok = false;
+	if (ok)
+		ok = renew_all(r);
 
-	/* 4. The count. */
+	/* 5. The count. */
 	uint64_t docs = 0;
 	for (unsigned p = 0; p < ns && ok; p++) {
 		uint64_t c = 0;
@@ -891,7 +1004,14 @@ static int run_rebuild(struct run *r)
 			ok = false;
 		docs += c;
 	}
-	close_shards(r);
+	/* Close the writers, keeping the leases until the swap. */
+	for (unsigned p = 0; p < ns; p++) {
+		if (!r->shards[p])
+			continue;
+		shard_close(r->shards[p]);
+		shard_free(r->shards[p]);
+		r->shards[p] = NULL;
+	}
 	/* A page's last outcome counts (the catch-up may have fixed a failure
 	 * or deleted a page indexed in the first pass). */
 	uint64_t expected = 0, absent = 0, failed = 0;
@@ -913,51 +1033,29 @@ static int run_rebuild(struct run *r)
 		ok = false;
 	}
 	if (!ok) {
+		release_all(r);
 		free(pos);
 		return TOOL_EXIT_FAIL;
 	}
 
-	/* 5. Swap. */
+	/* 6. Swap. */
 	char *old = NULL;
 	shard_set_current(r->set, &old);
 	st = shard_set_swap(r->set, r->generation);
+	release_all(r);
+	free(pos);
 	if (st != STATUS_OK) {
 		fprintf(stderr, PROG ": swap: %s\n", shard_set_errmsg(r->set));
 		free(old);
-		free(pos);
 		return TOOL_EXIT_FAIL;
 	}
 	fprintf(stderr, PROG ": %s now serves generation %s (%" PRIu64 " documents; "
-		"previous: %s, kept)\n", r->w->id, r->generation, docs, old ? old : "none");
+		"previous: %s, kept: remove it once nothing reads it)\n", r->w->id,
+		r->generation, docs, old ? old : "none");
 	log_info("action=swapped wiki=%s generation=%s previous=%s documents=%" PRIu64,
 		 r->w->id, r->generation, old ? old : "-", docs);
 	free(old);
-
-	/* 6. Entries that arrived between the catch-up and the swap. */
-	size_t from = r->n_pages;
-	idset_clear(&r->seen);
-	for (unsigned p = 0; p < ns; p++) {
-		char key[256];
-		stream_key(r->stream, (int)p, key, sizeof key);
-		pages_since(r, key, pos[p], STREAM_ID_MAX);
-	}
-	if (r->n_pages > from) {
-		struct page *keep = r->pages;
-		size_t kept = r->n_pages;
-		r->pages = keep + from;
-		r->n_pages = kept - from;
-		uint64_t f = r->failed, q = r->indexed;
-		run_queue(r);
-		fprintf(stderr, PROG ": queued %" PRIu64 " pages changed during the swap\n",
-			r->indexed - q);
-		r->indexed = q;
-		r->pages = keep;
-		r->n_pages = kept;
-		if (r->failed > f)
-			ok = false;
-	}
-	free(pos);
-	return ok ? TOOL_EXIT_OK : TOOL_EXIT_FAIL;
+	return TOOL_EXIT_OK;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -1105,8 +1203,7 @@ out:
 	lease_free(r.lease);
 	redis_free(r.redis);
 	shard_set_free(r.set);
-	document_free(r.doc);
-	extract_free(r.ex);
+	document_builder_free(r.doc);
 	fetch_free(r.fetch);
 	fetch_wiki_free(r.fw);
 	loader_free(r.ld);
