@@ -1060,6 +1060,15 @@ static int run_rebuild(struct run *r)
 
 /* ---------------------------------------------------------------- main */
 
+/* Frees the selection's arrays and returns rc (early exits of main). */
+static int sel_done(struct selection *sel, int rc)
+{
+	free(sel->titles);
+	free(sel->ids);
+	free(sel->namespaces);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *config = NULL, *wiki = NULL;
@@ -1094,7 +1103,7 @@ int main(int argc, char **argv)
 		case 't':
 			if (!*optarg) {
 				fprintf(stderr, PROG ": --title wants a title\n");
-				return TOOL_EXIT_USAGE;
+				return sel_done(&sel, TOOL_EXIT_USAGE);
 			}
 			sel.titles[sel.n_titles++] = optarg;
 			break;
@@ -1113,18 +1122,18 @@ int main(int argc, char **argv)
 		case 'd': r.dry_run = true; break;
 		case 'R': rebuild = true; break;
 		case 'Q': r.quiet = true; break;
-		case 'h': usage(stdout); return TOOL_EXIT_OK;
-		default: usage(stderr); return TOOL_EXIT_USAGE;
+		case 'h': usage(stdout); return sel_done(&sel, TOOL_EXIT_OK);
+		default: usage(stderr); return sel_done(&sel, TOOL_EXIT_USAGE);
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
-		return TOOL_EXIT_USAGE;
+		return sel_done(&sel, TOOL_EXIT_USAGE);
 	}
 	if ((sel.from_id != 0) != (to_id != 0) || (sel.from_id && to_id < sel.from_id)) {
 		fprintf(stderr, PROG ": --from-id and --to-id go together, with from <= to\n");
-		return TOOL_EXIT_USAGE;
+		return sel_done(&sel, TOOL_EXIT_USAGE);
 	}
 	sel.to_id = to_id;
 	bool any = sel.n_titles || sel.n_ids || sel.from_id || sel.n_namespaces || sel.all;
@@ -1133,18 +1142,18 @@ int main(int argc, char **argv)
 						      !sel.from_id && !sel.n_namespaces))) {
 			fprintf(stderr, PROG ": --rebuild takes no selection (it is --all) and "
 				"neither --queue nor --dry-run\n");
-			return TOOL_EXIT_USAGE;
+			return sel_done(&sel, TOOL_EXIT_USAGE);
 		}
 		sel.all = true;
 	} else if (!any) {
 		fprintf(stderr, PROG ": nothing selected: give --title, --page-id, "
 			"--from-id/--to-id, --namespace or --all\n");
 		usage(stderr);
-		return TOOL_EXIT_USAGE;
+		return sel_done(&sel, TOOL_EXIT_USAGE);
 	}
 	if (r.queue && r.dry_run) {
 		fprintf(stderr, PROG ": --queue and --dry-run exclude each other\n");
-		return TOOL_EXIT_USAGE;
+		return sel_done(&sel, TOOL_EXIT_USAGE);
 	}
 
 	r.cfg = tool_load_conf(PROG, config);
