@@ -65,11 +65,12 @@ static void setup_common(bool with_wiki)
 	memset(&E, 0, sizeof E);
 	E.dir = test_mkdtemp("tools");
 	cr_assert(asprintf(&E.data, "%s/data", E.dir) > 0);
-	E.redis = test_redis_start();
+	/* The wiki first: if it cannot start, no Redis is left running. */
 	if (with_wiki) {
 		struct mw_opts o = { .wiki_id = WIKI, .lang = "en" };
 		E.mw = mw_start(&o);
 	}
+	E.redis = test_redis_start();
 	write_conf(NULL);
 }
 
