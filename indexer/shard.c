@@ -488,6 +488,7 @@ void shard_free(struct shard *sh)
 		return;
 	shard_close(sh);
 	xdb_free(sh->db);
+	free(sh->path);
 	free(sh);
 }
 

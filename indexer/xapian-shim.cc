@@ -83,6 +83,7 @@ struct xdb {
 
 struct xdoc {
 	std::string err;
+	std::string term; /* scratch for prefix+term: keeps its capacity */
 	Xapian::Document doc;
 };
 
@@ -447,18 +448,18 @@ const char *xdoc_errmsg(const struct xdoc *doc)
 	return doc ? doc->err.c_str() : "no document handle";
 }
 
+/* Puts prefix+term in doc->term, reusing its buffer: this runs for every
+ * token of every page. */
 static enum status make_term(struct xdoc *doc, const char *prefix,
-			     const char *term, size_t len, std::string &out)
+			     const char *term, size_t len)
 {
 	size_t plen = prefix ? std::strlen(prefix) : 0;
 	if (len == 0)
 		return invalid(doc->err, "empty term");
 	if (plen + len > XDB_MAX_TERM)
 		return invalid(doc->err, "term longer than 245 bytes");
-	out.reserve(plen + len);
-	if (plen)
-		out.assign(prefix, plen);
-	out.append(term, len);
+	doc->term.assign(prefix ? prefix : "", plen);
+	doc->term.append(term, len);
 	return STATUS_OK;
 }
 
@@ -467,11 +468,10 @@ enum status xdoc_add_posting(struct xdoc *doc, const char *prefix,
 			     uint32_t wdfinc)
 {
 	try {
-		std::string t;
-		enum status st = make_term(doc, prefix, term, len, t);
+		enum status st = make_term(doc, prefix, term, len);
 		if (st != STATUS_OK)
 			return st;
-		doc->doc.add_posting(t, pos, wdfinc);
+		doc->doc.add_posting(doc->term, pos, wdfinc);
 		return STATUS_OK;
 	}
 	CATCH_ALL(doc->err, no_ctx)
@@ -481,14 +481,13 @@ enum status xdoc_add_term(struct xdoc *doc, const char *prefix,
 			  const char *term, size_t len, uint32_t wdfinc)
 {
 	try {
-		std::string t;
-		enum status st = make_term(doc, prefix, term, len, t);
+		enum status st = make_term(doc, prefix, term, len);
 		if (st != STATUS_OK)
 			return st;
 		if (wdfinc)
-			doc->doc.add_term(t, wdfinc);
+			doc->doc.add_term(doc->term, wdfinc);
 		else
-			doc->doc.add_boolean_term(t);
+			doc->doc.add_boolean_term(doc->term);
 		return STATUS_OK;
 	}
 	CATCH_ALL(doc->err, no_ctx)

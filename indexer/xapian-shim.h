@@ -132,9 +132,11 @@ XSHIM_API enum status xdb_replace(struct xdb *db, const char *unique_term,
 /* Deletes every document indexed by unique_term.  STATUS_NOT_FOUND when
  * there was none (nothing changed). */
 XSHIM_API enum status xdb_delete(struct xdb *db, const char *unique_term);
-/* Sets *doc to a copy of the document indexed by unique_term (values, data
- * and terms), to be freed with xdoc_free().  STATUS_NOT_FOUND if none.  On
- * a writer this sees writes not yet committed. */
+/* Sets *doc to the document indexed by unique_term, to be freed with
+ * xdoc_free().  Its values and data are read at once (they stay valid
+ * whatever happens to db); its terms are read lazily, so xdoc_terms() on it
+ * needs db still open.  STATUS_NOT_FOUND if none.  On a writer this sees
+ * writes not yet committed. */
 XSHIM_API enum status xdb_get(struct xdb *db, const char *unique_term,
 			      struct xdoc **doc);
 

@@ -662,3 +662,49 @@ Test(shard, xapian_check_passes_on_a_written_shard)
 		     WEXITSTATUS(status));
 	free(p);
 }
+
+Test(shard, reader_follows_a_swap_and_missing_things_are_not_found)
+{
+	struct shard_set *set = shard_set_new(tmpdir, "fwiki");
+	cr_assert_eq(shard_set_open(set), STATUS_NOT_FOUND);
+	cr_assert_not_null(strstr(shard_set_errmsg(set), "current"), "%s", shard_set_errmsg(set));
+	char *cur;
+	cr_assert_eq(shard_set_current(set, &cur), STATUS_NOT_FOUND);
+
+	char *g1 = shard_generation_name();
+	fill_generation(set, g1, 2, 6, "old");
+	cr_assert_eq(shard_set_swap(set, g1), STATUS_OK);
+	cr_assert_eq(shard_set_open(set), STATUS_OK);
+	char *g2 = shard_generation_name();
+	cr_assert_gt(strcmp(g2, g1), 0, "generation names do not sort by time");
+	fill_generation(set, g2, 3, 9, "new");
+	cr_assert_eq(shard_set_swap(set, g2), STATUS_OK);
+	/* The open reader still sees its generation until it reopens. */
+	cr_assert_str_eq(shard_set_generation(set), g1);
+	cr_assert_eq(shard_set_reopen(set), STATUS_OK, "%s", shard_set_errmsg(set));
+	cr_assert_str_eq(shard_set_generation(set), g2);
+	cr_assert_eq(shard_set_shards(set), 3);
+	const char *w[] = { "new", "page" };
+	struct xquery *q = xquery_near(w, 2, 3);
+	struct xmset *m;
+	cr_assert_eq(shard_set_search(set, q, 0, 20, &m), STATUS_OK);
+	cr_assert_eq(xmset_size(m), 9);
+	xmset_free(m);
+	xquery_free(q);
+
+	unsigned n;
+	cr_assert_eq(shard_set_count(set, NULL, &n), STATUS_OK);
+	cr_assert_eq(n, 3);
+	cr_assert_eq(shard_set_create(set, "../escape", 1), STATUS_INVALID);
+	cr_assert_eq(shard_set_swap(set, "current"), STATUS_INVALID);
+
+	struct shard *sh = shard_new();
+	char *p = path_of("no-such-shard");
+	cr_assert_eq(shard_open(sh, p, 0), STATUS_NOT_FOUND);
+	cr_assert_eq(shard_commit(sh, 1), STATUS_INVALID);
+	free(p);
+	shard_free(sh);
+	free(g1);
+	free(g2);
+	shard_set_free(set);
+}
