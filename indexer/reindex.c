@@ -453,25 +453,21 @@ static void print_dry(struct run *r, const struct fetch_result *fr, struct shard
 	struct buf *groups = xcalloc(nf, sizeof *groups);
 	size_t *counts = xcalloc(nf, sizeof *counts);
 	struct buf head = BUF_INIT;
-	bool in_terms = false;
 	for (char *line = dump, *next; line && *line; line = next) {
 		next = strchr(line, '\n');
 		size_t len = next ? (size_t)(next - line) : strlen(line);
 		if (next)
 			next++;
-		/* Term lines look like "<term> wdf=N ..."; everything before the
-		 * first of them is the head (data, values). */
-		const char *sp = memchr(line, ' ', len);
-		bool is_term = sp && (size_t)(sp - line) < len &&
-			       strncmp(sp, " wdf=", 5) == 0;
-		if (!is_term || (!in_terms && !is_term)) {
-			if (!is_term) {
-				buf_add(&head, line, len);
-				buf_addch(&head, '\n');
-				continue;
-			}
+		/* Term lines look like "<term> wdf=N ..." (a category term may
+		 * hold spaces); the head (data, values) comes first. */
+		bool is_term = strncmp(line, "data: ", 6) != 0 &&
+			       strncmp(line, "value ", 6) != 0 &&
+			       memmem(line, len, " wdf=", 5) != NULL;
+		if (!is_term) {
+			buf_add(&head, line, len);
+			buf_addch(&head, '\n');
+			continue;
 		}
-		in_terms = true;
 		size_t k = 0;
 		for (; k < nf; k++) {
 			size_t pl = strlen(fields[k].prefix);
