@@ -16,7 +16,7 @@
 #   port pid api password (user Admin) wiki_id
 #
 # Starting is fast because the slow parts are done once per machine and kept
-# under $FRESHET_MW_CACHE (default /tmp/freshet-mw-template-<version>-<format>):
+# under $FRESHET_MW_CACHE (default /tmp/freshet-mw-template-<version>-<format>-<uid>):
 # the localisation cache (en de fr ru ja zh, CDB files, read-only, shared by
 # every wiki) and one freshly installed database per WIKI_ID and LANG, copied
 # into DIR.  A lock serialises concurrent first starts.
@@ -30,7 +30,8 @@
 # set; its settings come from FRESHET_MW_REDIS_HOST, FRESHET_MW_REDIS_PORT,
 # FRESHET_MW_REDIS_SOCKET (wins), FRESHET_MW_REDIS_PASSWORD,
 # FRESHET_MW_PARTITIONS and FRESHET_MW_SPOOL (default DIR/freshet-spool.jsonl).
-# FRESHET_MW_PORT picks the port (default: a free one).
+# FRESHET_MW_PORT picks the port (default: a free one).  FRESHET_MW_OWNER_PID
+# names a process whose end stops the server (tests set it to themselves).
 set -eu
 
 MW_IP=/usr/share/mediawiki
@@ -144,6 +145,11 @@ wfLoadSkin( 'Vector' );
 EOF
 }
 
+# Quotes $1 as a PHP single-quoted string literal.
+php_quote() {
+	printf "'%s'" "$(printf '%s' "$1" | sed "s/\\\\/\\\\\\\\/g; s/'/\\\\'/g")"
+}
+
 # Appends the Freshet extension's settings (if asked for) to stdout. $1 = dir.
 write_freshet_settings() {
 	if [ "${FRESHET_MW_EXTENSION:-}" != 1 ] && [ -z "${FRESHET_MW_REDIS_HOST:-}" ] &&
@@ -156,12 +162,12 @@ write_freshet_settings() {
 
 # The Freshet extension: page changes to Redis Streams.
 wfLoadExtension( 'Freshet', '$ext_dir/extension.json' );
-\$wgFreshetRedisServer = '$server';
+\$wgFreshetRedisServer = $(php_quote "$server");
 \$wgFreshetRedisPort = ${FRESHET_MW_REDIS_PORT:-6379};
-\$wgFreshetSpool = '${FRESHET_MW_SPOOL:-$1/freshet-spool.jsonl}';
+\$wgFreshetSpool = $(php_quote "${FRESHET_MW_SPOOL:-$1/freshet-spool.jsonl}");
 EOF
 	if [ -n "${FRESHET_MW_REDIS_PASSWORD:-}" ]; then
-		printf "\$wgFreshetRedisPassword = '%s';\n" "$FRESHET_MW_REDIS_PASSWORD"
+		printf '$wgFreshetRedisPassword = %s;\n' "$(php_quote "$FRESHET_MW_REDIS_PASSWORD")"
 	fi
 	if [ -n "${FRESHET_MW_PARTITIONS:-}" ]; then
 		printf "\$wgFreshetPartitions = %d;\n" "$FRESHET_MW_PARTITIONS"
@@ -245,6 +251,27 @@ free_port() {
 	php -r '$s = stream_socket_server("tcp://127.0.0.1:0"); $n = stream_socket_get_name($s, false); echo substr(strrchr($n, ":"), 1), "\n";'
 }
 
+# True while process $1 runs (a zombie, not yet reaped by this shell, does not).
+alive() {
+	state=$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$state" ] && [ "$state" != Z ]
+}
+
+# True while process group $1 has a member that is not a zombie (a dead
+# process stays a zombie until its parent, often init, reaps it: up to a
+# second here).
+group_alive() {
+	for f in /proc/[0-9]*/stat; do
+		read -r line 2>/dev/null <"$f" || continue
+		rest=${line##*) }
+		state=${rest%% *}
+		rest=${rest#* }
+		rest=${rest#* }
+		[ "${rest%% *}" = "$1" ] && [ "$state" != Z ] && return 0
+	done
+	return 1
+}
+
 api_answers() {
 	curl -s --max-time 5 "http://127.0.0.1:$1/api.php?action=query&meta=siteinfo&format=json" 2>/dev/null |
 		grep -q '"sitename"'
@@ -257,11 +284,11 @@ cmd_start() {
 	[ -d "$MW_IP" ] || die "$MW_IP missing: apt-get install mediawiki (scripts/setup)"
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
-	if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+	if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")"; then
 		die "a wiki already runs in $dir (pid $(cat "$dir/pid"))"
 	fi
 
-	cache=${FRESHET_MW_CACHE:-/tmp/freshet-mw-template-$(mw_version)-$FORMAT}
+	cache=${FRESHET_MW_CACHE:-/tmp/freshet-mw-template-$(mw_version)-$FORMAT-$(id -u)}
 	mkdir -p "$cache"
 	(
 		flock 9
@@ -284,18 +311,20 @@ cmd_start() {
 		  write_freshet_settings "$dir"; } >"$dir/LocalSettings.php"
 		MW_CONFIG_FILE="$dir/LocalSettings.php" PHP_CLI_SERVER_WORKERS=4 \
 			setsid php -d display_errors=stderr -d log_errors=0 \
+			-d opcache.enable_cli=1 -d opcache.validate_timestamps=0 \
 			-S "127.0.0.1:$port" -t "$MW_IP" "$dir/router.php" \
 			>>"$dir/server.log" 2>&1 </dev/null &
 		pid=$!
 		echo "$pid" >"$dir/pid"
 		i=0
 		while [ $i -lt 600 ]; do
-			if ! kill -0 "$pid" 2>/dev/null; then
+			if ! alive "$pid"; then
 				break
 			fi
 			if api_answers "$port"; then
 				echo "$port" >"$dir/port"
 				echo "http://127.0.0.1:$port/api.php" >"$dir/api"
+				start_watchdog "$pid"
 				return 0
 			fi
 			sleep 0.1
@@ -310,24 +339,44 @@ cmd_start() {
 	done
 }
 
+# With FRESHET_MW_OWNER_PID set, a watchdog stops the server when that
+# process ends, so a test that crashes or times out leaves no server behind.
+# It ends by itself once the server is gone.
+start_watchdog() {
+	[ -n "${FRESHET_MW_OWNER_PID:-}" ] || return 0
+	owner=$FRESHET_MW_OWNER_PID
+	setsid sh -c "
+		while kill -0 $owner 2>/dev/null && kill -0 $1 2>/dev/null; do sleep 1; done
+		kill -0 $1 2>/dev/null && kill -TERM -$1 2>/dev/null
+		sleep 5; kill -0 $1 2>/dev/null && kill -KILL -$1 2>/dev/null
+		exit 0" </dev/null >/dev/null 2>&1 &
+}
+
 cmd_stop() {
 	dir=$1
 	[ -f "$dir/pid" ] || return 0
 	pid=$(cat "$dir/pid")
-	# php -S runs under setsid: its pid is its process group id.
+	# php -S runs under setsid: its pid is its process group id, and the
+	# group holds its workers.  Wait until the whole group is gone.
 	kill -TERM "-$pid" 2>/dev/null || { rm -f "$dir/pid"; return 0; }
 	i=0
-	while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
+	while group_alive "$pid" && [ $i -lt 50 ]; do
 		sleep 0.1
 		i=$((i + 1))
 	done
-	kill -KILL "-$pid" 2>/dev/null || true
+	if group_alive "$pid" && kill -KILL "-$pid" 2>/dev/null; then
+		i=0
+		while group_alive "$pid" && [ $i -lt 20 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+	fi
 	rm -f "$dir/pid"
 }
 
 cmd_status() {
 	dir=$1
-	if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null &&
+	if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")" &&
 	   [ -f "$dir/port" ] && api_answers "$(cat "$dir/port")"; then
 		echo "running: $(cat "$dir/api") pid $(cat "$dir/pid")"
 		return 0

@@ -245,9 +245,14 @@ static void login(struct mw *mw)
 static int run_script(const struct mw *mw, const char *cmd,
 		      const struct mw_opts *o)
 {
+	char owner[32];
+	snprintf(owner, sizeof owner, "%ld", (long)getpid());
 	pid_t pid = fork();
 	cr_assert(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
+		/* The server goes when this process goes, even if the test
+		 * crashes or times out before mw_stop(). */
+		setenv("FRESHET_MW_OWNER_PID", owner, 1);
 		if (o && o->freshet) {
 			char num[32];
 			setenv("FRESHET_MW_EXTENSION", "1", 1);
