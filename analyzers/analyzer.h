@@ -112,7 +112,9 @@ enum freshet_view {
  * stopword list, only stemmed, and emitted as one term at pos 0 (with
  * offsets 0..len).  This is how the conformance tests run the Snowball
  * vocabularies through the plugin.  Plugins without a stemmer emit the word
- * unchanged. */
+ * unchanged.  When the stemmer reduces the word to nothing (Snowball does for
+ * a few Greek, Tamil, Turkish and Yiddish words) no term is emitted; the
+ * normal text view emits the unstemmed word instead. */
 
 #define FRESHET_ANALYZE_SEGMENTS 0x4u
 /* Conformance testing: emit every segment between two word boundaries

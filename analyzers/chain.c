@@ -7,9 +7,10 @@
  * The chain itself is the same everywhere and driven by a per-language
  * profile (struct lang_profile):
  *
- *   1. ICU word segmentation (ubrk UBRK_WORD over a UTF-8 UText, so that
- *      boundaries are byte offsets in the input; dictionaries for Thai, Lao,
- *      Khmer, Burmese, Chinese and Japanese).  A segment is a word when
+ *   1. ICU word segmentation (ubrk UBRK_WORD over the text converted once
+ *      to UTF-16, with a map back to byte offsets in the input; invalid
+ *      UTF-8 becomes U+FFFD; dictionaries for Thai, Lao, Khmer, Burmese,
+ *      Chinese and Japanese).  A segment is a word when
  *      ubrk_getRuleStatus() >= UBRK_WORD_NONE_LIMIT; every word takes one
  *      position, whether or not it is emitted.
  *   2. Case folding: Turkish/Azeri lowercasing first (İ -> i, I -> ı), then
@@ -75,7 +76,7 @@
 struct lang_profile {
 	const char *code;       /* "de" */
 	const char *stemmer;    /* libstemmer algorithm or NULL */
-	bool elision;           /* fr it ca: strip l' d' ... */
+	const char *const *elision; /* fr it ca: articles elided before ' */
 	bool possessive;        /* en: strip 's */
 	bool turkish;           /* tr az: Turkish lowercasing first */
 	bool german;            /* de: ß kept in plain; ae/oe/ue in text */
@@ -83,45 +84,57 @@ struct lang_profile {
 	const char *keep;       /* letters not accent-folded (UTF-8, lowercase) */
 };
 
+static const char *const elisions_fr[] = {
+	"c", "d", "j", "l", "m", "n", "s", "t", "qu", "jusqu", "quoiqu",
+	"lorsqu", "puisqu", NULL
+};
+static const char *const elisions_it[] = {
+	"c", "l", "all", "dall", "dell", "nell", "sull", "coll", "pell", "gl",
+	"agl", "dagl", "degl", "negl", "sugl", "un", "m", "t", "s", "v", "d",
+	"quest", "quell", "anch", NULL
+};
+static const char *const elisions_ca[] = {
+	"d", "l", "m", "n", "s", "t", NULL
+};
+
 static const struct lang_profile profiles[] = {
-	{ "ar", "arabic", false, false, false, false, false, NULL },
-	{ "hy", "armenian", false, false, false, false, false, NULL },
-	{ "eu", "basque", false, false, false, false, false, "ñ" },
-	{ "ca", "catalan", true, false, false, false, false, "ç" },
-	{ "da", "danish", false, false, false, false, false, "åæø" },
-	{ "nl", "dutch", false, false, false, false, false, NULL },
-	{ "en", "english", false, true, false, false, false, NULL },
-	{ "fi", "finnish", false, false, false, false, false, "åäö" },
-	{ "fr", "french", true, false, false, false, false, NULL },
-	{ "de", "german", false, false, false, true, false, NULL },
-	{ "el", "greek", false, false, false, false, false, NULL },
-	{ "hi", "hindi", false, false, false, false, false, NULL },
-	{ "hu", "hungarian", false, false, false, false, false, NULL },
-	{ "id", "indonesian", false, false, false, false, false, NULL },
-	{ "ga", "irish", false, false, false, false, false, NULL },
-	{ "it", "italian", true, false, false, false, false, NULL },
-	{ "lt", "lithuanian", false, false, false, false, false, NULL },
-	{ "ne", "nepali", false, false, false, false, false, NULL },
-	{ "no", "norwegian", false, false, false, false, false, "åæø" },
-	{ "nb", "norwegian", false, false, false, false, false, "åæø" },
-	{ "nn", "norwegian", false, false, false, false, false, "åæø" },
-	{ "pt", "portuguese", false, false, false, false, false, NULL },
-	{ "ro", "romanian", false, false, false, false, false, NULL },
-	{ "ru", "russian", false, false, false, false, false, NULL },
-	{ "sr", "serbian", false, false, false, false, false, NULL },
-	{ "es", "spanish", false, false, false, false, false, "ñ" },
-	{ "sv", "swedish", false, false, false, false, false, "åäö" },
-	{ "ta", "tamil", false, false, false, false, false, NULL },
-	{ "tr", "turkish", false, false, true, false, false, "çğöşü" },
-	{ "yi", "yiddish", false, false, false, false, false, NULL },
-	{ "zh", NULL, false, false, false, false, true, NULL },
-	{ "ja", NULL, false, false, false, false, true, NULL },
-	{ "ko", NULL, false, false, false, false, true, NULL },
-	{ "th", NULL, false, false, false, false, false, NULL },
-	{ "lo", NULL, false, false, false, false, false, NULL },
-	{ "km", NULL, false, false, false, false, false, NULL },
-	{ "my", NULL, false, false, false, false, false, NULL },
-	{ "az", NULL, false, false, true, false, false, "çğöşü" },
+	{ "ar", "arabic", NULL, false, false, false, false, NULL },
+	{ "hy", "armenian", NULL, false, false, false, false, NULL },
+	{ "eu", "basque", NULL, false, false, false, false, "ñ" },
+	{ "ca", "catalan", elisions_ca, false, false, false, false, "ç" },
+	{ "da", "danish", NULL, false, false, false, false, "åæø" },
+	{ "nl", "dutch", NULL, false, false, false, false, NULL },
+	{ "en", "english", NULL, true, false, false, false, NULL },
+	{ "fi", "finnish", NULL, false, false, false, false, "åäö" },
+	{ "fr", "french", elisions_fr, false, false, false, false, NULL },
+	{ "de", "german", NULL, false, false, true, false, NULL },
+	{ "el", "greek", NULL, false, false, false, false, NULL },
+	{ "hi", "hindi", NULL, false, false, false, false, NULL },
+	{ "hu", "hungarian", NULL, false, false, false, false, NULL },
+	{ "id", "indonesian", NULL, false, false, false, false, NULL },
+	{ "ga", "irish", NULL, false, false, false, false, NULL },
+	{ "it", "italian", elisions_it, false, false, false, false, NULL },
+	{ "lt", "lithuanian", NULL, false, false, false, false, NULL },
+	{ "ne", "nepali", NULL, false, false, false, false, NULL },
+	{ "no", "norwegian", NULL, false, false, false, false, "åæø" },
+	{ "nb", "norwegian", NULL, false, false, false, false, "åæø" },
+	{ "nn", "norwegian", NULL, false, false, false, false, "åæø" },
+	{ "pt", "portuguese", NULL, false, false, false, false, NULL },
+	{ "ro", "romanian", NULL, false, false, false, false, NULL },
+	{ "ru", "russian", NULL, false, false, false, false, NULL },
+	{ "sr", "serbian", NULL, false, false, false, false, NULL },
+	{ "es", "spanish", NULL, false, false, false, false, "ñ" },
+	{ "sv", "swedish", NULL, false, false, false, false, "åäö" },
+	{ "ta", "tamil", NULL, false, false, false, false, NULL },
+	{ "tr", "turkish", NULL, false, true, false, false, "çğöşü" },
+	{ "yi", "yiddish", NULL, false, false, false, false, NULL },
+	{ "zh", NULL, NULL, false, false, false, true, NULL },
+	{ "ja", NULL, NULL, false, false, false, true, NULL },
+	{ "ko", NULL, NULL, false, false, false, true, NULL },
+	{ "th", NULL, NULL, false, false, false, false, NULL },
+	{ "lo", NULL, NULL, false, false, false, false, NULL },
+	{ "km", NULL, NULL, false, false, false, false, NULL },
+	{ "my", NULL, NULL, false, false, false, false, NULL },
 };
 
 /* Letters no language folds: they are letters, not accented ones. */
@@ -143,7 +156,9 @@ struct freshet_analyzer {
 	const char *const *stop;
 	size_t nstop;
 	UBreakIterator *bi;
-	UText *ut;
+	struct ubuf doc;               /* the text in UTF-16 */
+	int32_t *map;                  /* UTF-16 index -> byte offset */
+	size_t map_cap;
 	const UNormalizer2 *norm;      /* NFKC_Casefold, maybe filtered */
 	UNormalizer2 *filtered;        /* owned when norm is filtered */
 	USet *filter_set;
@@ -183,6 +198,18 @@ static bool cbuf_need(struct cbuf *b, size_t n)
 		return false;
 	b->p = p;
 	b->cap = cap;
+	return true;
+}
+
+static bool map_need(struct freshet_analyzer *an, size_t n)
+{
+	if (n <= an->map_cap)
+		return true;
+	int32_t *p = realloc(an->map, n * sizeof *p);
+	if (!p)
+		return false;
+	an->map = p;
+	an->map_cap = n;
 	return true;
 }
 
@@ -249,9 +276,17 @@ static bool accent_fold(struct freshet_analyzer *an, const char *in, size_t len,
 			prev_foldable = true;
 			continue;
 		}
+		int32_t at = i;
 		U8_NEXT(in, i, ilen, c);
 		if (c < 0)
 			continue;
+		if (!(c < 0x530 || (c >= 0x1E00 && c < 0x2000))) {
+			/* Outside Latin, Greek, Cyrillic and their marks: kept as is. */
+			memcpy(out + n, in + at, (size_t)(i - at));
+			n += (size_t)(i - at);
+			prev_foldable = false;
+			continue;
+		}
 		if (in_set(keep_always, c) || in_set(an->prof.keep, c)) {
 			put8(out, &n, c);
 			prev_foldable = false;
@@ -301,25 +336,69 @@ static bool accent_fold(struct freshet_analyzer *an, const char *in, size_t len,
 	return true;
 }
 
+/* Is c a code point that NFKC_Casefold leaves as it is, whatever its
+ * neighbours (no decomposition, no case, never composes with a following
+ * mark in a way that matters here)?  CJK ideographs, kana and Hangul
+ * syllables: lets CJK text skip the UTF-16 round trip. */
+static bool fold_identity(UChar32 c)
+{
+	return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+	       (c >= 0x3041 && c <= 0x3096) || (c >= 0x30A1 && c <= 0x30FA) ||
+	       c == 0x30FC || (c >= 0xAC00 && c <= 0xD7A3);
+}
+
 /* Case folds in[0..len) into an->fold.  Returns 0 or a status. */
 static int casefold(struct freshet_analyzer *an, const char *in, size_t len,
                     size_t *outlen)
 {
-	bool ascii = true;
-	for (size_t i = 0; i < len; i++)
-		if ((uint8_t)in[i] >= 0x80 || (an->prof.turkish && in[i] == 'I')) {
-			ascii = false;
+	/* Fast path: ASCII, Latin-1 letters, basic Cyrillic (lowercased with a
+	 * table that agrees with NFKC_Casefold for them) and code points
+	 * NFKC_Casefold keeps (CJK, kana, Hangul) are folded here.  Anything
+	 * else (a combining mark, ß, Greek, Turkish I...) takes the ICU path. */
+	if (!cbuf_need(&an->fold, len + 1))
+		return FRESHET_ANALYZER_NOMEM;
+	bool fast = true;
+	size_t w = 0;
+	for (int32_t i = 0, n = (int32_t)len; i < n;) {
+		uint8_t b = (uint8_t)in[i];
+		if (b < 0x80) {
+			if (an->prof.turkish && b == 'I') {
+				fast = false;
+				break;
+			}
+			an->fold.p[w++] = (b >= 'A' && b <= 'Z') ? (char)(b + 32) : (char)b;
+			i++;
+			continue;
+		}
+		UChar32 c;
+		U8_NEXT(in, i, n, c);
+		if (c < 0) {
+			fast = false;
 			break;
 		}
-	if (ascii) {
-		if (!cbuf_need(&an->fold, len + 1))
-			return FRESHET_ANALYZER_NOMEM;
-		for (size_t i = 0; i < len; i++) {
-			char c = in[i];
-			an->fold.p[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+		if (fold_identity(c)) {
+			put8(an->fold.p, &w, c);
+			continue;
 		}
-		an->fold.p[len] = 0;
-		*outlen = len;
+		if (an->prof.turkish) {
+			fast = false;
+			break;
+		}
+		if ((c >= 0xE0 && c <= 0xFF && c != 0xF7) || (c >= 0x430 && c <= 0x44F) ||
+		    c == 0x451) {
+			put8(an->fold.p, &w, c);
+		} else if ((c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x410 && c <= 0x42F)) {
+			put8(an->fold.p, &w, c + 0x20);
+		} else if (c == 0x401) {
+			put8(an->fold.p, &w, 0x451);
+		} else {
+			fast = false;
+			break;
+		}
+	}
+	if (fast) {
+		an->fold.p[w] = 0;
+		*outlen = w;
 		return 0;
 	}
 	UErrorCode e = U_ZERO_ERROR;
@@ -375,7 +454,7 @@ static int casefold(struct freshet_analyzer *an, const char *in, size_t len,
 	}
 	/* U+2019 RIGHT SINGLE QUOTATION MARK -> ' (don’t = don't). */
 	char *p = an->fold.p;
-	size_t w = 0;
+	w = 0;
 	for (int32_t r = 0; r < n8;) {
 		if (r + 2 < n8 && (uint8_t)p[r] == 0xE2 && (uint8_t)p[r + 1] == 0x80 &&
 		    (uint8_t)p[r + 2] == 0x99) {
@@ -390,6 +469,15 @@ static int casefold(struct freshet_analyzer *an, const char *in, size_t len,
 	return 0;
 }
 
+/* Is w[0..n) an elided word of the list? */
+static bool elided(const char *const *list, const char *w, size_t n)
+{
+	for (; *list; list++)
+		if (strlen(*list) == n && memcmp(*list, w, n) == 0)
+			return true;
+	return false;
+}
+
 /* Elision and possessive: adjusts [*b, *e) inside an->fold and the source
  * offsets [*s, *se). */
 static void strip_clitics(struct freshet_analyzer *an, const char *src,
@@ -397,12 +485,13 @@ static void strip_clitics(struct freshet_analyzer *an, const char *src,
 {
 	const char *f = an->fold.p;
 	if (an->prof.elision) {
-		/* The apostrophe within the first 7 bytes ends an elided article or
-		 * preposition (l' d' qu' dell' nell' all' jusqu'...). */
+		/* An apostrophe after one of the language's elided articles and
+		 * prepositions (Lucene's lists) ends it: l'église, dell'amico;
+		 * aujourd'hui stays whole. */
 		for (size_t i = *b + 1; i < *e && i <= *b + 7; i++) {
 			if (f[i] != '\'')
 				continue;
-			if (i + 1 >= *e)
+			if (i + 1 >= *e || !elided(an->prof.elision, f + *b, i - *b))
 				break;
 			*b = i + 1;
 			for (size_t k = *s; k < *se; k++) {
@@ -512,8 +601,12 @@ static int text_term(struct freshet_analyzer *an, const char *w, size_t n,
 		const sb_symbol *st = sb_stemmer_stem(an->stemmer, (const sb_symbol *)x, (int)xl);
 		if (!st)
 			return FRESHET_ANALYZER_NOMEM;
-		xl = (size_t)sb_stemmer_length(an->stemmer);
-		x = (const char *)st;
+		/* Some stemmers reduce a word to nothing (Greek έως, Turkish
+		 * ları): keep the word itself rather than lose it. */
+		if (sb_stemmer_length(an->stemmer) > 0) {
+			xl = (size_t)sb_stemmer_length(an->stemmer);
+			x = (const char *)st;
+		}
 	}
 	size_t ol;
 	if (!accent_fold(an, x, xl, &ol))
@@ -538,8 +631,8 @@ static bool is_hangul(UChar32 c)
 
 static bool is_han(UChar32 c)
 {
-	UErrorCode e = U_ZERO_ERROR;
-	return uscript_getScript(c, &e) == USCRIPT_HAN;
+	return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+	       (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x20000 && c <= 0x3134F);
 }
 
 /* Emits a term if it fits; returns 0, STOPPED or a status. */
@@ -675,36 +768,53 @@ static int do_analyze(struct freshet_analyzer *an, enum freshet_view view,
 		an->tmp.p[xl] = 0;
 		return emit(cb, ctx, an->tmp.p, xl, 0, len, 0);
 	}
-	UErrorCode e = U_ZERO_ERROR;
-	an->ut = utext_openUTF8(an->ut, text, (int64_t)len, &e);
-	if (U_FAILURE(e)) {
-		set_err(an, "utext_openUTF8: %s", u_errorName(e));
-		return FRESHET_ANALYZER_INTERNAL;
+	/* The break iterator runs on UTF-16 (ICU's dictionary engines copy a
+	 * UTF-8 UText range by range, which costs more than converting once);
+	 * map[i] is the byte offset in text of UTF-16 unit i. */
+	if (len > (size_t)INT32_MAX / 2 || !ubuf_need(&an->doc, (int32_t)len + 1) ||
+	    !map_need(an, len + 1)) {
+		set_err(an, "%s", "out of memory");
+		return FRESHET_ANALYZER_NOMEM;
 	}
-	ubrk_setUText(an->bi, an->ut, &e);
+	int32_t n16 = 0;
+	for (int32_t i = 0, n = (int32_t)len; i < n;) {
+		int32_t at = i;
+		UChar32 c;
+		U8_NEXT(text, i, n, c);
+		if (c < 0)
+			c = 0xFFFD;
+		if (c <= 0xFFFF) {
+			an->map[n16] = at;
+			an->doc.p[n16++] = (UChar)c;
+		} else {
+			an->map[n16] = at;
+			an->doc.p[n16++] = U16_LEAD(c);
+			an->map[n16] = at;
+			an->doc.p[n16++] = U16_TRAIL(c);
+		}
+	}
+	an->map[n16] = (int32_t)len;
+	UErrorCode e = U_ZERO_ERROR;
+	ubrk_setText(an->bi, an->doc.p, n16, &e);
 	if (U_FAILURE(e)) {
-		set_err(an, "ubrk_setUText: %s", u_errorName(e));
+		set_err(an, "ubrk_setText: %s", u_errorName(e));
 		return FRESHET_ANALYZER_INTERNAL;
 	}
 	uint32_t pos = 0;
 	int32_t prev = ubrk_first(an->bi), cur;
 	int st = 0;
 	while ((cur = ubrk_next(an->bi)) != UBRK_DONE) {
+		size_t bs = (size_t)an->map[prev], be = (size_t)an->map[cur];
 		if (flags & FRESHET_ANALYZE_SEGMENTS) {
 			/* Every segment, raw (conformance tests). */
-			st = emit(cb, ctx, text + prev, (size_t)(cur - prev), (size_t)prev,
-			          (size_t)cur, pos++);
+			st = emit(cb, ctx, text + bs, be - bs, bs, be, pos++);
 		} else if (ubrk_getRuleStatus(an->bi) >= UBRK_WORD_NONE_LIMIT) {
-			st = word(an, view, text, (size_t)prev, (size_t)cur, &pos, cb, ctx);
+			st = word(an, view, text, bs, be, &pos, cb, ctx);
 		}
 		if (st)
 			break;
 		prev = cur;
 	}
-	/* Drop the iterator's reference to text (it is borrowed for the call). */
-	UErrorCode e2 = U_ZERO_ERROR;
-	an->ut = utext_openUTF8(an->ut, "", 0, &e2);
-	ubrk_setUText(an->bi, an->ut, &e2);
 	if (st == FRESHET_ANALYZER_NOMEM)
 		set_err(an, "%s", "out of memory");
 	return st;
@@ -716,8 +826,8 @@ static void do_destroy(struct freshet_analyzer *an)
 		return;
 	if (an->bi)
 		ubrk_close(an->bi);
-	if (an->ut)
-		utext_close(an->ut);
+	free(an->doc.p);
+	free(an->map);
 	if (an->filtered)
 		unorm2_close(an->filtered);
 	if (an->filter_set)
@@ -812,7 +922,6 @@ static int do_create(const char *lang, const char *options,
 		          : FRESHET_ANALYZER_INTERNAL, "ubrk_open: %s", u_errorName(e));
 		goto out_fail;
 	}
-	an->ut = utext_openUTF8(NULL, "", 0, &e);
 	an->nfd = unorm2_getNFDInstance(&e);
 	an->norm = unorm2_getNFKCCasefoldInstance(&e);
 	if (U_FAILURE(e)) {

@@ -49,6 +49,17 @@ enum {
 	ROLE_BLOCK = 8,
 };
 
+/* What an element's name or a class says about it.  Both tables are sorted
+ * by name (bsearch); libxml2 reports HTML element names in lowercase. */
+enum {
+	F_BLOCK = 1,     /* a word break before and after */
+	F_EXCLUDED = 2,  /* its text is dropped */
+	F_VOID = 4,      /* never has content or an end tag */
+	F_AUX = 8,       /* auxiliary text */
+	F_HEADING = 16,
+	F_REFERENCE = 32 /* the "reference" class: excluded on <sup> only */
+};
+
 /* One output field being built. */
 struct field {
 	struct buf b;
@@ -65,6 +76,9 @@ struct extract {
 	unsigned char *stack;
 	char (*names)[NAME_MAX_LEN + 1]; /* bound_depth()'s stack */
 	htmlParserCtxtPtr ctxt;
+	/* Element name -> flags, by the pointer libxml2 interns the name at
+	 * (its dictionary lives as long as one document's parser). */
+	struct { const void *name; unsigned flags; } name_cache[64];
 	unsigned depth;      /* tracked elements open (<= lim.max_depth) */
 	size_t overflow;     /* open elements deeper than max_depth */
 	unsigned excluded, aux, heading;
@@ -107,6 +121,34 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 	return 0;
 }
 
+/* Returns true if in is valid UTF-8 without NUL or control characters
+ * other than white space (so utf8_clean() would copy it unchanged). */
+static bool utf8_is_clean(const char *in, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = s[i];
+		if (c >= 0x20 && c < 0x7F) {
+			i++;
+			continue;
+		}
+		if (c < 0x20) {
+			if (c != '\t' && c != '\n' && c != '\r' && c != '\f')
+				return false;
+			i++;
+			continue;
+		}
+		if (c == 0x7F)
+			return false;
+		size_t k = utf8_seq(s + i, len - i);
+		if (!k)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
 /* Appends in to out as valid UTF-8 without NUL or control characters. */
 static void utf8_clean(struct buf *out, const char *in, size_t len)
 {
@@ -144,6 +186,8 @@ static void utf8_clean(struct buf *out, const char *in, size_t len)
 	}
 }
 
+static unsigned name_flags(const char *name);
+
 /* --- nesting bound ----------------------------------------------------- */
 
 /* libxml2's HTML parser scans its whole element stack for every end tag
@@ -168,13 +212,7 @@ static bool is_name_char(unsigned char c)
 	       c == '_' || c == '.';
 }
 
-static const char *const void_elements[] = {
-	"area", "base", "br", "col", "embed", "hr", "img", "input", "link",
-	"meta", "param", "source", "track", "wbr", "basefont", "frame",
-	"isindex", "keygen", NULL,
-};
 
-static bool name_in(const char *name, const char *const *set);
 
 /* Returns the offset of needle (case-insensitive) in s[from, n), or n. */
 static size_t find_ci(const char *s, size_t n, size_t from, const char *needle)
@@ -186,7 +224,7 @@ static size_t find_ci(const char *s, size_t n, size_t from, const char *needle)
 	return n;
 }
 
-static void bound_depth(const char *s, size_t n, struct buf *out,
+static bool bound_depth(const char *s, size_t n, struct buf *out,
 			unsigned max_depth, char (*stack)[NAME_MAX_LEN + 1])
 {
 	unsigned depth = 0;
@@ -267,7 +305,7 @@ static void bound_depth(const char *s, size_t n, struct buf *out,
 			continue;
 		}
 		bool self_closing = s[r - 1] == '/';
-		if (self_closing || name_in(name, void_elements))
+		if (self_closing || (nl <= 8 && name_flags(name) & F_VOID))
 			continue;
 		if (depth >= max_depth) {
 			/* Too deep: the tag becomes a space. */
@@ -283,7 +321,10 @@ static void bound_depth(const char *s, size_t n, struct buf *out,
 			i = e;
 		}
 	}
+	if (!copied)
+		return false; /* nothing changed: the caller parses s itself */
 	buf_add(out, s + copied, n - copied);
+	return true;
 }
 
 /* --- fields ------------------------------------------------------------- */
@@ -307,52 +348,74 @@ static bool is_space(unsigned char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
 }
 
-/* U+00A0 (no-break space, &nbsp;) separates words like a space. */
-static bool is_nbsp(const unsigned char *s, size_t n)
-{
-	return n >= 2 && s[0] == 0xC2 && s[1] == 0xA0;
-}
 
 /* Appends text (valid UTF-8) collapsing white space, within the cap. */
 static void field_add(struct field *f, const unsigned char *s, size_t n)
 {
+	if (f->truncated || !n)
+		return;
+	/* Output never exceeds input plus one pending space. */
+	buf_grow(&f->b, n + 2);
+	char *out = f->b.data;
+	size_t len = f->b.len;
+	bool space = f->space;
 	size_t i = 0;
-	while (i < n && !f->truncated) {
-		if (is_space(s[i])) {
-			field_break(f);
+	while (i < n) {
+		unsigned char c = s[i];
+		if (is_space(c)) {
+			space = len != 0;
 			i++;
 			continue;
 		}
-		if (is_nbsp(s + i, n - i)) {
-			field_break(f);
+		if (c == 0xC2 && i + 1 < n && s[i + 1] == 0xA0) {
+			space = len != 0;
 			i += 2;
 			continue;
 		}
-		size_t j = i;
-		while (j < n && !is_space(s[j]) && !is_nbsp(s + j, n - j))
-			j++;
-		size_t need = (f->space ? 1 : 0) + (j - i);
-		if (f->b.len + need > f->cap) {
-			/* Keep what fits, cut on a character boundary. */
-			size_t room = f->cap > f->b.len ? f->cap - f->b.len : 0;
-			if (f->space && room) {
-				buf_addch(&f->b, ' ');
-				room--;
+		if (c < 0x80) {
+			/* A run of ASCII: the common case, copied bytewise. */
+			if (len + 1 + (space ? 1 : 0) > f->cap) {
+				f->truncated = true;
+				space = false;
+				break;
 			}
-			size_t take = room < j - i ? room : j - i;
-			while (take && (s[i + take] & 0xC0) == 0x80)
-				take--;
-			buf_add(&f->b, s + i, take);
-			f->truncated = true;
-			f->space = false;
-			return;
+			if (space) {
+				out[len++] = ' ';
+				space = false;
+			}
+			size_t room = f->cap - len;
+			size_t j = i;
+			while (j < n && s[j] > ' ' && s[j] < 0x80 && j - i < room)
+				out[len++] = (char)s[j++];
+			if (j == i) {
+				/* A control character (from a character
+				 * reference): a word break. */
+				space = len != 0;
+				j++;
+			}
+			i = j;
+			continue;
 		}
-		if (f->space)
-			buf_addch(&f->b, ' ');
-		f->space = false;
-		buf_add(&f->b, s + i, j - i);
-		i = j;
+		size_t k = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+		if (k > n - i)
+			k = n - i; /* cannot happen: the input is valid UTF-8 */
+		if (len + k + (space ? 1 : 0) > f->cap) {
+			/* Stop on a character boundary, without the space. */
+			f->truncated = true;
+			space = false;
+			break;
+		}
+		if (space) {
+			out[len++] = ' ';
+			space = false;
+		}
+		memcpy(out + len, s + i, k);
+		len += k;
+		i += k;
 	}
+	out[len] = '\0';
+	f->b.len = len;
+	f->space = space;
 }
 
 static char *field_take(struct field *f, size_t *len)
@@ -404,34 +467,84 @@ static void entry_end(struct extract *x, struct field *f,
 
 /* --- element roles -------------------------------------------------------- */
 
-static bool name_in(const char *name, const char *const *set)
+struct flag_name {
+	const char *name;
+	unsigned flags;
+};
+
+static const struct flag_name element_table[] = {
+	{ "address", F_BLOCK }, { "area", F_VOID }, { "article", F_BLOCK },
+	{ "aside", F_BLOCK }, { "audio", F_EXCLUDED }, { "base", F_VOID },
+	{ "basefont", F_VOID }, { "blockquote", F_BLOCK }, { "body", F_BLOCK },
+	{ "br", F_BLOCK | F_VOID }, { "button", F_BLOCK },
+	{ "caption", F_BLOCK }, { "center", F_BLOCK }, { "col", F_VOID },
+	{ "dd", F_BLOCK }, { "details", F_BLOCK }, { "dialog", F_BLOCK },
+	{ "dir", F_BLOCK }, { "div", F_BLOCK }, { "dl", F_BLOCK },
+	{ "dt", F_BLOCK }, { "embed", F_EXCLUDED | F_VOID },
+	{ "fieldset", F_BLOCK }, { "figcaption", F_BLOCK | F_AUX },
+	{ "figure", F_BLOCK }, { "footer", F_BLOCK }, { "form", F_BLOCK },
+	{ "frame", F_VOID }, { "gallery", F_BLOCK },
+	{ "h1", F_BLOCK | F_HEADING }, { "h2", F_BLOCK | F_HEADING },
+	{ "h3", F_BLOCK | F_HEADING }, { "h4", F_BLOCK | F_HEADING },
+	{ "h5", F_BLOCK | F_HEADING }, { "h6", F_BLOCK | F_HEADING },
+	{ "head", F_BLOCK | F_EXCLUDED }, { "header", F_BLOCK },
+	{ "hr", F_BLOCK | F_VOID }, { "html", F_BLOCK },
+	{ "iframe", F_EXCLUDED }, { "img", F_BLOCK | F_VOID },
+	{ "input", F_BLOCK | F_VOID }, { "isindex", F_VOID },
+	{ "keygen", F_VOID }, { "label", F_BLOCK }, { "legend", F_BLOCK },
+	{ "li", F_BLOCK }, { "link", F_VOID }, { "main", F_BLOCK },
+	{ "meta", F_VOID }, { "nav", F_BLOCK }, { "noscript", F_EXCLUDED },
+	{ "object", F_EXCLUDED }, { "ol", F_BLOCK }, { "option", F_BLOCK },
+	{ "p", F_BLOCK }, { "param", F_VOID }, { "pre", F_BLOCK },
+	{ "script", F_EXCLUDED }, { "section", F_BLOCK },
+	{ "select", F_BLOCK }, { "source", F_VOID }, { "style", F_EXCLUDED },
+	{ "summary", F_BLOCK }, { "table", F_BLOCK | F_AUX },
+	{ "tbody", F_BLOCK }, { "td", F_BLOCK },
+	{ "template", F_EXCLUDED }, { "textarea", F_BLOCK },
+	{ "tfoot", F_BLOCK }, { "th", F_BLOCK }, { "thead", F_BLOCK },
+	{ "title", F_BLOCK | F_EXCLUDED }, { "tr", F_BLOCK },
+	{ "track", F_VOID }, { "ul", F_BLOCK }, { "video", F_EXCLUDED },
+	{ "wbr", F_VOID },
+};
+
+/* CirrusSearch's WikiTextStructure selectors, by class. */
+static const struct flag_name class_table[] = {
+	{ "autocollapse", F_EXCLUDED },
+	{ "dablink", F_AUX | F_BLOCK },
+	{ "hatnote", F_AUX | F_BLOCK },
+	{ "mw-cite-backlink", F_EXCLUDED },
+	{ "mw-editsection", F_EXCLUDED },
+	{ "navigation-not-searchable", F_EXCLUDED },
+	{ "reference", F_REFERENCE },
+	{ "rellink", F_AUX | F_BLOCK },
+	{ "searchaux", F_AUX | F_BLOCK },
+	{ "thumbcaption", F_AUX | F_BLOCK },
+	{ "toc", F_EXCLUDED },
+	{ "wbmi-entityview-emptyCaption", F_EXCLUDED },
+};
+
+static int flag_cmp(const void *key, const void *elem)
 {
-	for (; *set; set++)
-		if (strcasecmp(name, *set) == 0)
-			return true;
-	return false;
+	return strcmp(key, ((const struct flag_name *)elem)->name);
 }
 
-static const char *const block_elements[] = {
-	"address", "article", "aside", "blockquote", "br", "caption",
-	"center", "dd", "details", "dialog", "dir", "div", "dl", "dt",
-	"fieldset", "figcaption", "figure", "footer", "form", "h1", "h2",
-	"h3", "h4", "h5", "h6", "header", "hr", "img", "legend", "li", "main",
-	"nav", "ol", "option", "p", "pre", "section", "summary", "table",
-	"tbody", "td", "tfoot", "th", "thead", "tr", "ul", "body", "html",
-	"title", "head", "select", "textarea", "input", "button", "label",
-	"gallery", NULL,
-};
-
-static const char *const excluded_elements[] = {
-	"script", "style", "audio", "video", "noscript", "template",
-	"head", "title", "object", "embed", "iframe", NULL,
-};
-
-/* Returns true if the space-separated class list has the class cls. */
-static bool has_class(const char *list, const char *cls)
+static unsigned lookup(const char *name, const struct flag_name *t, size_t n)
 {
-	size_t n = strlen(cls);
+	const struct flag_name *f = bsearch(name, t, n, sizeof(*t), flag_cmp);
+	return f ? f->flags : 0;
+}
+
+static unsigned name_flags(const char *name)
+{
+	return lookup(name, element_table,
+		      sizeof(element_table) / sizeof(element_table[0]));
+}
+
+/* The flags of every class in a space-separated class list. */
+static unsigned class_flags(const char *list)
+{
+	unsigned flags = 0;
+	char tok[64];
 	const char *p = list;
 	while (*p) {
 		while (*p && is_space((unsigned char)*p))
@@ -439,47 +552,52 @@ static bool has_class(const char *list, const char *cls)
 		const char *s = p;
 		while (*p && !is_space((unsigned char)*p))
 			p++;
-		if ((size_t)(p - s) == n && memcmp(s, cls, n) == 0)
-			return true;
+		size_t n = (size_t)(p - s);
+		if (!n || n >= sizeof(tok))
+			continue;
+		memcpy(tok, s, n);
+		tok[n] = '\0';
+		flags |= lookup(tok, class_table,
+				sizeof(class_table) / sizeof(class_table[0]));
 	}
-	return false;
+	return flags;
 }
 
-static unsigned char element_role(const char *name, const xmlChar **atts)
+static unsigned char element_role(struct extract *x, const char *name,
+				  const xmlChar **atts)
 {
-	unsigned char role = 0;
-	if (name_in(name, block_elements))
-		role |= ROLE_BLOCK;
-	if (name_in(name, excluded_elements))
-		role |= ROLE_EXCLUDED;
-	if ((name[0] == 'h' || name[0] == 'H') && name[1] >= '1' &&
-	    name[1] <= '6' && name[2] == '\0')
-		role |= ROLE_HEADING;
-	if (strcasecmp(name, "table") == 0 || strcasecmp(name, "figcaption") == 0)
-		role |= ROLE_AUX;
-	const char *cls = NULL;
+	size_t slot = ((uintptr_t)name >> 4) % 64;
+	unsigned f;
+	if (x->name_cache[slot].name == name) {
+		f = x->name_cache[slot].flags;
+	} else {
+		f = name_flags(name);
+		x->name_cache[slot].name = name;
+		x->name_cache[slot].flags = f;
+	}
 	for (size_t i = 0; atts && atts[i]; i += 2) {
-		if (!atts[i + 1])
+		const char *a = (const char *)atts[i];
+		const char *v = (const char *)atts[i + 1];
+		if (!v)
 			continue;
-		if (strcasecmp((const char *)atts[i], "class") == 0)
-			cls = (const char *)atts[i + 1];
-		else if (strcasecmp((const char *)atts[i], "id") == 0 &&
-			 strcmp((const char *)atts[i + 1], "toc") == 0)
-			role |= ROLE_EXCLUDED; /* the table of contents */
+		if (!strcmp(a, "class")) {
+			unsigned c = class_flags(v);
+			if (c & F_REFERENCE && !strcmp(name, "sup"))
+				c |= F_EXCLUDED;
+			f |= c;
+		} else if (!strcmp(a, "id") && !strcmp(v, "toc")) {
+			f |= F_EXCLUDED; /* the table of contents */
+		}
 	}
-	if (cls) {
-		if ((strcasecmp(name, "sup") == 0 && has_class(cls, "reference")) ||
-		    has_class(cls, "mw-cite-backlink") ||
-		    has_class(cls, "mw-editsection") ||
-		    has_class(cls, "navigation-not-searchable") ||
-		    has_class(cls, "autocollapse") || has_class(cls, "toc") ||
-		    has_class(cls, "wbmi-entityview-emptyCaption"))
-			role |= ROLE_EXCLUDED;
-		if (has_class(cls, "thumbcaption") || has_class(cls, "hatnote") ||
-		    has_class(cls, "rellink") || has_class(cls, "dablink") ||
-		    has_class(cls, "searchaux"))
-			role |= ROLE_AUX | ROLE_BLOCK;
-	}
+	unsigned char role = 0;
+	if (f & F_BLOCK)
+		role |= ROLE_BLOCK;
+	if (f & F_EXCLUDED)
+		role |= ROLE_EXCLUDED;
+	if (f & F_AUX)
+		role |= ROLE_AUX;
+	if (f & F_HEADING)
+		role |= ROLE_HEADING;
 	return role;
 }
 
@@ -523,7 +641,7 @@ static void sax_start(void *ctx, const xmlChar *xname, const xmlChar **atts)
 		return;
 	}
 	const char *name = (const char *)xname;
-	unsigned char role = element_role(name, atts);
+	unsigned char role = element_role(x, name, atts);
 	/* Roles only start outside excluded content: an aux table inside a
 	 * script is still excluded, a heading inside a table is aux. */
 	if (role & ROLE_BLOCK)
@@ -651,6 +769,7 @@ const char *extract_errmsg(const struct extract *x)
 
 static void doc_reset(struct extract *x)
 {
+	memset(x->name_cache, 0, sizeof(x->name_cache));
 	x->depth = 0;
 	x->overflow = 0;
 	x->excluded = x->aux = x->heading = 0;
@@ -681,11 +800,20 @@ enum status extract_html(struct extract *x, const char *html, size_t len,
 	extract_doc_init(doc);
 	x->errmsg[0] = '\0';
 
-	struct buf utf8 = BUF_INIT, clean = BUF_INIT;
-	utf8_clean(&utf8, html, len);
-	buf_grow(&clean, utf8.len + 1);
-	bound_depth(utf8.data, utf8.len, &clean, x->lim.max_depth, x->names);
-	buf_release(&utf8);
+	/* Copies are made only when something must change. */
+	struct buf utf8 = BUF_INIT, bounded = BUF_INIT;
+	const char *src = html;
+	size_t src_len = len;
+	if (!utf8_is_clean(html, len)) {
+		utf8_clean(&utf8, html, len);
+		src = utf8.data;
+		src_len = utf8.len;
+	}
+	if (bound_depth(src, src_len, &bounded, x->lim.max_depth, x->names)) {
+		src = bounded.data;
+		src_len = bounded.len;
+	}
+	struct { const char *data; size_t len; } clean = { src, src_len };
 
 	htmlSAXHandler sax;
 	memset(&sax, 0, sizeof(sax));
@@ -701,7 +829,8 @@ enum status extract_html(struct extract *x, const char *html, size_t len,
 	htmlParserCtxtPtr ctxt = htmlCreatePushParserCtxt(
 		&sax, x, NULL, 0, NULL, XML_CHAR_ENCODING_UTF8);
 	if (!ctxt) {
-		buf_release(&clean);
+		buf_release(&utf8);
+		buf_release(&bounded);
 		doc_discard(x);
 		snprintf(x->errmsg, sizeof(x->errmsg),
 			 "libxml2 could not create an HTML parser");
@@ -727,7 +856,8 @@ enum status extract_html(struct extract *x, const char *html, size_t len,
 	htmlParseChunk(ctxt, NULL, 0, 1);
 	htmlFreeParserCtxt(ctxt);
 	x->ctxt = NULL;
-	buf_release(&clean);
+	buf_release(&utf8);
+	buf_release(&bounded);
 
 	/* An unterminated heading or aux block at EOF still counts. */
 	if (x->cur_aux.b.len)

@@ -40,7 +40,7 @@
 #endif
 
 #define INFO_BATCH 50
-#define INFO_MAX_WAIT_MS 20
+#define INFO_GATHER_MS 5
 #define MAX_RETRY_AFTER_S 3600
 
 /* ---------------------------------------------------------------- wikis */
@@ -149,7 +149,8 @@ struct fetch_wiki *fetch_wiki_new(const struct fetch_wiki_config *cfg,
 	else if (strncasecmp(cfg->api, "http://", 7) != 0 &&
 		 strncasecmp(cfg->api, "https://", 8) != 0)
 		why = "api: scheme must be http or https";
-	else if (!url_scheme_host(cfg->api, NULL, &host, &query))
+	else if (cfg->api[strcspn(cfg->api, ":") + 3] == '/' ||
+		 !url_scheme_host(cfg->api, NULL, &host, &query))
 		why = "api: not a valid http(s) URL with a host";
 	else if (query)
 		why = "api: must not have a query or fragment";
@@ -330,6 +331,7 @@ struct fetch {
 	struct queue wait;        /* parse requests not started */
 	struct req *active_list;  /* requests in the multi handle (via anext) */
 	struct rqueue info;       /* results waiting for the info query */
+	size_t info_active;       /* info queries in flight */
 	double info_since;        /* when info's oldest entry arrived */
 	struct rqueue done;
 	size_t pending;           /* submitted, not collected */
@@ -924,24 +926,45 @@ static void on_complete(struct fetch *f, struct req *r, CURLcode cc)
 			finish_info(f, r);
 		}
 	}
+	if (r->kind == REQ_INFO)
+		f->info_active--;
 	stop(f, r);
 	wiki_release(r->w);
 	req_free(r);
 }
 
+/* How long results wait for company before their info query goes out:
+ * INFO_GATHER_MS on an unbounded wiki; on a rate-bounded one, the time a
+ * quarter batch of parses takes (capped at half a second), so that info
+ * queries take a small share of the wiki's requests per second. */
+static double gather_ms(const struct fetch_wiki *w)
+{
+	if (w->cfg.rate <= 0)
+		return INFO_GATHER_MS;
+	double ms = 1000.0 * INFO_BATCH / 4 / w->cfg.rate;
+	return ms < INFO_GATHER_MS ? INFO_GATHER_MS : ms > 500 ? 500 : ms;
+}
+
 /* Starts an info query for up to INFO_BATCH waiting results of the oldest
- * one's wiki, if the batch is full, old enough, or nothing else is coming. */
+ * one's wiki: at once when a batch is full or no parse is still coming;
+ * otherwise when no info query is in flight and the oldest result has
+ * waited gather_ms() (while one is in flight, the next batch gathers). */
 static bool start_info(struct fetch *f, long *wait_ms)
 {
 	if (!f->info.n)
 		return false;
-	bool more_coming = f->wait.n || f->active;
-	double age_ms = (now_s() - f->info_since) * 1000;
-	if (more_coming && f->info.n < INFO_BATCH && age_ms < INFO_MAX_WAIT_MS) {
-		long left = INFO_MAX_WAIT_MS - (long)age_ms + 1;
-		if (left < *wait_ms)
-			*wait_ms = left;
-		return false;
+	bool more_coming = f->wait.n || f->active > f->info_active;
+	if (more_coming && f->info.n < INFO_BATCH) {
+		if (f->info_active)
+			return false; /* its completion calls us again */
+		double age_ms = (now_s() - f->info_since) * 1000;
+		double gather = gather_ms(f->info.v[f->info.head]->wiki);
+		if (age_ms < gather) {
+			long left = (long)(gather - age_ms) + 1;
+			if (left < *wait_ms)
+				*wait_ms = left;
+			return false;
+		}
 	}
 	struct fetch_wiki *w = f->info.v[f->info.head]->wiki;
 	if (!wiki_acquire(w, wait_ms))
@@ -962,10 +985,11 @@ static bool start_info(struct fetch *f, long *wait_ms)
 	}
 	free(f->info.v);
 	f->info = keep;
-	f->info_since = now_s();
+	f->info_since = now_s(); /* close enough for the ones left */
 	char *url = info_url(r);
 	start(f, r, url);
 	free(url);
+	f->info_active++;
 	return true;
 }
 
@@ -1014,10 +1038,11 @@ enum status fetch_run(struct fetch *f, int timeout_ms)
 	if (mc != CURLM_OK)
 		goto fail;
 	collect(f);
-	if (f->done.n || wait_ms <= 0) {
-		start_waiting(f, &wait_ms);
+	/* What just completed may let queued work (an info batch) start. */
+	wait_ms = timeout_ms;
+	start_waiting(f, &wait_ms);
+	if (f->done.n || timeout_ms <= 0)
 		return STATUS_OK;
-	}
 	if (f->active) {
 		mc = curl_multi_poll(f->multi, NULL, 0, (int)wait_ms, NULL);
 		if (mc != CURLM_OK)
@@ -1026,7 +1051,9 @@ enum status fetch_run(struct fetch *f, int timeout_ms)
 		if (mc != CURLM_OK)
 			goto fail;
 		collect(f);
-	} else if (f->wait.n || f->info.n) {
+	} else if ((f->wait.n || f->info.n) && wait_ms > 0) {
+		/* Held back by the rate or by another thread's use of the
+		 * wiki's slots: wait for the next token. */
 		struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000L };
 		nanosleep(&ts, NULL);
 	}

@@ -84,6 +84,7 @@ struct writer {
 	char **checked;        /* "lang\tname\tversion" already checked */
 	size_t n_checked;
 	char stream_key[160];
+	char position[STREAM_ID_MAX];  /* last position stored in the shard */
 	struct writer *retired_next;
 };
 
@@ -603,9 +604,16 @@ static void writer_commit(struct writer *w)
 				maxid = j->entries[k]->id;
 	}
 	int64_t t0 = now_ms();
-	enum status st = shard_set_position(w->sh, w->stream_key, maxid);
+	enum status st = STATUS_OK;
+	/* Redelivered entries are older than what the shard has seen: the
+	 * position only moves forward. */
+	bool forward = !w->position[0] || id_cmp(maxid, w->position) > 0;
+	if (forward)
+		st = shard_set_position(w->sh, w->stream_key, maxid);
 	if (st == STATUS_OK)
 		st = shard_commit(w->sh, w->token);
+	if (st == STATUS_OK && forward)
+		snprintf(w->position, sizeof w->position, "%s", maxid);
 	int64_t took = now_ms() - t0;
 	if (p->m)
 		metrics_observe(p->m, "freshet_commit_seconds", p->labels,
@@ -658,6 +666,12 @@ static void *writer_main(void *arg)
 			  p->wiki->id, w->partition, log_quote(path),
 			  log_quote(shard_errmsg(w->sh)));
 		atomic_store(&w->state, W_ABORT);
+	} else {
+		char *pos = NULL;
+		if (shard_get_position(w->sh, w->stream_key, &pos) == STATUS_OK) {
+			snprintf(w->position, sizeof w->position, "%s", pos);
+			free(pos);
+		}
 	}
 	free(path);
 	int64_t first = 0;
@@ -906,7 +920,10 @@ static void reap_done(struct pipeline *p, int wait_ms)
 		struct slot *s = slot_find(p, j->page_id);
 		if (s && s->active == j) {
 			s->active = NULL;
-			if (s->pending && !atomic_load(&p->stop))
+			/* Also while stopping: those entries were read, so they
+			 * are finished and acked like the rest of the work in
+			 * flight (no new entries are read meanwhile). */
+			if (s->pending)
 				dispatch(p, s);
 			else if (!s->pending)
 				slot_remove(p, s);
@@ -1227,7 +1244,8 @@ enum status pipeline_run(struct pipeline *p)
 	stop_stages(p);
 	reap_done(p, 0);
 	lease_release_all(p->lease, NULL, NULL);
-	/* Events that waited behind an in-flight job stay pending in Redis. */
+	/* After a timed-out stop, events that waited behind an in-flight job
+	 * stay pending in Redis. */
 	for (size_t i = 0; i < p->n_slots; i++) {
 		job_free(p->slots[i].pending);
 		p->slots[i].pending = NULL;

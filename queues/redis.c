@@ -246,7 +246,7 @@ static redisReply *check(struct redis *r, redisReply *rep, enum status *st)
 		seterr(r, "redis: %s", rep->str);
 		/* A server still loading its data, or a replica being promoted,
 		 * will answer soon. */
-		s = (strncmp(rep->str, "LOADING", 7) == 0 || strncmp(rep->str, "BUSY", 4) == 0 ||
+		s = (strncmp(rep->str, "LOADING", 7) == 0 || strncmp(rep->str, "BUSY ", 5) == 0 ||
 		     strncmp(rep->str, "TRYAGAIN", 8) == 0 || strncmp(rep->str, "MASTERDOWN", 10) == 0)
 			? STATUS_TRANSIENT : STATUS_INVALID;
 		freeReplyObject(rep);

@@ -34,6 +34,12 @@ struct sid {
 	uint64_t ms, seq;
 };
 
+/* A nacked entry waiting for its backoff to pass. */
+struct retry {
+	char id[STREAM_ID_MAX];
+	int64_t due;                 /* ms, monotonic */
+};
+
 struct part {
 	bool owned;
 	bool reread;                 /* read own pending list before new entries */
@@ -43,6 +49,8 @@ struct part {
 	int64_t next_claim;          /* ms, monotonic */
 	struct sid *inflight;        /* handed out, not acked nor nacked */
 	size_t ninflight, capinflight, hint;
+	struct retry *retries;       /* nacked, to be handed out again */
+	size_t nretries, capretries;
 };
 
 struct stream {
@@ -158,8 +166,10 @@ void stream_free(struct stream *s)
 {
 	if (!s)
 		return;
-	for (int p = 0; p < s->partitions; p++)
+	for (int p = 0; p < s->partitions; p++) {
 		free(s->parts[p].inflight);
+		free(s->parts[p].retries);
+	}
 	free(s->parts);
 	pthread_mutex_destroy(&s->mu);
 	free(s->wiki);
@@ -329,7 +339,7 @@ void stream_assign(struct stream *s, int p, bool owned)
 		pt->next_claim = 0;
 	}
 	if (!owned)
-		pt->ninflight = pt->hint = 0;
+		pt->ninflight = pt->hint = pt->nretries = 0;
 	pt->owned = owned;
 	pthread_mutex_unlock(&s->mu);
 }
@@ -527,12 +537,16 @@ static enum status fetch_counts(struct stream *s, int p, struct raw *raws, size_
 {
 	if (from == n)
 		return STATUS_OK;
+	/* The range may also hold entries in flight with the caller. */
+	pthread_mutex_lock(&s->mu);
+	size_t want = n - from + s->parts[p].ninflight + s->parts[p].nretries;
+	pthread_mutex_unlock(&s->mu);
 	char key[256];
 	stream_key(s, p, key, sizeof key);
 	enum status st;
-	redisReply *rep = redis_command(s->rd, &st, "XPENDING %s %s %s %s %zu %s", key,
+	redisReply *rep = redis_command(s->rd, &st, "XPENDING %s %s %s %s %lu %s", key,
 	                                STREAM_GROUP, raws[from].id, raws[n - 1].id,
-	                                n - from, s->consumer);
+	                                (unsigned long)want, s->consumer);
 	if (!rep)
 		return redis_fail(s, s->rd, st, "XPENDING");
 	size_t j = from;
@@ -608,6 +622,66 @@ static enum status read_pending(struct stream *s, struct raw **raws, size_t *n, 
 	return STATUS_OK;
 }
 
+/* Phase 1b: nacked entries whose backoff has passed, claimed again by this
+ * consumer (XCLAIM without JUSTID raises the delivery count). */
+static enum status read_retries(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
+                                redisReply **hold, size_t *nhold)
+{
+	int64_t now = now_ms();
+	char key[256];
+	for (int p = 0; p < s->partitions && *n == 0; p++) {
+		pthread_mutex_lock(&s->mu);
+		struct part *pt = &s->parts[p];
+		int argc = 0;
+		const char **argv = NULL;
+		char (*ids)[STREAM_ID_MAX] = NULL;
+		if (pt->owned && pt->nretries) {
+			argv = xmalloc((pt->nretries + 6) * sizeof *argv);
+			ids = xmalloc(pt->nretries * sizeof *ids);
+			size_t j = 0, k = 0;
+			for (size_t i = 0; i < pt->nretries; i++) {
+				if (pt->retries[i].due <= now && (int)k < s->batch)
+					memcpy(ids[k++], pt->retries[i].id, STREAM_ID_MAX);
+				else
+					pt->retries[j++] = pt->retries[i];
+			}
+			pt->nretries = j;
+			if (k) {
+				stream_key(s, p, key, sizeof key);
+				argv[argc++] = "XCLAIM";
+				argv[argc++] = key;
+				argv[argc++] = STREAM_GROUP;
+				argv[argc++] = s->consumer;
+				argv[argc++] = "0";
+				for (size_t i = 0; i < k; i++)
+					argv[argc++] = ids[i];
+			}
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (argc == 0) {
+			free(argv);
+			free(ids);
+			continue;
+		}
+		enum status st;
+		redisReply *rep = redis_commandv(s->rd, &st, argc, argv, NULL);
+		free(argv);
+		free(ids);
+		if (!rep)
+			return redis_fail(s, s->rd, st, "XCLAIM (retry)");
+		size_t before = *n;
+		if (rep->type == REDIS_REPLY_ARRAY)
+			collect(s, p, rep, raws, n, cap);
+		hold[(*nhold)++] = rep;
+		if ((st = fetch_counts(s, p, *raws, before, *n)) != STATUS_OK)
+			return st;
+		pthread_mutex_lock(&s->mu);
+		s->stats.redelivered += *n - before;
+		pthread_mutex_unlock(&s->mu);
+	}
+	return STATUS_OK;
+}
+
 /* Phase 2: entries other consumers left pending for claim_idle_ms. */
 static enum status read_claims(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
                                redisReply **hold, size_t *nhold)
@@ -674,7 +748,7 @@ static enum status read_new(struct stream *s, struct raw **raws, size_t *n, size
 		return STATUS_OK;
 	}
 	int argc = 0;
-	const char **argv = xmalloc((size_t)(8 + 2 * owned) * sizeof *argv);
+	const char **argv = xmalloc((size_t)(9 + 2 * owned) * sizeof *argv);
 	char **keys = xcalloc((size_t)owned, sizeof *keys);
 	char countbuf[16], blockbuf[16];
 	snprintf(countbuf, sizeof countbuf, "%d", s->batch);
@@ -777,6 +851,8 @@ enum status stream_read(struct stream *s, struct stream_batch **out)
 	size_t n = 0, cap = 0, nhold = 0;
 	redisReply **hold = xmalloc((size_t)(2 * s->partitions + 2) * sizeof *hold);
 	enum status st = read_pending(s, &raws, &n, &cap, hold, &nhold);
+	if (st == STATUS_OK && n == 0)
+		st = read_retries(s, &raws, &n, &cap, hold, &nhold);
 	if (st == STATUS_OK && n == 0)
 		st = read_claims(s, &raws, &n, &cap, hold, &nhold);
 	if (st == STATUS_OK && n == 0)
@@ -950,23 +1026,18 @@ enum status stream_nack(struct stream *s, const struct stream_entry *e, const ch
 		st = dead_letter_locked(s, e->partition, e->id, e->payload, e->len, e->deliveries,
 		                        why);
 	} else {
-		/* The history re-read that redelivers it does not count a
-		 * delivery, so the XCLAIM to ourselves records it. */
-		char key[256];
-		stream_key(s, e->partition, key, sizeof key);
-		/* JUSTID alone would not raise the count: set it explicitly. */
-		redisReply *rep = redis_command(s->ctl, &st,
-		                                "XCLAIM %s %s %s 0 %s RETRYCOUNT %ld JUSTID",
-		                                key, STREAM_GROUP, s->consumer, e->id,
-		                                e->deliveries + 1);
-		if (!rep) {
-			redis_fail(s, s->ctl, st, "XCLAIM");
-		} else {
-			freeReplyObject(rep);
-			pt->reread = true;
-			strcpy(pt->cursor, "0");
-			pt->reread_at = now_ms() + backoff_next(&s->nack_backoff);
+		/* Keep it pending; read_retries() claims it again after the
+		 * backoff, which counts a delivery. */
+		if (pt->nretries == pt->capretries) {
+			pt->capretries = pt->capretries ? pt->capretries * 2 : 16;
+			pt->retries = xrealloc(pt->retries, pt->capretries * sizeof *pt->retries);
 		}
+		struct retry *r = &pt->retries[pt->nretries++];
+		memcpy(r->id, e->id, sizeof r->id);
+		/* The backoff grows with the entry's own delivery count. */
+		s->nack_backoff.attempt = e->deliveries > 1 ? (unsigned)(e->deliveries - 1) : 0;
+		r->due = now_ms() + backoff_next(&s->nack_backoff);
+		st = STATUS_OK;
 	}
 	if (st == STATUS_OK) {
 		inflight_mark(pt, id);
@@ -1142,8 +1213,9 @@ static enum status dead_range(struct stream *s, const char *start, const char *e
 	char dkey[256];
 	dead_key(s, dkey, sizeof dkey);
 	enum status st;
-	redisReply *rep = redis_command(s->ctl, &st, "XRANGE %s %s %s COUNT %zu", dkey, start,
-	                                end, count);
+	/* hiredis 0.14's format parser knows no %zu. */
+	redisReply *rep = redis_command(s->ctl, &st, "XRANGE %s %s %s COUNT %lu", dkey, start,
+	                                end, (unsigned long)count);
 	if (!rep)
 		return redis_fail(s, s->ctl, st, "XRANGE dead letters");
 	size_t k = 0;

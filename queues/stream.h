@@ -25,7 +25,9 @@
  * pipelined) only when what it did with it is durable; it reports an entry
  * that failed with stream_nack(), which dead-letters it once it has been
  * delivered max_deliveries times and otherwise redelivers it (delivery count
- * raised by an XCLAIM) after a jittered backoff.
+ * raised: the entry is XCLAIMed again) after a jittered backoff.  Redis 7
+ * also counts a re-read of the pending list (XREADGROUP with an id) as a
+ * delivery, so a consumer that crashes on an entry counts too.
  *
  * Connections: `rd` is used only for the reads (XREADGROUP with BLOCK,
  * XPENDING, XAUTOCLAIM); `ctl` for everything that writes (XACK, XCLAIM,
@@ -165,8 +167,9 @@ enum status stream_ack_entries(struct stream *s, const struct stream_entry *cons
 /*
  * Reports that e failed with reason.  If e->deliveries >= max_deliveries, or
  * permanent is true, the entry is dead-lettered (reason recorded) and acked;
- * otherwise it stays pending, its delivery count is raised (XCLAIM) and it is
- * handed out again after a backoff.  Returns STATUS_OK or STATUS_TRANSIENT.
+ * otherwise it stays pending and is handed out again (XCLAIM, which raises
+ * its delivery count) after a backoff of full jitter under
+ * min(retry_cap_ms, retry_base_ms * 2^(deliveries-1)).  Returns STATUS_OK or STATUS_TRANSIENT.
  */
 enum status stream_nack(struct stream *s, const struct stream_entry *e,
                         const char *reason, bool permanent);

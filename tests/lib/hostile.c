@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <stdint.h>
 #include <zlib.h>
 
 #define MAX_CONNS 512
@@ -99,34 +100,43 @@ static const char *parse_ok =
 	"\"links\":[{\"ns\":0,\"title\":\"Other page\",\"exists\":true}],"
 	"\"templates\":[],\"sections\":[]}}";
 
-/* Builds a gzip stream of 1 GiB of spaces (about 1 MiB). */
+/* Builds a gzip stream of 1 GiB of spaces (about 1 MiB): one 1 MiB block
+ * compressed with a full flush (byte-aligned, no references across it) is
+ * repeated 1024 times between a gzip header and trailer, so it takes
+ * milliseconds instead of compressing 1 GiB. */
 static void make_bomb(struct hostile *h)
 {
-	z_stream z;
-	memset(&z, 0, sizeof(z));
-	deflateInit2(&z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY);
 	static unsigned char in[1 << 20];
 	memset(in, ' ', sizeof(in));
-	size_t cap = 2 << 20;
-	h->bomb = malloc(cap);
-	h->bomb_len = 0;
-	for (int i = 0; i < 1024; i++) {
-		z.next_in = in;
-		z.avail_in = sizeof(in);
-		do {
-			z.next_out = h->bomb + h->bomb_len;
-			z.avail_out = (uInt)(cap - h->bomb_len);
-			deflate(&z, i == 1023 ? Z_FINISH : Z_NO_FLUSH);
-			h->bomb_len = cap - z.avail_out;
-		} while (z.avail_in);
-	}
-	while (deflate(&z, Z_FINISH) != Z_STREAM_END) {
-		z.next_out = h->bomb + h->bomb_len;
-		z.avail_out = (uInt)(cap - h->bomb_len);
-		h->bomb_len = cap - z.avail_out;
-	}
-	h->bomb_len = cap - z.avail_out;
+	unsigned char *blk = malloc(64 << 10);
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY);
+	z.next_in = in;
+	z.avail_in = sizeof(in);
+	z.next_out = blk;
+	z.avail_out = 64 << 10;
+	deflate(&z, Z_FULL_FLUSH);
+	size_t blk_len = (64 << 10) - z.avail_out;
 	deflateEnd(&z);
+	uLong crc1 = crc32(0L, in, sizeof(in)), crc = crc1;
+	for (int i = 1; i < 1024; i++)
+		crc = crc32_combine(crc, crc1, sizeof(in));
+	h->bomb_len = 10 + blk_len * 1024 + 2 + 8;
+	h->bomb = malloc(h->bomb_len);
+	unsigned char *p = h->bomb;
+	memcpy(p, "\x1f\x8b\x08\0\0\0\0\0\0\x03", 10);
+	p += 10;
+	for (int i = 0; i < 1024; i++, p += blk_len)
+		memcpy(p, blk, blk_len);
+	*p++ = 0x03; /* final, fixed-Huffman block holding only end-of-block */
+	*p++ = 0x00;
+	for (int i = 0; i < 4; i++)
+		*p++ = (unsigned char)(crc >> (8 * i));
+	uint32_t isize = (uint32_t)(1024u * sizeof(in)); /* 2^30 */
+	for (int i = 0; i < 4; i++)
+		*p++ = (unsigned char)(isize >> (8 * i));
+	free(blk);
 }
 
 /* Answers one request; returns false to close the connection. */
@@ -139,22 +149,32 @@ static bool answer(struct hostile *h, int fd, const char *path)
 	const char *p = strstr(path, is_query ? "pageids=" : "pageid=");
 	if (p)
 		sscanf(strchr(p, '=') + 1, "%31[0-9]", pageid);
-	char body[4096];
+	char body[8192];
 
 	if (!strcmp(route, "ok") || !strcmp(route, "lag") ||
 	    !strcmp(route, "infomissing")) {
 		if (is_query) {
-			if (!strcmp(route, "infomissing"))
-				snprintf(body, sizeof(body),
-					 "{\"batchcomplete\":true,\"query\":{\"pages\":"
-					 "[{\"pageid\":%s,\"missing\":true}]}}",
-					 pageid);
-			else
-				snprintf(body, sizeof(body),
-					 "{\"batchcomplete\":true,\"query\":{\"pages\":"
-					 "[{\"pageid\":%s,\"ns\":0,\"title\":\"Hostile\","
-					 "\"pagelanguage\":\"de\",\"lastrevid\":10}]}}",
-					 pageid);
+			/* pageids=1%7C2%7C3: one entry per id. */
+			int off = snprintf(body, sizeof(body),
+					   "{\"batchcomplete\":true,\"query\":{\"pages\":[");
+			const char *q = strstr(path, "pageids=") + 8;
+			for (int k = 0; *q >= '0' && *q <= '9' && k < 50; k++) {
+				long id = strtol(q, (char **)&q, 10);
+				if (!strcmp(route, "infomissing"))
+					off += snprintf(body + off, sizeof(body) - (size_t)off,
+							"%s{\"pageid\":%ld,\"missing\":true}",
+							k ? "," : "", id);
+				else
+					off += snprintf(body + off, sizeof(body) - (size_t)off,
+							"%s{\"pageid\":%ld,\"ns\":0,\"title\":"
+							"\"Hostile\",\"pagelanguage\":\"de\","
+							"\"lastrevid\":10}", k ? "," : "", id);
+				if (!strncmp(q, "%7C", 3) || !strncmp(q, "%7c", 3))
+					q += 3;
+				else if (*q == '|')
+					q++;
+			}
+			snprintf(body + off, sizeof(body) - (size_t)off, "]}}");
 		} else {
 			snprintf(body, sizeof(body), parse_ok, pageid,
 				 !strcmp(route, "lag") ? 5 : 10);

@@ -1,0 +1,219 @@
+/*
+ * test-lease.c: partition leases, fencing tokens and the split of
+ * partitions between workers, against a real redis-server.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lease.h"
+#include "redis.h"
+#include "testsupport.h"
+
+static struct test_redis *R;
+
+static void start_redis(void)
+{
+	R = test_redis_start();
+}
+
+static void stop_redis(void)
+{
+	test_redis_stop(R);
+	R = NULL;
+}
+
+TestSuite(lease, .init = start_redis, .fini = stop_redis, .timeout = 60);
+
+static struct redis *conn(void)
+{
+	struct redis_opts o = { .url = R->url, .read_timeout_ms = 2000 };
+	char err[256];
+	struct redis *r = redis_new(&o, err, sizeof err);
+	cr_assert_not_null(r, "%s", err);
+	return r;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Counts the partitions whose lease key holds owner. */
+static int owned_by(struct redis *r, const char *owner, int partitions)
+{
+	int n = 0;
+	for (int p = 0; p < partitions; p++) {
+		enum status st;
+		redisReply *rep = redis_command(r, &st, "GET freshet:{w:p%d}:lease", p);
+		cr_assert_not_null(rep, "%s", redis_errmsg(r));
+		if (rep->type == REDIS_REPLY_STRING && strcmp(rep->str, owner) == 0)
+			n++;
+		freeReplyObject(rep);
+	}
+	return n;
+}
+
+/* A worker process: ticks every ttl/5 until killed. */
+static pid_t spawn_worker(const char *owner, int ttl)
+{
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct redis_opts o = { .url = R->url, .read_timeout_ms = 2000 };
+		struct redis *r = redis_new(&o, NULL, 0);
+		struct lease *l = r ? lease_new(r, "w", 8, owner, ttl) : NULL;
+		if (!l)
+			_exit(2);
+		for (;;) {
+			lease_tick(l, NULL, NULL);
+			usleep((useconds_t)ttl * 1000 / 5);
+		}
+	}
+	return pid;
+}
+
+Test(lease, two_workers_split_and_survivor_takes_over)
+{
+	const int ttl = 500;
+	struct redis *r = conn();
+	pid_t a = spawn_worker("worker-a", ttl);
+	pid_t b = spawn_worker("worker-b", ttl);
+	int na = 0, nb = 0;
+	int64_t t0 = now_ms();
+	while (now_ms() - t0 < 10000) {
+		na = owned_by(r, "worker-a", 8);
+		nb = owned_by(r, "worker-b", 8);
+		if (na == 4 && nb == 4)
+			break;
+		usleep(50 * 1000);
+	}
+	cr_expect_eq(na, 4, "worker a owns %d", na);
+	cr_expect_eq(nb, 4, "worker b owns %d", nb);
+
+	kill(a, SIGKILL);
+	waitpid(a, NULL, 0);
+	int64_t killed = now_ms();
+	while (now_ms() - killed < 10000 && owned_by(r, "worker-b", 8) < 8)
+		usleep(50 * 1000);
+	int64_t took = now_ms() - killed;
+	nb = owned_by(r, "worker-b", 8);
+	kill(b, SIGKILL);
+	waitpid(b, NULL, 0);
+	cr_expect_eq(nb, 8, "the survivor owns %d of 8", nb);
+	cr_expect_lt(took, 4 * ttl, "takeover took %lld ms", (long long)took);
+	redis_free(r);
+}
+
+struct changes {
+	int lost[8], acquired[8], released[8];
+	uint64_t last_token[8];
+};
+
+static void record(void *arg, int p, enum lease_change what, uint64_t token)
+{
+	struct changes *c = arg;
+	if (what == LEASE_LOST)
+		c->lost[p]++;
+	else if (what == LEASE_ACQUIRED)
+		c->acquired[p]++;
+	else
+		c->released[p]++;
+	c->last_token[p] = token;
+}
+
+Test(lease, takeover_reported_lost_and_tokens_increase)
+{
+	struct redis *r1 = conn(), *r2 = conn();
+	struct lease *l1 = lease_new(r1, "w", 8, "one", 10000);
+	struct lease *l2 = lease_new(r2, "w", 8, "two", 10000);
+	cr_assert(l1 && l2);
+	uint64_t t1 = 0, t2 = 0, t3 = 0;
+	cr_assert_eq(lease_acquire(l1, 3, &t1), STATUS_OK, "%s", lease_errmsg(l1));
+	cr_expect(lease_valid(l1, 3));
+	cr_expect_eq(lease_token(l1, 3), t1);
+	cr_expect_eq(lease_acquire(l2, 3, &t2), STATUS_LOCKED, "a held lease is not taken");
+
+	/* The lease expires (simulated) and the other worker takes it. */
+	enum status st;
+	redisReply *rep = redis_command(r2, &st, "DEL freshet:{w:p3}:lease");
+	cr_assert_not_null(rep);
+	freeReplyObject(rep);
+	cr_assert_eq(lease_acquire(l2, 3, &t2), STATUS_OK);
+	cr_expect_gt(t2, t1, "fencing tokens strictly increase: %llu then %llu",
+	             (unsigned long long)t1, (unsigned long long)t2);
+
+	/* The old holder learns it at renewal. */
+	struct changes c;
+	memset(&c, 0, sizeof c);
+	cr_expect_eq(lease_renew(l1, 3), STATUS_FENCED);
+	cr_expect_not(lease_valid(l1, 3), "a lost lease is not valid");
+	cr_expect_eq(lease_token(l1, 3), 0);
+	/* A release by the loser must not delete the winner's key. */
+	cr_expect_eq(lease_release(l1, 3), STATUS_OK);
+	rep = redis_command(r2, &st, "GET freshet:{w:p3}:lease");
+	cr_assert_not_null(rep);
+	cr_expect_eq(rep->type, REDIS_REPLY_STRING);
+	if (rep->type == REDIS_REPLY_STRING)
+		cr_expect_str_eq(rep->str, "two");
+	freeReplyObject(rep);
+
+	/* Through lease_tick: take p5 then lose it to a takeover. */
+	cr_assert_eq(lease_acquire(l1, 5, NULL), STATUS_OK);
+	rep = redis_command(r2, &st, "SET freshet:{w:p5}:lease intruder");
+	cr_assert_not_null(rep);
+	freeReplyObject(rep);
+	lease_tick(l1, record, &c);
+	cr_expect_eq(c.lost[5], 1, "the takeover is reported lost");
+	cr_expect_not(lease_valid(l1, 5));
+
+	cr_assert_eq(lease_release(l2, 3), STATUS_OK);
+	cr_assert_eq(lease_acquire(l1, 3, &t3), STATUS_OK);
+	cr_expect_gt(t3, t2);
+	lease_free(l1);
+	lease_free(l2);
+	redis_free(r1);
+	redis_free(r2);
+}
+
+Test(lease, lease_invalid_before_expiry_when_redis_is_away)
+{
+	struct redis *r = conn();
+	struct lease *l = lease_new(r, "w", 2, "solo", 400);
+	struct changes c;
+	memset(&c, 0, sizeof c);
+	cr_assert_eq(lease_tick(l, record, &c), STATUS_OK, "%s", lease_errmsg(l));
+	cr_expect_eq(lease_count(l), 2, "a lone worker takes every partition");
+	cr_expect_eq(c.acquired[0] + c.acquired[1], 2);
+	test_redis_pause(R);
+	int64_t t0 = now_ms();
+	while (lease_valid(l, 0) && now_ms() - t0 < 2000)
+		usleep(10 * 1000);
+	int64_t lapse = now_ms() - t0;
+	cr_expect_lt(lapse, 400, "valid for %lld ms, past the ttl", (long long)lapse);
+	lease_tick(l, record, &c);
+	cr_expect_eq(c.lost[0] + c.lost[1], 2, "both leases reported lost");
+	cr_expect_eq(lease_count(l), 0);
+	test_redis_resume(R);
+	/* Back: it takes them again with newer tokens. */
+	uint64_t before = c.last_token[0];
+	int64_t t1 = now_ms();
+	while (lease_count(l) < 2 && now_ms() - t1 < 5000) {
+		lease_tick(l, record, &c);
+		usleep(50 * 1000);
+	}
+	cr_expect_eq(lease_count(l), 2);
+	cr_expect_gt(lease_token(l, 0), before);
+	cr_assert_eq(lease_release_all(l, record, &c), STATUS_OK);
+	cr_expect_eq(c.released[0] + c.released[1], 2);
+	cr_expect_eq(lease_count(l), 0);
+	lease_free(l);
+	redis_free(r);
+}
