@@ -290,6 +290,32 @@ static struct xquery *filter_namespaces(struct xquery *q, const int *ns, size_t 
 
 /* ------------------------------------------------------------- output */
 
+/* Undoes the HTML escaping Xapian's snippet generator applies (&amp; &lt;
+ * &gt; &quot; &#39;), in place: the output here is plain text and JSON,
+ * never HTML. */
+static void html_unescape(char *s)
+{
+	static const struct { const char *ent; char c; } ents[] = {
+		{ "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' },
+		{ "&quot;", '"' }, { "&#39;", '\'' }, { "&#x27;", '\'' },
+	};
+	char *w = s;
+	for (const char *r = s; *r;) {
+		size_t k = 0, n = sizeof ents / sizeof ents[0];
+		if (*r == '&')
+			for (; k < n; k++)
+				if (strncmp(r, ents[k].ent, strlen(ents[k].ent)) == 0)
+					break;
+		if (*r == '&' && k < n) {
+			*w++ = ents[k].c;
+			r += strlen(ents[k].ent);
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+}
+
 struct hit {
 	json_t *data;   /* the document data (owned) */
 	double score;
@@ -424,6 +450,7 @@ int main(int argc, char **argv)
 				  &snip) != STATUS_OK)
 			snip = NULL;
 		hits[i].snippet = snip ? snip : xstrdup("");
+		html_unescape(hits[i].snippet);
 	}
 
 	if (json) {
