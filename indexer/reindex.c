@@ -128,6 +128,19 @@ static bool idset_add(struct idset *s, int64_t id)
 	return true;
 }
 
+static bool idset_has(const struct idset *s, int64_t id)
+{
+	if (!s->cap)
+		return false;
+	size_t h = (size_t)((uint64_t)id * 0x9E3779B97F4A7C15ull) & (s->cap - 1);
+	while (s->v[h]) {
+		if (s->v[h] == id)
+			return true;
+		h = (h + 1) & (s->cap - 1);
+	}
+	return false;
+}
+
 static void idset_clear(struct idset *s)
 {
 	free(s->v);
@@ -800,6 +813,89 @@ static enum status pages_since(struct run *r, const char *key, char *pos, size_t
 	}
 }
 
+/* The ids of the pages whose last outcome was OUT_PRESENT, into *present
+ * (cleared first). */
+static void present_pages(struct run *r, struct idset *present)
+{
+	struct idset last = { 0 };
+	idset_clear(present);
+	for (size_t i = r->n_pages; i-- > 0;) {
+		if (!idset_add(&last, r->pages[i].page_id))
+			continue;
+		if (r->pages[i].outcome == OUT_PRESENT)
+			idset_add(present, r->pages[i].page_id);
+	}
+	idset_clear(&last);
+}
+
+/* Compares the new generation with what the wiki holds now: lists every
+ * page of the configured namespaces again and rewrites the pages on which
+ * the two disagree (created or deleted during the build without an event
+ * reaching the stream, e.g. while the extension spooled).  Sets
+ * *wiki_pages to the count the wiki listed.  Returns false when the API
+ * could not be asked or the run cannot go on. */
+static bool reconcile_with_wiki(struct run *r, uint64_t *wiki_pages)
+{
+	char *ua = fetch_user_agent(r->w->user_agent_contact);
+	struct pagelist *pl = pagelist_new(r->w->api, ua);
+	free(ua);
+	struct pagelist_entries now = { 0 };
+	enum status st = STATUS_OK;
+	for (size_t k = 0; k < r->w->n_namespaces && st == STATUS_OK; k++)
+		st = pagelist_allpages(pl, r->w->namespaces[k], false, &now);
+	if (st != STATUS_OK) {
+		fprintf(stderr, PROG ": listing pages of %s: %s\n", r->w->id,
+			pagelist_errmsg(pl));
+		pagelist_free(pl);
+		pagelist_entries_free(&now);
+		return false;
+	}
+	struct idset present = { 0 }, listed = { 0 };
+	present_pages(r, &present);
+	size_t from = r->n_pages;
+	idset_clear(&r->seen);
+	for (size_t i = 0; i < now.n; i++) {
+		idset_add(&listed, now.v[i].page_id);
+		if (!idset_has(&present, now.v[i].page_id))
+			add_listed(r, &now.v[i]);
+	}
+	for (size_t i = 0; i < from; i++)
+		if (r->pages[i].outcome == OUT_PRESENT &&
+		    !idset_has(&listed, r->pages[i].page_id))
+			add_page(r, r->pages[i].page_id, r->pages[i].ns, r->pages[i].title,
+				 false);
+	*wiki_pages = now.n;
+	pagelist_entries_free(&now);
+	pagelist_free(pl);
+	idset_clear(&present);
+	idset_clear(&listed);
+	bool ok = true;
+	if (r->n_pages > from) {
+		fprintf(stderr, PROG ": %zu pages differ from the wiki's list: fetching "
+			"them again\n", r->n_pages - from);
+		ok = process(r, from, r->n_pages);
+	}
+	return ok;
+}
+
+/* True when some partition has an entry newer than pos[]. */
+static bool entries_since(struct run *r, char (*pos)[STREAM_ID_MAX])
+{
+	for (unsigned p = 0; p < r->n_shards; p++) {
+		char key[256];
+		stream_key(r->stream, (int)p, key, sizeof key);
+		enum status st;
+		redisReply *rep = redis_command(r->redis, &st, "XRANGE %s (%s + COUNT 1",
+						key, pos[p]);
+		bool some = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0;
+		if (rep)
+			freeReplyObject(rep);
+		if (some)
+			return true;
+	}
+	return false;
+}
+
 /* Takes the lease of every partition of the wiki, waiting for the workers
  * that hold some to let go (they do when stopped).  Returns false when
  * interrupted or when Redis fails. */
@@ -980,6 +1076,13 @@ static int run_rebuild(struct run *r)
 		ok = process(r, before, r->n_pages);
 		r->hold_leases = false;
 	}
+	/* The wiki's own list is the reference for the count. */
+	uint64_t wiki_pages = 0;
+	if (ok) {
+		r->hold_leases = true;
+		ok = reconcile_with_wiki(r, &wiki_pages);
+		r->hold_leases = false;
+	}
 	for (unsigned p = 0; p < ns && ok; p++) {
 		char key[256];
 		stream_key(r->stream, (int)p, key, sizeof key);
@@ -1027,6 +1130,21 @@ static int run_rebuild(struct run *r)
 			PRIu64 " failed): not swapping; generation %s left for inspection\n",
 			r->w->id, docs, expected, listed, absent, failed, r->generation);
 		ok = false;
+	}
+	/* Against the wiki: a difference is acceptable only when changes that
+	 * arrived after the catch-up explain it (the workers apply them). */
+	if (ok && docs != wiki_pages) {
+		if (entries_since(r, pos)) {
+			fprintf(stderr, PROG ": %" PRIu64 " documents, the wiki lists %" PRIu64
+				" pages: changes made since are queued for the workers\n",
+				docs, wiki_pages);
+		} else {
+			fprintf(stderr, PROG ": rebuild of %s: %" PRIu64 " documents but the "
+				"wiki lists %" PRIu64 " pages and no change explains it: not "
+				"swapping; generation %s left for inspection\n", r->w->id, docs,
+				wiki_pages, r->generation);
+			ok = false;
+		}
 	}
 	if (!ok) {
 		release_all(r);
