@@ -540,6 +540,43 @@ Test(tools, ctl_spool_replay, .init = setup_redis, .fini = teardown, .timeout = 
 	free(spool);
 }
 
+/* The real extension spools while Redis is down; freshetctl replays it. */
+Test(tools, ctl_spool_from_extension, .fini = teardown, .timeout = 120)
+{
+	memset(&E, 0, sizeof E);
+	E.dir = test_mkdtemp("tools");
+	cr_assert(asprintf(&E.data, "%s/data", E.dir) > 0);
+	struct mw_opts o = { .wiki_id = WIKI, .lang = "en", .freshet = true,
+			     .redis_host = "127.0.0.1", .redis_port = test_free_port(),
+			     .partitions = 2 };
+	E.mw = mw_start(&o);
+	E.redis = test_redis_start();
+	write_conf(NULL);
+	long page_id = 0;
+	mw_edit(E.mw, "Spooled page", "Written while Redis was away.", &page_id, NULL);
+	size_t len = 0;
+	char *spool = test_read_file(mw_spool_path(E.mw), &len);
+	cr_assert_not_null(spool, "the extension wrote no spool file");
+	cr_assert(strstr(spool, "Spooled_page"), "spool: %s", spool);
+	free(spool);
+
+	struct out r = run("freshetctl", "spool", "replay", mw_spool_path(E.mw), NULL);
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	out_free(&r);
+	redisContext *c = redis_ctx();
+	char key[64];
+	snprintf(key, sizeof key, "freshet:{" WIKI ":p%ld}", page_id % 2);
+	cr_assert_geq(xlen(c, key), 1, "no event on %s", key);
+	redisReply *rep = redisCommand(c, "XRANGE %s - +", key);
+	bool found = false;
+	for (size_t i = 0; i < rep->elements; i++)
+		if (strstr(rep->element[i]->element[1]->element[1]->str, "Spooled_page"))
+			found = true;
+	freeReplyObject(rep);
+	cr_assert(found, "the page's event is not on %s", key);
+	redisFree(c);
+}
+
 Test(tools, template_edit_rerender, .init = setup_wiki, .fini = teardown,
      .timeout = 180)
 {
