@@ -640,3 +640,45 @@ Test(tools, usage_errors_exit_2, .init = setup_redis, .fini = teardown, .timeout
 	cr_assert(strstr(o.out, "--rebuild"));
 	out_free(&o);
 }
+
+/* The progress line: figures, and the redrawn bar on a terminal. */
+#include "progress.h"
+
+Test(tools, progress_line)
+{
+	char b[160];
+	progress_format(b, sizeof b, "pages", 120, 300, 0, 3.0);
+	cr_assert_str_eq(b, "120/300 pages 40.0/s ETA 0:05");
+	progress_format(b, sizeof b, "pages", 7200, 10800, 2, 3600.0);
+	cr_assert_str_eq(b, "7200/10800 pages 2.0/s ETA 30:00 failed 2");
+	progress_format(b, sizeof b, "pages", 3600, 10800, 0, 3600.0);
+	cr_assert_str_eq(b, "3600/10800 pages 1.0/s ETA 2:00:00");
+	progress_format(b, sizeof b, "pages queued", 5, 0, 0, 1.0);
+	cr_assert_str_eq(b, "5 pages queued 5.0/s");
+
+	char *mem = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&mem, &len);
+	struct progress *p = progress_new(f, "pages", 4, true, 0);
+	progress_add(p, 2, 0);
+	progress_add(p, 2, 1);
+	progress_finish(p);
+	fclose(f);
+	/* Redrawn in place (carriage return, clear to end of line), a full
+	 * bar at the end, and a newline only at the end. */
+	cr_assert(mem[0] == '\r', "%s", mem);
+	cr_assert(strstr(mem, "[################################] 4/4 pages"), "%s", mem);
+	cr_assert(strstr(mem, "failed 1\033[K\n"), "%s", mem);
+	cr_assert_eq(strchr(mem, '\n'), mem + len - 1);
+	free(mem);
+
+	mem = NULL;
+	f = open_memstream(&mem, &len);
+	p = progress_new(f, "pages", 4, false, 0);
+	progress_add(p, 4, 0);
+	progress_finish(p);
+	fclose(f);
+	cr_assert(strstr(mem, "progress: 4/4 pages") && strstr(mem, "(done)\n"), "%s", mem);
+	cr_assert_null(strchr(mem, '\r'));
+	free(mem);
+}
