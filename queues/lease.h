@@ -24,6 +24,13 @@
  * for partition 0.  When a worker dies, its heartbeat and its leases expire
  * after ttl and the survivors' share grows to cover its partitions.
  *
+ * With stream.h: on LEASE_ACQUIRED call stream_assign(s, p, true) (the
+ * consumer then re-reads its own pending entries of p and claims entries the
+ * previous owner left), and hand the token to the shard store; on
+ * LEASE_LOST or LEASE_RELEASED stop writing p at once and call
+ * stream_assign(s, p, false).  The callback runs before a voluntary release,
+ * so the worker can commit and ack what it holds first.
+ *
  * Thread rules: a struct lease is used by one thread (the one that calls
  * lease_tick()); its redis handle is borrowed and must not be used by other
  * threads meanwhile.  lease_valid() and lease_token() may be called from

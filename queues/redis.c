@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "backoff.h"
 #include "xmalloc.h"
 
 struct redis {
@@ -26,8 +28,17 @@ struct redis {
 	int read_timeout_ms;
 	redisContext *ctx;
 	uint64_t generation;
+	struct backoff backoff;   /* between failed implicit reconnects */
+	int64_t next_attempt;     /* ms, monotonic: no implicit connect before */
 	char errmsg[512];
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void seterr(struct redis *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void seterr(struct redis *r, const char *fmt, ...)
@@ -145,6 +156,7 @@ struct redis *redis_new(const struct redis_opts *opts, char *err, size_t errlen)
 	r->password = password;
 	r->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 2000;
 	r->read_timeout_ms = opts->read_timeout_ms > 0 ? opts->read_timeout_ms : 5000;
+	backoff_init(&r->backoff, 50, 5000);
 	return r;
 }
 
@@ -257,16 +269,30 @@ static redisReply *check(struct redis *r, redisReply *rep, enum status *st)
 	return rep;
 }
 
-static enum status ensure(struct redis *r)
+/* Connects when disconnected, but not more often than the backoff allows:
+ * while Redis is away, callers get STATUS_TRANSIENT at once instead of a
+ * connect attempt per command. */
+enum status redis_ensure(struct redis *r)
 {
 	if (r->ctx)
 		return STATUS_OK;
-	return redis_connect(r);
+	int64_t now = now_ms();
+	if (now < r->next_attempt) {
+		if (!r->errmsg[0])
+			seterr(r, "redis: not connected (waiting to reconnect)");
+		return STATUS_TRANSIENT;
+	}
+	enum status st = redis_connect(r);
+	if (st == STATUS_OK)
+		backoff_reset(&r->backoff);
+	else
+		r->next_attempt = now + backoff_next(&r->backoff);
+	return st;
 }
 
 redisReply *redis_vcommand(struct redis *r, enum status *st, const char *fmt, va_list ap)
 {
-	enum status s = ensure(r);
+	enum status s = redis_ensure(r);
 	if (s != STATUS_OK) {
 		if (st)
 			*st = s;
@@ -287,7 +313,7 @@ redisReply *redis_command(struct redis *r, enum status *st, const char *fmt, ...
 redisReply *redis_commandv(struct redis *r, enum status *st, int argc, const char **argv,
                            const size_t *argvlen)
 {
-	enum status s = ensure(r);
+	enum status s = redis_ensure(r);
 	if (s != STATUS_OK) {
 		if (st)
 			*st = s;
@@ -298,7 +324,7 @@ redisReply *redis_commandv(struct redis *r, enum status *st, int argc, const cha
 
 enum status redis_append(struct redis *r, const char *fmt, ...)
 {
-	enum status s = ensure(r);
+	enum status s = redis_ensure(r);
 	if (s != STATUS_OK)
 		return s;
 	va_list ap;
@@ -314,7 +340,7 @@ enum status redis_append(struct redis *r, const char *fmt, ...)
 
 enum status redis_appendv(struct redis *r, int argc, const char **argv, const size_t *argvlen)
 {
-	enum status s = ensure(r);
+	enum status s = redis_ensure(r);
 	if (s != STATUS_OK)
 		return s;
 	if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK) {

@@ -16,7 +16,10 @@
  *
  * Reconnection: when a command fails because the connection broke (or the
  * server is away) redis_command() returns NULL with STATUS_TRANSIENT; the
- * next command reconnects first.  redis_generation() counts successful
+ * next command reconnects first.  Failed reconnects back off (full jitter,
+ * 50 ms doubling to 5 s): until the delay has passed, commands fail with
+ * STATUS_TRANSIENT without trying, so a loop over a dead server does not
+ * hammer it.  redis_connect() always tries.  redis_generation() counts successful
  * connects, so a consumer can tell that it must re-read its pending entries.
  *
  * Thread rules: a struct redis is used by one thread at a time (hiredis
@@ -65,6 +68,10 @@ struct redis *redis_new(const struct redis_opts *opts, char *err, size_t errlen)
  * STATUS_TRANSIENT when the server cannot be reached, STATUS_CONFIG when it
  * refuses the password.  Message in redis_errmsg(). */
 enum status redis_connect(struct redis *r);
+
+/* Connects if not connected, subject to the reconnect backoff.  STATUS_OK
+ * when connected; STATUS_TRANSIENT (or STATUS_CONFIG) otherwise. */
+enum status redis_ensure(struct redis *r);
 
 /* Runs a command (printf-like, hiredis syntax: %s, %b with a length, %d...).
  * Connects first when not connected.  Returns the reply (caller frees with

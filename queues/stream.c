@@ -830,7 +830,7 @@ enum status stream_read(struct stream *s, struct stream_batch **out)
 	 * consumer must re-read its own pending entries first: what it read
 	 * before may never have reached the caller. */
 	if (!redis_context(s->rd)) {
-		enum status st = redis_connect(s->rd);
+		enum status st = redis_ensure(s->rd);
 		if (st != STATUS_OK)
 			return redis_fail(s, s->rd, st, "connect");
 	}

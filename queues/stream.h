@@ -65,7 +65,10 @@ struct stream_opts {
 	int batch;               /* entries per read; 0: 100 */
 	int block_ms;            /* XREADGROUP BLOCK; 0: 1000 */
 	int max_deliveries;      /* 0: 5 */
-	int claim_idle_ms;       /* claim others' entries idle this long; 0: 60000 */
+	int claim_idle_ms;       /* claim others' entries idle this long; 0: 60000.
+	                          * With leases, about lease_ms is right: the
+	                          * previous owner of a partition has stopped by
+	                          * then (and fencing stops it anyway). */
 	int retry_base_ms;       /* nack backoff base; 0: 100 */
 	int retry_cap_ms;        /* nack backoff cap; 0: 30000 */
 };
