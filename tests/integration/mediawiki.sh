@@ -4,6 +4,8 @@
 #
 #   mediawiki.sh start DIR [WIKI_ID] [LANG]   install into DIR (empty or absent) and serve
 #   mediawiki.sh stop DIR                     stop the server started in DIR
+#   mediawiki.sh resume DIR                   serve the stopped wiki in DIR again
+#                                             (same data, settings and port)
 #   mediawiki.sh status DIR                   exit 0 if it answers, 3 if not
 #
 # The code is Debian's `mediawiki` package (/usr/share/mediawiki), never
@@ -16,7 +18,7 @@
 #   port pid api password (user Admin) wiki_id
 #
 # Starting is fast because the slow parts are done once per machine and kept
-# under $FRESHET_MW_CACHE (default /tmp/freshet-mw-template-<version>-<format>):
+# under $FRESHET_MW_CACHE (default /tmp/freshet-mw-template-<version>-<format>-<uid>):
 # the localisation cache (en de fr ru ja zh, CDB files, read-only, shared by
 # every wiki) and one freshly installed database per WIKI_ID and LANG, copied
 # into DIR.  A lock serialises concurrent first starts.
@@ -30,7 +32,8 @@
 # set; its settings come from FRESHET_MW_REDIS_HOST, FRESHET_MW_REDIS_PORT,
 # FRESHET_MW_REDIS_SOCKET (wins), FRESHET_MW_REDIS_PASSWORD,
 # FRESHET_MW_PARTITIONS and FRESHET_MW_SPOOL (default DIR/freshet-spool.jsonl).
-# FRESHET_MW_PORT picks the port (default: a free one).
+# FRESHET_MW_PORT picks the port (default: a free one).  FRESHET_MW_OWNER_PID
+# names a process whose end stops the server (tests set it to themselves).
 set -eu
 
 MW_IP=/usr/share/mediawiki
@@ -144,6 +147,11 @@ wfLoadSkin( 'Vector' );
 EOF
 }
 
+# Quotes $1 as a PHP single-quoted string literal.
+php_quote() {
+	printf "'%s'" "$(printf '%s' "$1" | sed "s/\\\\/\\\\\\\\/g; s/'/\\\\'/g")"
+}
+
 # Appends the Freshet extension's settings (if asked for) to stdout. $1 = dir.
 write_freshet_settings() {
 	if [ "${FRESHET_MW_EXTENSION:-}" != 1 ] && [ -z "${FRESHET_MW_REDIS_HOST:-}" ] &&
@@ -156,12 +164,12 @@ write_freshet_settings() {
 
 # The Freshet extension: page changes to Redis Streams.
 wfLoadExtension( 'Freshet', '$ext_dir/extension.json' );
-\$wgFreshetRedisServer = '$server';
+\$wgFreshetRedisServer = $(php_quote "$server");
 \$wgFreshetRedisPort = ${FRESHET_MW_REDIS_PORT:-6379};
-\$wgFreshetSpool = '${FRESHET_MW_SPOOL:-$1/freshet-spool.jsonl}';
+\$wgFreshetSpool = $(php_quote "${FRESHET_MW_SPOOL:-$1/freshet-spool.jsonl}");
 EOF
 	if [ -n "${FRESHET_MW_REDIS_PASSWORD:-}" ]; then
-		printf "\$wgFreshetRedisPassword = '%s';\n" "$FRESHET_MW_REDIS_PASSWORD"
+		printf '$wgFreshetRedisPassword = %s;\n' "$(php_quote "$FRESHET_MW_REDIS_PASSWORD")"
 	fi
 	if [ -n "${FRESHET_MW_PARTITIONS:-}" ]; then
 		printf "\$wgFreshetPartitions = %d;\n" "$FRESHET_MW_PARTITIONS"
@@ -233,7 +241,7 @@ build_db() {
 	# WAL lets readers run beside the writer; the mode is stored in the file.
 	for db in "$tmp"/data/*.sqlite; do
 		[ -s "$db" ] || continue
-		sqlite3 "$db" 'PRAGMA journal_mode=WAL;' >/dev/null
+		php -r '$db = new SQLite3($argv[1]); $db->exec("PRAGMA journal_mode=WAL");' "$db"
 	done
 	printf '%s\n' "$pw" >"$tmp/password"
 	rm -rf "$tmp/conf"
@@ -245,9 +253,34 @@ free_port() {
 	php -r '$s = stream_socket_server("tcp://127.0.0.1:0"); $n = stream_socket_get_name($s, false); echo substr(strrchr($n, ":"), 1), "\n";'
 }
 
+# True while process $1 runs (a zombie, not yet reaped by this shell, does not).
+alive() {
+	state=$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$state" ] && [ "$state" != Z ]
+}
+
+# True while process group $1 has a member that is not a zombie (a dead
+# process stays a zombie until its parent, often init, reaps it: up to a
+# second here).
+group_alive() {
+	for f in /proc/[0-9]*/stat; do
+		read -r line 2>/dev/null <"$f" || continue
+		rest=${line##*) }
+		state=${rest%% *}
+		rest=${rest#* }
+		rest=${rest#* }
+		[ "${rest%% *}" = "$1" ] && [ "$state" != Z ] && return 0
+	done
+	return 1
+}
+
+# PHP does the HTTP and SQLite work here: the curl and sqlite3 programs are
+# not among the packages scripts/setup installs.
 api_answers() {
-	curl -s --max-time 5 "http://127.0.0.1:$1/api.php?action=query&meta=siteinfo&format=json" 2>/dev/null |
-		grep -q '"sitename"'
+	php -r '$c = stream_context_create(["http" => ["timeout" => 5]]);
+		$b = @file_get_contents("http://127.0.0.1:" . $argv[1] .
+			"/api.php?action=query&meta=siteinfo&format=json", false, $c);
+		exit($b !== false && strpos($b, "\"sitename\"") !== false ? 0 : 1);' "$1"
 }
 
 cmd_start() {
@@ -257,11 +290,11 @@ cmd_start() {
 	[ -d "$MW_IP" ] || die "$MW_IP missing: apt-get install mediawiki (scripts/setup)"
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
-	if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+	if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")"; then
 		die "a wiki already runs in $dir (pid $(cat "$dir/pid"))"
 	fi
 
-	cache=${FRESHET_MW_CACHE:-/tmp/freshet-mw-template-$(mw_version)-$FORMAT}
+	cache=${FRESHET_MW_CACHE:-/tmp/freshet-mw-template-$(mw_version)-$FORMAT-$(id -u)}
 	mkdir -p "$cache"
 	(
 		flock 9
@@ -282,26 +315,7 @@ cmd_start() {
 		port=${FRESHET_MW_PORT:-$(free_port)}
 		{ write_settings "$dir" "$wiki" "$lang" "$port" "$cache/l10n"
 		  write_freshet_settings "$dir"; } >"$dir/LocalSettings.php"
-		MW_CONFIG_FILE="$dir/LocalSettings.php" PHP_CLI_SERVER_WORKERS=4 \
-			setsid php -d display_errors=stderr -d log_errors=0 \
-			-S "127.0.0.1:$port" -t "$MW_IP" "$dir/router.php" \
-			>>"$dir/server.log" 2>&1 </dev/null &
-		pid=$!
-		echo "$pid" >"$dir/pid"
-		i=0
-		while [ $i -lt 600 ]; do
-			if ! kill -0 "$pid" 2>/dev/null; then
-				break
-			fi
-			if api_answers "$port"; then
-				echo "$port" >"$dir/port"
-				echo "http://127.0.0.1:$port/api.php" >"$dir/api"
-				return 0
-			fi
-			sleep 0.1
-			i=$((i + 1))
-		done
-		cmd_stop "$dir"
+		serve "$dir" "$port" && return 0
 		# The port may have been taken between free_port and bind: try another.
 		if [ $tries -ge 3 ] || [ -n "${FRESHET_MW_PORT:-}" ]; then
 			tail -20 "$dir/server.log" >&2
@@ -310,24 +324,82 @@ cmd_start() {
 	done
 }
 
+# Serves the wiki in $1 on port $2 and waits until its API answers (60 s).
+# Returns 1, with nothing left running, if it does not.
+serve() {
+	MW_CONFIG_FILE="$1/LocalSettings.php" PHP_CLI_SERVER_WORKERS=4 \
+		setsid php -d display_errors=stderr -d log_errors=0 \
+		-d opcache.enable_cli=1 -d opcache.validate_timestamps=0 \
+		-S "127.0.0.1:$2" -t "$MW_IP" "$1/router.php" \
+		>>"$1/server.log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"$1/pid"
+	i=0
+	while [ $i -lt 600 ] && alive "$pid"; do
+		if api_answers "$2"; then
+			echo "$2" >"$1/port"
+			echo "http://127.0.0.1:$2/api.php" >"$1/api"
+			start_watchdog "$pid"
+			return 0
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	cmd_stop "$1"
+	return 1
+}
+
+# Starts the stopped wiki in $1 again, with its data, settings and port.
+cmd_resume() {
+	dir=$(cd "$1" && pwd) || die "no directory $1"
+	[ -f "$dir/LocalSettings.php" ] && [ -f "$dir/port" ] ||
+		die "no wiki was started in $dir"
+	if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")"; then
+		die "a wiki already runs in $dir (pid $(cat "$dir/pid"))"
+	fi
+	port=$(cat "$dir/port")
+	serve "$dir" "$port" || { tail -20 "$dir/server.log" >&2
+		die "MediaWiki did not answer on port $port"; }
+}
+
+# With FRESHET_MW_OWNER_PID set, a watchdog stops the server when that
+# process ends, so a test that crashes or times out leaves no server behind.
+# It ends by itself once the server is gone.
+start_watchdog() {
+	[ -n "${FRESHET_MW_OWNER_PID:-}" ] || return 0
+	owner=$FRESHET_MW_OWNER_PID
+	setsid sh -c "
+		while kill -0 $owner 2>/dev/null && kill -0 $1 2>/dev/null; do sleep 1; done
+		kill -0 $1 2>/dev/null && kill -TERM -$1 2>/dev/null
+		sleep 5; kill -0 $1 2>/dev/null && kill -KILL -$1 2>/dev/null
+		exit 0" </dev/null >/dev/null 2>&1 &
+}
+
 cmd_stop() {
 	dir=$1
 	[ -f "$dir/pid" ] || return 0
 	pid=$(cat "$dir/pid")
-	# php -S runs under setsid: its pid is its process group id.
+	# php -S runs under setsid: its pid is its process group id, and the
+	# group holds its workers.  Wait until the whole group is gone.
 	kill -TERM "-$pid" 2>/dev/null || { rm -f "$dir/pid"; return 0; }
 	i=0
-	while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
+	while group_alive "$pid" && [ $i -lt 50 ]; do
 		sleep 0.1
 		i=$((i + 1))
 	done
-	kill -KILL "-$pid" 2>/dev/null || true
+	if group_alive "$pid" && kill -KILL "-$pid" 2>/dev/null; then
+		i=0
+		while group_alive "$pid" && [ $i -lt 20 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+	fi
 	rm -f "$dir/pid"
 }
 
 cmd_status() {
 	dir=$1
-	if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null &&
+	if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")" &&
 	   [ -f "$dir/port" ] && api_answers "$(cat "$dir/port")"; then
 		echo "running: $(cat "$dir/api") pid $(cat "$dir/pid")"
 		return 0
@@ -336,12 +408,13 @@ cmd_status() {
 	return 3
 }
 
-[ $# -ge 2 ] || die "usage: mediawiki.sh start DIR [WIKI_ID] [LANG] | stop DIR | status DIR"
+[ $# -ge 2 ] || die "usage: mediawiki.sh start DIR [WIKI_ID] [LANG] | stop DIR | resume DIR | status DIR"
 cmd=$1
 shift
 case $cmd in
 start) cmd_start "$@" ;;
 stop) cmd_stop "$1" ;;
+resume) cmd_resume "$1" ;;
 status) cmd_status "$1" ;;
 *) die "unknown command $cmd" ;;
 esac

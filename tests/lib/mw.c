@@ -245,9 +245,14 @@ static void login(struct mw *mw)
 static int run_script(const struct mw *mw, const char *cmd,
 		      const struct mw_opts *o)
 {
+	char owner[32];
+	snprintf(owner, sizeof owner, "%ld", (long)getpid());
 	pid_t pid = fork();
 	cr_assert(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
+		/* The server goes when this process goes, even if the test
+		 * crashes or times out before mw_stop(). */
+		setenv("FRESHET_MW_OWNER_PID", owner, 1);
 		if (o && o->freshet) {
 			char num[32];
 			setenv("FRESHET_MW_EXTENSION", "1", 1);
@@ -322,6 +327,24 @@ struct mw *mw_start(const struct mw_opts *opts)
 	mw->curl = new_handle(mw);
 	login(mw);
 	return mw;
+}
+
+void mw_pause(struct mw *mw)
+{
+	int rc = run_script(mw, "stop", NULL);
+	cr_assert_eq(rc, 0, "mediawiki.sh stop %s failed (exit %d)", mw->dir, rc);
+}
+
+void mw_resume(struct mw *mw)
+{
+	int rc = run_script(mw, "resume", NULL);
+	cr_assert_eq(rc, 0, "mediawiki.sh resume %s failed (exit %d); see %s/server.log",
+		     mw->dir, rc, mw->dir);
+	/* A fresh session: the old one may have expired meanwhile. */
+	curl_easy_setopt(mw->curl, CURLOPT_COOKIELIST, "ALL");
+	free(mw->csrf);
+	mw->csrf = NULL;
+	login(mw);
 }
 
 void mw_stop(struct mw *mw)
