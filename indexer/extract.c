@@ -348,15 +348,23 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 		bool self_closing = s[r - 1] == '/';
 		if (self_closing || is_void(name, nl))
 			continue;
+		bool raw = !strcmp(name, "script") || !strcmp(name, "style");
 		if (depth >= max_depth) {
-			/* Too deep: the tag becomes a space. */
+			/* Too deep: the tag becomes a space; a script or
+			 * style goes with its body, which is not text. */
 			buf_add(out, s + copied, p - copied);
 			buf_addch(out, ' ');
+			if (raw) {
+				size_t e = find_ci(s, n, i, !strcmp(name, "script")
+								? "</script" : "</style");
+				const char *gt = e < n ? memchr(s + e, '>', n - e) : NULL;
+				i = gt ? (size_t)(gt - s) + 1 : n;
+			}
 			copied = i;
 			continue;
 		}
 		memcpy(stack[depth++], name, nl + 1);
-		if (!strcmp(name, "script") || !strcmp(name, "style")) {
+		if (raw) {
 			size_t e = find_ci(s, n, i, !strcmp(name, "script")
 							? "</script" : "</style");
 			i = e;
