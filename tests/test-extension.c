@@ -439,6 +439,25 @@ Test(extension, template_change_rerenders_the_pages_using_it)
 	free(key);
 }
 
+Test(extension, titles_are_db_keys_in_utf8)
+{
+	long pid, rid;
+	mw_edit(mw, "Category:Über Straße 東京", "[[Category:Städte]]", &pid, &rid);
+	wait_total(1);
+	char *key = stream_key(pid, PARTITIONS);
+	/* The raw entry holds the characters themselves, not \u escapes. */
+	redisReply *r = redisCommand(rc, "XRANGE %s - +", key);
+	cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+	const char *raw = r->element[0]->element[1]->element[1]->str;
+	cr_assert_not_null(strstr(raw, "\"Category:Über_Straße_東京\""), "%s", raw);
+	freeReplyObject(r);
+	json_t *evs = stream_events(key);
+	check_change(json_array_get(evs, 0), "create", "insert", pid,
+		     "Category:Über_Straße_東京", 14);
+	json_decref(evs);
+	free(key);
+}
+
 static void setup_redis_only(void)
 {
 	redis = test_redis_start();

@@ -6,9 +6,10 @@
  * and checks what the harness did against what MediaWiki's API reports.
  */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <dirent.h>
-#include <errno.h>
-#include <signal.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +255,37 @@ Test(mw, jobs_rerender_pages_that_use_a_template)
 	cr_assert_not_null(html);
 	cr_assert_not_null(strstr(html, "Goodbye world"), "%s", html);
 	json_decref(j);
+}
+
+/* True if something accepts connections on the wiki's port. */
+static bool port_answers(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(fd, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+	close(fd);
+	return ok;
+}
+
+Test(mw, pause_and_resume_keep_the_data_and_the_url)
+{
+	long pid, rid;
+	mw_edit(mw, "Survivor", "before the outage", &pid, &rid);
+	char *api = strdup(mw_api_url(mw));
+	mw_pause(mw);
+	cr_assert_not(port_answers(mw_port(mw)), "the wiki still answers while paused");
+	mw_resume(mw);
+	cr_assert_str_eq(mw_api_url(mw), api);
+	struct mw_page_info info;
+	cr_assert(mw_page_info(mw, "Survivor", &info));
+	cr_assert_eq(info.page_id, pid);
+	cr_assert_eq(info.rev_id, rid);
+	long rid2;
+	cr_assert(mw_edit(mw, "Survivor", "after the outage", NULL, &rid2));
+	cr_assert_gt(rid2, rid);
+	free(api);
 }
 
 /* Without the suite fixture: a German wiki in a given directory, and

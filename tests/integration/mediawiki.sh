@@ -4,6 +4,8 @@
 #
 #   mediawiki.sh start DIR [WIKI_ID] [LANG]   install into DIR (empty or absent) and serve
 #   mediawiki.sh stop DIR                     stop the server started in DIR
+#   mediawiki.sh resume DIR                   serve the stopped wiki in DIR again
+#                                             (same data, settings and port)
 #   mediawiki.sh status DIR                   exit 0 if it answers, 3 if not
 #
 # The code is Debian's `mediawiki` package (/usr/share/mediawiki), never
@@ -239,7 +241,7 @@ build_db() {
 	# WAL lets readers run beside the writer; the mode is stored in the file.
 	for db in "$tmp"/data/*.sqlite; do
 		[ -s "$db" ] || continue
-		sqlite3 "$db" 'PRAGMA journal_mode=WAL;' >/dev/null
+		php -r '$db = new SQLite3($argv[1]); $db->exec("PRAGMA journal_mode=WAL");' "$db"
 	done
 	printf '%s\n' "$pw" >"$tmp/password"
 	rm -rf "$tmp/conf"
@@ -272,9 +274,13 @@ group_alive() {
 	return 1
 }
 
+# PHP does the HTTP and SQLite work here: the curl and sqlite3 programs are
+# not among the packages scripts/setup installs.
 api_answers() {
-	curl -s --max-time 5 "http://127.0.0.1:$1/api.php?action=query&meta=siteinfo&format=json" 2>/dev/null |
-		grep -q '"sitename"'
+	php -r '$c = stream_context_create(["http" => ["timeout" => 5]]);
+		$b = @file_get_contents("http://127.0.0.1:" . $argv[1] .
+			"/api.php?action=query&meta=siteinfo&format=json", false, $c);
+		exit($b !== false && strpos($b, "\"sitename\"") !== false ? 0 : 1);' "$1"
 }
 
 cmd_start() {
@@ -309,34 +315,51 @@ cmd_start() {
 		port=${FRESHET_MW_PORT:-$(free_port)}
 		{ write_settings "$dir" "$wiki" "$lang" "$port" "$cache/l10n"
 		  write_freshet_settings "$dir"; } >"$dir/LocalSettings.php"
-		MW_CONFIG_FILE="$dir/LocalSettings.php" PHP_CLI_SERVER_WORKERS=4 \
-			setsid php -d display_errors=stderr -d log_errors=0 \
-			-d opcache.enable_cli=1 -d opcache.validate_timestamps=0 \
-			-S "127.0.0.1:$port" -t "$MW_IP" "$dir/router.php" \
-			>>"$dir/server.log" 2>&1 </dev/null &
-		pid=$!
-		echo "$pid" >"$dir/pid"
-		i=0
-		while [ $i -lt 600 ]; do
-			if ! alive "$pid"; then
-				break
-			fi
-			if api_answers "$port"; then
-				echo "$port" >"$dir/port"
-				echo "http://127.0.0.1:$port/api.php" >"$dir/api"
-				start_watchdog "$pid"
-				return 0
-			fi
-			sleep 0.1
-			i=$((i + 1))
-		done
-		cmd_stop "$dir"
+		serve "$dir" "$port" && return 0
 		# The port may have been taken between free_port and bind: try another.
 		if [ $tries -ge 3 ] || [ -n "${FRESHET_MW_PORT:-}" ]; then
 			tail -20 "$dir/server.log" >&2
 			die "MediaWiki did not answer on port $port"
 		fi
 	done
+}
+
+# Serves the wiki in $1 on port $2 and waits until its API answers (60 s).
+# Returns 1, with nothing left running, if it does not.
+serve() {
+	MW_CONFIG_FILE="$1/LocalSettings.php" PHP_CLI_SERVER_WORKERS=4 \
+		setsid php -d display_errors=stderr -d log_errors=0 \
+		-d opcache.enable_cli=1 -d opcache.validate_timestamps=0 \
+		-S "127.0.0.1:$2" -t "$MW_IP" "$1/router.php" \
+		>>"$1/server.log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"$1/pid"
+	i=0
+	while [ $i -lt 600 ] && alive "$pid"; do
+		if api_answers "$2"; then
+			echo "$2" >"$1/port"
+			echo "http://127.0.0.1:$2/api.php" >"$1/api"
+			start_watchdog "$pid"
+			return 0
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	cmd_stop "$1"
+	return 1
+}
+
+# Starts the stopped wiki in $1 again, with its data, settings and port.
+cmd_resume() {
+	dir=$(cd "$1" && pwd) || die "no directory $1"
+	[ -f "$dir/LocalSettings.php" ] && [ -f "$dir/port" ] ||
+		die "no wiki was started in $dir"
+	if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")"; then
+		die "a wiki already runs in $dir (pid $(cat "$dir/pid"))"
+	fi
+	port=$(cat "$dir/port")
+	serve "$dir" "$port" || { tail -20 "$dir/server.log" >&2
+		die "MediaWiki did not answer on port $port"; }
 }
 
 # With FRESHET_MW_OWNER_PID set, a watchdog stops the server when that
@@ -385,12 +408,13 @@ cmd_status() {
 	return 3
 }
 
-[ $# -ge 2 ] || die "usage: mediawiki.sh start DIR [WIKI_ID] [LANG] | stop DIR | status DIR"
+[ $# -ge 2 ] || die "usage: mediawiki.sh start DIR [WIKI_ID] [LANG] | stop DIR | resume DIR | status DIR"
 cmd=$1
 shift
 case $cmd in
 start) cmd_start "$@" ;;
 stop) cmd_stop "$1" ;;
+resume) cmd_resume "$1" ;;
 status) cmd_status "$1" ;;
 *) die "unknown command $cmd" ;;
 esac

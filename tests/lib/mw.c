@@ -329,6 +329,24 @@ struct mw *mw_start(const struct mw_opts *opts)
 	return mw;
 }
 
+void mw_pause(struct mw *mw)
+{
+	int rc = run_script(mw, "stop", NULL);
+	cr_assert_eq(rc, 0, "mediawiki.sh stop %s failed (exit %d)", mw->dir, rc);
+}
+
+void mw_resume(struct mw *mw)
+{
+	int rc = run_script(mw, "resume", NULL);
+	cr_assert_eq(rc, 0, "mediawiki.sh resume %s failed (exit %d); see %s/server.log",
+		     mw->dir, rc, mw->dir);
+	/* A fresh session: the old one may have expired meanwhile. */
+	curl_easy_setopt(mw->curl, CURLOPT_COOKIELIST, "ALL");
+	free(mw->csrf);
+	mw->csrf = NULL;
+	login(mw);
+}
+
 void mw_stop(struct mw *mw)
 {
 	if (!mw)

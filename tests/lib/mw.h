@@ -63,6 +63,15 @@ struct mw *mw_start(const struct mw_opts *opts);
  * unless it was given in opts->dir, and frees mw.  NULL is a no-op. */
 void mw_stop(struct mw *mw);
 
+/* Stops the server but keeps the wiki's directory and data, as a MediaWiki
+ * outage would.  Calls other than mw_resume() and mw_stop() fail the test
+ * while the wiki is paused. */
+void mw_pause(struct mw *mw);
+
+/* Serves the paused wiki again, with its data, on the same port (so the
+ * same URLs), and logs in again. */
+void mw_resume(struct mw *mw);
+
 /* Accessors; the strings are owned by mw and valid until mw_stop(). */
 const char *mw_api_url(const struct mw *mw);   /* http://127.0.0.1:<port>/api.php */
 const char *mw_rest_url(const struct mw *mw);  /* http://127.0.0.1:<port>/rest.php */

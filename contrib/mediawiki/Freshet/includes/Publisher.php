@@ -38,6 +38,10 @@ class Publisher {
 	/** @var int|null partition count read from Redis in this process */
 	private static $partitions = null;
 
+	/** Invalid UTF-8 (never expected from MediaWiki) must not lose an event. */
+	private const JSON_FLAGS = JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE |
+		JSON_INVALID_UTF8_SUBSTITUTE;
+
 	/**
 	 * Publishes $event about $pageId once the current primary transaction
 	 * commits (or now, if none is open).
@@ -62,7 +66,7 @@ class Publisher {
 	public static function publish( int $pageId, array $event ): void {
 		$config = MediaWikiServices::getInstance()->getMainConfig();
 		$wiki = $event['wiki_id'];
-		$json = json_encode( $event, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE );
+		$json = json_encode( $event, self::JSON_FLAGS );
 		$stream = null;
 		try {
 			$redis = self::connect( $config );
@@ -145,8 +149,7 @@ class Publisher {
 		if ( $path === null || $path === '' ) {
 			$path = wfTempDir() . "/freshet-spool-$wiki.jsonl";
 		}
-		$line = json_encode( [ 'stream' => $stream, 'event' => $event ],
-			JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE ) . "\n";
+		$line = json_encode( [ 'stream' => $stream, 'event' => $event ], self::JSON_FLAGS ) . "\n";
 		// One write with O_APPEND and a lock: concurrent requests never
 		// interleave their lines.
 		if ( @file_put_contents( $path, $line, FILE_APPEND | LOCK_EX ) !== strlen( $line ) ) {
