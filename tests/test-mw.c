@@ -257,6 +257,20 @@ Test(mw, jobs_rerender_pages_that_use_a_template)
 	json_decref(j);
 }
 
+/* The server's pid (= its process group) that mediawiki.sh wrote in dir. */
+static pid_t server_pid(const char *dir)
+{
+	char *path;
+	cr_assert(asprintf(&path, "%s/pid", dir) > 0);
+	char *s = test_read_file(path, NULL);
+	cr_assert_not_null(s, "no %s", path);
+	pid_t pid = (pid_t)atol(s);
+	cr_assert_gt(pid, 1, "bad pid in %s", path);
+	free(s);
+	free(path);
+	return pid;
+}
+
 /* True if something accepts connections on the wiki's port. */
 static bool port_answers(int port)
 {
@@ -307,17 +321,13 @@ Test(mw_alone, german_wiki_in_a_given_dir_stops_completely, .timeout = 120)
 	cr_assert_str_eq(info.title, "Straße");
 	cr_assert_str_eq(info.lang, "de");
 
-	char *pidfile;
-	cr_assert(asprintf(&pidfile, "%s/pid", dir) > 0);
-	char *s = test_read_file(pidfile, NULL);
-	cr_assert_not_null(s);
-	pid_t server = (pid_t)atol(s);
-	free(s);
-	cr_assert_gt(server, 1);
+	pid_t server = server_pid(dir);
 	cr_assert(group_alive(server), "server group %d not running", server);
 	mw_stop(w);
 	cr_assert_not(group_alive(server), "server group %d survived stop", server);
-	/* A given directory is left in place. */
+	/* A given directory is left in place, without its pid file. */
+	char *pidfile;
+	cr_assert(asprintf(&pidfile, "%s/pid", dir) > 0);
 	FILE *f = fopen(pidfile, "r");
 	cr_assert_null(f, "pid file left behind");
 	char *ls;
@@ -355,17 +365,11 @@ Test(mw_alone, server_dies_with_its_owner, .timeout = 120)
 	close(fds[0]);
 	int st;
 	waitpid(child, &st, 0);
-	char *pidfile;
-	cr_assert(asprintf(&pidfile, "%s/pid", dir) > 0);
-	char *s = test_read_file(pidfile, NULL);
-	cr_assert_not_null(s);
-	pid_t server = (pid_t)atol(s);
-	free(s);
+	pid_t server = server_pid(dir);
 	int i;
 	for (i = 0; i < 100 && group_alive(server); i++)
 		usleep(100 * 1000);
 	cr_assert_lt(i, 100, "server group %d outlived its owner by 10 s", server);
-	free(pidfile);
 	test_rmtree(dir);
 	free(dir);
 }
