@@ -1272,6 +1272,11 @@ int main(int argc, char **argv)
 
 	r.cfg = tool_load_conf(PROG, config);
 	r.w = tool_wiki(PROG, r.cfg, wiki);
+	for (size_t i = 0; i < sel.n_namespaces; i++)
+		if (!conf_wiki_indexes(r.w, sel.namespaces[i]))
+			fprintf(stderr, PROG ": warning: namespace %d is not indexed for %s "
+				"(see `namespaces` in its [wiki] section): its pages are "
+				"removed from the index, not added\n", sel.namespaces[i], r.w->id);
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
