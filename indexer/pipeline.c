@@ -325,6 +325,23 @@ static void job_done(struct pipeline *p, struct job *j, const char *outcome,
 	queue_push(&p->done_q, j);
 }
 
+/* stream_nack(), retried while Redis is away (bounded): a nack that does
+ * not reach Redis would leave the entry in the stream's in-flight set,
+ * never redelivered. */
+static enum status nack_retry(struct pipeline *p, const struct stream_entry *e,
+			      const char *reason, bool permanent)
+{
+	enum status st;
+	int64_t until = now_ms() + 30000;
+	unsigned delay = 100;
+	while ((st = stream_nack(p->s, e, reason, permanent)) == STATUS_TRANSIENT &&
+	       now_ms() < until) {
+		sleep_ms((int)delay);
+		delay = delay < 2000 ? delay * 2 : 2000;
+	}
+	return st;
+}
+
 /* Redelivers (or, when permanent or out of deliveries, dead-letters) every
  * entry of j, then ends it. */
 static void job_nack(struct pipeline *p, struct job *j, const char *reason,
@@ -334,7 +351,7 @@ static void job_nack(struct pipeline *p, struct job *j, const char *reason,
 	for (size_t i = 0; i < j->n; i++) {
 		if (j->entries[i]->deliveries >= p->cfg->max_deliveries)
 			dead = true;
-		enum status st = stream_nack(p->s, j->entries[i], reason, permanent);
+		enum status st = nack_retry(p, j->entries[i], reason, permanent);
 		if (st != STATUS_OK)
 			log_warn("wiki=%s page=%" PRId64 " action=nack reason=%s",
 				 p->wiki->id, j->page_id,
@@ -576,6 +593,56 @@ static void writer_apply(struct writer *w, struct job *j)
 	w->pend[w->n_pend++] = j;
 }
 
+/* Opens the writer's shard and loads its stored position.  Returns false
+ * (logged) when it cannot be opened now. */
+static bool writer_open(struct writer *w)
+{
+	struct pipeline *p = w->p;
+	char *path = shard_set_path(p->set, NULL, (unsigned)w->partition);
+	enum status st = shard_open(w->sh, path, SHARD_CREATE | SHARD_WAIT_LOCK);
+	if (st != STATUS_OK) {
+		log_error("wiki=%s partition=%d action=open path=%s reason=%s",
+			  p->wiki->id, w->partition, log_quote(path),
+			  log_quote(shard_errmsg(w->sh)));
+		free(path);
+		return false;
+	}
+	free(path);
+	w->position[0] = '\0';
+	char *pos = NULL;
+	if (shard_get_position(w->sh, w->stream_key, &pos) == STATUS_OK) {
+		snprintf(w->position, sizeof w->position, "%s", pos);
+		free(pos);
+	}
+	/* Analyzer checks recorded but not committed are gone with a reopen. */
+	for (size_t i = 0; i < w->n_checked; i++)
+		free(w->checked[i]);
+	w->n_checked = 0;
+	return true;
+}
+
+/* Opens the shard, retrying every second while the writer should run.
+ * Returns false when told to stop first. */
+static bool writer_open_retry(struct writer *w)
+{
+	while (!writer_open(w)) {
+		if (atomic_load(&w->state) != W_RUN)
+			return false;
+		sleep_ms(1000);
+	}
+	return true;
+}
+
+/* Throws the uncommitted writes away (close and open again), handing their
+ * entries back for redelivery.  The writer keeps running: if the partition
+ * is really gone, the reader retires it at the next lease tick. */
+static bool writer_discard(struct writer *w, const char *why)
+{
+	shard_close(w->sh);
+	writer_abandon(w, why, true);
+	return writer_open_retry(w);
+}
+
 /* Commits what is pending with the position and fencing token, then acks. */
 static void writer_commit(struct writer *w)
 {
@@ -586,9 +653,8 @@ static void writer_commit(struct writer *w)
 		/* Our lease lapsed: a successor may write this shard now. */
 		log_warn("wiki=%s partition=%d action=discard reason=\"lease lost\" writes=%zu",
 			 p->wiki->id, w->partition, w->n_pend);
-		shard_close(w->sh);
-		writer_abandon(w, "lease lost", false);
-		atomic_store(&w->state, W_ABORT);
+		if (!writer_discard(w, "lease lost"))
+			atomic_store(&w->state, W_ABORT);
 		return;
 	}
 	const char *maxid = NULL;
@@ -621,12 +687,9 @@ static void writer_commit(struct writer *w)
 	if (st != STATUS_OK) {
 		log_error("wiki=%s partition=%d action=commit reason=%s",
 			  p->wiki->id, w->partition, log_quote(shard_errmsg(w->sh)));
-		if (st == STATUS_FENCED) {
-			writer_abandon(w, "fenced", false);
-			atomic_store(&w->state, W_ABORT);
-		} else {
-			writer_abandon(w, "commit failed", true);
-		}
+		/* The shard discarded the writes; a fenced writer's lease is
+		 * gone and the reader retires it soon. */
+		writer_abandon(w, st == STATUS_FENCED ? "fenced" : "commit failed", true);
 		return;
 	}
 	const struct stream_entry **acks = xmalloc(n_entries * sizeof *acks);
@@ -634,10 +697,19 @@ static void writer_commit(struct writer *w)
 	for (size_t i = 0; i < w->n_pend; i++)
 		for (size_t k = 0; k < w->pend[i]->n; k++)
 			acks[a++] = w->pend[i]->entries[k];
-	st = stream_ack_entries(p->s, (const struct stream_entry *const *)acks, a);
+	/* The commit is durable: the ack must land, or the entries would stay
+	 * in the stream's in-flight set, pending for ever.  Retry while Redis
+	 * is away (an ack is idempotent). */
+	int64_t until = now_ms() + 60000;
+	unsigned delay = 100;
+	while ((st = stream_ack_entries(p->s, (const struct stream_entry *const *)acks, a)) ==
+		       STATUS_TRANSIENT &&
+	       now_ms() < until && atomic_load(&w->state) != W_ABORT) {
+		sleep_ms((int)delay);
+		delay = delay < 2000 ? delay * 2 : 2000;
+	}
 	free(acks);
 	if (st != STATUS_OK)
-		/* Durable but not acked: they come back and are no-ops. */
 		log_warn("wiki=%s partition=%d action=ack reason=%s", p->wiki->id,
 			 w->partition, log_quote(stream_errmsg(p->s)));
 	log_debug("wiki=%s partition=%d action=commit docs=%zu entries=%zu duration_ms=%" PRId64
@@ -659,21 +731,8 @@ static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
 	struct pipeline *p = w->p;
-	char *path = shard_set_path(p->set, NULL, (unsigned)w->partition);
-	enum status st = shard_open(w->sh, path, SHARD_CREATE | SHARD_WAIT_LOCK);
-	if (st != STATUS_OK) {
-		log_error("wiki=%s partition=%d action=open path=%s reason=%s",
-			  p->wiki->id, w->partition, log_quote(path),
-			  log_quote(shard_errmsg(w->sh)));
+	if (!writer_open_retry(w))
 		atomic_store(&w->state, W_ABORT);
-	} else {
-		char *pos = NULL;
-		if (shard_get_position(w->sh, w->stream_key, &pos) == STATUS_OK) {
-			snprintf(w->position, sizeof w->position, "%s", pos);
-			free(pos);
-		}
-	}
-	free(path);
 	int64_t first = 0;
 	for (;;) {
 		int state = atomic_load(&w->state);
@@ -787,7 +846,15 @@ static void on_lease(void *arg, int partition, enum lease_change what,
 	case LEASE_ACQUIRED:
 		log_info("wiki=%s partition=%d action=lease_acquired token=%" PRIu64,
 			 p->wiki->id, partition, token);
-		writer_stop(p, partition, W_ABORT); /* a stale one, if any */
+		pthread_mutex_lock(&p->writers_mu);
+		bool stale = p->writers[partition] != NULL;
+		pthread_mutex_unlock(&p->writers_mu);
+		if (stale) {
+			/* Unassigning forgets the stream's in-flight entries of
+			 * the old holding, so that they are read again. */
+			writer_stop(p, partition, W_ABORT);
+			stream_assign(p->s, partition, false);
+		}
 		writer_start(p, partition, token);
 		stream_assign(p->s, partition, true);
 		break;
@@ -869,7 +936,7 @@ static void take_entry(struct pipeline *p, const struct stream_entry *e)
 	if (strcmp(ev->wiki, p->wiki->id) != 0) {
 		snprintf(reason, sizeof reason, "event of wiki '%s' on wiki '%s''s stream",
 			 ev->wiki, p->wiki->id);
-		stream_nack(p->s, e, reason, true);
+		nack_retry(p, e, reason, true);
 		return;
 	}
 	int want = (int)(ev->page_id % p->wiki->shards);
@@ -877,7 +944,7 @@ static void take_entry(struct pipeline *p, const struct stream_entry *e)
 		snprintf(reason, sizeof reason,
 			 "page %" PRId64 " belongs to partition %d, not %d",
 			 ev->page_id, want, e->partition);
-		stream_nack(p->s, e, reason, true);
+		nack_retry(p, e, reason, true);
 		return;
 	}
 	if (ev->kind == EVENT_UNDELETE && ev->prior_page_id &&
@@ -897,8 +964,8 @@ static void take_entry(struct pipeline *p, const struct stream_entry *e)
 		enum status st = stream_produce(p->s, del.page_id, json, strlen(json), NULL);
 		free(json);
 		if (st != STATUS_OK) {
-			stream_nack(p->s, e, "could not enqueue the delete of the prior page id",
-				    false);
+			nack_retry(p, e, "could not enqueue the delete of the prior page id",
+				   false);
 			return;
 		}
 	}
