@@ -454,11 +454,7 @@ int main(int argc, char **argv)
 	}
 
 	if (json) {
-		json_t *o = json_object();
-		json_object_set_new(o, "query", json_string(qs.data));
-		json_object_set_new(o, "wiki", json_string(w->id));
-		json_object_set_new(o, "total", json_integer((json_int_t)estimate));
-		json_object_set_new(o, "offset", json_integer(offset));
+		/* One array of results, best first (empty when nothing matched). */
 		json_t *arr = json_array();
 		for (size_t i = 0; i < n_hits; i++) {
 			json_t *d = hits[i].data, *r = json_object();
@@ -473,11 +469,10 @@ int main(int argc, char **argv)
 			json_object_set_new(r, "snippet", json_string(hits[i].snippet));
 			json_array_append_new(arr, r);
 		}
-		json_object_set_new(o, "results", arr);
-		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		puts(s);
 		free(s);
-		json_decref(o);
+		json_decref(arr);
 	} else {
 		if (n_hits == 0)
 			printf("no results for: %s\n", qs.data);
