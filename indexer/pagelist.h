@@ -55,6 +55,12 @@ const char *pagelist_errmsg(const struct pagelist *pl);
 enum status pagelist_allpages(struct pagelist *pl, int ns, bool redirects,
 			      struct pagelist_entries *out);
 
+/* Appends every page that transcludes `title` (a template, or any page
+ * used as one: generator=embeddedin, all namespaces, followed to the end),
+ * with their latest revision.  For rerendering after a template edit. */
+enum status pagelist_embeddedin(struct pagelist *pl, const char *title,
+				struct pagelist_entries *out);
+
 /* Appends the pages with these ids (prop=info); ids naming no page are
  * appended with missing = true and their id in page_id. */
 enum status pagelist_by_ids(struct pagelist *pl, const int64_t *ids, size_t n,

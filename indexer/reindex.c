@@ -64,6 +64,7 @@ static void usage(FILE *out)
 		"  --page-id N         a page by id (repeatable)\n"
 		"  --from-id A --to-id B   every page with A <= id <= B\n"
 		"  --namespace N       every page of namespace N (repeatable)\n"
+		"  --embedded-in T     every page that transcludes T, e.g. a template (repeatable)\n"
 		"  --all               every page of the wiki's configured namespaces\n"
 		"\n"
 		"  --queue             enqueue page_rerender events for the workers instead\n"
@@ -228,6 +229,8 @@ struct selection {
 	int64_t from_id, to_id;   /* 0 = none */
 	int *namespaces;
 	size_t n_namespaces;
+	const char **embedded;    /* --embedded-in: pages transcluding these */
+	size_t n_embedded;
 	bool all;
 };
 
@@ -277,6 +280,15 @@ static bool select_pages(struct run *r, const struct selection *sel)
 		}
 	}
 	pagelist_entries_free(&e);
+	for (size_t k = 0; k < sel->n_embedded && st == STATUS_OK; k++) {
+		struct pagelist_entries part = { 0 };
+		st = pagelist_embeddedin(pl, sel->embedded[k], &part);
+		if (st == STATUS_OK && part.n == 0)
+			fprintf(stderr, PROG ": no page transcludes '%s'\n", sel->embedded[k]);
+		for (size_t i = 0; i < part.n; i++)
+			add_listed(r, &part.v[i]);
+		pagelist_entries_free(&part);
+	}
 	/* Namespaces: the named ones, or with --all every configured one. */
 	size_t n_ns = sel->all ? r->w->n_namespaces : sel->n_namespaces;
 	const int *nss = sel->all ? r->w->namespaces : sel->namespaces;
@@ -1180,6 +1192,7 @@ static int sel_done(struct selection *sel, int rc)
 	free(sel->titles);
 	free(sel->ids);
 	free(sel->namespaces);
+	free(sel->embedded);
 	return rc;
 }
 
@@ -1197,6 +1210,7 @@ int main(int argc, char **argv)
 		{ "from-id", required_argument, NULL, 'f' },
 		{ "to-id", required_argument, NULL, 'T' },
 		{ "namespace", required_argument, NULL, 'n' },
+		{ "embedded-in", required_argument, NULL, 'e' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "queue", no_argument, NULL, 'q' },
 		{ "dry-run", no_argument, NULL, 'd' },
@@ -1208,6 +1222,7 @@ int main(int argc, char **argv)
 	sel.titles = xcalloc((size_t)argc, sizeof *sel.titles);
 	sel.ids = xcalloc((size_t)argc, sizeof *sel.ids);
 	sel.namespaces = xcalloc((size_t)argc, sizeof *sel.namespaces);
+	sel.embedded = xcalloc((size_t)argc, sizeof *sel.embedded);
 	int c;
 	int64_t to_id = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1231,6 +1246,13 @@ int main(int argc, char **argv)
 			sel.namespaces[sel.n_namespaces++] =
 				(int)tool_int(PROG, "--namespace", optarg, 0, 1000000);
 			break;
+		case 'e':
+			if (!*optarg) {
+				fprintf(stderr, PROG ": --embedded-in wants a title\n");
+				return sel_done(&sel, TOOL_EXIT_USAGE);
+			}
+			sel.embedded[sel.n_embedded++] = optarg;
+			break;
 		case 'a': sel.all = true; break;
 		case 'q': r.queue = true; break;
 		case 'd': r.dry_run = true; break;
@@ -1250,10 +1272,12 @@ int main(int argc, char **argv)
 		return sel_done(&sel, TOOL_EXIT_USAGE);
 	}
 	sel.to_id = to_id;
-	bool any = sel.n_titles || sel.n_ids || sel.from_id || sel.n_namespaces || sel.all;
+	bool any = sel.n_titles || sel.n_ids || sel.from_id || sel.n_namespaces ||
+		   sel.n_embedded || sel.all;
 	if (rebuild) {
 		if (r.queue || r.dry_run || (any && !(sel.all && !sel.n_titles && !sel.n_ids &&
-						      !sel.from_id && !sel.n_namespaces))) {
+						      !sel.from_id && !sel.n_namespaces &&
+						      !sel.n_embedded))) {
 			fprintf(stderr, PROG ": --rebuild takes no selection (it is --all) and "
 				"neither --queue nor --dry-run\n");
 			return sel_done(&sel, TOOL_EXIT_USAGE);
@@ -1261,7 +1285,7 @@ int main(int argc, char **argv)
 		sel.all = true;
 	} else if (!any) {
 		fprintf(stderr, PROG ": nothing selected: give --title, --page-id, "
-			"--from-id/--to-id, --namespace or --all\n");
+			"--from-id/--to-id, --namespace, --embedded-in or --all\n");
 		usage(stderr);
 		return sel_done(&sel, TOOL_EXIT_USAGE);
 	}
@@ -1339,5 +1363,6 @@ out:
 	free(sel.titles);
 	free(sel.ids);
 	free(sel.namespaces);
+	free(sel.embedded);
 	return rc < 0 ? TOOL_EXIT_FAIL : rc;
 }

@@ -641,9 +641,9 @@ Test(tools, template_edit_rerender, .init = setup_wiki, .fini = teardown,
 	mw_edit(E.mw, "Template:Motto", "Our motto is quokkalike.", NULL, NULL);
 	mw_run_jobs(E.mw);
 
-	/* Queue the pages that transclude it... */
-	o = run("reindex-page", "--wiki", WIKI, "--queue", "--title", "Den one",
-		"--title", "Den two", NULL);
+	/* Queue the pages that transclude it (and only those)... */
+	o = run("reindex-page", "--wiki", WIKI, "--queue", "--embedded-in",
+		"Template:Motto", NULL);
 	cr_assert_eq(o.status, 0, "%s", o.err);
 	out_free(&o);
 	redisContext *c = redis_ctx();
