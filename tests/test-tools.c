@@ -267,6 +267,27 @@ Test(tools, direct_reindex_then_search, .init = setup_wiki, .fini = teardown,
 	cr_assert_eq(json_array_size(res), 0);
 	json_decref(root);
 
+	/* check and compact the shards; a shard whose partition someone
+	 * holds is skipped, and searching goes on after the compaction. */
+	o = run("freshetctl", "check", NULL);
+	cr_assert_eq(o.status, 0, "%s%s", o.out, o.err);
+	cr_assert(strstr(o.out, WIKI " shard 0: ok") && strstr(o.out, WIKI " shard 1: ok"),
+		  "%s", o.out);
+	out_free(&o);
+	redisContext *c = redis_ctx();
+	redisReply *lr = redisCommand(c, "SET freshet:{" WIKI ":p1}:lease some-worker PX 60000");
+	freeReplyObject(lr);
+	o = run("freshetctl", "compact", NULL);
+	cr_assert_eq(o.status, 1, "a held shard must make compact fail: %s", o.out);
+	cr_assert(strstr(o.out, WIKI " shard 0: compacted"), "%s%s", o.out, o.err);
+	cr_assert(strstr(o.out, WIKI " shard 1: skipped"), "%s", o.out);
+	out_free(&o);
+	redisFree(c);
+	o = run("freshet-search", "--wiki", WIKI, "termites", NULL);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	cr_assert(strstr(o.out, "Aardvark facts"), "after compaction: %s", o.out);
+	out_free(&o);
+
 	/* A missing title makes the exit status say so. */
 	o = run("reindex-page", "--wiki", WIKI, "--title", "No such page here", NULL);
 	cr_assert_eq(o.status, 1, "exit %d: %s", o.status, o.err);
