@@ -1,0 +1,298 @@
+/*
+ * bench-fetch.c: pages per second through one fetch handle (one curl multi
+ * handle) from a local static server, at 1, 8 and 64 transfers in flight.
+ *
+ * Usage: bench-fetch [CORPUS_DIR | --size BYTES]
+ *
+ * The bench starts Debian's nginx on a free 127.0.0.1 port with a private
+ * prefix and configuration (single process, no daemon), serving 64 stored
+ * action=parse answers (the first 64 of CORPUS_DIR, as written by
+ * bench/make-corpus.sh, or 64 synthetic pages of about BYTES of HTML,
+ * default 12000) and one
+ * action=query&prop=info answer for all of them; it stops nginx by its pid
+ * at the end.  Every fetch is the full path: the parse GET, the batched info
+ * GET, JSON decoding and classification; only FETCH_OK results count.
+ */
+#include "fetch.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGES 64
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "bench-fetch: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
+		die(path);
+}
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t l = sizeof(a);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &l) < 0)
+		die("free port");
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static bool port_open(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Writes the 64 parse answers and the info answer under dir/www. */
+static size_t make_site(const char *dir, const char *corpus, size_t size)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/www", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/www/parse", dir);
+	mkdir(path, 0755);
+	json_t *pages = json_array();
+	size_t bytes = 0;
+	for (int id = 1; id <= PAGES; id++) {
+		json_t *doc = NULL;
+		if (corpus) {
+			snprintf(path, sizeof(path), "%s/%d.json", corpus, id);
+			json_error_t je;
+			doc = json_load_file(path, 0, &je);
+			if (!doc) {
+				fprintf(stderr, "bench-fetch: %s: %s\n", path, je.text);
+				exit(1);
+			}
+		} else {
+			char *html = malloc(size + 1000);
+			size_t n = 0;
+			n += (size_t)sprintf(html + n, "<div class=\"mw-parser-output\">");
+			while (n < size)
+				n += (size_t)sprintf(html + n, "<p>Paragraph %zu of page %d, "
+						     "with <a href=\"/wiki/X\">a link</a> "
+						     "and some more words.</p>\n", n, id);
+			sprintf(html + n, "</div>");
+			doc = json_pack("{s:{s:s,s:i,s:i,s:s,s:s,s:[],s:[],s:[],s:[]}}",
+					"parse", "title", "Synthetic", "pageid", id,
+					"revid", id * 10, "text", html, "displaytitle",
+					"Synthetic", "categories", "links", "templates",
+					"sections");
+			free(html);
+		}
+		json_t *p = json_object_get(doc, "parse");
+		json_object_set_new(p, "pageid", json_integer(id));
+		json_object_set_new(p, "revid", json_integer(id * 10));
+		char *s = json_dumps(doc, JSON_COMPACT);
+		bytes += strlen(s);
+		snprintf(path, sizeof(path), "%s/www/parse/%d.json", dir, id);
+		write_file(path, s, strlen(s));
+		free(s);
+		json_array_append_new(pages, json_pack("{s:i,s:i,s:s,s:s,s:i}",
+			"pageid", id, "ns", 0, "title", "Page", "pagelanguage", "en",
+			"lastrevid", id * 10));
+		json_decref(doc);
+	}
+	json_t *info = json_pack("{s:b,s:{s:o}}", "batchcomplete", 1, "query",
+				 "pages", pages);
+	char *s = json_dumps(info, JSON_COMPACT);
+	snprintf(path, sizeof(path), "%s/www/info.json", dir);
+	write_file(path, s, strlen(s));
+	free(s);
+	json_decref(info);
+	return bytes / PAGES;
+}
+
+static pid_t start_nginx(const char *dir, int port)
+{
+	char conf[8192], path[4096];
+	snprintf(conf, sizeof(conf),
+		 "worker_processes 1;\ndaemon off;\nmaster_process off;\n"
+		 "pid %s/nginx.pid;\nerror_log %s/error.log;\n"
+		 "events { worker_connections 1024; }\n"
+		 "http {\n"
+		 "  access_log off;\n"
+		 "  client_body_temp_path %s/tmp;\n  proxy_temp_path %s/tmp;\n"
+		 "  fastcgi_temp_path %s/tmp;\n  uwsgi_temp_path %s/tmp;\n"
+		 "  scgi_temp_path %s/tmp;\n"
+		 "  types { application/json json; }\n"
+		 "  keepalive_requests 10000000;\n  keepalive_timeout 60s;\n"
+		 "  server {\n"
+		 "    listen 127.0.0.1:%d;\n    root %s/www;\n"
+		 "    location = /w/api.php {\n"
+		 "      if ($arg_action = \"query\") { rewrite ^ /info.json last; }\n"
+		 "      rewrite ^ /parse/$arg_pageid.json last;\n"
+		 "    }\n  }\n}\n",
+		 dir, dir, dir, dir, dir, dir, dir, port, dir);
+	snprintf(path, sizeof(path), "%s/nginx.conf", dir);
+	write_file(path, conf, strlen(conf));
+	snprintf(path, sizeof(path), "%s/tmp", dir);
+	mkdir(path, 0700);
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		char cpath[4096];
+		snprintf(cpath, sizeof(cpath), "%s/nginx.conf", dir);
+		execlp("nginx", "nginx", "-p", dir, "-c", cpath, (char *)NULL);
+		execl("/usr/sbin/nginx", "nginx", "-p", dir, "-c", cpath, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100 && !port_open(port); i++) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			fprintf(stderr, "bench-fetch: nginx exited (see %s/error.log)\n",
+				dir);
+			exit(1);
+		}
+		usleep(50000);
+	}
+	if (!port_open(port)) {
+		fprintf(stderr, "bench-fetch: nginx did not listen on %d\n", port);
+		kill(pid, SIGKILL);
+		exit(1);
+	}
+	return pid;
+}
+
+static double cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Fetches n pages with `flight` transfers in flight; returns pages/s and
+ * sets *per_cpu_s to pages per CPU second of this process (the figure that
+ * does not depend on how busy the machine's other processes keep it). */
+static double run(const char *api, int flight, int n, double *per_cpu_s)
+{
+	struct fetch_wiki_config cfg;
+	fetch_wiki_config_init(&cfg);
+	cfg.name = "benchwiki";
+	cfg.api = api;
+	cfg.concurrency = flight;
+	cfg.rate = 0;
+	char *err = NULL;
+	struct fetch_wiki *w = fetch_wiki_new(&cfg, &err);
+	if (!w) {
+		fprintf(stderr, "bench-fetch: %s\n", err);
+		exit(1);
+	}
+	struct fetch *f = fetch_new();
+	/* Warm up: open the connections. */
+	for (int i = 0; i < flight; i++)
+		fetch_submit(f, w, (uint64_t)(i % PAGES) + 1, 0, NULL);
+	for (size_t got = 0; got < (size_t)flight;) {
+		fetch_run(f, 100);
+		struct fetch_result *r;
+		while ((r = fetch_next(f)))
+			got++, fetch_result_free(r);
+	}
+	double t0 = now(), c0 = cpu_s();
+	int submitted = 0, ok = 0, done = 0;
+	while (done < n) {
+		/* Keep about two rounds queued, as a worker would. */
+		while (submitted < n && fetch_pending(f) < (size_t)flight * 2)
+			fetch_submit(f, w, (uint64_t)(submitted++ % PAGES) + 1, 0,
+				     NULL);
+		fetch_run(f, 100);
+		struct fetch_result *r;
+		while ((r = fetch_next(f))) {
+			if (r->cls == FETCH_OK)
+				ok++;
+			else if (done - ok < 3)
+				fprintf(stderr, "bench-fetch: page %llu: %s: %s\n",
+					(unsigned long long)r->page_id,
+					fetch_class_str(r->cls), r->error);
+			done++;
+			fetch_result_free(r);
+		}
+	}
+	double dt = now() - t0;
+	*per_cpu_s = ok / (cpu_s() - c0);
+	fetch_free(f);
+	fetch_wiki_free(w);
+	if (ok != n)
+		fprintf(stderr, "bench-fetch: only %d of %d fetches ok\n", ok, n);
+	return ok / dt;
+}
+
+int main(int argc, char **argv)
+{
+	const char *corpus = NULL;
+	size_t size = 12000;
+	if (argc > 2 && !strcmp(argv[1], "--size"))
+		size = (size_t)atol(argv[2]);
+	else if (argc > 1)
+		corpus = argv[1];
+	char dir[] = "/tmp/freshet-bench-fetch-XXXXXX";
+	if (!mkdtemp(dir))
+		die("mkdtemp");
+	size_t avg = make_site(dir, corpus, size);
+	int port = free_port();
+	pid_t pid = start_nginx(dir, port);
+	fetch_global_init();
+	char api[128];
+	snprintf(api, sizeof(api), "http://127.0.0.1:%d/w/api.php", port);
+	printf("bench-fetch: nginx pid %d on 127.0.0.1:%d, %d pages of %.1f KB "
+	       "(%s)\n", (int)pid, port, PAGES, avg / 1e3,
+	       corpus ? corpus : "synthetic");
+	int flights[] = { 1, 8, 64 };
+	int counts[] = { 2000, 8000, 20000 };
+	const char *only = getenv("BENCH_FLIGHT"); /* e.g. 64: run just that */
+	for (int i = 0; i < 3; i++) {
+		if (only && atoi(only) != flights[i])
+			continue;
+		double per_cpu;
+		double pps = run(api, flights[i], counts[i], &per_cpu);
+		printf("bench-fetch: %2d in flight: %7.0f pages/s (%.0f MB/s of "
+		       "JSON); %7.0f pages per CPU second of the fetcher\n",
+		       flights[i], pps, pps * avg / 1e6, per_cpu);
+	}
+	kill(pid, SIGQUIT);
+	int st;
+	waitpid(pid, &st, 0);
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}

@@ -1,0 +1,991 @@
+/*
+ * extract.c: rendered MediaWiki HTML to search fields, in one streaming pass.
+ *
+ * The input is first made valid UTF-8 (invalid sequences become U+FFFD,
+ * control characters other than white space become spaces), so libxml2
+ * never falls back to another encoding and never sees a byte it could
+ * misread.  It is then fed in chunks to libxml2's HTML push parser with a
+ * SAX handler; no tree is built.
+ *
+ * The handler keeps a stack of the open elements' roles (up to max_depth;
+ * deeper elements only count an overflow depth) and three counters: how many
+ * open elements are excluded (script, style, sup.reference, ...), auxiliary
+ * (table, .thumbcaption, ...) or headings.  Character data goes to exactly
+ * one place: nowhere if an excluded element is open, else the current
+ * auxiliary entry, else the current heading, else the body text (and the
+ * opening text while no heading has been seen).  libxml2 balances start and
+ * end events (it closes implied elements itself), so the stack pops on each
+ * end event whatever its name.
+ *
+ * Each output field is a struct field: a buffer that collapses white space
+ * as it goes (a pending space is written only before the next visible
+ * character, so there is never a leading, trailing or double space) and
+ * stops growing at the byte cap, cutting on a character boundary.
+ */
+#include "extract.h"
+#include "fetch.h"
+#include "buf.h"
+#include "xmalloc.h"
+
+#include <libxml/HTMLparser.h>
+#include <libxml/parser.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DEFAULT_MAX_OUTPUT (4u << 20)
+#define DEFAULT_MAX_DEPTH 256u
+#define FEED_CHUNK 65536
+#define NAME_MAX_LEN 15
+/* libxml2's own depth above which the parse is stopped (safety net). */
+#define HARD_DEPTH_SLACK 64
+
+/* Roles of an element, as bits on the stack. */
+enum {
+	ROLE_EXCLUDED = 1,
+	ROLE_AUX = 2,
+	ROLE_HEADING = 4,
+	ROLE_BLOCK = 8,
+};
+
+/* What an element's name or a class says about it.  Both tables are sorted
+ * by name (bsearch); libxml2 reports HTML element names in lowercase. */
+enum {
+	F_BLOCK = 1,     /* a word break before and after */
+	F_EXCLUDED = 2,  /* its text is dropped */
+	F_VOID = 4,      /* never has content or an end tag */
+	F_AUX = 8,       /* auxiliary text */
+	F_HEADING = 16,
+	F_REFERENCE = 32 /* the "reference" class: excluded on <sup> only */
+};
+
+/* One output field being built. */
+struct field {
+	struct buf b;
+	size_t cap;
+	bool space;      /* a word break is pending */
+	bool truncated;
+};
+
+struct extract {
+	struct extract_limits lim;
+	char errmsg[256];
+
+	/* Per-document state. */
+	unsigned char *stack;
+	char (*names)[NAME_MAX_LEN + 1]; /* bound_depth()'s stack */
+	htmlParserCtxtPtr ctxt;
+	/* Element name -> flags, by the pointer libxml2 interns the name at
+	 * (its dictionary lives as long as one document's parser). */
+	struct { const void *name; unsigned flags; } name_cache[64];
+	unsigned depth;      /* tracked elements open (<= lim.max_depth) */
+	size_t overflow;     /* open elements deeper than max_depth */
+	unsigned excluded, aux, heading;
+	bool seen_heading;
+	struct field text, opening, cur_heading, cur_aux;
+	struct extract_list headings, auxs;
+	size_t headings_bytes, auxs_bytes;
+	bool truncated;
+};
+
+/* --- UTF-8 ------------------------------------------------------------ */
+
+/* Returns the length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+	if (c >= 0xE0 && c <= 0xEF) {
+		if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+			return 0;
+		if (c == 0xE0 && s[1] < 0xA0)
+			return 0; /* overlong */
+		if (c == 0xED && s[1] >= 0xA0)
+			return 0; /* surrogate */
+		return 3;
+	}
+	if (c >= 0xF0 && c <= 0xF4) {
+		if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 ||
+		    (s[3] & 0xC0) != 0x80)
+			return 0;
+		if (c == 0xF0 && s[1] < 0x90)
+			return 0; /* overlong */
+		if (c == 0xF4 && s[1] >= 0x90)
+			return 0; /* above U+10FFFF */
+		return 4;
+	}
+	return 0;
+}
+
+/* Returns true if in is valid UTF-8 without NUL or control characters
+ * other than white space (so utf8_clean() would copy it unchanged). */
+static bool utf8_is_clean(const char *in, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	size_t i = 0;
+	while (i < len) {
+		/* Eight printable ASCII bytes at a time: no high bit, no byte
+		 * below 0x20, no 0x7F. */
+		while (len - i >= 8) {
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			uint64_t below = (w - ones * 0x20) & ~w & highs;
+			uint64_t del = ((w ^ (ones * 0x7F)) - ones) & ~(w ^ (ones * 0x7F)) & highs;
+			if ((w & highs) | below | del)
+				break;
+			i += 8;
+		}
+		if (i >= len)
+			break;
+		unsigned char c = s[i];
+		if (c >= 0x20 && c < 0x7F) {
+			i++;
+			continue;
+		}
+		if (c < 0x20) {
+			if (c != '\t' && c != '\n' && c != '\r' && c != '\f')
+				return false;
+			i++;
+			continue;
+		}
+		if (c == 0x7F)
+			return false;
+		size_t k = utf8_seq(s + i, len - i);
+		if (!k)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+/* Appends in to out as valid UTF-8 without NUL or control characters. */
+static void utf8_clean(struct buf *out, const char *in, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	buf_grow(out, len + len / 8 + 16);
+	size_t i = 0;
+	while (i < len) {
+		size_t start = i;
+		while (i < len && s[i] >= 0x20 && s[i] < 0x80)
+			i++;
+		if (i > start)
+			buf_add(out, s + start, i - start);
+		if (i >= len)
+			break;
+		if (s[i] < 0x20) {
+			bool ws = s[i] == '\t' || s[i] == '\n' || s[i] == '\r' ||
+				  s[i] == '\f';
+			buf_addch(out, ws ? (char)s[i] : ' ');
+			i++;
+			continue;
+		}
+		if (s[i] == 0x7F) {
+			buf_addch(out, ' ');
+			i++;
+			continue;
+		}
+		size_t k = utf8_seq(s + i, len - i);
+		if (k) {
+			buf_add(out, s + i, k);
+			i += k;
+		} else {
+			buf_add(out, "\xEF\xBF\xBD", 3);
+			i++;
+		}
+	}
+}
+
+static unsigned name_flags(const char *name);
+
+/* --- nesting bound ----------------------------------------------------- */
+
+/* libxml2's HTML parser scans its whole element stack for every end tag
+ * that does not match the innermost element, so "<div>" x 100k followed by
+ * "</i>" x 100k costs 10^10 steps.  Before parsing, this pass keeps its own
+ * stack of open element names (an over-estimate of libxml2's: it knows no
+ * implied closes) and replaces each start tag that would go deeper than the
+ * bound with a space, so libxml2's stack, and each of its scans, stays
+ * within the bound.  Text is kept.  The tokenizer is deliberately simple
+ * (comments, doctype, processing instructions, quoted attribute values,
+ * script and style bodies); where it and libxml2 disagree, the safety net
+ * in sax_start() stops the parse. */
+
+static bool is_alpha(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_name_char(unsigned char c)
+{
+	return is_alpha(c) || (c >= '0' && c <= '9') || c == '-' || c == ':' ||
+	       c == '_' || c == '.';
+}
+
+
+
+/* True for the elements that never have content (HTML's void elements),
+ * without a table search: this runs for every start tag. */
+static bool is_void(const char *n, size_t len)
+{
+	switch (len) {
+	case 2:
+		return (n[0] == 'b' || n[0] == 'h') && n[1] == 'r';
+	case 3:
+		return !memcmp(n, "img", 3) || !memcmp(n, "col", 3) ||
+		       !memcmp(n, "wbr", 3);
+	case 4:
+		return !memcmp(n, "link", 4) || !memcmp(n, "meta", 4) ||
+		       !memcmp(n, "area", 4) || !memcmp(n, "base", 4);
+	case 5:
+		return !memcmp(n, "input", 5) || !memcmp(n, "embed", 5) ||
+		       !memcmp(n, "param", 5) || !memcmp(n, "track", 5) ||
+		       !memcmp(n, "frame", 5);
+	case 6:
+		return !memcmp(n, "source", 6) || !memcmp(n, "keygen", 6);
+	case 7:
+		return !memcmp(n, "isindex", 7);
+	case 8:
+		return !memcmp(n, "basefont", 8);
+	}
+	return false;
+}
+
+/* Returns the offset of needle (case-insensitive) in s[from, n), or n. */
+static size_t find_ci(const char *s, size_t n, size_t from, const char *needle)
+{
+	size_t k = strlen(needle);
+	for (size_t i = from; i + k <= n; i++)
+		if (strncasecmp(s + i, needle, k) == 0)
+			return i;
+	return n;
+}
+
+static bool bound_depth(const char *s, size_t n, struct buf *out,
+			unsigned max_depth, char (*stack)[NAME_MAX_LEN + 1])
+{
+	unsigned depth = 0;
+	size_t i = 0, copied = 0;
+	while (i < n) {
+		const char *lt = memchr(s + i, '<', n - i);
+		if (!lt)
+			break;
+		size_t p = (size_t)(lt - s);
+		if (p + 1 >= n)
+			break;
+		unsigned char c = (unsigned char)s[p + 1];
+		if (c == '!' || c == '?') {
+			size_t e;
+			if (n - p >= 4 && memcmp(s + p, "<!--", 4) == 0) {
+				e = find_ci(s, n, p + 4, "-->");
+				i = e < n ? e + 3 : n;
+			} else {
+				const char *gt = memchr(s + p, '>', n - p);
+				i = gt ? (size_t)(gt - s) + 1 : n;
+			}
+			continue;
+		}
+		bool end = c == '/';
+		size_t q = p + 1 + (end ? 1 : 0);
+		if (q >= n || !is_alpha((unsigned char)s[q])) {
+			i = p + 1;
+			continue;
+		}
+		char name[NAME_MAX_LEN + 1];
+		size_t nl = 0;
+		while (q < n && is_name_char((unsigned char)s[q])) {
+			if (nl < NAME_MAX_LEN) {
+				char ch = s[q];
+				name[nl++] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+			}
+			q++;
+		}
+		name[nl] = '\0';
+		/* The end of the tag, skipping quoted attribute values. */
+		size_t r = q;
+		char quote = 0;
+		while (r < n) {
+			char ch = s[r];
+			if (quote) {
+				if (ch == quote)
+					quote = 0;
+			} else if (ch == '"' || ch == '\'') {
+				if (r > q && s[r - 1] == '=')
+					quote = ch;
+			} else if (ch == '>') {
+				break;
+			}
+			r++;
+		}
+		if (r >= n)
+			break;
+		i = r + 1;
+		if (end) {
+			bool found = false;
+			for (unsigned k = depth; k > 0; k--) {
+				if (stack[k - 1][0] == name[0] &&
+				    strcmp(stack[k - 1], name) == 0) {
+					depth = k - 1;
+					found = true;
+					break;
+				}
+			}
+			/* An end tag that closes nothing would only make
+			 * libxml2 scan its stack; at most it would close an
+			 * element libxml2 implied (a <p>), and a space breaks
+			 * words just as well. */
+			if (!found) {
+				buf_add(out, s + copied, p - copied);
+				buf_addch(out, ' ');
+				copied = i;
+			}
+			continue;
+		}
+		bool self_closing = s[r - 1] == '/';
+		if (self_closing || is_void(name, nl))
+			continue;
+		bool raw = !strcmp(name, "script") || !strcmp(name, "style");
+		if (depth >= max_depth) {
+			/* Too deep: the tag becomes a space; a script or
+			 * style goes with its body, which is not text. */
+			buf_add(out, s + copied, p - copied);
+			buf_addch(out, ' ');
+			if (raw) {
+				size_t e = find_ci(s, n, i, !strcmp(name, "script")
+								? "</script" : "</style");
+				const char *gt = e < n ? memchr(s + e, '>', n - e) : NULL;
+				i = gt ? (size_t)(gt - s) + 1 : n;
+			}
+			copied = i;
+			continue;
+		}
+		memcpy(stack[depth++], name, nl + 1);
+		if (raw) {
+			size_t e = find_ci(s, n, i, !strcmp(name, "script")
+							? "</script" : "</style");
+			i = e;
+		}
+	}
+	if (!copied)
+		return false; /* nothing changed: the caller parses s itself */
+	buf_add(out, s + copied, n - copied);
+	return true;
+}
+
+/* --- fields ------------------------------------------------------------- */
+
+static void field_init(struct field *f, size_t cap)
+{
+	buf_init(&f->b);
+	f->cap = cap;
+	f->space = false;
+	f->truncated = false;
+}
+
+static void field_break(struct field *f)
+{
+	if (f->b.len)
+		f->space = true;
+}
+
+static bool is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
+}
+
+
+/* Appends text (valid UTF-8) collapsing white space, within the cap. */
+static void field_add(struct field *f, const unsigned char *s, size_t n)
+{
+	if (f->truncated || !n)
+		return;
+	/* Output never exceeds input plus one pending space. */
+	buf_grow(&f->b, n + 2);
+	char *out = f->b.data;
+	size_t len = f->b.len;
+	bool space = f->space;
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = s[i];
+		if (is_space(c)) {
+			space = len != 0;
+			i++;
+			continue;
+		}
+		if (c == 0xC2 && i + 1 < n && s[i + 1] == 0xA0) {
+			space = len != 0;
+			i += 2;
+			continue;
+		}
+		if (c < 0x80) {
+			/* A run of ASCII: the common case, copied bytewise. */
+			if (len + 1 + (space ? 1 : 0) > f->cap) {
+				f->truncated = true;
+				space = false;
+				break;
+			}
+			if (space) {
+				out[len++] = ' ';
+				space = false;
+			}
+			size_t room = f->cap - len;
+			size_t j = i;
+			while (j < n && s[j] > ' ' && s[j] < 0x80 && j - i < room)
+				out[len++] = (char)s[j++];
+			if (j == i) {
+				/* A control character (from a character
+				 * reference): a word break. */
+				space = len != 0;
+				j++;
+			}
+			i = j;
+			continue;
+		}
+		size_t k = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+		if (k > n - i)
+			k = n - i; /* cannot happen: the input is valid UTF-8 */
+		if (len + k + (space ? 1 : 0) > f->cap) {
+			/* Stop on a character boundary, without the space. */
+			f->truncated = true;
+			space = false;
+			break;
+		}
+		if (space) {
+			out[len++] = ' ';
+			space = false;
+		}
+		memcpy(out + len, s + i, k);
+		len += k;
+		i += k;
+	}
+	out[len] = '\0';
+	f->b.len = len;
+	f->space = space;
+}
+
+static char *field_take(struct field *f, size_t *len)
+{
+	if (!f->b.cap) {
+		if (len)
+			*len = 0;
+		buf_release(&f->b);
+		return xstrdup("");
+	}
+	return buf_detach(&f->b, len);
+}
+
+static void list_push(struct extract_list *l, char *s)
+{
+	if (l->n == 0 || (l->n >= 4 && (l->n & (l->n - 1)) == 0)) {
+		size_t cap = l->n ? l->n * 2 : 4;
+		l->v = xrealloc(l->v, cap * sizeof(*l->v));
+	}
+	l->v[l->n++] = s;
+}
+
+static void list_free(struct extract_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* Ends the current entry of a list field: keeps it if it has text and the
+ * list's total is under the cap. */
+static void entry_end(struct extract *x, struct field *f,
+		      struct extract_list *l, size_t *total)
+{
+	if (f->truncated)
+		x->truncated = true;
+	if (f->b.len && *total + f->b.len <= x->lim.max_output) {
+		*total += f->b.len;
+		list_push(l, field_take(f, NULL));
+	} else {
+		if (f->b.len)
+			x->truncated = true;
+		buf_release(&f->b);
+	}
+	field_init(f, x->lim.max_output);
+}
+
+/* --- element roles -------------------------------------------------------- */
+
+struct flag_name {
+	const char *name;
+	unsigned flags;
+};
+
+static const struct flag_name element_table[] = {
+	{ "address", F_BLOCK }, { "area", F_VOID }, { "article", F_BLOCK },
+	{ "aside", F_BLOCK }, { "audio", F_EXCLUDED }, { "base", F_VOID },
+	{ "basefont", F_VOID }, { "blockquote", F_BLOCK }, { "body", F_BLOCK },
+	{ "br", F_BLOCK | F_VOID }, { "button", F_BLOCK },
+	{ "caption", F_BLOCK }, { "center", F_BLOCK }, { "col", F_VOID },
+	{ "dd", F_BLOCK }, { "details", F_BLOCK }, { "dialog", F_BLOCK },
+	{ "dir", F_BLOCK }, { "div", F_BLOCK }, { "dl", F_BLOCK },
+	{ "dt", F_BLOCK }, { "embed", F_EXCLUDED | F_VOID },
+	{ "fieldset", F_BLOCK }, { "figcaption", F_BLOCK | F_AUX },
+	{ "figure", F_BLOCK }, { "footer", F_BLOCK }, { "form", F_BLOCK },
+	{ "frame", F_VOID }, { "gallery", F_BLOCK },
+	{ "h1", F_BLOCK | F_HEADING }, { "h2", F_BLOCK | F_HEADING },
+	{ "h3", F_BLOCK | F_HEADING }, { "h4", F_BLOCK | F_HEADING },
+	{ "h5", F_BLOCK | F_HEADING }, { "h6", F_BLOCK | F_HEADING },
+	{ "head", F_BLOCK | F_EXCLUDED }, { "header", F_BLOCK },
+	{ "hr", F_BLOCK | F_VOID }, { "html", F_BLOCK },
+	{ "iframe", F_EXCLUDED }, { "img", F_BLOCK | F_VOID },
+	{ "input", F_BLOCK | F_VOID }, { "isindex", F_VOID },
+	{ "keygen", F_VOID }, { "label", F_BLOCK }, { "legend", F_BLOCK },
+	{ "li", F_BLOCK }, { "link", F_VOID }, { "main", F_BLOCK },
+	{ "meta", F_VOID }, { "nav", F_BLOCK }, { "noscript", F_EXCLUDED },
+	{ "object", F_EXCLUDED }, { "ol", F_BLOCK }, { "option", F_BLOCK },
+	{ "p", F_BLOCK }, { "param", F_VOID }, { "pre", F_BLOCK },
+	{ "script", F_EXCLUDED }, { "section", F_BLOCK },
+	{ "select", F_BLOCK }, { "source", F_VOID }, { "style", F_EXCLUDED },
+	{ "summary", F_BLOCK }, { "table", F_BLOCK | F_AUX },
+	{ "tbody", F_BLOCK }, { "td", F_BLOCK },
+	{ "template", F_EXCLUDED }, { "textarea", F_BLOCK },
+	{ "tfoot", F_BLOCK }, { "th", F_BLOCK }, { "thead", F_BLOCK },
+	{ "title", F_BLOCK | F_EXCLUDED }, { "tr", F_BLOCK },
+	{ "track", F_VOID }, { "ul", F_BLOCK }, { "video", F_EXCLUDED },
+	{ "wbr", F_VOID },
+};
+
+/* CirrusSearch's WikiTextStructure selectors, by class. */
+static const struct flag_name class_table[] = {
+	{ "autocollapse", F_EXCLUDED },
+	{ "dablink", F_AUX | F_BLOCK },
+	{ "hatnote", F_AUX | F_BLOCK },
+	{ "mw-cite-backlink", F_EXCLUDED },
+	{ "mw-editsection", F_EXCLUDED },
+	{ "navigation-not-searchable", F_EXCLUDED },
+	{ "reference", F_REFERENCE },
+	{ "rellink", F_AUX | F_BLOCK },
+	{ "searchaux", F_AUX | F_BLOCK },
+	{ "thumbcaption", F_AUX | F_BLOCK },
+	{ "toc", F_EXCLUDED },
+	{ "wbmi-entityview-emptyCaption", F_EXCLUDED },
+};
+
+static int flag_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct flag_name *)elem)->name);
+}
+
+static unsigned lookup(const char *name, const struct flag_name *t, size_t n)
+{
+	const struct flag_name *f = bsearch(name, t, n, sizeof(*t), flag_cmp);
+	return f ? f->flags : 0;
+}
+
+static unsigned name_flags(const char *name)
+{
+	return lookup(name, element_table,
+		      sizeof(element_table) / sizeof(element_table[0]));
+}
+
+/* The flags of every class in a space-separated class list. */
+static unsigned class_flags(const char *list)
+{
+	unsigned flags = 0;
+	char tok[64];
+	const char *p = list;
+	while (*p) {
+		while (*p && is_space((unsigned char)*p))
+			p++;
+		const char *s = p;
+		while (*p && !is_space((unsigned char)*p))
+			p++;
+		size_t n = (size_t)(p - s);
+		if (!n || n >= sizeof(tok))
+			continue;
+		memcpy(tok, s, n);
+		tok[n] = '\0';
+		flags |= lookup(tok, class_table,
+				sizeof(class_table) / sizeof(class_table[0]));
+	}
+	return flags;
+}
+
+static unsigned char element_role(struct extract *x, const char *name,
+				  const xmlChar **atts)
+{
+	size_t slot = ((uintptr_t)name >> 4) % 64;
+	unsigned f;
+	if (x->name_cache[slot].name == name) {
+		f = x->name_cache[slot].flags;
+	} else {
+		f = name_flags(name);
+		x->name_cache[slot].name = name;
+		x->name_cache[slot].flags = f;
+	}
+	for (size_t i = 0; atts && atts[i]; i += 2) {
+		const char *a = (const char *)atts[i];
+		const char *v = (const char *)atts[i + 1];
+		if (!v)
+			continue;
+		if (!strcmp(a, "class")) {
+			unsigned c = class_flags(v);
+			if (c & F_REFERENCE && !strcmp(name, "sup"))
+				c |= F_EXCLUDED;
+			f |= c;
+		} else if (!strcmp(a, "id") && !strcmp(v, "toc")) {
+			f |= F_EXCLUDED; /* the table of contents */
+		}
+	}
+	unsigned char role = 0;
+	if (f & F_BLOCK)
+		role |= ROLE_BLOCK;
+	if (f & F_EXCLUDED)
+		role |= ROLE_EXCLUDED;
+	if (f & F_AUX)
+		role |= ROLE_AUX;
+	if (f & F_HEADING)
+		role |= ROLE_HEADING;
+	return role;
+}
+
+/* CirrusSearch's default "cirrussearch-ignored-headings" message. */
+static bool heading_ignored(const char *h)
+{
+	return strcasecmp(h, "References") == 0 ||
+	       strcasecmp(h, "External links") == 0 ||
+	       strcasecmp(h, "See also") == 0;
+}
+
+/* A word break in whichever field is receiving text now. */
+static void word_break(struct extract *x)
+{
+	if (x->excluded)
+		return;
+	if (x->aux) {
+		field_break(&x->cur_aux);
+	} else if (x->heading) {
+		field_break(&x->cur_heading);
+	} else {
+		field_break(&x->text);
+		if (!x->seen_heading)
+			field_break(&x->opening);
+	}
+}
+
+/* --- SAX callbacks -------------------------------------------------------- */
+
+static void sax_start(void *ctx, const xmlChar *xname, const xmlChar **atts)
+{
+	struct extract *x = ctx;
+	if (x->ctxt && x->ctxt->nameNr > (int)(x->lim.max_depth + HARD_DEPTH_SLACK)) {
+		/* bound_depth() was fooled: stop rather than go quadratic. */
+		x->truncated = true;
+		xmlStopParser(x->ctxt);
+		return;
+	}
+	if (x->depth >= x->lim.max_depth) {
+		x->overflow++;
+		return;
+	}
+	const char *name = (const char *)xname;
+	unsigned char role = element_role(x, name, atts);
+	/* Roles only start outside excluded content: an aux table inside a
+	 * script is still excluded, a heading inside a table is aux. */
+	if (role & ROLE_BLOCK)
+		word_break(x);
+	if (x->excluded)
+		role &= (unsigned char)~(ROLE_AUX | ROLE_HEADING);
+	if (x->aux)
+		role &= (unsigned char)~ROLE_HEADING;
+	if (role & ROLE_AUX && x->aux)
+		role &= (unsigned char)~ROLE_AUX; /* nested: same entry */
+	if (role & ROLE_HEADING && x->heading)
+		role &= (unsigned char)~ROLE_HEADING;
+	if (role & ROLE_EXCLUDED)
+		x->excluded++;
+	if (role & ROLE_AUX)
+		x->aux++;
+	if (role & ROLE_HEADING) {
+		x->heading++;
+		x->seen_heading = true;
+	}
+	x->stack[x->depth++] = role;
+}
+
+static void sax_end(void *ctx, const xmlChar *name)
+{
+	struct extract *x = ctx;
+	(void)name;
+	if (x->overflow) {
+		x->overflow--;
+		return;
+	}
+	if (!x->depth)
+		return;
+	unsigned char role = x->stack[--x->depth];
+	if (role & ROLE_EXCLUDED)
+		x->excluded--;
+	if (role & ROLE_AUX) {
+		x->aux--;
+		entry_end(x, &x->cur_aux, &x->auxs, &x->auxs_bytes);
+	}
+	if (role & ROLE_HEADING) {
+		x->heading--;
+		if (heading_ignored(x->cur_heading.b.data)) {
+			buf_release(&x->cur_heading.b);
+			field_init(&x->cur_heading, x->lim.max_output);
+		} else {
+			entry_end(x, &x->cur_heading, &x->headings,
+				  &x->headings_bytes);
+		}
+	}
+	if (role & ROLE_BLOCK)
+		word_break(x);
+}
+
+static void sax_chars(void *ctx, const xmlChar *ch, int len)
+{
+	struct extract *x = ctx;
+	if (x->excluded || len <= 0)
+		return;
+	const unsigned char *s = ch;
+	if (x->aux) {
+		field_add(&x->cur_aux, s, (size_t)len);
+	} else if (x->heading) {
+		field_add(&x->cur_heading, s, (size_t)len);
+	} else {
+		field_add(&x->text, s, (size_t)len);
+		if (!x->seen_heading)
+			field_add(&x->opening, s, (size_t)len);
+	}
+}
+
+static void sax_silent(void *ctx, const char *msg, ...)
+{
+	(void)ctx;
+	(void)msg;
+}
+
+/* --- public ------------------------------------------------------------- */
+
+void extract_doc_init(struct extract_doc *doc)
+{
+	memset(doc, 0, sizeof(*doc));
+}
+
+void extract_doc_release(struct extract_doc *doc)
+{
+	if (!doc)
+		return;
+	free(doc->text);
+	free(doc->opening_text);
+	free(doc->display_title);
+	list_free(&doc->heading);
+	list_free(&doc->auxiliary_text);
+	list_free(&doc->category);
+	list_free(&doc->outgoing_link);
+	list_free(&doc->template_);
+	extract_doc_init(doc);
+}
+
+struct extract *extract_new(const struct extract_limits *lim)
+{
+	struct extract *x = xcalloc(1, sizeof(*x));
+	x->lim.max_output = lim && lim->max_output ? lim->max_output
+						  : DEFAULT_MAX_OUTPUT;
+	x->lim.max_depth = lim && lim->max_depth ? lim->max_depth
+						: DEFAULT_MAX_DEPTH;
+	x->stack = xmalloc(x->lim.max_depth);
+	x->names = xmalloc(x->lim.max_depth * sizeof(*x->names));
+	return x;
+}
+
+void extract_free(struct extract *x)
+{
+	if (!x)
+		return;
+	free(x->stack);
+	free(x->names);
+	free(x);
+}
+
+const char *extract_errmsg(const struct extract *x)
+{
+	return x->errmsg;
+}
+
+static void doc_reset(struct extract *x)
+{
+	memset(x->name_cache, 0, sizeof(x->name_cache));
+	x->depth = 0;
+	x->overflow = 0;
+	x->excluded = x->aux = x->heading = 0;
+	x->seen_heading = false;
+	x->truncated = false;
+	field_init(&x->text, x->lim.max_output);
+	field_init(&x->opening, x->lim.max_output);
+	field_init(&x->cur_heading, x->lim.max_output);
+	field_init(&x->cur_aux, x->lim.max_output);
+	memset(&x->headings, 0, sizeof(x->headings));
+	memset(&x->auxs, 0, sizeof(x->auxs));
+	x->headings_bytes = x->auxs_bytes = 0;
+}
+
+static void doc_discard(struct extract *x)
+{
+	buf_release(&x->text.b);
+	buf_release(&x->opening.b);
+	buf_release(&x->cur_heading.b);
+	buf_release(&x->cur_aux.b);
+	list_free(&x->headings);
+	list_free(&x->auxs);
+}
+
+enum status extract_html(struct extract *x, const char *html, size_t len,
+			 struct extract_doc *doc)
+{
+	extract_doc_init(doc);
+	x->errmsg[0] = '\0';
+
+	/* Copies are made only when something must change. */
+	struct buf utf8 = BUF_INIT, bounded = BUF_INIT;
+	const char *src = html;
+	size_t src_len = len;
+	if (!utf8_is_clean(html, len)) {
+		utf8_clean(&utf8, html, len);
+		src = utf8.data;
+		src_len = utf8.len;
+	}
+	if (bound_depth(src, src_len, &bounded, x->lim.max_depth, x->names)) {
+		src = bounded.data;
+		src_len = bounded.len;
+	}
+	struct { const char *data; size_t len; } clean = { src, src_len };
+
+	htmlSAXHandler sax;
+	memset(&sax, 0, sizeof(sax));
+	sax.startElement = sax_start;
+	sax.endElement = sax_end;
+	sax.characters = sax_chars;
+	sax.cdataBlock = sax_chars;
+	sax.warning = sax_silent;
+	sax.error = sax_silent;
+	sax.fatalError = sax_silent;
+
+	doc_reset(x);
+	htmlParserCtxtPtr ctxt = htmlCreatePushParserCtxt(
+		&sax, x, NULL, 0, NULL, XML_CHAR_ENCODING_UTF8);
+	if (!ctxt) {
+		buf_release(&utf8);
+		buf_release(&bounded);
+		doc_discard(x);
+		snprintf(x->errmsg, sizeof(x->errmsg),
+			 "libxml2 could not create an HTML parser");
+		return STATUS_NOMEM;
+	}
+	x->ctxt = ctxt;
+	htmlCtxtUseOptions(ctxt, HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
+				 HTML_PARSE_NONET | HTML_PARSE_NOBLANKS |
+				 HTML_PARSE_IGNORE_ENC | HTML_PARSE_COMPACT);
+	size_t off = 0;
+	while (off < clean.len) {
+		size_t n = clean.len - off < FEED_CHUNK ? clean.len - off
+							: FEED_CHUNK;
+		/* Never split a UTF-8 sequence between chunks. */
+		while (off + n < clean.len &&
+		       ((unsigned char)clean.data[off + n] & 0xC0) == 0x80)
+			n--;
+		htmlParseChunk(ctxt, clean.data + off, (int)n, 0);
+		off += n;
+		if (ctxt->instate == XML_PARSER_EOF)
+			break; /* stopped by the safety net */
+	}
+	htmlParseChunk(ctxt, NULL, 0, 1);
+	htmlFreeParserCtxt(ctxt);
+	x->ctxt = NULL;
+	buf_release(&utf8);
+	buf_release(&bounded);
+
+	/* An unterminated heading or aux block at EOF still counts. */
+	if (x->cur_aux.b.len)
+		entry_end(x, &x->cur_aux, &x->auxs, &x->auxs_bytes);
+	if (x->cur_heading.b.len && !heading_ignored(x->cur_heading.b.data))
+		entry_end(x, &x->cur_heading, &x->headings, &x->headings_bytes);
+	buf_release(&x->cur_aux.b);
+	buf_release(&x->cur_heading.b);
+
+	doc->truncated = x->truncated || x->text.truncated ||
+			 x->opening.truncated;
+	doc->text = field_take(&x->text, &doc->text_len);
+	doc->opening_text = field_take(&x->opening, NULL);
+	doc->heading = x->headings;
+	doc->auxiliary_text = x->auxs;
+	memset(&x->headings, 0, sizeof(x->headings));
+	memset(&x->auxs, 0, sizeof(x->auxs));
+	return STATUS_OK;
+}
+
+/* The text of a fragment: a one-field extraction. */
+char *extract_strip_html(const char *html, size_t len)
+{
+	struct extract_limits lim = { .max_output = 65536, .max_depth = 64 };
+	struct extract *x = extract_new(&lim);
+	struct extract_doc d;
+	struct buf out = BUF_INIT;
+	if (extract_html(x, html, len, &d) == STATUS_OK) {
+		/* Headings or tables in a title are unusual; keep their text. */
+		buf_adds(&out, d.text);
+		for (size_t i = 0; i < d.heading.n; i++) {
+			if (out.len)
+				buf_addch(&out, ' ');
+			buf_adds(&out, d.heading.v[i]);
+		}
+		for (size_t i = 0; i < d.auxiliary_text.n; i++) {
+			if (out.len)
+				buf_addch(&out, ' ');
+			buf_adds(&out, d.auxiliary_text.v[i]);
+		}
+	}
+	extract_doc_release(&d);
+	extract_free(x);
+	char *s = buf_detach(&out, NULL);
+	return s;
+}
+
+static char *clean_dup(const char *s)
+{
+	struct buf b = BUF_INIT;
+	utf8_clean(&b, s, strlen(s));
+	return buf_detach(&b, NULL);
+}
+
+enum status extract_page(struct extract *x, const struct fetch_result *r,
+			 struct extract_doc *doc)
+{
+	if (r->cls != FETCH_OK) {
+		extract_doc_init(doc);
+		snprintf(x->errmsg, sizeof(x->errmsg),
+			 "result of page %llu is %s, not ok",
+			 (unsigned long long)r->page_id, fetch_class_str(r->cls));
+		return STATUS_INVALID;
+	}
+	enum status st = extract_html(x, r->html ? r->html : "", r->html_len, doc);
+	if (st != STATUS_OK)
+		return st;
+	if (r->display_title_html && *r->display_title_html)
+		doc->display_title = extract_strip_html(
+			r->display_title_html, strlen(r->display_title_html));
+	if (!doc->display_title || !*doc->display_title) {
+		free(doc->display_title);
+		doc->display_title = clean_dup(r->title ? r->title : "");
+	}
+	for (size_t i = 0; i < r->n_categories; i++)
+		list_push(&doc->category, clean_dup(r->categories[i].name));
+	for (size_t i = 0; i < r->n_links; i++)
+		list_push(&doc->outgoing_link, clean_dup(r->links[i].title));
+	for (size_t i = 0; i < r->n_templates; i++)
+		list_push(&doc->template_, clean_dup(r->templates[i].title));
+	return STATUS_OK;
+}

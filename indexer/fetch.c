@@ -1,0 +1,1105 @@
+/*
+ * fetch.c: the page fetcher, over one curl multi handle per thread.
+ *
+ * A request lives in one of four places: the handle's wait queue (submitted,
+ * not started because the wiki's concurrency or rate bound says no), the
+ * multi handle (in flight), the info queue (its parse answer is in, the
+ * batched action=query&prop=info answer that gives language and namespace
+ * is not), or the done queue (classified, waiting for fetch_next()).
+ *
+ * Safety invariants:
+ *  - every URL is "<configured api>?<fixed parameters with numeric ids>";
+ *    an event contributes integers only;
+ *  - redirects are followed by hand (FOLLOWLOCATION off), at most
+ *    max_redirects, only to http/https on the API's own host;
+ *  - the body is counted in the write callback after curl has decoded any
+ *    Content-Encoding, and the transfer is aborted the moment it would pass
+ *    max_body, so neither a chunked body nor a compression bomb can grow a
+ *    buffer past the cap;
+ *  - a wiki's slots (concurrency) and tokens (rate) are taken before a
+ *    transfer starts and the slot is given back when it ends, whichever
+ *    thread runs it (struct fetch_wiki has the mutex).
+ */
+#include "fetch.h"
+#include "buf.h"
+#include "xmalloc.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#ifndef PACKAGE_VERSION
+#include "config.h"
+#endif
+
+#define INFO_BATCH 50
+#define INFO_GATHER_MS 5
+#define MAX_RETRY_AFTER_S 3600
+
+/* ---------------------------------------------------------------- wikis */
+
+struct fetch_wiki {
+	struct fetch_wiki_config cfg; /* strings below are ours */
+	char *name, *api, *language, *contact, *user_agent;
+	char *host;                   /* lowercase host of api */
+	pthread_mutex_t mu;
+	int in_flight;                /* all threads */
+	double tokens;
+	double last_refill;           /* monotonic seconds */
+};
+
+const char *fetch_class_str(enum fetch_class c)
+{
+	switch (c) {
+	case FETCH_OK: return "ok";
+	case FETCH_MISSING: return "missing";
+	case FETCH_HIDDEN: return "hidden";
+	case FETCH_LAGGING: return "lagging";
+	case FETCH_TRANSIENT: return "transient";
+	case FETCH_PERMANENT: return "permanent";
+	}
+	return "invalid";
+}
+
+void fetch_wiki_config_init(struct fetch_wiki_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->language = "en";
+	cfg->concurrency = 8;
+	cfg->rate = 50;
+	cfg->connect_timeout_ms = 5000;
+	cfg->timeout_ms = 30000;
+	cfg->low_speed_bytes = 1024;
+	cfg->low_speed_time_s = 10;
+	cfg->max_body = 8u << 20;
+	cfg->max_redirects = 3;
+	cfg->lag_retry_ms = 2000;
+	cfg->transient_retry_ms = 1000;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Splits url into lowercase scheme and host; returns false if it is not
+ * an absolute http(s) URL with a host. */
+static bool url_scheme_host(const char *url, char **scheme, char **host,
+			    bool *has_query)
+{
+	CURLU *u = curl_url();
+	if (!u)
+		return false;
+	bool ok = false;
+	char *s = NULL, *h = NULL, *q = NULL, *fr = NULL;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		goto out;
+	if (curl_url_get(u, CURLUPART_SCHEME, &s, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK || !*h)
+		goto out;
+	if (strcasecmp(s, "http") != 0 && strcasecmp(s, "https") != 0)
+		goto out;
+	if (has_query)
+		*has_query = curl_url_get(u, CURLUPART_QUERY, &q, 0) == CURLUE_OK ||
+			     curl_url_get(u, CURLUPART_FRAGMENT, &fr, 0) == CURLUE_OK;
+	for (char *p = s; *p; p++)
+		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+	for (char *p = h; *p; p++)
+		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+	if (scheme)
+		*scheme = xstrdup(s);
+	if (host)
+		*host = xstrdup(h);
+	ok = true;
+out:
+	curl_free(s);
+	curl_free(h);
+	curl_free(q);
+	curl_free(fr);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+char *fetch_user_agent(const char *contact)
+{
+	if (contact && *contact)
+		return xasprintf("freshet/%s (%s)", PACKAGE_VERSION, contact);
+	return xasprintf("freshet/%s", PACKAGE_VERSION);
+}
+
+struct fetch_wiki *fetch_wiki_new(const struct fetch_wiki_config *cfg,
+				  char **err)
+{
+	const char *why = NULL;
+	char *host = NULL;
+	bool query = false;
+	if (!cfg->name || !*cfg->name)
+		why = "name: empty";
+	else if (!cfg->api || !*cfg->api)
+		why = "api: empty";
+	else if (strncasecmp(cfg->api, "http://", 7) != 0 &&
+		 strncasecmp(cfg->api, "https://", 8) != 0)
+		why = "api: scheme must be http or https";
+	else if (cfg->api[strcspn(cfg->api, ":") + 3] == '/' ||
+		 !url_scheme_host(cfg->api, NULL, &host, &query))
+		why = "api: not a valid http(s) URL with a host";
+	else if (query)
+		why = "api: must not have a query or fragment";
+	else if (cfg->concurrency < 1)
+		why = "concurrency: must be at least 1";
+	else if (cfg->rate < 0)
+		why = "rate: must not be negative";
+	else if (cfg->max_body < 1024)
+		why = "max_body: must be at least 1024";
+	else if (cfg->max_redirects < 0)
+		why = "max_redirects: must not be negative";
+	else if (cfg->timeout_ms <= 0 || cfg->connect_timeout_ms <= 0)
+		why = "timeouts: must be positive";
+	if (why) {
+		free(host);
+		if (err)
+			*err = xasprintf("wiki %s: %s", cfg->name ? cfg->name : "?",
+					 why);
+		return NULL;
+	}
+	struct fetch_wiki *w = xcalloc(1, sizeof(*w));
+	w->cfg = *cfg;
+	w->name = xstrdup(cfg->name);
+	w->api = xstrdup(cfg->api);
+	w->language = xstrdup(cfg->language && *cfg->language ? cfg->language
+							     : "en");
+	w->contact = xstrdup(cfg->user_agent_contact ? cfg->user_agent_contact
+						     : "");
+	w->cfg.name = w->name;
+	w->cfg.api = w->api;
+	w->cfg.language = w->language;
+	w->cfg.user_agent_contact = w->contact;
+	w->user_agent = fetch_user_agent(w->contact);
+	w->host = host;
+	pthread_mutex_init(&w->mu, NULL);
+	w->tokens = cfg->rate > 0 ? (cfg->rate < 1 ? 1 : cfg->rate) : 0;
+	w->last_refill = now_s();
+	return w;
+}
+
+void fetch_wiki_free(struct fetch_wiki *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_destroy(&w->mu);
+	free(w->name);
+	free(w->api);
+	free(w->language);
+	free(w->contact);
+	free(w->user_agent);
+	free(w->host);
+	free(w);
+}
+
+const char *fetch_wiki_name(const struct fetch_wiki *w)
+{
+	return w->name;
+}
+
+/* Takes a slot and a token of w.  Returns true if the request may start;
+ * else false and, when the rate is what stops it, *wait_ms how long until
+ * the next token. */
+static bool wiki_acquire(struct fetch_wiki *w, long *wait_ms)
+{
+	bool ok = false;
+	pthread_mutex_lock(&w->mu);
+	if (w->in_flight >= w->cfg.concurrency)
+		goto out;
+	if (w->cfg.rate > 0) {
+		double t = now_s();
+		double burst = w->cfg.rate < 1 ? 1 : w->cfg.rate;
+		w->tokens += (t - w->last_refill) * w->cfg.rate;
+		if (w->tokens > burst)
+			w->tokens = burst;
+		w->last_refill = t;
+		if (w->tokens < 1) {
+			long ms = (long)((1 - w->tokens) / w->cfg.rate * 1000) + 1;
+			if (ms < *wait_ms)
+				*wait_ms = ms;
+			goto out;
+		}
+		w->tokens -= 1;
+	}
+	w->in_flight++;
+	ok = true;
+out:
+	pthread_mutex_unlock(&w->mu);
+	return ok;
+}
+
+static void wiki_release(struct fetch_wiki *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->in_flight--;
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* ---------------------------------------------------------------- results */
+
+static void titles_free(struct fetch_title *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(t[i].title);
+	free(t);
+}
+
+void fetch_result_free(struct fetch_result *r)
+{
+	if (!r)
+		return;
+	free(r->error);
+	free(r->title);
+	free(r->language);
+	free(r->display_title_html);
+	free(r->html);
+	for (size_t i = 0; i < r->n_categories; i++)
+		free(r->categories[i].name);
+	free(r->categories);
+	titles_free(r->links, r->n_links);
+	titles_free(r->templates, r->n_templates);
+	free(r);
+}
+
+/* Sets the class and message of r (the message is formatted). */
+static void classify(struct fetch_result *r, enum fetch_class c,
+		     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void classify(struct fetch_result *r, enum fetch_class c,
+		     const char *fmt, ...)
+{
+	r->cls = c;
+	free(r->error);
+	r->error = NULL;
+	if (fmt) {
+		struct buf b = BUF_INIT;
+		va_list ap;
+		va_start(ap, fmt);
+		buf_vaddf(&b, fmt, ap);
+		va_end(ap);
+		r->error = buf_detach(&b, NULL);
+	}
+	if (c == FETCH_LAGGING && !r->retry_after_ms)
+		r->retry_after_ms = r->wiki->cfg.lag_retry_ms;
+	if (c == FETCH_TRANSIENT && !r->retry_after_ms)
+		r->retry_after_ms = r->wiki->cfg.transient_retry_ms;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+enum req_kind { REQ_PARSE, REQ_INFO };
+
+struct req {
+	enum req_kind kind;
+	struct fetch_wiki *w;
+	struct req *next;
+	struct req *anext, *aprev; /* the handle's active list */
+	CURL *easy;
+	struct buf body;
+	bool over_cap;
+	int redirects;
+	char errbuf[CURL_ERROR_SIZE];
+	struct fetch_result *res;            /* REQ_PARSE */
+	struct fetch_result **batch;         /* REQ_INFO */
+	size_t n_batch;
+};
+
+struct queue {
+	struct req *head, *tail;
+	size_t n;
+};
+
+struct rqueue { /* results */
+	struct fetch_result **v;
+	size_t n, cap, head;
+};
+
+struct fetch {
+	CURLM *multi;
+	struct queue wait;        /* parse requests not started */
+	struct req *active_list;  /* requests in the multi handle (via anext) */
+	struct rqueue info;       /* results waiting for the info query */
+	size_t info_active;       /* info queries in flight */
+	double info_since;        /* when info's oldest entry arrived */
+	struct rqueue done;
+	size_t pending;           /* submitted, not collected */
+	size_t active;            /* transfers in the multi handle */
+	char errmsg[256];
+};
+
+static void q_push(struct queue *q, struct req *r)
+{
+	r->next = NULL;
+	if (q->tail)
+		q->tail->next = r;
+	else
+		q->head = r;
+	q->tail = r;
+	q->n++;
+}
+
+static void rq_push(struct rqueue *q, struct fetch_result *r)
+{
+	if (q->head + q->n == q->cap) {
+		if (q->head) {
+			memmove(q->v, q->v + q->head, q->n * sizeof(*q->v));
+			q->head = 0;
+		}
+		if (q->n == q->cap) {
+			q->cap = q->cap ? q->cap * 2 : 16;
+			q->v = xrealloc(q->v, q->cap * sizeof(*q->v));
+		}
+	}
+	q->v[q->head + q->n++] = r;
+}
+
+static struct fetch_result *rq_shift(struct rqueue *q)
+{
+	if (!q->n)
+		return NULL;
+	struct fetch_result *r = q->v[q->head++];
+	if (!--q->n)
+		q->head = 0;
+	return r;
+}
+
+static void req_free(struct req *r)
+{
+	if (!r)
+		return;
+	if (r->easy)
+		curl_easy_cleanup(r->easy);
+	buf_release(&r->body);
+	free(r->batch);
+	free(r);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+	struct req *r = ud;
+	size_t len = size * n;
+	/* Counted after decoding: curl calls us with decoded bytes. */
+	if (len > r->w->cfg.max_body - r->body.len) {
+		r->over_cap = true;
+		return 0;
+	}
+	buf_add(&r->body, data, len);
+	return len;
+}
+
+/* Sets up r->easy for url. */
+static void req_setup(struct req *r, const char *url)
+{
+	const struct fetch_wiki_config *c = &r->w->cfg;
+	CURL *e = r->easy;
+	if (!e)
+		e = r->easy = curl_easy_init();
+	if (!e)
+		abort();
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+	if (c->low_speed_bytes > 0 && c->low_speed_time_s > 0) {
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, c->low_speed_bytes);
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, c->low_speed_time_s);
+	}
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, r->w->user_agent);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	r->errbuf[0] = '\0';
+	buf_reset(&r->body);
+	r->over_cap = false;
+}
+
+static char *parse_url(const struct fetch_wiki *w, uint64_t page_id)
+{
+	return xasprintf("%s?action=parse&pageid=%" PRIu64
+			 "&prop=text%%7Cdisplaytitle%%7Ccategories%%7Csections"
+			 "%%7Crevid%%7Clinks%%7Ctemplates&formatversion=2"
+			 "&format=json&disableeditsection=1&disablelimitreport=1"
+			 "&disabletoc=1",
+			 w->api, page_id);
+}
+
+static char *info_url(const struct req *r)
+{
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "%s?action=query&prop=info&formatversion=2&format=json"
+		 "&pageids=", r->w->api);
+	for (size_t i = 0; i < r->n_batch; i++)
+		buf_addf(&b, "%s%" PRIu64, i ? "%7C" : "", r->batch[i]->page_id);
+	return buf_detach(&b, NULL);
+}
+
+static void start(struct fetch *f, struct req *r, const char *url)
+{
+	req_setup(r, url);
+	CURLMcode mc = curl_multi_add_handle(f->multi, r->easy);
+	if (mc != CURLM_OK)
+		abort(); /* only on misuse or out of memory */
+	r->aprev = NULL;
+	r->anext = f->active_list;
+	if (r->anext)
+		r->anext->aprev = r;
+	f->active_list = r;
+	f->active++;
+}
+
+/* Takes r out of the multi handle (its slot stays taken). */
+static void stop(struct fetch *f, struct req *r)
+{
+	curl_multi_remove_handle(f->multi, r->easy);
+	if (r->aprev)
+		r->aprev->anext = r->anext;
+	else
+		f->active_list = r->anext;
+	if (r->anext)
+		r->anext->aprev = r->aprev;
+	r->anext = r->aprev = NULL;
+	f->active--;
+}
+
+/* ---------------------------------------------------------------- handle */
+
+enum status fetch_global_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? STATUS_OK
+								  : STATUS_IO;
+}
+
+struct fetch *fetch_new(void)
+{
+	struct fetch *f = xcalloc(1, sizeof(*f));
+	f->multi = curl_multi_init();
+	if (!f->multi)
+		abort();
+	/* Keep enough idle connections to reuse one per transfer in flight. */
+	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, 256L);
+	return f;
+}
+
+void fetch_free(struct fetch *f)
+{
+	if (!f)
+		return;
+	struct req *r;
+	while ((r = f->active_list)) {
+		stop(f, r);
+		wiki_release(r->w);
+		if (r->kind == REQ_PARSE) {
+			fetch_result_free(r->res);
+		} else {
+			for (size_t i = 0; i < r->n_batch; i++)
+				fetch_result_free(r->batch[i]);
+		}
+		req_free(r);
+	}
+	while ((r = f->wait.head)) {
+		f->wait.head = r->next;
+		fetch_result_free(r->res);
+		req_free(r);
+	}
+	struct fetch_result *res;
+	while ((res = rq_shift(&f->info)))
+		fetch_result_free(res);
+	while ((res = rq_shift(&f->done)))
+		fetch_result_free(res);
+	free(f->info.v);
+	free(f->done.v);
+	curl_multi_cleanup(f->multi);
+	free(f);
+}
+
+const char *fetch_errmsg(const struct fetch *f)
+{
+	return f->errmsg;
+}
+
+size_t fetch_pending(const struct fetch *f)
+{
+	return f->pending;
+}
+
+size_t fetch_in_flight(const struct fetch *f)
+{
+	return f->active;
+}
+
+enum status fetch_submit(struct fetch *f, struct fetch_wiki *w,
+			 uint64_t page_id, uint64_t expected_rev,
+			 void *userdata)
+{
+	if (!page_id) {
+		snprintf(f->errmsg, sizeof(f->errmsg), "page id 0 is not a page");
+		return STATUS_INVALID;
+	}
+	struct fetch_result *res = xcalloc(1, sizeof(*res));
+	res->wiki = w;
+	res->page_id = page_id;
+	res->expected_rev = expected_rev;
+	res->userdata = userdata;
+	res->ns = -1;
+	struct req *r = xcalloc(1, sizeof(*r));
+	r->kind = REQ_PARSE;
+	r->w = w;
+	r->res = res;
+	buf_init(&r->body);
+	q_push(&f->wait, r);
+	f->pending++;
+	return STATUS_OK;
+}
+
+static void done(struct fetch *f, struct fetch_result *res)
+{
+	rq_push(&f->done, res);
+}
+
+/* --- JSON answers ------------------------------------------------------- */
+
+static char *dup_json_str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? xstrdup(s) : NULL;
+}
+
+static char *underscores_to_spaces(char *s)
+{
+	for (char *p = s; p && *p; p++)
+		if (*p == '_')
+			*p = ' ';
+	return s;
+}
+
+static void take_titles(json_t *arr, struct fetch_title **out, size_t *n)
+{
+	size_t cnt = json_is_array(arr) ? json_array_size(arr) : 0;
+	*out = cnt ? xcalloc(cnt, sizeof(**out)) : NULL;
+	*n = 0;
+	for (size_t i = 0; i < cnt; i++) {
+		json_t *e = json_array_get(arr, i);
+		const char *t = json_string_value(json_object_get(e, "title"));
+		if (!t)
+			continue;
+		struct fetch_title *ft = &(*out)[(*n)++];
+		ft->title = xstrdup(t);
+		ft->ns = (int)json_integer_value(json_object_get(e, "ns"));
+		ft->exists = json_is_true(json_object_get(e, "exists"));
+	}
+}
+
+/* A short, printable excerpt of a body for messages. */
+static void body_excerpt(const struct buf *b, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < b->len && n + 1 < cap && i < 60; i++) {
+		unsigned char c = (unsigned char)b->data[i];
+		out[n++] = (char)(c >= 0x20 && c < 0x7F ? c : '.');
+	}
+	out[n] = '\0';
+}
+
+/* Parses a 200 body as JSON; on failure classifies res permanent. */
+static json_t *load_json(struct req *r, struct fetch_result *res,
+			 const char *what)
+{
+	json_error_t je;
+	json_t *j = json_loadb(r->body.data, r->body.len, 0, &je);
+	if (j && json_is_object(j))
+		return j;
+	json_decref(j);
+	char ex[64];
+	body_excerpt(&r->body, ex, sizeof(ex));
+	size_t i = 0;
+	while (i < r->body.len && strchr(" \t\r\n", r->body.data[i]))
+		i++;
+	if (i < r->body.len && r->body.data[i] == '<')
+		classify(res, FETCH_PERMANENT,
+			 "%s: response is HTML, not JSON (\"%s\")", what, ex);
+	else if (!r->body.len)
+		classify(res, FETCH_PERMANENT, "%s: empty response body", what);
+	else
+		classify(res, FETCH_PERMANENT,
+			 "%s: response is not a JSON object (%s at byte %d)",
+			 what, je.text, je.position);
+	return NULL;
+}
+
+/* Classifies an API error object.  Returns true if there was one. */
+static bool api_error(json_t *j, struct fetch_result *res)
+{
+	json_t *err = json_object_get(j, "error");
+	if (!err)
+		return false;
+	const char *code = json_string_value(json_object_get(err, "code"));
+	const char *info = json_string_value(json_object_get(err, "info"));
+	if (!code)
+		code = "(no code)";
+	if (!info)
+		info = "";
+	enum fetch_class c = FETCH_PERMANENT;
+	if (!strcmp(code, "nosuchpageid") || !strcmp(code, "missingtitle"))
+		c = FETCH_MISSING;
+	else if (!strcmp(code, "permissiondenied") ||
+		 !strcmp(code, "suppressedrevision") ||
+		 !strcmp(code, "revdeleted") || !strcmp(code, "missingcontent"))
+		c = FETCH_HIDDEN;
+	else if (!strcmp(code, "nosuchrevid"))
+		c = FETCH_LAGGING;
+	else if (!strcmp(code, "maxlag") || !strcmp(code, "ratelimited") ||
+		 !strcmp(code, "readonly") ||
+		 !strncmp(code, "internal_api_error", 18))
+		c = FETCH_TRANSIENT;
+	classify(res, c, "API error %s: %s", code, info);
+	return true;
+}
+
+static void finish_parse(struct fetch *f, struct req *r)
+{
+	struct fetch_result *res = r->res;
+	r->res = NULL;
+	json_t *j = load_json(r, res, "parse");
+	if (!j) {
+		done(f, res);
+		return;
+	}
+	if (api_error(j, res)) {
+		json_decref(j);
+		done(f, res);
+		return;
+	}
+	json_t *p = json_object_get(j, "parse");
+	json_t *revid = json_object_get(p, "revid");
+	json_t *text = json_object_get(p, "text");
+	if (!json_is_object(p)) {
+		classify(res, FETCH_PERMANENT, "parse: JSON has no \"parse\" object");
+	} else if (!json_is_integer(revid) || json_integer_value(revid) < 0) {
+		classify(res, FETCH_PERMANENT,
+			 "parse: \"parse.revid\" missing or not an integer");
+	} else if (!json_is_string(text)) {
+		classify(res, FETCH_PERMANENT,
+			 "parse: \"parse.text\" missing or not a string "
+			 "(formatversion=2 expected)");
+	} else {
+		res->rev_id = (uint64_t)json_integer_value(revid);
+		if (res->expected_rev && res->rev_id < res->expected_rev) {
+			classify(res, FETCH_LAGGING,
+				 "API returned revision %" PRIu64
+				 ", older than the event's %" PRIu64,
+				 res->rev_id, res->expected_rev);
+			json_decref(j);
+			done(f, res);
+			return;
+		}
+		res->html_len = json_string_length(text);
+		res->html = xmalloc(res->html_len + 1);
+		memcpy(res->html, json_string_value(text), res->html_len);
+		res->html[res->html_len] = '\0';
+		res->title = dup_json_str(p, "title");
+		res->display_title_html = dup_json_str(p, "displaytitle");
+		json_t *cats = json_object_get(p, "categories");
+		size_t nc = json_is_array(cats) ? json_array_size(cats) : 0;
+		res->categories = nc ? xcalloc(nc, sizeof(*res->categories)) : NULL;
+		for (size_t i = 0; i < nc; i++) {
+			json_t *e = json_array_get(cats, i);
+			char *name = dup_json_str(e, "category");
+			if (!name)
+				continue;
+			struct fetch_category *c = &res->categories[res->n_categories++];
+			c->name = underscores_to_spaces(name);
+			c->hidden = json_is_true(json_object_get(e, "hidden"));
+		}
+		take_titles(json_object_get(p, "links"), &res->links, &res->n_links);
+		take_titles(json_object_get(p, "templates"), &res->templates,
+			    &res->n_templates);
+		res->cls = FETCH_OK;
+		json_decref(j);
+		/* Language and namespace come from the batched info query. */
+		if (!f->info.n)
+			f->info_since = now_s();
+		rq_push(&f->info, res);
+		return;
+	}
+	json_decref(j);
+	done(f, res);
+}
+
+static void finish_info(struct fetch *f, struct req *r)
+{
+	struct fetch_result probe = { .wiki = r->w };
+	json_t *j = load_json(r, &probe, "query");
+	json_t *pages = NULL;
+	if (j && !api_error(j, &probe)) {
+		pages = json_object_get(json_object_get(j, "query"), "pages");
+		if (!json_is_array(pages))
+			classify(&probe, FETCH_PERMANENT,
+				 "query: JSON has no \"query.pages\" array");
+		else
+			probe.cls = FETCH_OK;
+	}
+	for (size_t i = 0; i < r->n_batch; i++) {
+		struct fetch_result *res = r->batch[i];
+		if (probe.cls != FETCH_OK) {
+			res->retry_after_ms = probe.retry_after_ms;
+			res->http_status = probe.http_status;
+			classify(res, probe.cls, "%s", probe.error);
+			done(f, res);
+			continue;
+		}
+		json_t *page = NULL;
+		for (size_t k = 0; k < json_array_size(pages); k++) {
+			json_t *e = json_array_get(pages, k);
+			if ((uint64_t)json_integer_value(json_object_get(e, "pageid")) ==
+			    res->page_id) {
+				page = e;
+				break;
+			}
+		}
+		if (!page) {
+			classify(res, FETCH_PERMANENT,
+				 "query: page %" PRIu64 " not in the info answer",
+				 res->page_id);
+		} else if (json_is_true(json_object_get(page, "missing"))) {
+			classify(res, FETCH_MISSING, "query: page %" PRIu64
+				 " is missing (deleted after it was parsed)",
+				 res->page_id);
+		} else {
+			json_t *ns = json_object_get(page, "ns");
+			const char *lang = json_string_value(
+				json_object_get(page, "pagelanguage"));
+			res->ns = json_is_integer(ns) ? (int)json_integer_value(ns)
+						      : -1;
+			res->language = xstrdup(lang && *lang ? lang
+							      : r->w->language);
+			res->latest_rev = (uint64_t)json_integer_value(
+				json_object_get(page, "lastrevid"));
+			if (!res->title)
+				res->title = dup_json_str(page, "title");
+			if (res->ns < 0)
+				classify(res, FETCH_PERMANENT,
+					 "query: page %" PRIu64 " has no namespace",
+					 res->page_id);
+		}
+		done(f, res);
+	}
+	free(probe.error);
+	json_decref(j);
+	r->n_batch = 0;
+}
+
+/* Classifies a finished transfer at the HTTP level.  Returns true when the
+ * body should be looked at (HTTP 200), false when res is classified. */
+static bool classify_transfer(struct fetch *f, struct req *r, CURLcode cc,
+			      struct fetch_result *res, bool *restarted)
+{
+	const struct fetch_wiki_config *c = &r->w->cfg;
+	long code = 0;
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+	res->http_status = code;
+	*restarted = false;
+	const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc);
+	switch (cc) {
+	case CURLE_OK:
+		break;
+	case CURLE_WRITE_ERROR:
+	case CURLE_FILESIZE_EXCEEDED:
+		if (r->over_cap || cc == CURLE_FILESIZE_EXCEEDED) {
+			classify(res, FETCH_PERMANENT,
+				 "response body exceeds %zu bytes", c->max_body);
+			return false;
+		}
+		classify(res, FETCH_TRANSIENT, "transfer failed: %s", detail);
+		return false;
+	case CURLE_OPERATION_TIMEDOUT:
+		classify(res, FETCH_TRANSIENT, "timeout: %s", detail);
+		return false;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_TOO_MANY_REDIRECTS:
+	case CURLE_URL_MALFORMAT:
+		classify(res, FETCH_PERMANENT, "refused: %s", detail);
+		return false;
+	case CURLE_BAD_CONTENT_ENCODING:
+		classify(res, FETCH_PERMANENT, "bad content encoding: %s", detail);
+		return false;
+	default:
+		classify(res, FETCH_TRANSIENT, "transfer failed: %s", detail);
+		return false;
+	}
+	if (code >= 300 && code < 400) {
+		char *loc = NULL;
+		curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &loc);
+		char *host = NULL;
+		if (!loc) {
+			classify(res, FETCH_PERMANENT, "HTTP %ld without a Location",
+				 code);
+		} else if (r->redirects >= c->max_redirects) {
+			classify(res, FETCH_PERMANENT,
+				 "refused redirect: more than %d redirects",
+				 c->max_redirects);
+		} else if (!url_scheme_host(loc, NULL, &host, NULL)) {
+			classify(res, FETCH_PERMANENT,
+				 "refused redirect to %.200s: not http or https",
+				 loc);
+		} else if (strcmp(host, r->w->host) != 0) {
+			classify(res, FETCH_PERMANENT,
+				 "refused redirect to %.200s: another host", loc);
+		} else {
+			char *url = xstrdup(loc);
+			r->redirects++;
+			stop(f, r);
+			start(f, r, url);
+			free(url);
+			*restarted = true;
+		}
+		free(host);
+		return false;
+	}
+	if (code == 429 || code >= 500) {
+		curl_off_t ra = -1;
+		if (curl_easy_getinfo(r->easy, CURLINFO_RETRY_AFTER, &ra) ==
+			    CURLE_OK && ra > 0)
+			res->retry_after_ms = (long)(ra > MAX_RETRY_AFTER_S
+							     ? MAX_RETRY_AFTER_S
+							     : ra) * 1000;
+		classify(res, FETCH_TRANSIENT, "HTTP %ld", code);
+		return false;
+	}
+	if (code == 408) {
+		classify(res, FETCH_TRANSIENT, "HTTP 408");
+		return false;
+	}
+	if (code != 200) {
+		classify(res, FETCH_PERMANENT, "HTTP %ld", code);
+		return false;
+	}
+	return true;
+}
+
+static void on_complete(struct fetch *f, struct req *r, CURLcode cc)
+{
+	bool restarted;
+	if (r->kind == REQ_PARSE) {
+		if (!classify_transfer(f, r, cc, r->res, &restarted)) {
+			if (restarted)
+				return;
+			done(f, r->res);
+			r->res = NULL;
+		} else {
+			finish_parse(f, r);
+		}
+	} else {
+		struct fetch_result probe = { .wiki = r->w };
+		if (!classify_transfer(f, r, cc, &probe, &restarted)) {
+			if (restarted)
+				return;
+			for (size_t i = 0; i < r->n_batch; i++) {
+				struct fetch_result *res = r->batch[i];
+				res->http_status = probe.http_status;
+				res->retry_after_ms = probe.retry_after_ms;
+				classify(res, probe.cls, "info query: %s",
+					 probe.error);
+				done(f, res);
+			}
+			r->n_batch = 0;
+			free(probe.error);
+		} else {
+			finish_info(f, r);
+		}
+	}
+	if (r->kind == REQ_INFO)
+		f->info_active--;
+	stop(f, r);
+	wiki_release(r->w);
+	req_free(r);
+}
+
+/* How long results wait for company before their info query goes out:
+ * INFO_GATHER_MS on an unbounded wiki; on a rate-bounded one, the time a
+ * quarter batch of parses takes (capped at half a second), so that info
+ * queries take a small share of the wiki's requests per second. */
+static double gather_ms(const struct fetch_wiki *w)
+{
+	if (w->cfg.rate <= 0)
+		return INFO_GATHER_MS;
+	double ms = 1000.0 * INFO_BATCH / 4 / w->cfg.rate;
+	return ms < INFO_GATHER_MS ? INFO_GATHER_MS : ms > 500 ? 500 : ms;
+}
+
+/* Starts an info query for up to INFO_BATCH waiting results of the oldest
+ * one's wiki: at once when a batch is full or no parse is still coming;
+ * otherwise when no info query is in flight and the oldest result has
+ * waited gather_ms() (while one is in flight, the next batch gathers). */
+static bool start_info(struct fetch *f, long *wait_ms)
+{
+	if (!f->info.n)
+		return false;
+	bool more_coming = f->wait.n || f->active > f->info_active;
+	if (more_coming && f->info.n < INFO_BATCH) {
+		if (f->info_active)
+			return false; /* its completion calls us again */
+		double age_ms = (now_s() - f->info_since) * 1000;
+		double gather = gather_ms(f->info.v[f->info.head]->wiki);
+		if (age_ms < gather) {
+			long left = (long)(gather - age_ms) + 1;
+			if (left < *wait_ms)
+				*wait_ms = left;
+			return false;
+		}
+	}
+	struct fetch_wiki *w = f->info.v[f->info.head]->wiki;
+	if (!wiki_acquire(w, wait_ms))
+		return false;
+	struct req *r = xcalloc(1, sizeof(*r));
+	r->kind = REQ_INFO;
+	r->w = w;
+	buf_init(&r->body);
+	r->batch = xmalloc(INFO_BATCH * sizeof(*r->batch));
+	/* Take this wiki's entries; keep the others in order. */
+	struct rqueue keep = { 0 };
+	struct fetch_result *res;
+	while ((res = rq_shift(&f->info))) {
+		if (res->wiki == w && r->n_batch < INFO_BATCH)
+			r->batch[r->n_batch++] = res;
+		else
+			rq_push(&keep, res);
+	}
+	free(f->info.v);
+	f->info = keep;
+	f->info_since = now_s(); /* close enough for the ones left */
+	char *url = info_url(r);
+	start(f, r, url);
+	free(url);
+	f->info_active++;
+	return true;
+}
+
+/* Starts waiting parse requests that their wiki lets start. */
+static void start_waiting(struct fetch *f, long *wait_ms)
+{
+	while (start_info(f, wait_ms))
+		;
+	struct req **pp = &f->wait.head, *prev = NULL;
+	while (*pp) {
+		struct req *r = *pp;
+		if (!wiki_acquire(r->w, wait_ms)) {
+			prev = r;
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		if (f->wait.tail == r)
+			f->wait.tail = prev;
+		f->wait.n--;
+		char *url = parse_url(r->w, r->res->page_id);
+		start(f, r, url);
+		free(url);
+	}
+}
+
+static void collect(struct fetch *f)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(f->multi, &left))) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		struct req *r = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		on_complete(f, r, m->data.result);
+	}
+}
+
+enum status fetch_run(struct fetch *f, int timeout_ms)
+{
+	long wait_ms = timeout_ms;
+	start_waiting(f, &wait_ms);
+	int running = 0;
+	CURLMcode mc = curl_multi_perform(f->multi, &running);
+	if (mc != CURLM_OK)
+		goto fail;
+	collect(f);
+	/* What just completed may let queued work (an info batch) start. */
+	wait_ms = timeout_ms;
+	start_waiting(f, &wait_ms);
+	if (f->done.n || timeout_ms <= 0)
+		return STATUS_OK;
+	if (f->active) {
+		mc = curl_multi_poll(f->multi, NULL, 0, (int)wait_ms, NULL);
+		if (mc != CURLM_OK)
+			goto fail;
+		mc = curl_multi_perform(f->multi, &running);
+		if (mc != CURLM_OK)
+			goto fail;
+		collect(f);
+	} else if ((f->wait.n || f->info.n) && wait_ms > 0) {
+		/* Held back by the rate or by another thread's use of the
+		 * wiki's slots: wait for the next token. */
+		struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	wait_ms = 0;
+	start_waiting(f, &wait_ms);
+	return STATUS_OK;
+fail:
+	snprintf(f->errmsg, sizeof(f->errmsg), "curl multi: %s",
+		 curl_multi_strerror(mc));
+	return STATUS_IO;
+}
+
+struct fetch_result *fetch_next(struct fetch *f)
+{
+	struct fetch_result *r = rq_shift(&f->done);
+	if (r)
+		f->pending--;
+	return r;
+}
+
+struct fetch_result *fetch_one(struct fetch *f, struct fetch_wiki *w,
+			       uint64_t page_id, uint64_t expected_rev)
+{
+	static char mark;
+	if (fetch_submit(f, w, page_id, expected_rev, &mark) != STATUS_OK) {
+		struct fetch_result *r = xcalloc(1, sizeof(*r));
+		r->wiki = w;
+		r->page_id = page_id;
+		classify(r, FETCH_PERMANENT, "%s", f->errmsg);
+		return r;
+	}
+	for (;;) {
+		for (size_t i = 0; i < f->done.n; i++) {
+			struct fetch_result *r = f->done.v[f->done.head + i];
+			if (r->userdata != &mark || r->page_id != page_id)
+				continue;
+			memmove(&f->done.v[f->done.head + i],
+				&f->done.v[f->done.head + i + 1],
+				(f->done.n - i - 1) * sizeof(*f->done.v));
+			f->done.n--;
+			f->pending--;
+			r->userdata = NULL;
+			return r;
+		}
+		if (fetch_run(f, 100) != STATUS_OK) {
+			struct timespec ts = { 0, 10000000L };
+			nanosleep(&ts, NULL);
+		}
+	}
+}

@@ -1,0 +1,213 @@
+/*
+ * test-fetch-mw.c: the fetcher and the extractor against a real MediaWiki
+ * (Debian's package, started privately by tests/lib/mw.h).
+ */
+#include "extract.h"
+#include "fetch.h"
+#include "mw.h"
+#include "testsupport.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct mw *mw;
+static struct fetch_wiki *wiki;
+static struct fetch *fetch;
+
+static void start(void)
+{
+	cr_assert_eq(fetch_global_init(), STATUS_OK);
+	mw = mw_start(NULL);
+	struct fetch_wiki_config cfg;
+	fetch_wiki_config_init(&cfg);
+	cfg.name = mw_wiki_id(mw);
+	cfg.api = mw_api_url(mw);
+	cfg.user_agent_contact = "freshet tests";
+	char *err = NULL;
+	wiki = fetch_wiki_new(&cfg, &err);
+	cr_assert_not_null(wiki, "%s", err);
+	fetch = fetch_new();
+}
+
+static void stop(void)
+{
+	fetch_free(fetch);
+	fetch_wiki_free(wiki);
+	mw_stop(mw);
+}
+
+TestSuite(fetch_mw, .init = start, .fini = stop, .timeout = 120);
+
+#define EXPECT_CLASS(r, c) \
+	cr_expect_eq((r)->cls, (c), "class %s, want %s (%s)", \
+		     fetch_class_str((r)->cls), fetch_class_str(c), \
+		     (r)->error ? (r)->error : "no message")
+
+static const char *rich_text =
+	"{{Note}}Intro paragraph with a [[Linked page]] and a "
+	"reference.<sup class=\"reference\">[1]</sup>\n"
+	"\n"
+	"{| class=\"wikitable\"\n"
+	"! Head !! Value\n"
+	"|-\n"
+	"| Cell one || Cell two\n"
+	"|}\n"
+	"\n"
+	/* Uploads are off: MediaWiki renders the frame, a link named after
+	 * the missing file (body text, as in CirrusSearch) and the caption. */
+	"[[File:Missing picture.jpg|thumb|A caption for the picture]]\n"
+	"\n"
+	"== First section ==\n"
+	"Section text with [[Other page|a label]].<script>x</script>\n" /* escaped */
+	"\n"
+	"=== Sub ''section'' ===\n"
+	"More text &amp; an&nbsp;entity.\n"
+	"<div class=\"navigation-not-searchable\">Navigation noise</div>\n"
+	"\n"
+	"== See also ==\n"
+	"* [[Third page]]\n"
+	"\n"
+	"[[Category:Test pages]]\n"
+	"[[Category:Freshet fields]]\n";
+
+static void list_eq(const struct extract_list *l, size_t n, const char *const *want,
+		    const char *what)
+{
+	cr_expect_eq(l->n, n, "%s: %zu entries, want %zu", what, l->n, n);
+	for (size_t i = 0; i < n && i < l->n; i++)
+		cr_expect_str_eq(l->v[i], want[i], "%s[%zu]: %s", what, i, l->v[i]);
+}
+
+Test(fetch_mw, rich_page_yields_exactly_the_expected_fields)
+{
+	mw_edit(mw, "Template:Note",
+		"<div class=\"hatnote\">For other uses, see elsewhere.</div>",
+		NULL, NULL);
+	mw_edit(mw, "Category:Test pages", "__HIDDENCAT__", NULL, NULL);
+	long page_id, rev_id;
+	mw_edit(mw, "Rich page", rich_text, &page_id, &rev_id);
+
+	struct fetch_result *r = fetch_one(fetch, wiki, (uint64_t)page_id,
+					   (uint64_t)rev_id);
+	EXPECT_CLASS(r, FETCH_OK);
+	cr_expect_eq(r->rev_id, (uint64_t)rev_id);
+	cr_expect_eq(r->latest_rev, (uint64_t)rev_id);
+	cr_expect_eq(r->ns, 0);
+	cr_expect_str_eq(r->language, "en");
+	cr_expect_str_eq(r->title, "Rich page");
+
+	struct extract *x = extract_new(NULL);
+	struct extract_doc d;
+	cr_assert_eq(extract_page(x, r, &d), STATUS_OK);
+	cr_expect_str_eq(d.text,
+			 "Intro paragraph with a Linked page and a reference. "
+			 "File:Missing picture.jpg Section text with a label.<script>x</script> More text "
+			 "& an entity. "
+			 "Third page");
+	cr_expect_str_eq(d.opening_text,
+			 "Intro paragraph with a Linked page and a reference. "
+			 "File:Missing picture.jpg");
+	const char *headings[] = { "First section", "Sub section" };
+	list_eq(&d.heading, 2, headings, "heading");
+	const char *aux[] = { "For other uses, see elsewhere.",
+			      "Head Value Cell one Cell two",
+			      "A caption for the picture" };
+	list_eq(&d.auxiliary_text, 3, aux, "auxiliary_text");
+	cr_expect_str_eq(d.display_title, "Rich page");
+	/* MediaWiki's tracking category for the missing file comes first;
+	 * hidden categories are indexed too, as CirrusSearch does. */
+	const char *cats[] = { "Pages with broken file links", "Test pages",
+			       "Freshet fields" };
+	list_eq(&d.category, 3, cats, "category");
+	cr_assert_eq(r->n_categories, 3);
+	cr_expect_not(r->categories[0].hidden);
+	cr_expect(r->categories[1].hidden);
+	const char *links[] = { "Linked page", "Other page", "Third page" };
+	list_eq(&d.outgoing_link, 3, links, "outgoing_link");
+	const char *tpls[] = { "Template:Note" };
+	list_eq(&d.template_, 1, tpls, "template");
+	extract_doc_release(&d);
+	extract_free(x);
+	fetch_result_free(r);
+}
+
+Test(fetch_mw, deleted_page_is_missing)
+{
+	long page_id;
+	mw_edit(mw, "Short lived", "Soon gone.", &page_id, NULL);
+	mw_delete(mw, "Short lived");
+	struct fetch_result *r = fetch_one(fetch, wiki, (uint64_t)page_id, 0);
+	EXPECT_CLASS(r, FETCH_MISSING);
+	cr_expect(strstr(r->error, "nosuchpageid") != NULL, "%s", r->error);
+	fetch_result_free(r);
+
+	r = fetch_one(fetch, wiki, 987654, 0); /* never existed */
+	EXPECT_CLASS(r, FETCH_MISSING);
+	fetch_result_free(r);
+}
+
+Test(fetch_mw, revision_ids_decide_ok_or_lagging)
+{
+	long page_id, rev1, rev2;
+	mw_edit(mw, "Edited twice", "First version.", &page_id, &rev1);
+	mw_edit(mw, "Edited twice", "Second version.", NULL, &rev2);
+	cr_assert_gt(rev2, rev1);
+
+	/* An event for the first revision, fetched after the second edit: ok,
+	 * and the newer revision is what gets indexed. */
+	struct fetch_result *r = fetch_one(fetch, wiki, (uint64_t)page_id,
+					   (uint64_t)rev1);
+	EXPECT_CLASS(r, FETCH_OK);
+	cr_expect_eq(r->rev_id, (uint64_t)rev2);
+	cr_expect(strstr(r->html, "Second version.") != NULL);
+	fetch_result_free(r);
+
+	/* The event's own revision: ok. */
+	r = fetch_one(fetch, wiki, (uint64_t)page_id, (uint64_t)rev2);
+	EXPECT_CLASS(r, FETCH_OK);
+	fetch_result_free(r);
+
+	/* An event newer than what the API serves (a lagging replica). */
+	r = fetch_one(fetch, wiki, (uint64_t)page_id, (uint64_t)rev2 + 5);
+	EXPECT_CLASS(r, FETCH_LAGGING);
+	cr_expect_eq(r->rev_id, (uint64_t)rev2);
+	cr_expect_gt(r->retry_after_ms, 0);
+	fetch_result_free(r);
+}
+
+Test(fetch_mw, namespace_and_page_language_come_back)
+{
+	long talk_id, de_id, en_id;
+	mw_edit(mw, "Talk:Discussion", "Let us talk.", &talk_id, NULL);
+	mw_edit(mw, "Deutsche Seite", "Ein Text auf Deutsch.", &de_id, NULL);
+	mw_set_language(mw, "Deutsche Seite", "de");
+	mw_edit(mw, "English page", "Some text.", &en_id, NULL);
+
+	/* Submitted together: one batched info query serves them all. */
+	uint64_t ids[3] = { (uint64_t)talk_id, (uint64_t)de_id, (uint64_t)en_id };
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(fetch_submit(fetch, wiki, ids[i], 0, &ids[i]),
+			     STATUS_OK);
+	struct fetch_result *got[3] = { NULL, NULL, NULL };
+	int n = 0;
+	for (int spins = 0; n < 3 && spins < 600; spins++) {
+		cr_assert_eq(fetch_run(fetch, 100), STATUS_OK);
+		struct fetch_result *r;
+		while ((r = fetch_next(fetch)))
+			got[(uint64_t *)r->userdata - ids] = r, n++;
+	}
+	cr_assert_eq(n, 3);
+	for (int i = 0; i < 3; i++)
+		EXPECT_CLASS(got[i], FETCH_OK);
+	cr_expect_eq(got[0]->ns, 1);
+	cr_expect_str_eq(got[0]->title, "Talk:Discussion");
+	cr_expect_str_eq(got[0]->language, "en");
+	cr_expect_eq(got[1]->ns, 0);
+	cr_expect_str_eq(got[1]->language, "de");
+	cr_expect_eq(got[2]->ns, 0);
+	cr_expect_str_eq(got[2]->language, "en");
+	for (int i = 0; i < 3; i++)
+		fetch_result_free(got[i]);
+}
