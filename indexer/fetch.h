@@ -34,6 +34,15 @@
  *    not let start yet waits in the handle's queue (unbounded; the caller
  *    bounds it by bounding what it submits: fetch_pending()).
  *
+ * Info batching: a page whose parse answer is in waits for its info query.
+ * A batch goes out at once when it holds 50 pages or when nothing else of
+ * the handle is still fetching; otherwise once no info query is in flight
+ * and its oldest page has waited 5 ms (on a wiki without a rate bound) or
+ * the time a dozen parses take at the wiki's rate (at most 500 ms).  So
+ * results come back in submission order only roughly, and a caller that
+ * bounds fetch_pending() should allow for a batch (keep ~2x the wiki's
+ * concurrency submitted).
+ *
  * curl_global_init() must have been called (in main, before threads) before
  * the first fetch_new(); fetch_global_init() does it.
  */
@@ -135,9 +144,11 @@ struct fetch_result {
 	                              "HTTP 503", "API error nosuchpageid: ...",
 	                              "body exceeds 8388608 bytes", ... */
 
-	/* Set for FETCH_OK (and rev_id, latest_rev also for FETCH_LAGGING). */
+	/* Set for FETCH_OK (rev_id also for FETCH_LAGGING). */
 	uint64_t rev_id;           /* the revision that was rendered */
-	uint64_t latest_rev;       /* lastrevid from the info query (0 if unknown) */
+	uint64_t latest_rev;       /* lastrevid from the info query (0 unless
+	                              FETCH_OK; may be newer than rev_id if the
+	                              page was edited between the two queries) */
 	char *title;               /* "Talk:Foo bar" (prefixed, spaces) */
 	int ns;                    /* namespace id */
 	char *language;            /* page language ("en"; the wiki's when the
