@@ -110,3 +110,18 @@ extern "C" double direct_replace(const char *path, const uint64_t *pages,
 {
 	return write(path, pages, 0, n, rev, batch, false, cpu);
 }
+
+extern "C" double direct_build_docs(uint64_t first_page, uint64_t docs)
+{
+	bench_doc *b = new bench_doc;
+	std::string q;
+	double c0 = bench_cpu_now();
+	for (uint64_t i = 0; i < docs; i++) {
+		bench_make_doc(b, first_page + i, 1);
+		Xapian::Document doc;
+		build_doc(doc, *b, q);
+	}
+	double c = bench_cpu_now() - c0;
+	delete b;
+	return c;
+}

@@ -126,8 +126,22 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 static bool utf8_is_clean(const char *in, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)in;
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 	size_t i = 0;
 	while (i < len) {
+		/* Eight printable ASCII bytes at a time: no high bit, no byte
+		 * below 0x20, no 0x7F. */
+		while (len - i >= 8) {
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			uint64_t below = (w - ones * 0x20) & ~w & highs;
+			uint64_t del = ((w ^ (ones * 0x7F)) - ones) & ~(w ^ (ones * 0x7F)) & highs;
+			if ((w & highs) | below | del)
+				break;
+			i += 8;
+		}
+		if (i >= len)
+			break;
 		unsigned char c = s[i];
 		if (c >= 0x20 && c < 0x7F) {
 			i++;
@@ -213,6 +227,33 @@ static bool is_name_char(unsigned char c)
 }
 
 
+
+/* True for the elements that never have content (HTML's void elements),
+ * without a table search: this runs for every start tag. */
+static bool is_void(const char *n, size_t len)
+{
+	switch (len) {
+	case 2:
+		return (n[0] == 'b' || n[0] == 'h') && n[1] == 'r';
+	case 3:
+		return !memcmp(n, "img", 3) || !memcmp(n, "col", 3) ||
+		       !memcmp(n, "wbr", 3);
+	case 4:
+		return !memcmp(n, "link", 4) || !memcmp(n, "meta", 4) ||
+		       !memcmp(n, "area", 4) || !memcmp(n, "base", 4);
+	case 5:
+		return !memcmp(n, "input", 5) || !memcmp(n, "embed", 5) ||
+		       !memcmp(n, "param", 5) || !memcmp(n, "track", 5) ||
+		       !memcmp(n, "frame", 5);
+	case 6:
+		return !memcmp(n, "source", 6) || !memcmp(n, "keygen", 6);
+	case 7:
+		return !memcmp(n, "isindex", 7);
+	case 8:
+		return !memcmp(n, "basefont", 8);
+	}
+	return false;
+}
 
 /* Returns the offset of needle (case-insensitive) in s[from, n), or n. */
 static size_t find_ci(const char *s, size_t n, size_t from, const char *needle)
@@ -305,17 +346,25 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 			continue;
 		}
 		bool self_closing = s[r - 1] == '/';
-		if (self_closing || (nl <= 8 && name_flags(name) & F_VOID))
+		if (self_closing || is_void(name, nl))
 			continue;
+		bool raw = !strcmp(name, "script") || !strcmp(name, "style");
 		if (depth >= max_depth) {
-			/* Too deep: the tag becomes a space. */
+			/* Too deep: the tag becomes a space; a script or
+			 * style goes with its body, which is not text. */
 			buf_add(out, s + copied, p - copied);
 			buf_addch(out, ' ');
+			if (raw) {
+				size_t e = find_ci(s, n, i, !strcmp(name, "script")
+								? "</script" : "</style");
+				const char *gt = e < n ? memchr(s + e, '>', n - e) : NULL;
+				i = gt ? (size_t)(gt - s) + 1 : n;
+			}
 			copied = i;
 			continue;
 		}
 		memcpy(stack[depth++], name, nl + 1);
-		if (!strcmp(name, "script") || !strcmp(name, "style")) {
+		if (raw) {
 			size_t e = find_ci(s, n, i, !strcmp(name, "script")
 							? "</script" : "</style");
 			i = e;

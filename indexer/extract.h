@@ -29,10 +29,14 @@
  * UTF-8 is replaced with U+FFFD; the output is always valid UTF-8.
  *
  * Bounds: the parser is libxml2's HTML push parser in SAX mode (no tree is
- * built).  Element nesting is tracked up to max_depth; deeper elements are
- * treated as plain inline elements (their text kept, their classes not
- * examined).  Each output field stops growing at max_output bytes (the
- * document is then marked truncated), so memory and time are linear in the
+ * built).  A pre-pass bounds element nesting at max_depth: a start tag
+ * deeper than that, and an end tag that closes nothing, become a space (a
+ * word break; text is kept, a script's or style's body is dropped), because
+ * libxml2 scans its whole element stack for every unmatched end tag
+ * (quadratic time on hostile input).  If libxml2's own depth still passes
+ * the bound, the parse stops there and the document is marked truncated.
+ * Each output field stops growing at max_output bytes on a character
+ * boundary (truncated is then set), so memory and time are linear in the
  * input whatever its shape.
  *
  * A struct extract is used by one thread at a time; use one per thread.

@@ -21,6 +21,7 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1104,6 +1107,25 @@ const char *pipeline_errmsg(const struct pipeline *p)
 	return p->errmsg;
 }
 
+/* mkdir -p; returns 0 or -1 with errno. */
+static int mkdir_p(const char *path)
+{
+	char *tmp = xstrdup(path);
+	for (char *c = tmp + 1; *c; c++) {
+		if (*c != '/')
+			continue;
+		*c = '\0';
+		if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+			free(tmp);
+			return -1;
+		}
+		*c = '/';
+	}
+	int rc = mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+	free(tmp);
+	return rc;
+}
+
 /* Connections, stream setup and the shard generation.  Retries what is
  * transient until stop. */
 static enum status setup(struct pipeline *p)
@@ -1160,6 +1182,25 @@ static enum status setup(struct pipeline *p)
 	}
 
 	p->set = shard_set_new(cfg->data_dir, p->wiki->id);
+	/* Workers starting together on a new wiki must not each create a
+	 * generation (the one swapped in first could be written to after
+	 * being swapped out): an exclusive lock file in the wiki's directory
+	 * makes "create if there is none" atomic between processes. */
+	char *wdir = xasprintf("%s/%s", cfg->data_dir, p->wiki->id);
+	char *lockpath = xasprintf("%s/.create.lock", wdir);
+	int lockfd = -1;
+	if (mkdir_p(wdir) == 0)
+		lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (lockfd < 0 || flock(lockfd, LOCK_EX) != 0) {
+		snprintf(p->errmsg, sizeof p->errmsg, "%s: %s", lockpath, strerror(errno));
+		if (lockfd >= 0)
+			close(lockfd);
+		free(wdir);
+		free(lockpath);
+		return STATUS_IO;
+	}
+	free(wdir);
+	free(lockpath);
 	char *gen = NULL;
 	enum status st = shard_set_current(p->set, &gen);
 	if (st == STATUS_NOT_FOUND) {
@@ -1172,6 +1213,7 @@ static enum status setup(struct pipeline *p)
 				 p->wiki->id, gen, p->wiki->shards);
 	}
 	free(gen);
+	close(lockfd); /* releases the lock */
 	if (st != STATUS_OK) {
 		snprintf(p->errmsg, sizeof p->errmsg, "shards in %s: %s", cfg->data_dir,
 			 shard_set_errmsg(p->set));

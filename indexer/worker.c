@@ -194,5 +194,6 @@ int main(int argc, char **argv)
 	metrics_free(m);
 	loader_free(ld);
 	conf_free(cfg);
+	log_info("action=exit code=%d", rc);
 	return rc;
 }

@@ -244,6 +244,15 @@ Test(extract, deep_nesting_is_bounded, .timeout = 60)
 	cr_expect_str_eq(d.text, "deep text");
 	cr_expect_lt(dt, 20.0, "took %.1f s", dt);
 	extract_doc_release(&d);
+
+	/* Past the bound, a script's body still is not text. */
+	buf_reset(&b);
+	for (int i = 0; i < 100; i++)
+		buf_adds(&b, "<div>");
+	buf_adds(&b, "<script>var hidden = 1;</script>shown");
+	cr_assert_eq(extract_html(x, b.data, b.len, &d), STATUS_OK);
+	cr_expect_str_eq(d.text, "shown");
+	extract_doc_release(&d);
 	extract_free(x);
 	buf_release(&b);
 }

@@ -55,8 +55,9 @@ static const char *rich_text =
 	"| Cell one || Cell two\n"
 	"|}\n"
 	"\n"
-	"<div class=\"thumb\"><div class=\"thumbinner\">"
-	"<div class=\"thumbcaption\">A caption for the picture</div></div></div>\n"
+	/* Uploads are off: MediaWiki renders the frame, a link named after
+	 * the missing file (body text, as in CirrusSearch) and the caption. */
+	"[[File:Missing picture.jpg|thumb|A caption for the picture]]\n"
 	"\n"
 	"== First section ==\n"
 	"Section text with [[Other page|a label]].<script>x</script>\n" /* escaped */
@@ -84,6 +85,7 @@ Test(fetch_mw, rich_page_yields_exactly_the_expected_fields)
 	mw_edit(mw, "Template:Note",
 		"<div class=\"hatnote\">For other uses, see elsewhere.</div>",
 		NULL, NULL);
+	mw_edit(mw, "Category:Test pages", "__HIDDENCAT__", NULL, NULL);
 	long page_id, rev_id;
 	mw_edit(mw, "Rich page", rich_text, &page_id, &rev_id);
 
@@ -101,11 +103,12 @@ Test(fetch_mw, rich_page_yields_exactly_the_expected_fields)
 	cr_assert_eq(extract_page(x, r, &d), STATUS_OK);
 	cr_expect_str_eq(d.text,
 			 "Intro paragraph with a Linked page and a reference. "
-			 "Section text with a label.<script>x</script> More text "
+			 "File:Missing picture.jpg Section text with a label.<script>x</script> More text "
 			 "& an entity. "
 			 "Third page");
 	cr_expect_str_eq(d.opening_text,
-			 "Intro paragraph with a Linked page and a reference.");
+			 "Intro paragraph with a Linked page and a reference. "
+			 "File:Missing picture.jpg");
 	const char *headings[] = { "First section", "Sub section" };
 	list_eq(&d.heading, 2, headings, "heading");
 	const char *aux[] = { "For other uses, see elsewhere.",
@@ -113,8 +116,14 @@ Test(fetch_mw, rich_page_yields_exactly_the_expected_fields)
 			      "A caption for the picture" };
 	list_eq(&d.auxiliary_text, 3, aux, "auxiliary_text");
 	cr_expect_str_eq(d.display_title, "Rich page");
-	const char *cats[] = { "Test pages", "Freshet fields" }; /* page order */
-	list_eq(&d.category, 2, cats, "category");
+	/* MediaWiki's tracking category for the missing file comes first;
+	 * hidden categories are indexed too, as CirrusSearch does. */
+	const char *cats[] = { "Pages with broken file links", "Test pages",
+			       "Freshet fields" };
+	list_eq(&d.category, 3, cats, "category");
+	cr_assert_eq(r->n_categories, 3);
+	cr_expect_not(r->categories[0].hidden);
+	cr_expect(r->categories[1].hidden);
 	const char *links[] = { "Linked page", "Other page", "Third page" };
 	list_eq(&d.outgoing_link, 3, links, "outgoing_link");
 	const char *tpls[] = { "Template:Note" };

@@ -119,6 +119,9 @@ static void worker_start(struct env *e)
 		/* A failed assertion ends the test without env_stop(): the
 		 * worker must not outlive it. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* Its own process group: signals meant for the test's group
+		 * (or a stale watchdog's) must not reach it. */
+		setpgid(0, 0);
 		int fd = open(e->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 2);
@@ -759,6 +762,53 @@ Test(worker, failing_fetch_ends_dead_lettered_after_max_deliveries)
 	/* The healthy wiki is not held up by the broken one. */
 	assert_no_dead_letters(e, WIKI);
 	worker_term(e);
+	env_stop(e);
+}
+
+/* Scaling out: two workers share the partitions (fair share through the
+ * leases, the shard lock handed over when a partition moves), one dies by
+ * kill -9 and the other takes its partitions and its pending entries. */
+Test(worker, two_workers_share_partitions_and_survive_one)
+{
+	struct env *e = env_start(NULL);
+	/* The second worker: same configuration but no metrics port. */
+	struct env e2 = *e;
+	snprintf(e2.conf, sizeof e2.conf, "%s/freshet2.conf", e->dir);
+	snprintf(e2.log, sizeof e2.log, "%s/worker2.log", e->dir);
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "grep -v '^metrics_listen' %s > %s", e->conf, e2.conf);
+	cr_assert_eq(system(cmd), 0);
+	worker_start(e);
+	worker_start(&e2);
+	struct workload w = { .seed = 31337 };
+	wl_seed(e, &w, 20);
+	for (int i = 0; i < 30; i++)
+		wl_step(e, &w);
+	/* Both hold partitions by now (fair share: 2 each). */
+	redisContext *c = redis_conn(e);
+	int owners = 0;
+	char first[256] = "";
+	for (int p = 0; p < SHARDS; p++) {
+		redisReply *r = redisCommand(c, "GET freshet:{" WIKI ":p%d}:lease", p);
+		if (r && r->type == REDIS_REPLY_STRING) {
+			if (!*first)
+				snprintf(first, sizeof first, "%s", r->str);
+			else if (strcmp(first, r->str) != 0)
+				owners = 2;
+		}
+		if (r)
+			freeReplyObject(r);
+	}
+	cr_assert_eq(owners, 2, "the partitions were not shared between the workers");
+	redisFree(c);
+	worker_kill9(&e2);
+	for (int i = 0; i < 30; i++)
+		wl_step(e, &w);
+	converge(e, 120);
+	assert_no_dead_letters(e, WIKI);
+	worker_term(e);
+	assert_xapian_check(e);
+	wl_free(&w);
 	env_stop(e);
 }
 

@@ -1,0 +1,762 @@
+/*
+ * ctl.c: freshetctl, the operator's view of queues and shards.
+ *
+ *   status                      partitions (lease owner, lag, pending, dead
+ *                               letters) and shards (documents, last commit,
+ *                               size, fence) of every (or one) wiki
+ *   dead list|show|replay|drop  the dead-letter stream of a wiki
+ *   spool replay FILE           the MediaWiki extension's spool, XADDed
+ *   check                       xapian-check on every shard
+ *   compact                     xapian-compact every shard no worker holds
+ *
+ * Compaction rule: a shard is compacted only while freshetctl itself holds
+ * the partition's lease (taken like a worker takes it, renewed during the
+ * run) and Xapian's write lock on the shard, so no worker can write it
+ * meanwhile; a shard whose lease or lock is held elsewhere is skipped.  The
+ * compacted copy replaces the shard with renameat2(RENAME_EXCHANGE), one
+ * atomic step, so a reader opening the shard finds either the old or the
+ * compacted database, never nothing.
+ *
+ * Exit status: 0 success, 1 a failure or a finding (damaged shard, skipped
+ * shard, unknown dead letter, bad spool line), 2 usage or configuration.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "event.h"
+#include "lease.h"
+#include "redis.h"
+#include "shard.h"
+#include "stream.h"
+#include "tool.h"
+#include "xmalloc.h"
+
+#define PROG "freshetctl"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: " PROG " [--config FILE] [--wiki WIKI] COMMAND [ARGS]\n"
+		"\n"
+		"commands:\n"
+		"  status [--json]               partitions: lease owner, lag, pending, dead letters;\n"
+		"                                shards: documents, last commit, size\n"
+		"  dead list [--limit K]         dead letters of the wiki\n"
+		"  dead show ID                  one dead letter with its payload\n"
+		"  dead replay ID...|--all       put dead letters back on their stream\n"
+		"  dead drop ID...|--all         delete dead letters\n"
+		"  spool replay FILE             add the events of an extension spool file\n"
+		"  check                         xapian-check every shard of the live generation\n"
+		"  compact                       xapian-compact every shard no worker holds\n"
+		"\n"
+		"  --config FILE  configuration (default: $FRESHET_CONFIG, else built-in defaults)\n"
+		"  --wiki WIKI    one wiki (default: every configured wiki; dead needs one\n"
+		"                 unless only one is configured)\n"
+		"  --help         this text\n");
+}
+
+struct ctx {
+	struct conf *cfg;
+	const char *wiki;      /* --wiki or NULL */
+	struct redis *redis;
+};
+
+/* Opens the stream handle of wiki w (ctl connection only). */
+static struct stream *open_stream(struct ctx *c, const struct conf_wiki *w)
+{
+	struct stream_opts o = { .wiki = w->id, .partitions = w->shards };
+	char err[256];
+	struct stream *s = stream_new(NULL, c->redis, &o, err, sizeof err);
+	if (!s) {
+		fprintf(stderr, PROG ": %s: %s\n", w->id, err);
+		exit(TOOL_EXIT_USAGE);
+	}
+	return s;
+}
+
+/* Runs argv (argv[0] found on PATH), with its stdout and stderr collected
+ * into out (may be NULL to inherit).  Returns the exit status, or -1. */
+static int run_cmd(char *const argv[], struct buf *out)
+{
+	int pfd[2] = { -1, -1 };
+	if (out && pipe(pfd) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		if (out) {
+			dup2(pfd[1], 1);
+			dup2(pfd[1], 2);
+			close(pfd[0]);
+			close(pfd[1]);
+		}
+		execvp(argv[0], argv);
+		fprintf(stderr, "%s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	if (out) {
+		close(pfd[1]);
+		char b[4096];
+		ssize_t n;
+		while ((n = read(pfd[0], b, sizeof b)) > 0 || (n < 0 && errno == EINTR))
+			if (n > 0)
+				buf_add(out, b, (size_t)n);
+		close(pfd[0]);
+	}
+	int wst;
+	while (waitpid(pid, &wst, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(wst) ? WEXITSTATUS(wst) : -1;
+}
+
+/* Formats unix seconds as ISO 8601 UTC ("-" for 0). */
+static void fmt_time(char *b, size_t n, int64_t t)
+{
+	if (t <= 0) {
+		snprintf(b, n, "-");
+		return;
+	}
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(b, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ------------------------------------------------------------- status */
+
+static int cmd_status(struct ctx *c, bool json)
+{
+	int rc = TOOL_EXIT_OK;
+	json_t *jroot = json_object();
+	for (size_t i = 0; i < c->cfg->n_wikis; i++) {
+		const struct conf_wiki *w = &c->cfg->wikis[i];
+		if (c->wiki && strcmp(c->wiki, w->id) != 0)
+			continue;
+		json_t *jw = json_object(), *jparts = json_array(), *jshards = json_array();
+		struct stream *s = open_stream(c, w);
+		long long dead = -1;
+		if (stream_dead_count(s, &dead) != STATUS_OK) {
+			fprintf(stderr, PROG ": %s: redis: %s\n", w->id, stream_errmsg(s));
+			rc = TOOL_EXIT_FAIL;
+		}
+		int published = 0;
+		enum status pst = stream_partitions_get(c->redis, w->id, &published);
+		if (!json) {
+			printf("wiki %s: %d partitions", w->id, w->shards);
+			if (pst == STATUS_OK && published != w->shards)
+				printf(" (Redis says %d: fix the configuration!)", published);
+			printf(", %lld dead letters\n", dead);
+			printf("  %-10s %-40s %10s %10s\n", "partition", "owner", "lag", "pending");
+		}
+		for (int p = 0; p < w->shards; p++) {
+			char key[256];
+			stream_key(s, p, key, sizeof key);
+			enum status st;
+			redisReply *r = redis_command(c->redis, &st, "GET %s:lease", key);
+			char *owner = xstrdup(r && r->type == REDIS_REPLY_STRING ? r->str : "-");
+			if (r)
+				freeReplyObject(r);
+			long long lag = -1, pending = -1;
+			/* A partition no event ever reached has no stream yet, and one
+			 * no worker ever read has no group: both are simply idle. */
+			r = redis_command(c->redis, &st, "XLEN %s", key);
+			long long len = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+			if (r)
+				freeReplyObject(r);
+			if (len == 0) {
+				lag = pending = 0;
+			} else {
+				st = stream_depth(s, p, &lag, &pending);
+				if (st == STATUS_NOT_FOUND) {
+					lag = len;
+					pending = 0;
+				} else if (st != STATUS_OK) {
+					fprintf(stderr, PROG ": %s: %s\n", key, stream_errmsg(s));
+					rc = TOOL_EXIT_FAIL;
+				}
+			}
+			if (json) {
+				json_t *jp = json_object();
+				json_object_set_new(jp, "partition", json_integer(p));
+				json_object_set_new(jp, "stream", json_string(key));
+				json_object_set_new(jp, "owner", strcmp(owner, "-") ? json_string(owner)
+						    : json_null());
+				json_object_set_new(jp, "lag", json_integer(lag));
+				json_object_set_new(jp, "pending", json_integer(pending));
+				json_array_append_new(jparts, jp);
+			} else {
+				printf("  %-10d %-40s %10lld %10lld\n", p, owner, lag, pending);
+			}
+			free(owner);
+		}
+		stream_free(s);
+
+		struct shard_set *set = shard_set_new(c->cfg->data_dir, w->id);
+		char *gen = NULL;
+		unsigned n = 0;
+		if (shard_set_current(set, &gen) != STATUS_OK ||
+		    shard_set_count(set, NULL, &n) != STATUS_OK) {
+			if (!json)
+				printf("  no index yet under %s/%s\n", c->cfg->data_dir, w->id);
+		} else {
+			if (!json)
+				printf("  generation %s\n  %-6s %10s %-22s %12s %8s\n", gen, "shard",
+				       "documents", "last commit", "bytes", "fence");
+			for (unsigned k = 0; k < n; k++) {
+				struct shard_stats ss;
+				if (shard_set_stats(set, k, &ss) != STATUS_OK) {
+					fprintf(stderr, PROG ": %s shard %u: %s\n", w->id, k,
+						shard_set_errmsg(set));
+					rc = TOOL_EXIT_FAIL;
+					continue;
+				}
+				char t[32];
+				fmt_time(t, sizeof t, ss.last_commit);
+				if (json) {
+					json_t *js = json_object();
+					json_object_set_new(js, "shard", json_integer(k));
+					json_object_set_new(js, "documents", json_integer((json_int_t)ss.docs));
+					json_object_set_new(js, "last_commit", ss.last_commit
+							    ? json_string(t) : json_null());
+					json_object_set_new(js, "bytes", json_integer((json_int_t)ss.bytes));
+					json_object_set_new(js, "fence", json_integer((json_int_t)ss.fence));
+					json_object_set_new(js, "revision",
+							    json_integer((json_int_t)ss.revision));
+					json_array_append_new(jshards, js);
+				} else {
+					printf("  %-6u %10llu %-22s %12llu %8llu\n", k,
+					       (unsigned long long)ss.docs, t,
+					       (unsigned long long)ss.bytes,
+					       (unsigned long long)ss.fence);
+				}
+			}
+		}
+		if (json) {
+			json_object_set_new(jw, "partitions", jparts);
+			json_object_set_new(jw, "dead_letters", json_integer(dead));
+			json_object_set_new(jw, "generation", gen ? json_string(gen) : json_null());
+			json_object_set_new(jw, "shards", jshards);
+			json_object_set_new(jroot, w->id, jw);
+		} else {
+			json_decref(jw);
+			json_decref(jparts);
+			json_decref(jshards);
+		}
+		free(gen);
+		shard_set_free(set);
+	}
+	if (json) {
+		char *s = json_dumps(jroot, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		puts(s);
+		free(s);
+	}
+	json_decref(jroot);
+	return rc;
+}
+
+/* --------------------------------------------------------- dead letters */
+
+/* A one-line summary of the page a payload names. */
+static void payload_page(const char *payload, size_t len, char *b, size_t n)
+{
+	struct event *ev = NULL;
+	struct event_error err;
+	if (event_decode(payload, len, &ev, &err) == STATUS_OK) {
+		snprintf(b, n, "%s page=%lld title=%s", event_kind_str(ev->kind),
+			 (long long)ev->page_id, ev->title);
+		event_free(ev);
+	} else {
+		snprintf(b, n, "(undecodable: %s)", err.text);
+	}
+}
+
+static int cmd_dead(struct ctx *c, int argc, char **argv)
+{
+	if (argc < 1) {
+		usage(stderr);
+		return TOOL_EXIT_USAGE;
+	}
+	const struct conf_wiki *w = tool_wiki(PROG, c->cfg, c->wiki);
+	struct stream *s = open_stream(c, w);
+	int rc = TOOL_EXIT_OK;
+	const char *sub = argv[0];
+	if (strcmp(sub, "list") == 0) {
+		long limit = 1000;
+		for (int i = 1; i < argc; i++) {
+			if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc)
+				limit = (long)tool_int(PROG, "--limit", argv[++i], 1, 1000000);
+			else {
+				usage(stderr);
+				rc = TOOL_EXIT_USAGE;
+				goto out;
+			}
+		}
+		struct stream_dead *d = NULL;
+		size_t n = 0;
+		if (stream_dead_list(s, NULL, (size_t)limit, &d, &n) != STATUS_OK) {
+			fprintf(stderr, PROG ": dead list: %s\n", stream_errmsg(s));
+			rc = TOOL_EXIT_FAIL;
+			goto out;
+		}
+		if (n == 0)
+			printf("no dead letters for %s\n", w->id);
+		for (size_t i = 0; i < n; i++) {
+			char page[512];
+			payload_page(d[i].payload, d[i].len, page, sizeof page);
+			printf("%s time=%s deliveries=%ld stream=%s id=%s reason=%s %s\n",
+			       d[i].id, d[i].time ? d[i].time : "-", d[i].deliveries,
+			       d[i].stream ? d[i].stream : "-",
+			       d[i].source_id ? d[i].source_id : "-",
+			       d[i].reason ? d[i].reason : "-", page);
+		}
+		stream_dead_free(d, n);
+	} else if (strcmp(sub, "show") == 0) {
+		if (argc != 2) {
+			usage(stderr);
+			rc = TOOL_EXIT_USAGE;
+			goto out;
+		}
+		struct stream_dead *d = NULL;
+		enum status st = stream_dead_show(s, argv[1], &d);
+		if (st != STATUS_OK) {
+			fprintf(stderr, PROG ": dead show %s: %s\n", argv[1],
+				st == STATUS_NOT_FOUND ? "no such dead letter" : stream_errmsg(s));
+			rc = TOOL_EXIT_FAIL;
+			goto out;
+		}
+		printf("id:         %s\ntime:       %s\nreason:     %s\nstream:     %s\n"
+		       "source id:  %s\ndeliveries: %ld\npayload:\n", d->id,
+		       d->time ? d->time : "-", d->reason ? d->reason : "-",
+		       d->stream ? d->stream : "-", d->source_id ? d->source_id : "-",
+		       d->deliveries);
+		json_error_t jerr;
+		json_t *j = json_loadb(d->payload, d->len, 0, &jerr);
+		if (j) {
+			char *pretty = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			puts(pretty);
+			free(pretty);
+			json_decref(j);
+		} else {
+			fwrite(d->payload, 1, d->len, stdout);
+			putchar('\n');
+		}
+		stream_dead_free(d, 1);
+	} else if (strcmp(sub, "replay") == 0 || strcmp(sub, "drop") == 0) {
+		bool replay = sub[0] == 'r';
+		bool all = argc == 2 && strcmp(argv[1], "--all") == 0;
+		if (argc < 2) {
+			usage(stderr);
+			rc = TOOL_EXIT_USAGE;
+			goto out;
+		}
+		/* Collect the ids first: with --all, every dead letter present now
+		 * (not those added while we work). */
+		size_t n = 0;
+		char **ids = NULL;
+		if (all) {
+			struct stream_dead *d = NULL;
+			char after[STREAM_ID_MAX] = "";
+			for (;;) {
+				size_t k = 0;
+				if (stream_dead_list(s, after, 500, &d, &k) != STATUS_OK) {
+					fprintf(stderr, PROG ": dead list: %s\n", stream_errmsg(s));
+					rc = TOOL_EXIT_FAIL;
+					break;
+				}
+				if (k == 0) {
+					stream_dead_free(d, 0);
+					break;
+				}
+				ids = xrealloc(ids, (n + k) * sizeof *ids);
+				for (size_t i = 0; i < k; i++)
+					ids[n++] = xstrdup(d[i].id);
+				snprintf(after, sizeof after, "%s", d[k - 1].id);
+				stream_dead_free(d, k);
+			}
+		} else {
+			n = (size_t)argc - 1;
+			ids = xcalloc(n, sizeof *ids);
+			for (size_t i = 0; i < n; i++)
+				ids[i] = xstrdup(argv[i + 1]);
+		}
+		size_t done = 0;
+		for (size_t i = 0; i < n; i++) {
+			enum status st = replay ? stream_dead_replay(s, ids[i])
+					 : stream_dead_drop(s, ids[i]);
+			if (st == STATUS_OK) {
+				done++;
+			} else {
+				fprintf(stderr, PROG ": dead %s %s: %s\n", sub, ids[i],
+					st == STATUS_NOT_FOUND ? "no such dead letter"
+					: stream_errmsg(s));
+				rc = TOOL_EXIT_FAIL;
+			}
+			free(ids[i]);
+		}
+		free(ids);
+		printf("%s %zu dead letter%s\n", replay ? "replayed" : "dropped", done,
+		       done == 1 ? "" : "s");
+	} else {
+		usage(stderr);
+		rc = TOOL_EXIT_USAGE;
+	}
+out:
+	stream_free(s);
+	return rc;
+}
+
+/* --------------------------------------------------------------- spool */
+
+/* Checks that key is the partition stream the event belongs to, given the
+ * wiki's published (or configured) partition count. */
+static bool spool_key_ok(struct ctx *c, const char *key, const struct event *ev,
+			 char *why, size_t n)
+{
+	int parts = 0;
+	if (stream_partitions_get(c->redis, ev->wiki, &parts) != STATUS_OK) {
+		const struct conf_wiki *w = conf_wiki(c->cfg, ev->wiki);
+		if (!w) {
+			snprintf(why, n, "wiki %s has no published partition count and is "
+				 "not configured", ev->wiki);
+			return false;
+		}
+		parts = w->shards;
+	}
+	char want[300];
+	snprintf(want, sizeof want, "freshet:{%s:p%lld}", ev->wiki,
+		 (long long)(ev->page_id % parts));
+	if (strcmp(want, key) != 0) {
+		snprintf(why, n, "stream %s is not the event's partition %s", key, want);
+		return false;
+	}
+	return true;
+}
+
+static int cmd_spool(struct ctx *c, int argc, char **argv)
+{
+	if (argc != 2 || strcmp(argv[0], "replay") != 0) {
+		usage(stderr);
+		return TOOL_EXIT_USAGE;
+	}
+	FILE *f = fopen(argv[1], "r");
+	if (!f) {
+		fprintf(stderr, PROG ": %s: %s\n", argv[1], strerror(errno));
+		return TOOL_EXIT_FAIL;
+	}
+	int rc = TOOL_EXIT_OK;
+	char *line = NULL;
+	size_t cap = 0, added = 0, bad = 0;
+	ssize_t len;
+	long lineno = 0;
+	while ((len = getline(&line, &cap, f)) != -1) {
+		lineno++;
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (len == 0)
+			continue;
+		json_error_t jerr;
+		json_t *j = json_loadb(line, (size_t)len, 0, &jerr);
+		const char *key = json_string_value(json_object_get(j, "stream"));
+		json_t *jev = json_object_get(j, "event");
+		char why[400] = "";
+		char *evs = NULL;
+		struct event *ev = NULL;
+		struct event_error eerr;
+		if (!j)
+			snprintf(why, sizeof why, "not JSON: %s", jerr.text);
+		else if (!key || !json_is_object(jev))
+			snprintf(why, sizeof why, "wants {\"stream\": KEY, \"event\": {...}}");
+		else {
+			evs = json_dumps(jev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+			if (event_decode(evs, strlen(evs), &ev, &eerr) != STATUS_OK)
+				snprintf(why, sizeof why, "event: %s", eerr.text);
+			else
+				spool_key_ok(c, key, ev, why, sizeof why);
+		}
+		if (!*why) {
+			enum status st;
+			redisReply *r = redis_command(c->redis, &st, "XADD %s * event %b", key,
+						      evs, strlen(evs));
+			if (r) {
+				added++;
+				freeReplyObject(r);
+			} else {
+				fprintf(stderr, PROG ": %s:%ld: XADD %s: %s\n", argv[1], lineno,
+					key, redis_errmsg(c->redis));
+				free(evs);
+				event_free(ev);
+				json_decref(j);
+				rc = TOOL_EXIT_FAIL;
+				/* Redis is away: stop, so that the order of the rest is kept
+				 * for the next attempt. */
+				break;
+			}
+		} else {
+			fprintf(stderr, PROG ": %s:%ld: skipped: %s\n", argv[1], lineno, why);
+			bad++;
+			rc = TOOL_EXIT_FAIL;
+		}
+		free(evs);
+		event_free(ev);
+		json_decref(j);
+	}
+	free(line);
+	fclose(f);
+	printf("spool %s: %zu events added, %zu lines skipped\n", argv[1], added, bad);
+	return rc;
+}
+
+/* --------------------------------------------------------- check, compact */
+
+/* Calls fn for each shard of the live generation of each selected wiki. */
+typedef int (*shard_fn)(struct ctx *c, const struct conf_wiki *w, unsigned n,
+			const char *path);
+
+static int each_shard(struct ctx *c, shard_fn fn)
+{
+	int rc = TOOL_EXIT_OK;
+	for (size_t i = 0; i < c->cfg->n_wikis; i++) {
+		const struct conf_wiki *w = &c->cfg->wikis[i];
+		if (c->wiki && strcmp(c->wiki, w->id) != 0)
+			continue;
+		struct shard_set *set = shard_set_new(c->cfg->data_dir, w->id);
+		char *gen = NULL;
+		unsigned n = 0;
+		if (shard_set_current(set, &gen) != STATUS_OK ||
+		    shard_set_count(set, gen, &n) != STATUS_OK) {
+			fprintf(stderr, PROG ": %s: no index under %s/%s\n", w->id,
+				c->cfg->data_dir, w->id);
+			rc = TOOL_EXIT_FAIL;
+		}
+		/* The resolved generation, not `current`: a swap during the run
+		 * must not make us work on two generations. */
+		for (unsigned k = 0; k < n; k++) {
+			char *path = shard_set_path(set, gen, k);
+			if (fn(c, w, k, path) != TOOL_EXIT_OK)
+				rc = TOOL_EXIT_FAIL;
+			free(path);
+		}
+		free(gen);
+		shard_set_free(set);
+	}
+	return rc;
+}
+
+static int check_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
+		     const char *path)
+{
+	(void)c;
+	struct buf out = BUF_INIT;
+	char *argv[] = { "xapian-check", (char *)path, NULL };
+	int st = run_cmd(argv, &out);
+	int rc = st == 0 ? TOOL_EXIT_OK : TOOL_EXIT_FAIL;
+	if (rc == TOOL_EXIT_OK) {
+		printf("%s shard %u: ok\n", w->id, n);
+	} else {
+		/* The checker's last lines say what is wrong. */
+		const char *tail = out.data;
+		for (int lines = 0, i = (int)out.len - 2; i >= 0; i--)
+			if (out.data[i] == '\n' && ++lines == 6) {
+				tail = out.data + i + 1;
+				break;
+			}
+		printf("%s shard %u: DAMAGED (xapian-check exit %d)\n%s", w->id, n, st, tail);
+	}
+	buf_release(&out);
+	return rc;
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static int compact_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
+		       const char *path)
+{
+	char owner[128];
+	char host[64] = "host";
+	gethostname(host, sizeof host - 1);
+	snprintf(owner, sizeof owner, "freshetctl-compact-%s-%d", host, (int)getpid());
+	int lease_ms = c->cfg->lease_ms;
+	struct lease *l = lease_new(c->redis, w->id, w->shards, owner, lease_ms);
+	if (!l) {
+		fprintf(stderr, PROG ": %s: cannot manage leases\n", w->id);
+		return TOOL_EXIT_FAIL;
+	}
+	int rc = TOOL_EXIT_FAIL;
+	uint64_t token = 0;
+	struct shard *sh = NULL;
+	char *tmp = xasprintf("%s.compact-%d", path, (int)getpid());
+	enum status st = lease_acquire(l, (int)n, &token);
+	if (st == STATUS_LOCKED) {
+		printf("%s shard %u: skipped, a worker holds partition %u "
+		       "(stop the workers to compact)\n", w->id, n, n);
+		goto out;
+	} else if (st != STATUS_OK) {
+		fprintf(stderr, PROG ": %s shard %u: lease: %s\n", w->id, n, lease_errmsg(l));
+		goto out;
+	}
+	/* Xapian's own write lock as well: a writer that ignores leases (a
+	 * reindex-page in direct mode) also keeps us out. */
+	sh = shard_new();
+	st = shard_open(sh, path, 0);
+	if (st != STATUS_OK) {
+		printf("%s shard %u: skipped: %s\n", w->id, n, shard_errmsg(sh));
+		goto out;
+	}
+	char *rmv[] = { "rm", "-rf", tmp, NULL };
+	run_cmd(rmv, NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, PROG ": fork: %s\n", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd >= 0)
+			dup2(fd, 1);
+		execlp("xapian-compact", "xapian-compact", "--no-renumber", path, tmp,
+		       (char *)NULL);
+		fprintf(stderr, "xapian-compact: %s\n", strerror(errno));
+		_exit(127);
+	}
+	/* Renew the lease while the compaction runs. */
+	int wst = 0;
+	struct timespec pause = { 0, 100 * 1000 * 1000 };
+	struct timespec last, now;
+	clock_gettime(CLOCK_MONOTONIC, &last);
+	bool lost = false;
+	for (;;) {
+		pid_t r = waitpid(pid, &wst, WNOHANG);
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR)
+			break;
+		nanosleep(&pause, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000 >=
+		    lease_ms / 3) {
+			if (lease_renew(l, (int)n) != STATUS_OK)
+				lost = true;
+			last = now;
+		}
+		if (stop_requested || lost) {
+			kill(pid, SIGTERM);
+			waitpid(pid, &wst, 0);
+			break;
+		}
+	}
+	if (lost || stop_requested || !WIFEXITED(wst) || WEXITSTATUS(wst) != 0) {
+		printf("%s shard %u: compaction %s; shard left as it was\n", w->id, n,
+		       lost ? "abandoned, the lease was lost"
+		       : stop_requested ? "interrupted" : "failed");
+		run_cmd(rmv, NULL);
+		goto out;
+	}
+	/* One atomic step: the compacted copy takes the shard's name. */
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) != 0) {
+		fprintf(stderr, PROG ": %s shard %u: exchanging %s and %s: %s\n", w->id, n,
+			tmp, path, strerror(errno));
+		run_cmd(rmv, NULL);
+		goto out;
+	}
+	/* Close our writer (on the old files, now at tmp) before removing them. */
+	shard_free(sh);
+	sh = NULL;
+	run_cmd(rmv, NULL);
+	printf("%s shard %u: compacted\n", w->id, n);
+	rc = TOOL_EXIT_OK;
+out:
+	shard_free(sh);
+	if (token)
+		lease_release(l, (int)n);
+	lease_free(l);
+	free(tmp);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- main */
+
+int main(int argc, char **argv)
+{
+	const char *config = NULL;
+	struct ctx c = { 0 };
+	bool json = false;
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "wiki", required_argument, NULL, 'w' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int o;
+	/* "+": stop at the command, so that its own arguments (--all, --limit)
+	 * are left to it. */
+	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': config = optarg; break;
+		case 'w': c.wiki = optarg; break;
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return TOOL_EXIT_OK;
+		default: usage(stderr); return TOOL_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return TOOL_EXIT_USAGE;
+	}
+	const char *cmd = argv[optind];
+	int cargc = argc - optind - 1;
+	char **cargv = argv + optind + 1;
+	if (strcmp(cmd, "status") == 0 && cargc == 1 && strcmp(cargv[0], "--json") == 0) {
+		json = true;
+		cargc = 0;
+	}
+	if (!((strcmp(cmd, "status") == 0 && cargc == 0) || strcmp(cmd, "dead") == 0 ||
+	      strcmp(cmd, "spool") == 0 || (strcmp(cmd, "check") == 0 && cargc == 0) ||
+	      (strcmp(cmd, "compact") == 0 && cargc == 0))) {
+		fprintf(stderr, PROG ": unknown command or arguments: %s\n", cmd);
+		usage(stderr);
+		return TOOL_EXIT_USAGE;
+	}
+	c.cfg = tool_load_conf(PROG, config);
+	if (c.wiki)
+		tool_wiki(PROG, c.cfg, c.wiki);
+	c.redis = tool_redis(PROG, c.cfg, 0);
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int rc;
+	if (strcmp(cmd, "status") == 0)
+		rc = cmd_status(&c, json);
+	else if (strcmp(cmd, "dead") == 0)
+		rc = cmd_dead(&c, cargc, cargv);
+	else if (strcmp(cmd, "spool") == 0)
+		rc = cmd_spool(&c, cargc, cargv);
+	else if (strcmp(cmd, "check") == 0)
+		rc = each_shard(&c, check_one);
+	else
+		rc = each_shard(&c, compact_one);
+	redis_free(c.redis);
+	conf_free(c.cfg);
+	return rc;
+}
