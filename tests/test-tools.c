@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "mw.h"
 #include "testsupport.h"
 
@@ -761,4 +762,43 @@ int main(int argc, char *argv[])
 		result = !criterion_run_all_tests(tests);
 	criterion_finalize(tests);
 	return result;
+}
+
+/* Xapian cuts snippets at a byte count; a Cyrillic snippet must still come
+ * out as whole characters, in text and in JSON (where a half character
+ * would make the snippet vanish). */
+Test(tools, snippet_of_cyrillic_text_is_whole_characters, .init = setup_wiki,
+     .fini = teardown, .timeout = 120)
+{
+	struct buf text = BUF_INIT;
+	/* No sentence ends: the generator then cuts inside a word. */
+	for (int i = 0; i < 60; i++)
+		buf_adds(&text, i % 7 ? "копирует файлы сохраняя права доступа "
+				      : "каталоги ");
+	const char *titles[] = { "Копирование файлов" };
+	const char *texts[] = { text.data };
+	mw_seed(E.mw, 1, titles, texts, NULL, NULL);
+	buf_release(&text);
+	struct out o = run("reindex-page", "--wiki", WIKI, "--all", NULL);
+	cr_assert_eq(o.status, 0, "reindex-page --all failed: %s", o.err);
+	out_free(&o);
+
+	json_t *root;
+	json_t *res = search_json(&root, "каталоги");
+	cr_assert_eq(json_array_size(res), 1, "results: %s", json_dumps(root, 0));
+	const char *snip = json_string_value(json_object_get(json_array_get(res, 0), "snippet"));
+	cr_assert_not_null(snip, "no snippet in %s", json_dumps(root, 0));
+	cr_assert(strstr(snip, "[каталоги]"), "snippet: %s", snip);
+	json_decref(root);
+
+	o = run("freshet-search", "--wiki", WIKI, "каталоги", NULL);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	cr_assert_null(strstr(o.out, "\xef\xbf\xbd"), "replacement character in: %s", o.out);
+	for (const unsigned char *p = (const unsigned char *)o.out; *p;) {
+		int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : 4;
+		for (int k = 1; k < n; k++)
+			cr_assert_eq(p[k] & 0xC0, 0x80, "cut character in: %s", o.out);
+		p += n;
+	}
+	out_free(&o);
 }
