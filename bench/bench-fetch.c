@@ -232,6 +232,7 @@ static double run(const char *api, int flight, int n, double *per_cpu_s)
 			got++, fetch_result_free(r);
 	}
 	double t0 = now(), c0 = cpu_s();
+	uint64_t conn0 = fetch_connects(f);
 	int submitted = 0, ok = 0, done = 0;
 	while (done < n) {
 		/* Keep about two rounds queued, as a worker would. */
@@ -253,6 +254,9 @@ static double run(const char *api, int flight, int n, double *per_cpu_s)
 	}
 	double dt = now() - t0;
 	*per_cpu_s = ok / (cpu_s() - c0);
+	printf("bench-fetch: %d in flight: %llu new connections for %d fetches "
+	       "(keep-alive reuse)\n", flight,
+	       (unsigned long long)(fetch_connects(f) - conn0), n);
 	fetch_free(f);
 	fetch_wiki_free(w);
 	if (ok != n)

@@ -354,6 +354,7 @@ struct fetch {
 	struct rqueue done;
 	size_t pending;           /* submitted, not collected */
 	size_t active;            /* transfers in the multi handle */
+	uint64_t connects;        /* new connections opened (NUM_CONNECTS) */
 	char errmsg[256];
 };
 
@@ -500,7 +501,7 @@ static void pool_put(struct fetch *f, struct req *r)
 static char *parse_url(const struct fetch_wiki *w, uint64_t page_id)
 {
 	return xasprintf("%s?action=parse&pageid=%" PRIu64
-			 "&prop=text%%7Cdisplaytitle%%7Ccategories%%7Csections"
+			 "&prop=text%%7Cdisplaytitle%%7Ccategories"
 			 "%%7Crevid%%7Clinks%%7Ctemplates&formatversion=2"
 			 "&format=json&disableeditsection=1&disablelimitreport=1"
 			 "&disabletoc=1",
@@ -616,6 +617,11 @@ size_t fetch_pending(const struct fetch *f)
 size_t fetch_in_flight(const struct fetch *f)
 {
 	return f->active;
+}
+
+uint64_t fetch_connects(const struct fetch *f)
+{
+	return f->connects;
 }
 
 enum status fetch_submit(struct fetch *f, struct fetch_wiki *w,
@@ -970,6 +976,10 @@ static bool classify_transfer(struct fetch *f, struct req *r, CURLcode cc,
 static void on_complete(struct fetch *f, struct req *r, CURLcode cc)
 {
 	bool restarted;
+	long nc = 0;
+	if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK &&
+	    nc > 0)
+		f->connects += (uint64_t)nc;
 	if (r->kind == REQ_PARSE) {
 		if (!classify_transfer(f, r, cc, r->res, &restarted)) {
 			if (restarted)
