@@ -12,6 +12,8 @@
  * action=query&prop=info answer for all of them; it stops nginx by its pid
  * at the end.  Every fetch is the full path: the parse GET, the batched info
  * GET, JSON decoding and classification; only FETCH_OK results count.
+ * BENCH_FLIGHT=64 runs one setting only; BENCH_COUNT=N fetches N pages per
+ * setting (for callgrind runs).
  */
 #include "fetch.h"
 
@@ -230,6 +232,7 @@ static double run(const char *api, int flight, int n, double *per_cpu_s)
 			got++, fetch_result_free(r);
 	}
 	double t0 = now(), c0 = cpu_s();
+	uint64_t conn0 = fetch_connects(f);
 	int submitted = 0, ok = 0, done = 0;
 	while (done < n) {
 		/* Keep about two rounds queued, as a worker would. */
@@ -251,6 +254,9 @@ static double run(const char *api, int flight, int n, double *per_cpu_s)
 	}
 	double dt = now() - t0;
 	*per_cpu_s = ok / (cpu_s() - c0);
+	printf("bench-fetch: %d in flight: %llu new connections for %d fetches "
+	       "(keep-alive reuse)\n", flight,
+	       (unsigned long long)(fetch_connects(f) - conn0), n);
 	fetch_free(f);
 	fetch_wiki_free(w);
 	if (ok != n)
@@ -281,11 +287,13 @@ int main(int argc, char **argv)
 	int flights[] = { 1, 8, 64 };
 	int counts[] = { 2000, 8000, 20000 };
 	const char *only = getenv("BENCH_FLIGHT"); /* e.g. 64: run just that */
+	const char *count = getenv("BENCH_COUNT"); /* fetches per setting */
 	for (int i = 0; i < 3; i++) {
 		if (only && atoi(only) != flights[i])
 			continue;
 		double per_cpu;
-		double pps = run(api, flights[i], counts[i], &per_cpu);
+		int n = count && atoi(count) > 0 ? atoi(count) : counts[i];
+		double pps = run(api, flights[i], n, &per_cpu);
 		printf("bench-fetch: %2d in flight: %7.0f pages/s (%.0f MB/s of "
 		       "JSON); %7.0f pages per CPU second of the fetcher\n",
 		       flights[i], pps, pps * avg / 1e6, per_cpu);

@@ -7,6 +7,13 @@
  * batched action=query&prop=info answer that gives language and namespace
  * is not), or the done queue (classified, waiting for fetch_next()).
  *
+ * A finished request's easy handle goes back to the handle's pool (up to
+ * POOL_MAX, with its body buffer unless that grew past POOL_BODY_MAX) and
+ * the next request takes it: only the URL and the pointers to the request
+ * are set again, unless it was set up for another wiki, then it is reset
+ * (curl_easy_reset) and set up in full, so no wiki's limits carry over.
+ * Nearly all the CPU time per page is jansson decoding the answer.
+ *
  * Safety invariants:
  *  - every URL is "<configured api>?<fixed parameters with numeric ids>";
  *    an event contributes integers only;
@@ -48,6 +55,8 @@ struct fetch_wiki {
 	struct fetch_wiki_config cfg; /* strings below are ours */
 	char *name, *api, *language, *contact, *user_agent;
 	char *host;                   /* lowercase host of api */
+	uint64_t serial;              /* unique per wiki ever created: tells a
+	                                 pooled easy handle set up for it */
 	pthread_mutex_t mu;
 	int in_flight;                /* all threads */
 	double tokens;
@@ -185,6 +194,8 @@ struct fetch_wiki *fetch_wiki_new(const struct fetch_wiki_config *cfg,
 	w->user_agent = fetch_user_agent(w->contact);
 	w->host = host;
 	pthread_mutex_init(&w->mu, NULL);
+	static uint64_t serials;
+	w->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
 	w->tokens = cfg->rate > 0 ? (cfg->rate < 1 ? 1 : cfg->rate) : 0;
 	w->last_refill = now_s();
 	return w;
@@ -306,6 +317,7 @@ struct req {
 	struct req *next;
 	struct req *anext, *aprev; /* the handle's active list */
 	CURL *easy;
+	uint64_t easy_serial;      /* serial of the wiki easy is set up for */
 	struct buf body;
 	bool over_cap;
 	int redirects;
@@ -325,8 +337,22 @@ struct rqueue { /* results */
 	size_t n, cap, head;
 };
 
+/* An idle easy handle kept for the next request, with its body buffer. */
+struct pooled {
+	CURL *easy;
+	uint64_t serial;          /* wiki it is set up for */
+	struct buf body;
+};
+
+/* Idle easy handles kept per fetch handle, and the largest body buffer
+ * kept with one (a bigger one is freed rather than pinned). */
+#define POOL_MAX 256
+#define POOL_BODY_MAX (256u << 10)
+
 struct fetch {
 	CURLM *multi;
+	struct pooled *pool;      /* POOL_MAX slots, n_pool used */
+	size_t n_pool;
 	struct queue wait;        /* parse requests not started */
 	struct req *active_list;  /* requests in the multi handle (via anext) */
 	struct rqueue info;       /* results waiting for the info query */
@@ -335,6 +361,7 @@ struct fetch {
 	struct rqueue done;
 	size_t pending;           /* submitted, not collected */
 	size_t active;            /* transfers in the multi handle */
+	uint64_t connects;        /* new connections opened (NUM_CONNECTS) */
 	char errmsg[256];
 };
 
@@ -398,16 +425,36 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 	return len;
 }
 
-/* Sets up r->easy for url. */
+/* Sets up r->easy for url.  A handle already set up for r's wiki (a pooled
+ * one, or r's own after a redirect) keeps the wiki's options and gets only
+ * the URL and the pointers to r; any other is reset and set up in full. */
 static void req_setup(struct req *r, const char *url)
 {
 	const struct fetch_wiki_config *c = &r->w->cfg;
 	CURL *e = r->easy;
-	if (!e)
+	if (!e) {
 		e = r->easy = curl_easy_init();
+		r->easy_serial = 0;
+	}
 	if (!e)
 		abort();
 	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	r->errbuf[0] = '\0';
+	buf_reset(&r->body);
+	r->over_cap = false;
+	if (r->easy_serial == r->w->serial)
+		return;
+	if (r->easy_serial) {
+		curl_easy_reset(e);
+		curl_easy_setopt(e, CURLOPT_URL, url);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+		curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+		curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	}
+	r->easy_serial = r->w->serial;
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -423,18 +470,45 @@ static void req_setup(struct req *r, const char *url)
 	curl_easy_setopt(e, CURLOPT_USERAGENT, r->w->user_agent);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-	r->errbuf[0] = '\0';
-	buf_reset(&r->body);
-	r->over_cap = false;
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+}
+
+/* Gives r an idle easy handle (and its body buffer) from the pool, if
+ * there is one: curl_easy_init and the option setup are not free, and a
+ * buffer already grown to a page's size saves the reallocations. */
+static void pool_take(struct fetch *f, struct req *r)
+{
+	if (r->easy || !f->n_pool)
+		return;
+	struct pooled *p = &f->pool[--f->n_pool];
+	r->easy = p->easy;
+	r->easy_serial = p->serial;
+	buf_release(&r->body);
+	r->body = p->body;
+}
+
+/* Takes r's easy handle and body buffer into the pool (r no longer in the
+ * multi handle), or frees them when the pool is full. */
+static void pool_put(struct fetch *f, struct req *r)
+{
+	if (!r->easy || f->n_pool == POOL_MAX)
+		return; /* req_free() frees them */
+	struct pooled *p = &f->pool[f->n_pool++];
+	p->easy = r->easy;
+	p->serial = r->easy_serial;
+	if (r->body.cap <= POOL_BODY_MAX) {
+		p->body = r->body;
+		buf_init(&r->body);
+	} else {
+		buf_init(&p->body);
+	}
+	r->easy = NULL;
 }
 
 static char *parse_url(const struct fetch_wiki *w, uint64_t page_id)
 {
 	return xasprintf("%s?action=parse&pageid=%" PRIu64
-			 "&prop=text%%7Cdisplaytitle%%7Ccategories%%7Csections"
+			 "&prop=text%%7Cdisplaytitle%%7Ccategories"
 			 "%%7Crevid%%7Clinks%%7Ctemplates&formatversion=2"
 			 "&format=json&disableeditsection=1&disablelimitreport=1"
 			 "&disabletoc=1",
@@ -453,6 +527,7 @@ static char *info_url(const struct req *r)
 
 static void start(struct fetch *f, struct req *r, const char *url)
 {
+	pool_take(f, r);
 	req_setup(r, url);
 	CURLMcode mc = curl_multi_add_handle(f->multi, r->easy);
 	if (mc != CURLM_OK)
@@ -495,6 +570,7 @@ struct fetch *fetch_new(void)
 		abort();
 	/* Keep enough idle connections to reuse one per transfer in flight. */
 	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, 256L);
+	f->pool = xcalloc(POOL_MAX, sizeof(*f->pool));
 	return f;
 }
 
@@ -526,6 +602,11 @@ void fetch_free(struct fetch *f)
 		fetch_result_free(res);
 	free(f->info.v);
 	free(f->done.v);
+	for (size_t i = 0; i < f->n_pool; i++) {
+		curl_easy_cleanup(f->pool[i].easy);
+		buf_release(&f->pool[i].body);
+	}
+	free(f->pool);
 	curl_multi_cleanup(f->multi);
 	free(f);
 }
@@ -543,6 +624,11 @@ size_t fetch_pending(const struct fetch *f)
 size_t fetch_in_flight(const struct fetch *f)
 {
 	return f->active;
+}
+
+uint64_t fetch_connects(const struct fetch *f)
+{
+	return f->connects;
 }
 
 enum status fetch_submit(struct fetch *f, struct fetch_wiki *w,
@@ -897,6 +983,10 @@ static bool classify_transfer(struct fetch *f, struct req *r, CURLcode cc,
 static void on_complete(struct fetch *f, struct req *r, CURLcode cc)
 {
 	bool restarted;
+	long nc = 0;
+	if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK &&
+	    nc > 0)
+		f->connects += (uint64_t)nc;
 	if (r->kind == REQ_PARSE) {
 		if (!classify_transfer(f, r, cc, r->res, &restarted)) {
 			if (restarted)
@@ -929,6 +1019,7 @@ static void on_complete(struct fetch *f, struct req *r, CURLcode cc)
 		f->info_active--;
 	stop(f, r);
 	wiki_release(r->w);
+	pool_put(f, r);
 	req_free(r);
 }
 

@@ -4,8 +4,11 @@
  * For a (wiki, page id [, expected rev id]) the fetcher GETs
  *
  *   <api>?action=parse&pageid=<id>&prop=text|displaytitle|categories|
- *         sections|revid|links|templates&formatversion=2&format=json&
+ *         revid|links|templates&formatversion=2&format=json&
  *         disableeditsection=1&disablelimitreport=1&disabletoc=1
+ *
+ * (no "sections": nothing uses them, and every byte of the answer costs
+ * JSON decoding time, the fetcher's main cost)
  *
  * and, batched by up to 50 page ids per request,
  *
@@ -200,6 +203,12 @@ struct fetch_result *fetch_next(struct fetch *f);
 size_t fetch_pending(const struct fetch *f);
 /* Requests currently in flight (HTTP transfers running) in this handle. */
 size_t fetch_in_flight(const struct fetch *f);
+
+/* New connections the handle's transfers have opened so far (curl's
+ * CURLINFO_NUM_CONNECTS summed over completed transfers): with keep-alive
+ * reuse it stays near the number of transfers in flight however many
+ * pages are fetched.  Added for bench-fetch; optional. */
+uint64_t fetch_connects(const struct fetch *f);
 
 /* The last handle-level error message ("" if none); owned by f. */
 const char *fetch_errmsg(const struct fetch *f);

@@ -173,6 +173,32 @@ Test(fetch, slow_body_hits_the_low_speed_limit)
 	fetch_wiki_free(w);
 }
 
+/* A fetch handle keeps finished easy handles for its next requests: one
+ * set up for another wiki must not carry that wiki's limits over. */
+Test(fetch, reused_handles_take_each_wikis_own_limits)
+{
+	struct fetch_wiki_config slow;
+	fetch_wiki_config_init(&slow);
+	slow.timeout_ms = 1500;
+	struct fetch_wiki *lax = wiki("ok", NULL), *strict = wiki("slow", &slow);
+	struct fetch *f = fetch_new();
+	for (int round = 0; round < 2; round++) {
+		struct fetch_result *r = fetch_one(f, lax, 42, 0);
+		EXPECT_CLASS(r, FETCH_OK);
+		fetch_result_free(r);
+		/* The handle the "ok" wiki used (30 s timeout) serves this one. */
+		double t0 = now();
+		r = fetch_one(f, strict, 42, 0);
+		double dt = now() - t0;
+		EXPECT_CLASS(r, FETCH_TRANSIENT);
+		cr_expect_lt(dt, 5.0, "round %d took %.1f s", round, dt);
+		fetch_result_free(r);
+	}
+	fetch_free(f);
+	fetch_wiki_free(lax);
+	fetch_wiki_free(strict);
+}
+
 Test(fetch, stalled_connection_times_out)
 {
 	struct fetch_wiki_config cfg;
