@@ -45,7 +45,21 @@
 #include "stream.h"
 #include "xmalloc.h"
 
-enum job_action { ACT_FETCH, ACT_REPLACE, ACT_DELETE };
+/* ACT_CHECK: the job goes to its writer first, which acks it unfetched
+ * when the shard already holds its revision (or sends it on to fetch). */
+enum job_action { ACT_FETCH, ACT_REPLACE, ACT_DELETE, ACT_CHECK };
+
+/* A writer commits early, as soon as it is idle and none of its
+ * partition's jobs is being fetched or analyzed, but not sooner than this
+ * after its previous commit (nor more often than commit_ms): under steady
+ * load it still gathers many pages per commit, while the last pages of a
+ * burst do not wait a whole commit_ms (which also paces the reader, whose
+ * in-flight limit counts jobs until their commit). */
+#define IDLE_COMMIT_GAP_MS 150
+/* How often a writer with uncommitted writes looks again whether its
+ * partition's jobs upstream are done (a job dropped upstream wakes no one). */
+#define IDLE_POLL_MS 50
+
 
 struct job {
 	struct job *next;              /* queue link */
@@ -60,6 +74,7 @@ struct job {
 	struct shard_doc *doc;
 	char *an_lang, *an_name, *an_version;
 	int64_t t_start;               /* monotonic ms when dispatched */
+	bool upstream;                 /* counted in pipeline.upstream[] */
 	const char *outcome;           /* static string, set when it ends */
 	const char *reason;            /* why it did not index, or NULL */
 };
@@ -114,6 +129,10 @@ struct pipeline {
 	pthread_mutex_t writers_mu;
 	struct writer **writers;     /* [shards], NULL when not owned */
 	struct writer *retired;      /* stopped writers, to join */
+	/* [shards]: jobs of the partition in the fetch or analyze stage
+	 * (between fetch_q and their writer's queue).  A writer commits
+	 * early only when its count is 0. */
+	atomic_int *upstream;
 
 	struct queue fetch_q, analyze_q, done_q;
 	pthread_t fetcher;
@@ -220,6 +239,14 @@ static struct job *queue_pop(struct queue *q, int wait_ms)
 	return j;
 }
 
+static size_t queue_len(struct queue *q)
+{
+	pthread_mutex_lock(&q->mu);
+	size_t n = q->n;
+	pthread_mutex_unlock(&q->mu);
+	return n;
+}
+
 static void queue_wake(struct queue *q)
 {
 	pthread_mutex_lock(&q->mu);
@@ -318,10 +345,29 @@ static void job_account(struct pipeline *p, struct job *j)
 			  p->wiki->id, j->page_id, rev, j->outcome, j->n, dur);
 }
 
+/* Sends j to the fetch stage, counted as upstream of its writer. */
+static void job_to_fetch(struct pipeline *p, struct job *j)
+{
+	j->action = ACT_FETCH;
+	j->upstream = true;
+	atomic_fetch_add(&p->upstream[j->partition], 1);
+	queue_push(&p->fetch_q, j);
+}
+
+/* j leaves the fetch and analyze stages (reaches its writer or ends). */
+static void job_leave_upstream(struct pipeline *p, struct job *j)
+{
+	if (j->upstream) {
+		j->upstream = false;
+		atomic_fetch_sub(&p->upstream[j->partition], 1);
+	}
+}
+
 /* Ends a job: accounts for it and hands it back to the reader. */
 static void job_done(struct pipeline *p, struct job *j, const char *outcome,
 		     const char *reason)
 {
+	job_leave_upstream(p, j);
 	j->outcome = outcome;
 	j->reason = reason;
 	job_account(p, j);
@@ -371,6 +417,10 @@ static void job_nack(struct pipeline *p, struct job *j, const char *reason,
  * no longer ours (its entries stay pending for the next owner). */
 static void route_to_writer(struct pipeline *p, struct job *j)
 {
+	/* Before the push: once queued, the writer may end (and the reader
+	 * free) the job.  The writer may see 0 an instant early; it then
+	 * commits a little early, which is harmless. */
+	job_leave_upstream(p, j);
 	pthread_mutex_lock(&p->writers_mu);
 	struct writer *w = p->writers[j->partition];
 	if (w && atomic_load(&w->state) == W_RUN) {
@@ -438,7 +488,6 @@ static void *fetcher_main(void *arg)
 		int wait = n_subm ? 0 : 100;
 		while ((j = queue_pop(&p->fetch_q, wait))) {
 			wait = 0;
-			j->action = ACT_FETCH;
 			if (fetch_submit(f, p->fw, (uint64_t)j->page_id,
 					 j->expected_rev, j) != STATUS_OK) {
 				job_nack(p, j, "fetch refused the page id", true);
@@ -562,7 +611,21 @@ static void writer_apply(struct writer *w, struct job *j)
 {
 	struct pipeline *p = w->p;
 	enum status st;
-	if (j->action == ACT_REPLACE) {
+	if (j->action == ACT_CHECK) {
+		/* The writer's own handle sees its pending writes too: a job
+		 * acked here is acked by the commit that makes that revision
+		 * durable (or nacked with it when the commit fails). */
+		uint64_t have = 0;
+		if (shard_get_rev(w->sh, (uint64_t)j->page_id, &have) != STATUS_OK ||
+		    have < j->expected_rev) {
+			if (atomic_load(&p->stages_stop))
+				job_done(p, j, "dropped", "shutdown");
+			else
+				job_to_fetch(p, j);
+			return;
+		}
+		j->outcome = "current";
+	} else if (j->action == ACT_REPLACE) {
 		st = writer_check_analyzer(w, j);
 		if (st == STATUS_VERSION) {
 			log_error("wiki=%s partition=%d action=refuse reason=%s",
@@ -736,14 +799,22 @@ static void *writer_main(void *arg)
 	struct pipeline *p = w->p;
 	if (!writer_open_retry(w))
 		atomic_store(&w->state, W_ABORT);
-	int64_t first = 0;
+	int64_t first = 0, last_commit = 0;
+	int64_t gap = p->cfg->commit_ms < IDLE_COMMIT_GAP_MS ? p->cfg->commit_ms
+							     : IDLE_COMMIT_GAP_MS;
 	for (;;) {
 		int state = atomic_load(&w->state);
 		if (state == W_ABORT)
 			break;
 		int wait = 200;
 		if (w->n_pend) {
-			int64_t left = first + p->cfg->commit_ms - now_ms();
+			int64_t now = now_ms();
+			int64_t left = first + p->cfg->commit_ms - now;
+			int64_t gap_left = last_commit + gap - now;
+			if (gap_left <= 0)
+				gap_left = IDLE_POLL_MS;
+			if (gap_left < left)
+				left = gap_left;
 			wait = left <= 0 ? 0 : left < 200 ? (int)left : 200;
 		}
 		struct job *j = queue_pop(&w->q, wait);
@@ -753,12 +824,20 @@ static void *writer_main(void *arg)
 			writer_apply(w, j);
 		}
 		bool idle = !j;
+		/* Nothing queued and nothing of the partition still on its way:
+		 * waiting longer would only delay what is pending. */
+		bool quiet = (idle || queue_len(&w->q) == 0) &&
+			     atomic_load(&p->upstream[w->partition]) == 0;
+		int64_t now = now_ms();
 		bool due = w->n_pend &&
 			   ((int)w->n_pend >= p->cfg->commit_docs ||
-			    now_ms() - first >= p->cfg->commit_ms ||
+			    now - first >= p->cfg->commit_ms ||
+			    (quiet && now - last_commit >= gap) ||
 			    (idle && (state == W_DRAIN || atomic_load(&p->flushing))));
-		if (due)
+		if (due) {
 			writer_commit(w);
+			last_commit = now_ms();
+		}
 		if (state == W_DRAIN && idle && !w->n_pend)
 			break;
 	}
@@ -903,6 +982,22 @@ static void slot_remove(struct pipeline *p, struct slot *s)
 	*s = p->slots[--p->n_slots];
 }
 
+/* True when every event of j only announces a revision (create, edit,
+ * undelete, with its rev_id): if the shard holds that revision or a newer
+ * one, the job has nothing to change.  A delete, move, visibility change
+ * or rerender in the job (or an event without rev_id) always fetches: the
+ * same revision may have to go or look different. */
+static bool job_checkable(const struct job *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		const struct event *ev = j->entries[i]->event;
+		if ((ev->kind != EVENT_CREATE && ev->kind != EVENT_EDIT &&
+		     ev->kind != EVENT_UNDELETE) || ev->rev_id <= 0)
+			return false;
+	}
+	return j->expected_rev > 0;
+}
+
 /* Starts a job: decides from its last event whether to fetch. */
 static void dispatch(struct pipeline *p, struct slot *s)
 {
@@ -928,7 +1023,15 @@ static void dispatch(struct pipeline *p, struct slot *s)
 		route_to_writer(p, j);
 		return;
 	}
-	queue_push(&p->fetch_q, j);
+	if (job_checkable(j)) {
+		/* The writer looks up the stored revision first and fetches
+		 * only when the shard does not hold this one yet (a backlog
+		 * replayed over a built index costs no fetches). */
+		j->action = ACT_CHECK;
+		route_to_writer(p, j);
+		return;
+	}
+	job_to_fetch(p, j);
 }
 
 /* Takes one entry of a batch into the slot table, or refuses it. */
@@ -1086,6 +1189,9 @@ struct pipeline *pipeline_new(const struct conf *cfg, const struct conf_wiki *wi
 	snprintf(p->labels, sizeof p->labels, "wiki=\"%s\"", wiki->id);
 	pthread_mutex_init(&p->writers_mu, NULL);
 	p->writers = xcalloc((size_t)wiki->shards, sizeof *p->writers);
+	p->upstream = xcalloc((size_t)wiki->shards, sizeof *p->upstream);
+	for (int i = 0; i < wiki->shards; i++)
+		atomic_init(&p->upstream[i], 0);
 	queue_init(&p->fetch_q);
 	queue_init(&p->analyze_q);
 	queue_init(&p->done_q);
@@ -1381,12 +1487,16 @@ void pipeline_free(struct pipeline *p)
 		writer_stop(p, i, W_ABORT);
 	writers_reap(p, true);
 	struct job *j;
+	/* A writer may have sent a job on to fetch after the stages stopped. */
+	while ((j = queue_pop(&p->fetch_q, 0)))
+		job_free(j);
 	while ((j = queue_pop(&p->done_q, 0)))
 		job_free(j);
 	for (size_t i = 0; i < p->n_slots; i++)
 		job_free(p->slots[i].pending);
 	free(p->slots);
 	free(p->writers);
+	free(p->upstream);
 	free(p->analyzers);
 	lease_free(p->lease);
 	stream_free(p->ms);

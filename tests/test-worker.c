@@ -529,6 +529,39 @@ TestSuite(worker, .timeout = 900);
 
 /* Events XADDed by hand (as `reindex-page --queue` does), without the
  * extension: the worker alone indexes, reindexes and deletes. */
+/* Sum of the metrics endpoint's samples whose line starts with prefix
+ * (name and opening brace) and contains needle (NULL: any), -1 when the
+ * endpoint does not answer. */
+static double metric_sum(struct env *e, const char *prefix, const char *needle)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "curl -sf http://127.0.0.1:%d/metrics", e->metrics_port);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	double sum = 0;
+	char line[1024];
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, prefix, strlen(prefix)) != 0 ||
+		    (needle && !strstr(line, needle)))
+			continue;
+		const char *sp = strrchr(line, ' ');
+		if (sp)
+			sum += strtod(sp + 1, NULL);
+	}
+	return pclose(f) == 0 ? sum : -1;
+}
+
+/* Polls metric_sum() until it equals want (up to timeout_s); returns it. */
+static double metric_wait(struct env *e, const char *prefix, const char *needle,
+			  double want, double timeout_s)
+{
+	double end = now_s() + timeout_s, v;
+	while ((v = metric_sum(e, prefix, needle)) != want && now_s() < end)
+		msleep(100);
+	return v;
+}
+
 Test(worker, indexes_hand_made_events)
 {
 	struct env *e = env_start_ext(NULL, false);
@@ -555,6 +588,33 @@ Test(worker, indexes_hand_made_events)
 		freeReplyObject(r);
 	}
 	converge(e, 60);
+	/* Counted before the acks converge() waited for. */
+	double fetches = metric_sum(e, "freshet_fetches_total{", NULL);
+	cr_assert_geq(fetches, 4, "4 creates, at least 4 fetches expected");
+
+	/* The same events again (a replayed backlog): the index holds these
+	 * revisions, so they are acked without fetching the pages. */
+	for (int i = 0; i < 4; i++) {
+		char ev[1024];
+		snprintf(ev, sizeof ev,
+			 "{\"$schema\":\"/mediawiki/page/change/1.1.0\","
+			 "\"meta\":{\"dt\":\"2026-11-29T12:00:00Z\",\"stream\":\"x\"},"
+			 "\"dt\":\"2026-11-29T12:00:00Z\",\"wiki_id\":\"" WIKI "\","
+			 "\"page_change_kind\":\"edit\","
+			 "\"page\":{\"page_id\":%ld,\"page_title\":\"%s\",\"namespace_id\":0},"
+			 "\"revision\":{\"rev_id\":%ld}}",
+			 ids[i], titles[i], revs[i]);
+		redisReply *r = redisCommand(c, "XADD freshet:{" WIKI ":p%ld} * event %s",
+					     ids[i] % SHARDS, ev);
+		cr_assert(r && r->type == REDIS_REPLY_STRING);
+		freeReplyObject(r);
+	}
+	converge(e, 60);
+	cr_assert_eq(metric_wait(e, "freshet_events_total{", "outcome=\"current\"", 4, 10), 4,
+		     "the replayed edits were not acked as current");
+	cr_assert_eq(metric_sum(e, "freshet_fetches_total{", NULL), fetches,
+		     "an edit of a revision already indexed was fetched");
+
 	/* A delete through the API, announced by hand: the document goes. */
 	mw_delete(e->mw, "Beta");
 	char ev[1024];
