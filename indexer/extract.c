@@ -80,7 +80,7 @@ struct extract {
 	htmlParserCtxtPtr ctxt;
 	/* Element name -> flags, by the pointer libxml2 interns the name at
 	 * (its dictionary lives as long as one document's parser). */
-	struct { const void *name; unsigned flags; } name_cache[64];
+	struct { const void *name; unsigned flags; } name_cache[128];
 	unsigned depth;      /* tracked elements open (<= lim.max_depth) */
 	size_t overflow;     /* open elements deeper than max_depth */
 	unsigned excluded, aux, heading;
@@ -650,7 +650,11 @@ static unsigned class_flags(const char *list)
 static unsigned char element_role(struct extract *x, const char *name,
 				  const xmlChar **atts)
 {
-	size_t slot = ((uintptr_t)name >> 4) % 64;
+	/* A multiplicative hash of the whole pointer: libxml2 packs short
+	 * names a few bytes apart in its dictionary, so the low bits alone
+	 * collide. */
+	size_t slot = (size_t)(((uint64_t)(uintptr_t)name *
+				0x9E3779B97F4A7C15ull) >> 57);
 	unsigned f;
 	if (x->name_cache[slot].name == name) {
 		f = x->name_cache[slot].flags;
@@ -664,7 +668,7 @@ static unsigned char element_role(struct extract *x, const char *name,
 		const char *v = (const char *)atts[i + 1];
 		if (!v)
 			continue;
-		if (!strcmp(a, "class")) {
+		if (a[0] == 'c' && !strcmp(a, "class")) {
 			unsigned c = class_flags(v);
 			if (c & F_REFERENCE && !strcmp(name, "sup"))
 				c |= F_EXCLUDED;
