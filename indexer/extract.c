@@ -272,6 +272,9 @@ static size_t find_ci(const char *s, size_t n, size_t from, const char *needle)
 	return n;
 }
 
+/* The bytes that can end a tag or open a quoted attribute value. */
+static const unsigned char tag_stop[256] = { ['"'] = 1, ['\''] = 1, ['>'] = 1 };
+
 static bool bound_depth(const char *s, size_t n, struct buf *out,
 			unsigned max_depth, char (*stack)[NAME_MAX_LEN + 1])
 {
@@ -314,19 +317,17 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 		name[nl] = '\0';
 		/* The end of the tag, skipping quoted attribute values. */
 		size_t r = q;
-		char quote = 0;
 		while (r < n) {
-			char ch = s[r];
-			if (quote) {
-				if (ch == quote)
-					quote = 0;
-			} else if (ch == '"' || ch == '\'') {
-				if (r > q && s[r - 1] == '=')
-					quote = ch;
-			} else if (ch == '>') {
+			while (r < n && !tag_stop[(unsigned char)s[r]])
+				r++;
+			if (r >= n || s[r] == '>')
 				break;
+			if (r > q && s[r - 1] == '=') {
+				const char *e = memchr(s + r + 1, s[r], n - r - 1);
+				r = e ? (size_t)(e - s) + 1 : n;
+			} else {
+				r++;
 			}
-			r++;
 		}
 		if (r >= n)
 			break;
@@ -406,6 +407,9 @@ static bool is_space(unsigned char c)
 
 
 /* Appends text (valid UTF-8) collapsing white space, within the cap. */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
 static void field_add(struct field *f, const unsigned char *s, size_t n)
 {
 	if (f->truncated || !n)
@@ -446,6 +450,21 @@ static void field_add(struct field *f, const unsigned char *s, size_t n)
 			 * copied as they are; only other white space, a
 			 * second space or a non-ASCII byte ends the run. */
 			for (;;) {
+				/* Eight bytes at a time while they are
+				 * printable ASCII with single spaces
+				 * strictly inside the window. */
+				while (lim - j >= 8 && s[j] != ' ' && s[j + 7] != ' ') {
+					uint64_t w, sp;
+					memcpy(&w, s + j, 8);
+					uint64_t lt = ~((w | HIGHS) - ONES * 0x20) & HIGHS;
+					sp = w ^ (ONES * ' ');
+					sp = ~(((sp & ~HIGHS) + ~HIGHS) | sp) & HIGHS;
+					if ((w & HIGHS) | lt | (sp & (sp << 8)))
+						break;
+					memcpy(out + len, s + j, 8);
+					len += 8;
+					j += 8;
+				}
 				while (j < lim && s[j] > ' ' && s[j] < 0x80)
 					out[len++] = (char)s[j++];
 				if (j + 1 < lim && s[j] == ' ' && s[j + 1] > ' ' &&
