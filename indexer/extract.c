@@ -4,8 +4,9 @@
  * The input is first made valid UTF-8 (invalid sequences become U+FFFD,
  * control characters other than white space become spaces), so libxml2
  * never falls back to another encoding and never sees a byte it could
- * misread.  It is then fed in chunks to libxml2's HTML push parser with a
- * SAX handler; no tree is built.
+ * misread.  It is then given to libxml2's HTML push parser in one call with
+ * terminate set (pieces only above 1 GiB), with a SAX handler; no tree is
+ * built.
  *
  * The handler keeps a stack of the open elements' roles (up to max_depth;
  * deeper elements only count an overflow depth) and three counters: how many
@@ -36,7 +37,9 @@
 
 #define DEFAULT_MAX_OUTPUT (4u << 20)
 #define DEFAULT_MAX_DEPTH 256u
-#define FEED_CHUNK 65536
+/* Documents up to this size go to libxml2 in one call (its chunk size is
+ * an int). */
+#define FEED_MAX (1u << 30)
 #define NAME_MAX_LEN 15
 /* libxml2's own depth above which the parse is stopped (safety net). */
 #define HARD_DEPTH_SLACK 64
@@ -78,7 +81,7 @@ struct extract {
 	htmlParserCtxtPtr ctxt;
 	/* Element name -> flags, by the pointer libxml2 interns the name at
 	 * (its dictionary lives as long as one document's parser). */
-	struct { const void *name; unsigned flags; } name_cache[64];
+	struct { const void *name; unsigned flags; } name_cache[128];
 	unsigned depth;      /* tracked elements open (<= lim.max_depth) */
 	size_t overflow;     /* open elements deeper than max_depth */
 	unsigned excluded, aux, heading;
@@ -129,14 +132,19 @@ static bool utf8_is_clean(const char *in, size_t len)
 	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 	size_t i = 0;
 	while (i < len) {
-		/* Eight printable ASCII bytes at a time: no high bit, no byte
-		 * below 0x20, no 0x7F. */
+		/* Eight bytes at a time while they are printable ASCII or
+		 * newlines: no high bit, no 0x7F, no byte below 0x20 other
+		 * than '\n' (the per-byte masks are exact: no borrow
+		 * crosses a byte). */
 		while (len - i >= 8) {
 			uint64_t w;
 			memcpy(&w, s + i, 8);
-			uint64_t below = (w - ones * 0x20) & ~w & highs;
-			uint64_t del = ((w ^ (ones * 0x7F)) - ones) & ~(w ^ (ones * 0x7F)) & highs;
-			if ((w & highs) | below | del)
+			uint64_t below = ~((w | highs) - ones * 0x20) & ~w & highs;
+			uint64_t nl = w ^ (ones * '\n');
+			nl = ~(((nl & ~highs) + ~highs) | nl) & highs;
+			uint64_t del = w ^ (ones * 0x7F);
+			del = ~(((del & ~highs) + ~highs) | del) & highs;
+			if ((w & highs) | (below & ~nl) | del)
 				break;
 			i += 8;
 		}
@@ -265,6 +273,9 @@ static size_t find_ci(const char *s, size_t n, size_t from, const char *needle)
 	return n;
 }
 
+/* The bytes that can end a tag or open a quoted attribute value. */
+static const unsigned char tag_stop[256] = { ['"'] = 1, ['\''] = 1, ['>'] = 1 };
+
 static bool bound_depth(const char *s, size_t n, struct buf *out,
 			unsigned max_depth, char (*stack)[NAME_MAX_LEN + 1])
 {
@@ -307,19 +318,17 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 		name[nl] = '\0';
 		/* The end of the tag, skipping quoted attribute values. */
 		size_t r = q;
-		char quote = 0;
 		while (r < n) {
-			char ch = s[r];
-			if (quote) {
-				if (ch == quote)
-					quote = 0;
-			} else if (ch == '"' || ch == '\'') {
-				if (r > q && s[r - 1] == '=')
-					quote = ch;
-			} else if (ch == '>') {
+			while (r < n && !tag_stop[(unsigned char)s[r]])
+				r++;
+			if (r >= n || s[r] == '>')
 				break;
+			if (r > q && s[r - 1] == '=') {
+				const char *e = memchr(s + r + 1, s[r], n - r - 1);
+				r = e ? (size_t)(e - s) + 1 : n;
+			} else {
+				r++;
 			}
-			r++;
 		}
 		if (r >= n)
 			break;
@@ -399,6 +408,9 @@ static bool is_space(unsigned char c)
 
 
 /* Appends text (valid UTF-8) collapsing white space, within the cap. */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
 static void field_add(struct field *f, const unsigned char *s, size_t n)
 {
 	if (f->truncated || !n)
@@ -433,9 +445,38 @@ static void field_add(struct field *f, const unsigned char *s, size_t n)
 				space = false;
 			}
 			size_t room = f->cap - len;
+			size_t lim = n - i < room ? n : i + room;
 			size_t j = i;
-			while (j < n && s[j] > ' ' && s[j] < 0x80 && j - i < room)
-				out[len++] = (char)s[j++];
+			/* Words and the single spaces between them are
+			 * copied as they are; only other white space, a
+			 * second space or a non-ASCII byte ends the run. */
+			for (;;) {
+				/* Eight bytes at a time while they are
+				 * printable ASCII with single spaces
+				 * strictly inside the window. */
+				while (lim - j >= 8 && s[j] != ' ' && s[j + 7] != ' ') {
+					uint64_t w, sp;
+					memcpy(&w, s + j, 8);
+					uint64_t lt = ~((w | HIGHS) - ONES * 0x20) & HIGHS;
+					sp = w ^ (ONES * ' ');
+					sp = ~(((sp & ~HIGHS) + ~HIGHS) | sp) & HIGHS;
+					if ((w & HIGHS) | lt | (sp & (sp << 8)))
+						break;
+					memcpy(out + len, s + j, 8);
+					len += 8;
+					j += 8;
+				}
+				while (j < lim && s[j] > ' ' && s[j] < 0x80)
+					out[len++] = (char)s[j++];
+				if (j + 1 < lim && s[j] == ' ' && s[j + 1] > ' ' &&
+				    s[j + 1] < 0x80) {
+					out[len++] = ' ';
+					out[len++] = (char)s[j + 1];
+					j += 2;
+					continue;
+				}
+				break;
+			}
 			if (j == i) {
 				/* A control character (from a character
 				 * reference): a word break. */
@@ -556,21 +597,8 @@ static const struct flag_name element_table[] = {
 	{ "wbr", F_VOID },
 };
 
-/* CirrusSearch's WikiTextStructure selectors, by class. */
-static const struct flag_name class_table[] = {
-	{ "autocollapse", F_EXCLUDED },
-	{ "dablink", F_AUX | F_BLOCK },
-	{ "hatnote", F_AUX | F_BLOCK },
-	{ "mw-cite-backlink", F_EXCLUDED },
-	{ "mw-editsection", F_EXCLUDED },
-	{ "navigation-not-searchable", F_EXCLUDED },
-	{ "reference", F_REFERENCE },
-	{ "rellink", F_AUX | F_BLOCK },
-	{ "searchaux", F_AUX | F_BLOCK },
-	{ "thumbcaption", F_AUX | F_BLOCK },
-	{ "toc", F_EXCLUDED },
-	{ "wbmi-entityview-emptyCaption", F_EXCLUDED },
-};
+/* CirrusSearch's WikiTextStructure selectors, by class: see
+ * class_token_flags(). */
 
 static int flag_cmp(const void *key, const void *elem)
 {
@@ -589,11 +617,44 @@ static unsigned name_flags(const char *name)
 		      sizeof(element_table) / sizeof(element_table[0]));
 }
 
+/* The flags of one class name (CirrusSearch's selectors), matched by
+ * length first, since most class names on a page (mandoc's "Pp", MediaWiki's
+ * "mw-headline") match none and are rejected without a comparison. */
+static unsigned class_token_flags(const char *t, size_t n)
+{
+	switch (n) {
+	case 3:
+		return !memcmp(t, "toc", 3) ? F_EXCLUDED : 0;
+	case 7:
+		if (!memcmp(t, "dablink", 7) || !memcmp(t, "hatnote", 7) ||
+		    !memcmp(t, "rellink", 7))
+			return F_AUX | F_BLOCK;
+		return 0;
+	case 9:
+		if (!memcmp(t, "reference", 9))
+			return F_REFERENCE;
+		return !memcmp(t, "searchaux", 9) ? F_AUX | F_BLOCK : 0;
+	case 12:
+		if (!memcmp(t, "thumbcaption", 12))
+			return F_AUX | F_BLOCK;
+		return !memcmp(t, "autocollapse", 12) ? F_EXCLUDED : 0;
+	case 14:
+		return !memcmp(t, "mw-editsection", 14) ? F_EXCLUDED : 0;
+	case 16:
+		return !memcmp(t, "mw-cite-backlink", 16) ? F_EXCLUDED : 0;
+	case 25:
+		return !memcmp(t, "navigation-not-searchable", 25) ? F_EXCLUDED : 0;
+	case 28:
+		return !memcmp(t, "wbmi-entityview-emptyCaption", 28) ? F_EXCLUDED
+									: 0;
+	}
+	return 0;
+}
+
 /* The flags of every class in a space-separated class list. */
 static unsigned class_flags(const char *list)
 {
 	unsigned flags = 0;
-	char tok[64];
 	const char *p = list;
 	while (*p) {
 		while (*p && is_space((unsigned char)*p))
@@ -601,13 +662,7 @@ static unsigned class_flags(const char *list)
 		const char *s = p;
 		while (*p && !is_space((unsigned char)*p))
 			p++;
-		size_t n = (size_t)(p - s);
-		if (!n || n >= sizeof(tok))
-			continue;
-		memcpy(tok, s, n);
-		tok[n] = '\0';
-		flags |= lookup(tok, class_table,
-				sizeof(class_table) / sizeof(class_table[0]));
+		flags |= class_token_flags(s, (size_t)(p - s));
 	}
 	return flags;
 }
@@ -615,7 +670,11 @@ static unsigned class_flags(const char *list)
 static unsigned char element_role(struct extract *x, const char *name,
 				  const xmlChar **atts)
 {
-	size_t slot = ((uintptr_t)name >> 4) % 64;
+	/* A multiplicative hash of the whole pointer: libxml2 packs short
+	 * names a few bytes apart in its dictionary, so the low bits alone
+	 * collide. */
+	size_t slot = (size_t)(((uint64_t)(uintptr_t)name *
+				0x9E3779B97F4A7C15ull) >> 57);
 	unsigned f;
 	if (x->name_cache[slot].name == name) {
 		f = x->name_cache[slot].flags;
@@ -629,7 +688,7 @@ static unsigned char element_role(struct extract *x, const char *name,
 		const char *v = (const char *)atts[i + 1];
 		if (!v)
 			continue;
-		if (!strcmp(a, "class")) {
+		if (a[0] == 'c' && !strcmp(a, "class")) {
 			unsigned c = class_flags(v);
 			if (c & F_REFERENCE && !strcmp(name, "sup"))
 				c |= F_EXCLUDED;
@@ -886,23 +945,34 @@ enum status extract_html(struct extract *x, const char *html, size_t len,
 		return STATUS_NOMEM;
 	}
 	x->ctxt = ctxt;
+	/* Not HTML_PARSE_NOIMPLIED, although it saves libxml2 ~3% (the name
+	 * comparisons deciding whether to imply <html>/<body>): without an
+	 * implied root the push parser drops everything after the first
+	 * top-level element of a fragment. */
 	htmlCtxtUseOptions(ctxt, HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
 				 HTML_PARSE_NONET | HTML_PARSE_NOBLANKS |
 				 HTML_PARSE_IGNORE_ENC | HTML_PARSE_COMPACT);
+	/* The whole document in one call with terminate set: libxml2's push
+	 * parser then skips its look-ahead for the end of each token (which it
+	 * does when more input may follow), about 9% of its instructions.
+	 * Only a document over FEED_MAX goes in pieces. */
 	size_t off = 0;
-	while (off < clean.len) {
-		size_t n = clean.len - off < FEED_CHUNK ? clean.len - off
-							: FEED_CHUNK;
-		/* Never split a UTF-8 sequence between chunks. */
-		while (off + n < clean.len &&
-		       ((unsigned char)clean.data[off + n] & 0xC0) == 0x80)
-			n--;
-		htmlParseChunk(ctxt, clean.data + off, (int)n, 0);
+	do {
+		size_t n = clean.len - off;
+		if (n > FEED_MAX) {
+			n = FEED_MAX;
+			/* Never split a UTF-8 sequence between chunks. */
+			while (((unsigned char)clean.data[off + n] & 0xC0) == 0x80)
+				n--;
+		}
+		bool last = off + n >= clean.len;
+		htmlParseChunk(ctxt, clean.data + off, (int)n, last);
 		off += n;
 		if (ctxt->instate == XML_PARSER_EOF)
-			break; /* stopped by the safety net */
-	}
-	htmlParseChunk(ctxt, NULL, 0, 1);
+			break; /* stopped by the safety net, or the end */
+	} while (off < clean.len);
+	if (ctxt->instate != XML_PARSER_EOF)
+		htmlParseChunk(ctxt, NULL, 0, 1);
 	htmlFreeParserCtxt(ctxt);
 	x->ctxt = NULL;
 	buf_release(&utf8);
