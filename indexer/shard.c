@@ -95,6 +95,9 @@ struct shard_doc {
 	size_t skipped;
 	char idterm[32];
 	char fingerprint[17];
+	uint64_t hash;     /* running hash of every term added, in order */
+	uint64_t body_hash; /* hash before doc_finish's terms (set once) */
+	bool finished;
 };
 
 struct shard_doc *shard_doc_new(uint64_t page_id)
@@ -102,6 +105,7 @@ struct shard_doc *shard_doc_new(uint64_t page_id)
 	struct shard_doc *d = xcalloc(1, sizeof *d);
 	d->page_id = page_id;
 	d->x = need(xdoc_new());
+	d->hash = 0xcbf29ce484222325ULL; /* FNV-1a's offset basis */
 	snprintf(d->idterm, sizeof d->idterm, SHARD_PREFIX_ID "%" PRIu64, page_id);
 	if (xdoc_add_term(d->x, NULL, d->idterm, strlen(d->idterm), 0) == STATUS_NOMEM)
 		need(NULL);
@@ -129,6 +133,34 @@ uint64_t shard_doc_page_id(const struct shard_doc *d)
 	return d->page_id;
 }
 
+/* Folds bytes into h (FNV-1a, 64 bits). */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Folds one term (prefix, bytes, position or a kind tag) into the
+ * document's running hash.  The fingerprint is made from this hash rather
+ * than by walking Xapian's term list at the end (which cost ~4% of a
+ * worker's CPU): the document builder adds the same terms in the same
+ * order for the same content, so the hash is as good for the no-op check. */
+static void doc_hash_term(struct shard_doc *d, const char *prefix,
+			  const char *term, size_t len, uint64_t pos)
+{
+	uint64_t h = d->hash;
+	if (prefix)
+		h = fnv1a(h, prefix, strlen(prefix));
+	h = fnv1a(h, "\x1f", 1);
+	h = fnv1a(h, term, len);
+	h = fnv1a(h, &pos, sizeof pos);
+	d->hash = h;
+}
+
 /* Counts a refused term; aborts only when the shim ran out of memory. */
 static void term_result(struct shard_doc *d, enum status st)
 {
@@ -141,18 +173,21 @@ static void term_result(struct shard_doc *d, enum status st)
 void shard_doc_add_posting(struct shard_doc *d, const char *prefix,
 			   const char *term, size_t len, uint32_t pos)
 {
+	doc_hash_term(d, prefix, term, len, pos);
 	term_result(d, xdoc_add_posting(d->x, prefix, term, len, pos, 1));
 }
 
 void shard_doc_add_term(struct shard_doc *d, const char *prefix,
 			const char *term, size_t len)
 {
+	doc_hash_term(d, prefix, term, len, UINT64_MAX);
 	term_result(d, xdoc_add_term(d->x, prefix, term, len, 1));
 }
 
 void shard_doc_add_boolean(struct shard_doc *d, const char *prefix,
 			   const char *term)
 {
+	doc_hash_term(d, prefix, term, strlen(term), UINT64_MAX - 1);
 	term_result(d, xdoc_add_term(d->x, prefix, term, strlen(term), 0));
 }
 
@@ -331,6 +366,12 @@ static enum status doc_finish(struct shard_doc *d, char *err)
 	enum status st;
 	char *data = NULL;
 
+	/* A second finish re-adds the same boolean terms: start their part of
+	 * the hash from the same point, so the fingerprint does not change. */
+	if (d->finished)
+		d->hash = d->body_hash;
+	d->body_hash = d->hash;
+	d->finished = true;
 	snprintf(tmp, sizeof tmp, "%d", d->ns);
 	shard_doc_add_boolean(d, SHARD_PREFIX_NAMESPACE, tmp);
 	if (d->language && *d->language)
@@ -350,9 +391,8 @@ static enum status doc_finish(struct shard_doc *d, char *err)
 	    (st = xdoc_set_value_number(d->x, SHARD_VALUE_NAMESPACE,
 					(double)d->ns)) != STATUS_OK)
 		goto out;
-	uint64_t h;
-	if ((st = xdoc_hash(d->x, SHARD_VALUE_FINGERPRINT, &h)) != STATUS_OK)
-		goto out;
+	/* The data holds the fields the values are made from. */
+	uint64_t h = fnv1a(d->hash, data, strlen(data));
 	snprintf(d->fingerprint, sizeof d->fingerprint, "%016" PRIx64, h);
 	st = xdoc_set_value(d->x, SHARD_VALUE_FINGERPRINT, d->fingerprint, 16);
 out:

@@ -29,8 +29,10 @@
  *   value 0  rev_id                 sortable_serialise (xdoc_get_value_number)
  *   value 1  rev timestamp, unix s  sortable_serialise
  *   value 2  namespace              sortable_serialise
- *   value 3  content fingerprint    16 lowercase hex digits (64-bit hash of
- *                                   terms, wdf, positions, values 0-2, data)
+ *   value 3  content fingerprint    16 lowercase hex digits (64-bit FNV-1a
+ *                                   of every term with its prefix and
+ *                                   position, in the order added, then the
+ *                                   data, which holds what values 0-2 hold)
  *
  *   data: JSON {"page_id", "title", "display_title", "namespace", "url",
  *               "language", "rev_id", "rev_timestamp", "categories": [..],
