@@ -635,6 +635,15 @@ static bool is_han(UChar32 c)
 	       (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x20000 && c <= 0x3134F);
 }
 
+/* Where a word's terms go: the text-view and the plain-view callbacks, either
+ * of which may be NULL (a single-view analyze() leaves the other NULL). */
+struct sinks {
+	freshet_token_fn text_cb;
+	void *text_ctx;
+	freshet_token_fn plain_cb;
+	void *plain_ctx;
+};
+
 /* Emits a term if it fits; returns 0, STOPPED or a status. */
 static int emit(freshet_token_fn cb, void *ctx, const char *t, size_t n,
                 size_t s, size_t e, uint32_t pos)
@@ -644,14 +653,21 @@ static int emit(freshet_token_fn cb, void *ctx, const char *t, size_t n,
 	return cb(ctx, t, n, s, e, pos) ? FRESHET_ANALYZER_STOPPED : 0;
 }
 
-/* Analyzes one word src[s..e) (already a word by ICU's rule status). */
-static int word(struct freshet_analyzer *an, enum freshet_view view,
-                const char *src, size_t s, size_t e, uint32_t *pos,
-                freshet_token_fn cb, void *ctx);
+/* Emits a term that is the same in both views to each sink present. */
+static int emit_both(const struct sinks *k, const char *t, size_t n, size_t s,
+                     size_t e, uint32_t pos)
+{
+	int st = 0;
+	if (k->plain_cb)
+		st = emit(k->plain_cb, k->plain_ctx, t, n, s, e, pos);
+	if (!st && k->text_cb)
+		st = emit(k->text_cb, k->text_ctx, t, n, s, e, pos);
+	return st;
+}
 
 /* CJK: overlapping bigrams over the code points of src[s..e). */
 static int bigrams(struct freshet_analyzer *an, const char *src, size_t s,
-                   size_t e, uint32_t *pos, freshet_token_fn cb, void *ctx)
+                   size_t e, uint32_t *pos, const struct sinks *k)
 {
 	int32_t i = (int32_t)s, end = (int32_t)e;
 	int32_t a = i;
@@ -664,7 +680,7 @@ static int bigrams(struct freshet_analyzer *an, const char *src, size_t s,
 		int st = casefold(an, src + a, (size_t)(end - a), &fl);
 		if (st)
 			return st;
-		st = emit(cb, ctx, an->fold.p, fl, (size_t)a, (size_t)end, *pos);
+		st = emit_both(k, an->fold.p, fl, (size_t)a, (size_t)end, *pos);
 		(*pos)++;
 		return st;
 	}
@@ -675,7 +691,7 @@ static int bigrams(struct freshet_analyzer *an, const char *src, size_t s,
 		int st = casefold(an, src + a, (size_t)(c2 - a), &fl);
 		if (st)
 			return st;
-		st = emit(cb, ctx, an->fold.p, fl, (size_t)a, (size_t)c2, *pos);
+		st = emit_both(k, an->fold.p, fl, (size_t)a, (size_t)c2, *pos);
 		(*pos)++;
 		if (st)
 			return st;
@@ -685,9 +701,9 @@ static int bigrams(struct freshet_analyzer *an, const char *src, size_t s,
 	return 0;
 }
 
-static int word(struct freshet_analyzer *an, enum freshet_view view,
-                const char *src, size_t s, size_t e, uint32_t *pos,
-                freshet_token_fn cb, void *ctx)
+/* Analyzes one word src[s..e) (already a word by ICU's rule status). */
+static int word(struct freshet_analyzer *an, const char *src, size_t s,
+                size_t e, uint32_t *pos, const struct sinks *k)
 {
 	if (e - s > MAX_SEGMENT) {
 		(*pos)++;
@@ -708,7 +724,7 @@ static int word(struct freshet_analyzer *an, enum freshet_view view,
 		}
 		(void)c0;
 		if (hangul || (han && n > 4))
-			return bigrams(an, src, s, e, pos, cb, ctx);
+			return bigrams(an, src, s, e, pos, k);
 	}
 	size_t fl;
 	int st = casefold(an, src + s, e - s, &fl);
@@ -722,8 +738,10 @@ static int word(struct freshet_analyzer *an, enum freshet_view view,
 	an->fold.p[fe] = 0;
 	const char *w = an->fold.p + b;
 	size_t wl = fe - b;
-	if (view == FRESHET_VIEW_PLAIN)
-		return emit(cb, ctx, w, wl, ss, se, p);
+	if (k->plain_cb && (st = emit(k->plain_cb, k->plain_ctx, w, wl, ss, se, p)))
+		return st;
+	if (!k->text_cb)
+		return 0;
 	if (an->stopwords_on && is_stopword(an, w))
 		return 0;
 	const char *t;
@@ -731,8 +749,11 @@ static int word(struct freshet_analyzer *an, enum freshet_view view,
 	st = text_term(an, w, wl, &t, &tl);
 	if (st)
 		return st;
-	return emit(cb, ctx, t, tl, ss, se, p);
+	return emit(k->text_cb, k->text_ctx, t, tl, ss, se, p);
 }
+
+static int run(struct freshet_analyzer *an, unsigned flags, const char *text,
+               size_t len, const struct sinks *k);
 
 static int do_analyze(struct freshet_analyzer *an, enum freshet_view view,
                       unsigned flags, const char *text, size_t len,
@@ -768,6 +789,39 @@ static int do_analyze(struct freshet_analyzer *an, enum freshet_view view,
 		an->tmp.p[xl] = 0;
 		return emit(cb, ctx, an->tmp.p, xl, 0, len, 0);
 	}
+	struct sinks k = { NULL, NULL, NULL, NULL };
+	if (view == FRESHET_VIEW_TEXT) {
+		k.text_cb = cb;
+		k.text_ctx = ctx;
+	} else {
+		k.plain_cb = cb;
+		k.plain_ctx = ctx;
+	}
+	return run(an, flags, text, len, &k);
+}
+
+static int do_analyze_both(struct freshet_analyzer *an, unsigned flags,
+                           const char *text, size_t len,
+                           freshet_token_fn text_cb, void *text_ctx,
+                           freshet_token_fn plain_cb, void *plain_ctx)
+{
+	an->err[0] = 0;
+	if ((!text && len) || len > INT32_MAX ||
+	    (flags & (FRESHET_ANALYZE_STEM_ONLY | FRESHET_ANALYZE_SEGMENTS))) {
+		set_err(an, "%s", "analyze_both: bad argument");
+		return FRESHET_ANALYZER_INVALID;
+	}
+	if (len == 0 || (!text_cb && !plain_cb))
+		return 0;
+	struct sinks k = { text_cb, text_ctx, plain_cb, plain_ctx };
+	return run(an, flags, text, len, &k);
+}
+
+/* Segments text and hands every word to word() (or, for SEGMENTS, every
+ * segment raw to the one sink present). */
+static int run(struct freshet_analyzer *an, unsigned flags, const char *text,
+               size_t len, const struct sinks *k)
+{
 	/* The break iterator runs on UTF-16 (ICU's dictionary engines copy a
 	 * UTF-8 UText range by range, which costs more than converting once);
 	 * map[i] is the byte offset in text of UTF-16 unit i. */
@@ -807,9 +861,9 @@ static int do_analyze(struct freshet_analyzer *an, enum freshet_view view,
 		size_t bs = (size_t)an->map[prev], be = (size_t)an->map[cur];
 		if (flags & FRESHET_ANALYZE_SEGMENTS) {
 			/* Every segment, raw (conformance tests). */
-			st = emit(cb, ctx, text + bs, be - bs, bs, be, pos++);
+			st = emit_both(k, text + bs, be - bs, bs, be, pos++);
 		} else if (ubrk_getRuleStatus(an->bi) >= UBRK_WORD_NONE_LIMIT) {
-			st = word(an, view, text, bs, be, &pos, cb, ctx);
+			st = word(an, text, bs, be, &pos, k);
 		}
 		if (st)
 			break;
@@ -982,6 +1036,7 @@ static const struct freshet_analyzer_api api = {
 	.destroy = do_destroy,
 	.analyze = do_analyze,
 	.errmsg = do_errmsg,
+	.analyze_both = do_analyze_both,
 };
 
 EXPORT const struct freshet_analyzer_api *freshet_analyzer_entry(void)

@@ -346,6 +346,32 @@ enum status analyzer_run(struct analyzer *an, enum freshet_view view,
 	return from_plugin(st);
 }
 
+enum status analyzer_run_both(struct analyzer *an, unsigned flags,
+                              const char *text, size_t len,
+                              freshet_token_fn text_cb, void *text_ctx,
+                              freshet_token_fn plain_cb, void *plain_ctx)
+{
+	if (!an->api->analyze_both) {
+		enum status st = STATUS_OK;
+		if (plain_cb)
+			st = analyzer_run(an, FRESHET_VIEW_PLAIN, flags, text, len,
+			                  plain_cb, plain_ctx);
+		if (st == STATUS_OK && text_cb)
+			st = analyzer_run(an, FRESHET_VIEW_TEXT, flags, text, len,
+			                  text_cb, text_ctx);
+		return st;
+	}
+	an->err[0] = 0;
+	int st = an->api->analyze_both(an->inst, flags, text, len, text_cb,
+	                               text_ctx, plain_cb, plain_ctx);
+	if (st != FRESHET_ANALYZER_OK && st != FRESHET_ANALYZER_STOPPED) {
+		const char *m = an->api->errmsg(an->inst);
+		snprintf(an->err, sizeof an->err, "analyzer %s (%s): %s", an->api->name,
+		         an->lang, m && *m ? m : "analysis failed");
+	}
+	return from_plugin(st);
+}
+
 struct collect {
 	struct analyzer_terms *out;
 	size_t cap;

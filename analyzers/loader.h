@@ -108,6 +108,18 @@ enum status analyzer_run(struct analyzer *an, enum freshet_view view,
                          unsigned flags, const char *text, size_t len,
                          freshet_token_fn cb, void *ctx);
 
+/* Runs the analysis of text in both views: text_cb gets the text-view
+ * terms and plain_cb the plain-view terms (either may be NULL), as two
+ * analyzer_run() calls would give them.  Uses the plugin's one-pass
+ * analyze_both when it has one (segmenting and case folding once), else
+ * runs analyze once per view (plain view first).  The order of the calls
+ * across the two callbacks is therefore plugin-dependent; within each
+ * callback it is the order of the terms.  Returns as analyzer_run(). */
+enum status analyzer_run_both(struct analyzer *an, unsigned flags,
+                              const char *text, size_t len,
+                              freshet_token_fn text_cb, void *text_ctx,
+                              freshet_token_fn plain_cb, void *plain_ctx);
+
 /* The message of the last failed call on an ("" if none); owned by an. */
 const char *analyzer_errmsg(const struct analyzer *an);
 

@@ -133,10 +133,9 @@ static enum status index_text(struct document_builder *b, struct analyzer *an,
 {
 	if (!len)
 		return STATUS_OK;
-	enum status st = analyzer_run(an, FRESHET_VIEW_PLAIN, 0, text, len,
-				      on_plain, s);
-	if (st == STATUS_OK)
-		st = analyzer_run(an, FRESHET_VIEW_TEXT, 0, text, len, on_stem, s);
+	/* One pass for both views: segmenting and case folding once. */
+	enum status st = analyzer_run_both(an, 0, text, len, on_stem, s,
+					   on_plain, s);
 	if (st != STATUS_OK)
 		set_err(b, "analyzer %s failed: %s", analyzer_name(an),
 			analyzer_errmsg(an));

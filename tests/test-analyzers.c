@@ -42,6 +42,13 @@ static int add_term(void *ctx, const char *t, size_t n, size_t s, size_t e, uint
 	return 0;
 }
 
+static int add_offsets(void *ctx, const char *t, size_t n, size_t s, size_t e, uint32_t pos)
+{
+	struct buf *b = ctx;
+	buf_addf(b, "%s%.*s@%u[%zu,%zu)", b->len ? " " : "", (int)n, t, pos, s, e);
+	return 0;
+}
+
 /* Analyzes text in lang and view; returns the "term@pos ..." string (malloc'd). */
 static char *run(const char *lang, enum freshet_view view, const char *text, const char **plugin)
 {
@@ -67,6 +74,30 @@ static void check(const char *lang, const char *plugin, const char *text,
 	char *pl = run(lang, FRESHET_VIEW_PLAIN, text, NULL);
 	cr_expect_str_eq(pl, want_plain, "%s plain view of \"%s\"", lang, text);
 	free(pl);
+
+	/* The one-pass call the document builder uses gives the same terms,
+	 * positions and offsets in each view. */
+	struct analyzer *an = NULL;
+	char *err = NULL;
+	cr_assert_eq(analyzer_open(ld, lang, NULL, &an, &err), STATUS_OK, "%s", err ? err : "");
+	struct buf bt = BUF_INIT, bp = BUF_INIT, ot = BUF_INIT, op = BUF_INIT;
+	cr_assert_eq(analyzer_run_both(an, 0, text, strlen(text), add_term, &bt,
+	                               add_term, &bp), STATUS_OK);
+	cr_expect_str_eq(bt.data, want_text, "%s one-pass text view of \"%s\"", lang, text);
+	cr_expect_str_eq(bp.data, want_plain, "%s one-pass plain view of \"%s\"", lang, text);
+	cr_assert_eq(analyzer_run(an, FRESHET_VIEW_TEXT, 0, text, strlen(text), add_offsets, &ot), STATUS_OK);
+	cr_assert_eq(analyzer_run(an, FRESHET_VIEW_PLAIN, 0, text, strlen(text), add_offsets, &op), STATUS_OK);
+	buf_reset(&bt);
+	buf_reset(&bp);
+	cr_assert_eq(analyzer_run_both(an, 0, text, strlen(text), add_offsets, &bt,
+	                               add_offsets, &bp), STATUS_OK);
+	cr_expect_str_eq(bt.data, ot.data, "%s one-pass text offsets", lang);
+	cr_expect_str_eq(bp.data, op.data, "%s one-pass plain offsets", lang);
+	buf_release(&bt);
+	buf_release(&bp);
+	buf_release(&ot);
+	buf_release(&op);
+	analyzer_close(an);
 }
 
 Test(analyzers, english_possessive_stopwords_stemming)
