@@ -62,6 +62,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum status st = analyzer_run(a, view, 0, text, len, on_term, &c);
 	if (st != STATUS_OK)
 		abort();
+	/* The one-pass call over the same bytes (both views). */
+	struct check ct = { len, 0 }, cp = { len, 0 };
+	st = analyzer_run_both(a, 0, text, len, on_term, &ct, on_term, &cp);
+	if (st != STATUS_OK)
+		abort();
 	free(text);
 	return 0;
 }

@@ -339,7 +339,7 @@ serve() {
 		if api_answers "$2"; then
 			echo "$2" >"$1/port"
 			echo "http://127.0.0.1:$2/api.php" >"$1/api"
-			start_watchdog "$pid"
+			start_watchdog "$pid" "$1"
 			return 0
 		fi
 		sleep 0.1
@@ -362,16 +362,26 @@ cmd_resume() {
 		die "MediaWiki did not answer on port $port"; }
 }
 
-# With FRESHET_MW_OWNER_PID set, a watchdog stops the server when that
-# process ends, so a test that crashes or times out leaves no server behind.
-# It ends by itself once the server is gone.
+# Returns 0 if process $1 is the server of the wiki in $2 (its command line
+# names $2/router.php).  Pids are reused (pid_max is 32768 here and the tests
+# start thousands of processes), so a bare pid is never enough to signal.
+ours() {
+	[ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null |
+		grep -qF -- "$2/router.php"
+}
+
+# With FRESHET_MW_OWNER_PID set, a watchdog stops the server ($1, serving
+# the wiki in $2) when that process ends, so a test that crashes or times
+# out leaves no server behind.  It ends by itself once the server is gone,
+# and signals only while the pid is still that server.
 start_watchdog() {
 	[ -n "${FRESHET_MW_OWNER_PID:-}" ] || return 0
 	owner=$FRESHET_MW_OWNER_PID
 	setsid sh -c "
-		while kill -0 $owner 2>/dev/null && kill -0 $1 2>/dev/null; do sleep 1; done
-		kill -0 $1 2>/dev/null && kill -TERM -$1 2>/dev/null
-		sleep 5; kill -0 $1 2>/dev/null && kill -KILL -$1 2>/dev/null
+		ours() { [ -r /proc/\$1/cmdline ] && tr '\\0' ' ' </proc/\$1/cmdline 2>/dev/null | grep -qF -- '$2/router.php'; }
+		while kill -0 $owner 2>/dev/null && ours $1; do sleep 1; done
+		ours $1 && kill -TERM -$1 2>/dev/null
+		sleep 5; ours $1 && kill -KILL -$1 2>/dev/null
 		exit 0" </dev/null >/dev/null 2>&1 &
 }
 
@@ -379,6 +389,8 @@ cmd_stop() {
 	dir=$1
 	[ -f "$dir/pid" ] || return 0
 	pid=$(cat "$dir/pid")
+	# A server that is gone may have left its pid to another process.
+	ours "$pid" "$dir" || { rm -f "$dir/pid"; return 0; }
 	# php -S runs under setsid: its pid is its process group id, and the
 	# group holds its workers.  Wait until the whole group is gone.
 	kill -TERM "-$pid" 2>/dev/null || { rm -f "$dir/pid"; return 0; }
