@@ -178,6 +178,13 @@ int main(int argc, char **argv)
 			if (atomic_load(&runs[i].done))
 				stopping = true;
 	}
+	/* From here on the worker drains and exits by itself: a further stop
+	 * signal must not kill it half-way.  Blocking alone is not enough:
+	 * threads the program does not create (a sanitizer's leak checker at
+	 * exit) run with other masks, and a late SIGTERM delivered to one of
+	 * them ended a drained worker with status SIGTERM instead of 0. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
 	for (size_t i = 0; i < started; i++)
 		pipeline_stop(runs[i].p);
 	for (size_t i = 0; i < started; i++) {

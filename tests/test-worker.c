@@ -706,7 +706,7 @@ Test(worker, survives_kill9_and_redis_restarts)
 	int kills = 0, restarts = 0;
 	for (int i = 0; i < ops; i++) {
 		wl_step(e, &w);
-		if (i % (ops / 4 + 1) == ops / 8 && kills < 3) {
+		if (i == (2 * kills + 1) * ops / 20 && kills < 10) {
 			/* kill -9 at a random moment of the next few operations. */
 			msleep(rand_r(&seed) % 700);
 			worker_kill9(e);
@@ -724,7 +724,7 @@ Test(worker, survives_kill9_and_redis_restarts)
 			restarts++;
 		}
 	}
-	cr_assert_eq(kills, 3);
+	cr_assert_eq(kills, 10);
 	cr_assert_eq(restarts, 2);
 	converge(e, 240);
 	assert_no_dead_letters(e, WIKI);
