@@ -196,15 +196,16 @@ static void add_revision(struct pagelist_entry *x, json_t *pg)
 		x->rev_timestamp = (int64_t)timegm(&tm);
 }
 
-enum status pagelist_allpages(struct pagelist *pl, int ns, bool redirects,
-			      struct pagelist_entries *out)
+/* Runs a generator query (query holds everything but the continuation:
+ * "action=query&generator=...&prop=info%7Crevisions...") through every
+ * continuation the API gives, appending each page with its revision. */
+static enum status query_pages(struct pagelist *pl, const char *query,
+			       struct pagelist_entries *out)
 {
 	struct buf cont = BUF_INIT; /* "&key=value..." of the last "continue" */
 	for (;;) {
 		struct buf q = BUF_INIT;
-		buf_addf(&q, "action=query&generator=allpages&gaplimit=max&gapnamespace=%d"
-			 "&gapfilterredir=%s&prop=info%%7Crevisions&rvprop=ids%%7Ctimestamp%s",
-			 ns, redirects ? "all" : "nonredirects", cont.data);
+		buf_addf(&q, "%s%s", query, cont.data);
 		json_t *root;
 		enum status st = get_json(pl, q.data, &root);
 		buf_release(&q);
@@ -240,49 +241,27 @@ enum status pagelist_allpages(struct pagelist *pl, int ns, bool redirects,
 	}
 }
 
+enum status pagelist_allpages(struct pagelist *pl, int ns, bool redirects,
+			      struct pagelist_entries *out)
+{
+	char *q = xasprintf("action=query&generator=allpages&gaplimit=max&gapnamespace=%d"
+			    "&gapfilterredir=%s&prop=info%%7Crevisions&rvprop=ids%%7Ctimestamp",
+			    ns, redirects ? "all" : "nonredirects");
+	enum status st = query_pages(pl, q, out);
+	free(q);
+	return st;
+}
+
 enum status pagelist_embeddedin(struct pagelist *pl, const char *title,
 				struct pagelist_entries *out)
 {
-	struct buf cont = BUF_INIT;
 	char *et = esc(pl, title);
-	for (;;) {
-		struct buf q = BUF_INIT;
-		buf_addf(&q, "action=query&generator=embeddedin&geititle=%s&geilimit=max"
-			 "&prop=info%%7Crevisions&rvprop=ids%%7Ctimestamp%s", et, cont.data);
-		json_t *root;
-		enum status st = get_json(pl, q.data, &root);
-		buf_release(&q);
-		buf_reset(&cont);
-		if (st != STATUS_OK) {
-			buf_release(&cont);
-			free(et);
-			return st;
-		}
-		json_t *list = json_object_get(json_object_get(root, "query"), "pages");
-		size_t i;
-		json_t *pg;
-		json_array_foreach(list, i, pg) {
-			add_page(out, pg);
-			add_revision(&out->v[out->n - 1], pg);
-		}
-		json_t *c = json_object_get(root, "continue");
-		const char *k;
-		json_t *v;
-		json_object_foreach(c, k, v) {
-			if (!json_is_string(v))
-				continue;
-			char *ek = esc(pl, k), *ev = esc(pl, json_string_value(v));
-			buf_addf(&cont, "&%s=%s", ek, ev);
-			free(ek);
-			free(ev);
-		}
-		json_decref(root);
-		if (!cont.len) {
-			buf_release(&cont);
-			free(et);
-			return STATUS_OK;
-		}
-	}
+	char *q = xasprintf("action=query&generator=embeddedin&geititle=%s&geilimit=max"
+			    "&prop=info%%7Crevisions&rvprop=ids%%7Ctimestamp", et);
+	free(et);
+	enum status st = query_pages(pl, q, out);
+	free(q);
+	return st;
 }
 
 /* Runs prop=info for one batch given as "pageids=..." or "titles=...". */

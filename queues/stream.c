@@ -358,6 +358,18 @@ static bool inflight_has(const struct part *pt, struct sid id)
 	return false;
 }
 
+/* Removes from raws[before..*n) the entries the caller still holds: they
+ * are pending, but in flight, not lost.  Call with the stream's lock held. */
+static void drop_inflight(const struct part *pt, struct raw *raws, size_t before,
+                          size_t *n)
+{
+	size_t j = before;
+	for (size_t i = before; i < *n; i++)
+		if (!inflight_has(pt, raws[i].sid))
+			raws[j++] = raws[i];
+	*n = j;
+}
+
 static void inflight_add(struct part *pt, struct sid id)
 {
 	if (pt->ninflight == pt->capinflight) {
@@ -604,13 +616,7 @@ static enum status read_pending(struct stream *s, struct raw **raws, size_t *n, 
 			pt->reread = false;
 		} else {
 			snprintf(pt->cursor, sizeof pt->cursor, "%s", (*raws)[*n - 1].id);
-			/* Skip what the caller still holds: it is pending, but in
-			 * flight, not lost. */
-			size_t j = before;
-			for (size_t i = before; i < *n; i++)
-				if (!inflight_has(pt, (*raws)[i].sid))
-					(*raws)[j++] = (*raws)[i];
-			*n = j;
+			drop_inflight(pt, *raws, before, n);
 		}
 		pthread_mutex_unlock(&s->mu);
 		if ((st = fetch_counts(s, p, *raws, before, *n)) != STATUS_OK)
@@ -718,11 +724,7 @@ static enum status read_claims(struct stream *s, struct raw **raws, size_t *n, s
 		snprintf(pt->claim_cursor, sizeof pt->claim_cursor, "%s", next);
 		if (strcmp(next, "0-0") == 0)
 			pt->next_claim = now + s->claim_idle_ms / 4 + 1;
-		size_t j = before;
-		for (size_t i = before; i < *n; i++)
-			if (!inflight_has(pt, (*raws)[i].sid))
-				(*raws)[j++] = (*raws)[i];
-		*n = j;
+		drop_inflight(pt, *raws, before, n);
 		pthread_mutex_unlock(&s->mu);
 		if ((st = fetch_counts(s, p, *raws, before, *n)) != STATUS_OK)
 			return st;
