@@ -435,6 +435,7 @@ static int handle_worker(struct parse *p, const char *key, const char *value)
 		{ "commit_docs", offsetof(struct conf, commit_docs), 1, 10000000 },
 		{ "commit_ms", offsetof(struct conf, commit_ms), 1, 3600000 },
 		{ "max_deliveries", offsetof(struct conf, max_deliveries), 1, 1000 },
+		{ "max_interrupted", offsetof(struct conf, max_interrupted), 1, 100000 },
 		{ "lease_ms", offsetof(struct conf, lease_ms), 1000, 3600000 },
 		{ "shutdown_timeout_ms", offsetof(struct conf, shutdown_timeout_ms), 0, 3600000 },
 	};
@@ -655,6 +656,7 @@ struct conf *conf_new(void)
 	cfg->commit_docs = 1000;
 	cfg->commit_ms = 1000;
 	cfg->max_deliveries = 5;
+	cfg->max_interrupted = 20;
 	cfg->lease_ms = 30000;
 	cfg->shutdown_timeout_ms = 30000;
 	cfg->metrics_listen = xstrdup("");

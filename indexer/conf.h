@@ -67,7 +67,11 @@ struct conf {
 	int batch;                /* entries per XREADGROUP [100] */
 	int commit_docs;          /* [1000] */
 	int commit_ms;            /* [1000] */
-	int max_deliveries;       /* then the dead-letter stream [5] */
+	int max_deliveries;       /* failed attempts, then the dead-letter
+	                             stream [5] */
+	int max_interrupted;      /* deliveries ended by a killed worker, a lost
+	                             lease or connection, then the dead-letter
+	                             stream [20] */
 	int lease_ms;             /* [30000] */
 	int shutdown_timeout_ms;  /* [30000] */
 	char *metrics_listen;     /* "host:port", or "" for off [""] */

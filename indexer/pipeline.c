@@ -262,6 +262,7 @@ static struct stream_entry *entry_copy(const struct stream_entry *e)
 	c->partition = e->partition;
 	memcpy(c->id, e->id, sizeof c->id);
 	c->deliveries = e->deliveries;
+	c->failures = e->failures;
 	c->event = event_dup(e->event);
 	c->payload = xmalloc(e->len + 1);
 	memcpy(c->payload, e->payload, e->len);
@@ -378,12 +379,12 @@ static void job_done(struct pipeline *p, struct job *j, const char *outcome,
  * not reach Redis would leave the entry in the stream's in-flight set,
  * never redelivered. */
 static enum status nack_retry(struct pipeline *p, const struct stream_entry *e,
-			      const char *reason, bool permanent)
+			      const char *reason, bool permanent, bool *dead)
 {
 	enum status st;
 	int64_t until = now_ms() + 30000;
 	unsigned delay = 100;
-	while ((st = stream_nack(p->s, e, reason, permanent)) == STATUS_TRANSIENT &&
+	while ((st = stream_nack(p->s, e, reason, permanent, dead)) == STATUS_TRANSIENT &&
 	       now_ms() < until) {
 		sleep_ms((int)delay);
 		delay = delay < 2000 ? delay * 2 : 2000;
@@ -398,9 +399,9 @@ static void job_nack(struct pipeline *p, struct job *j, const char *reason,
 {
 	bool dead = permanent;
 	for (size_t i = 0; i < j->n; i++) {
-		if (j->entries[i]->deliveries >= p->cfg->max_deliveries)
-			dead = true;
-		enum status st = nack_retry(p, j->entries[i], reason, permanent);
+		bool d = false;
+		enum status st = nack_retry(p, j->entries[i], reason, permanent, &d);
+		dead = dead || d;
 		if (st != STATUS_OK)
 			log_warn("wiki=%s page=%" PRId64 " action=nack reason=%s",
 				 p->wiki->id, j->page_id,
@@ -1042,7 +1043,7 @@ static void take_entry(struct pipeline *p, const struct stream_entry *e)
 	if (strcmp(ev->wiki, p->wiki->id) != 0) {
 		snprintf(reason, sizeof reason, "event of wiki '%s' on wiki '%s''s stream",
 			 ev->wiki, p->wiki->id);
-		nack_retry(p, e, reason, true);
+		nack_retry(p, e, reason, true, NULL);
 		return;
 	}
 	int want = (int)(ev->page_id % p->wiki->shards);
@@ -1050,7 +1051,7 @@ static void take_entry(struct pipeline *p, const struct stream_entry *e)
 		snprintf(reason, sizeof reason,
 			 "page %" PRId64 " belongs to partition %d, not %d",
 			 ev->page_id, want, e->partition);
-		nack_retry(p, e, reason, true);
+		nack_retry(p, e, reason, true, NULL);
 		return;
 	}
 	if (ev->kind == EVENT_UNDELETE && ev->prior_page_id &&
@@ -1071,7 +1072,7 @@ static void take_entry(struct pipeline *p, const struct stream_entry *e)
 		free(json);
 		if (st != STATUS_OK) {
 			nack_retry(p, e, "could not enqueue the delete of the prior page id",
-				   false);
+				   false, NULL);
 			return;
 		}
 	}
@@ -1256,6 +1257,7 @@ static enum status setup(struct pipeline *p)
 	struct stream_opts so = { .wiki = p->wiki->id, .partitions = p->wiki->shards,
 				  .batch = cfg->batch, .block_ms = block_ms,
 				  .max_deliveries = cfg->max_deliveries,
+				  .max_interrupted = cfg->max_interrupted,
 				  .claim_idle_ms = claim < 2000 ? 2000 : claim };
 	p->s = stream_new(p->rd, p->ctl, &so, err, sizeof err);
 	p->ms = p->s ? stream_new(NULL, p->mr, &so, err, sizeof err) : NULL;

@@ -24,8 +24,8 @@
  *     reordered;
  *   - an entry is acknowledged only after the commit that holds its effect
  *     (or its decision to skip) is durable; everything else is either
- *     redelivered (stream_nack: with backoff, dead-lettered after
- *     max_deliveries) or left pending for the next owner;
+ *     redelivered (stream_nack: with backoff, dead-lettered at the
+ *     max_deliveries-th failure) or left pending for the next owner;
  *   - the number of stream entries held by the pipeline is bounded (4 x
  *     batch), so memory does not grow with the backlog.
  *

@@ -58,7 +58,7 @@ struct stream {
 	char *wiki;
 	char *consumer;
 	int partitions;
-	int batch, block_ms, max_deliveries, claim_idle_ms;
+	int batch, block_ms, max_deliveries, max_interrupted, claim_idle_ms;
 	struct part *parts;
 	uint64_t rd_generation;
 	bool partitions_checked;
@@ -77,7 +77,10 @@ struct raw {
 	size_t len;
 	bool no_field;       /* entry exists but has no `event` field */
 	long deliveries;
+	long failures;       /* failed attempts recorded by stream_nack() */
 };
+
+static const redisReply *field(const redisReply *r, const char *key);
 
 static int64_t now_ms(void)
 {
@@ -153,6 +156,7 @@ struct stream *stream_new(struct redis *rd, struct redis *ctl, const struct stre
 	s->batch = o->batch > 0 ? o->batch : 100;
 	s->block_ms = o->block_ms > 0 ? o->block_ms : 1000;
 	s->max_deliveries = o->max_deliveries > 0 ? o->max_deliveries : 5;
+	s->max_interrupted = o->max_interrupted > 0 ? o->max_interrupted : 20;
 	s->claim_idle_ms = o->claim_idle_ms > 0 ? o->claim_idle_ms : 60000;
 	backoff_init(&s->nack_backoff, o->retry_base_ms > 0 ? (unsigned)o->retry_base_ms : 100,
 	             o->retry_cap_ms > 0 ? (unsigned)o->retry_cap_ms : 30000);
@@ -186,6 +190,19 @@ static void dead_key(const struct stream *s, char *buf, size_t len)
 {
 	snprintf(buf, len, "freshet:{%s}:dead", s->wiki);
 }
+
+/* The failure counter of entry id of partition p.  One string key per entry
+ * (in the partition's hash slot) rather than one hash, so that it can expire
+ * on its own: a counter whose DEL was lost with a connection must not stay
+ * forever. */
+static void failed_key(const struct stream *s, int p, const char *id, char *buf, size_t len)
+{
+	snprintf(buf, len, "freshet:{%s:p%d}:failed:%s", s->wiki, p, id);
+}
+
+/* How long a failure counter outlives its last failure.  Retries back off
+ * for at most retry_cap_ms, so an entry is done failing long before. */
+#define FAILED_TTL_S 86400
 
 int stream_partition_of(const struct stream *s, int64_t page_id)
 {
@@ -431,15 +448,18 @@ static enum status dead_letter_locked(struct stream *s, int p, const char *id,
 	for (int i = 0; i < 15; i++)
 		argvlen[i] = strlen(argv[i]);
 	argvlen[4] = payload ? len : 0;
+	char fkey[STREAM_ID_MAX + 300];
+	failed_key(s, p, id, fkey, sizeof fkey);
 	enum status st;
 	if ((st = redis_append(s->ctl, "MULTI")) != STATUS_OK ||
 	    (st = redis_appendv(s->ctl, 15, argv, argvlen)) != STATUS_OK ||
 	    (st = redis_append(s->ctl, "XACK %s %s %s", key, STREAM_GROUP, id)) != STATUS_OK ||
+	    (st = redis_append(s->ctl, "DEL %s", fkey)) != STATUS_OK ||
 	    (st = redis_append(s->ctl, "EXEC")) != STATUS_OK)
 		return redis_fail(s, s->ctl, st, "dead letter");
 	enum status first = STATUS_OK;
 	redisReply *exec = NULL;
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		redisReply *rep = redis_get_reply(s->ctl, &st);
 		if (!rep) {
 			if (first == STATUS_OK)
@@ -448,7 +468,7 @@ static enum status dead_letter_locked(struct stream *s, int p, const char *id,
 				return first;
 			continue;
 		}
-		if (i == 3)
+		if (i == 4)
 			exec = rep;
 		else
 			freeReplyObject(rep);
@@ -458,7 +478,7 @@ static enum status dead_letter_locked(struct stream *s, int p, const char *id,
 			freeReplyObject(exec);
 		return first;
 	}
-	if (!exec || exec->type != REDIS_REPLY_ARRAY || exec->elements != 2) {
+	if (!exec || exec->type != REDIS_REPLY_ARRAY || exec->elements != 3) {
 		seterr(s, "dead letter: transaction failed");
 		if (exec)
 			freeReplyObject(exec);
@@ -542,8 +562,45 @@ static void collect(struct stream *s, int p, const redisReply *entries, struct r
 	}
 }
 
+/* Fills in the recorded failures of the entries of raws[from..n) that were
+ * delivered before (one MGET; a first delivery cannot have failed). */
+static enum status fetch_failures(struct stream *s, int p, struct raw *raws, size_t from,
+                                  size_t n)
+{
+	size_t k = 0;
+	for (size_t i = from; i < n; i++)
+		k += raws[i].deliveries > 1;
+	if (k == 0)
+		return STATUS_OK;
+	const char **argv = xmalloc((k + 1) * sizeof *argv);
+	char (*keys)[STREAM_ID_MAX + 300] = xmalloc(k * sizeof *keys);
+	size_t *at = xmalloc(k * sizeof *at);
+	int argc = 0;
+	argv[argc++] = "MGET";
+	for (size_t i = from, j = 0; i < n; i++)
+		if (raws[i].deliveries > 1) {
+			failed_key(s, p, raws[i].id, keys[j], sizeof keys[j]);
+			argv[argc++] = keys[j];
+			at[j++] = i;
+		}
+	enum status st;
+	redisReply *rep = redis_commandv(s->rd, &st, argc, argv, NULL);
+	free(argv);
+	free(keys);
+	if (!rep) {
+		free(at);
+		return redis_fail(s, s->rd, st, "MGET (failures)");
+	}
+	for (size_t j = 0; rep->type == REDIS_REPLY_ARRAY && j < rep->elements && j < k; j++)
+		if (rep->element[j]->type == REDIS_REPLY_STRING)
+			raws[at[j]].failures = atol(rep->element[j]->str);
+	freeReplyObject(rep);
+	free(at);
+	return STATUS_OK;
+}
+
 /* Fills in delivery counts of raws[from..n) of partition p from XPENDING
- * (one range query for this consumer). */
+ * (one range query for this consumer), and their recorded failures. */
 static enum status fetch_counts(struct stream *s, int p, struct raw *raws, size_t from,
                                 size_t n)
 {
@@ -575,7 +632,7 @@ static enum status fetch_counts(struct stream *s, int p, struct raw *raws, size_
 			raws[j].deliveries = (long)e->element[3]->integer;
 	}
 	freeReplyObject(rep);
-	return STATUS_OK;
+	return fetch_failures(s, p, raws, from, n);
 }
 
 static bool reply_is_nogroup(struct redis *r)
@@ -688,6 +745,37 @@ static enum status read_retries(struct stream *s, struct raw **raws, size_t *n, 
 	return STATUS_OK;
 }
 
+/* After a full XAUTOCLAIM scan, consumers idle for claim_idle_ms hold
+ * nothing: they are workers that died (each run has its own consumer
+ * name).  Removes them so that XINFO CONSUMERS and freshetctl show the live
+ * ones only; a live consumer removed by mistake is recreated by its next
+ * XREADGROUP. */
+static void forget_dead_consumers(struct stream *s, const char *key)
+{
+	/* Best effort: a failure here costs nothing but a longer list, and a
+	 * broken connection shows in the next command. */
+	enum status st;
+	redisReply *rep = redis_command(s->rd, &st, "XINFO CONSUMERS %s %s", key, STREAM_GROUP);
+	if (!rep)
+		return;
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+		const redisReply *c = rep->element[i];
+		const redisReply *name = field(c, "name"), *pending = field(c, "pending"),
+		                 *idle = field(c, "idle");
+		if (!name || name->type != REDIS_REPLY_STRING || !pending ||
+		    pending->type != REDIS_REPLY_INTEGER || pending->integer != 0 || !idle ||
+		    idle->type != REDIS_REPLY_INTEGER || idle->integer < s->claim_idle_ms ||
+		    strcmp(name->str, s->consumer) == 0)
+			continue;
+		redisReply *d = redis_command(s->rd, &st, "XGROUP DELCONSUMER %s %s %s", key,
+		                              STREAM_GROUP, name->str);
+		if (!d)
+			break;
+		freeReplyObject(d);
+	}
+	freeReplyObject(rep);
+}
+
 /* Phase 2: entries other consumers left pending for claim_idle_ms. */
 static enum status read_claims(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
                                redisReply **hold, size_t *nhold)
@@ -722,10 +810,13 @@ static enum status read_claims(struct stream *s, struct raw **raws, size_t *n, s
 		                   rep->element[0]->type == REDIS_REPLY_STRING
 		                   ? rep->element[0]->str : "0-0";
 		snprintf(pt->claim_cursor, sizeof pt->claim_cursor, "%s", next);
-		if (strcmp(next, "0-0") == 0)
+		bool scanned = strcmp(next, "0-0") == 0;
+		if (scanned)
 			pt->next_claim = now + s->claim_idle_ms / 4 + 1;
 		drop_inflight(pt, *raws, before, n);
 		pthread_mutex_unlock(&s->mu);
+		if (scanned)
+			forget_dead_consumers(s, key);
 		if ((st = fetch_counts(s, p, *raws, before, *n)) != STATUS_OK)
 			return st;
 		pthread_mutex_lock(&s->mu);
@@ -822,6 +913,15 @@ static void ack_gone(struct stream *s, const struct raw *r)
 	}
 }
 
+/* Deliveries of r that ended without stream_ack() or stream_nack(): every
+ * delivery but the first is either a retry after a recorded failure or a
+ * re-delivery of an entry whose consumer stopped holding it. */
+static long interrupted(const struct raw *r)
+{
+	long n = r->deliveries - 1 - r->failures;
+	return n > 0 ? n : 0;
+}
+
 enum status stream_read(struct stream *s, struct stream_batch **out)
 {
 	if (!s->rd) {
@@ -885,10 +985,17 @@ enum status stream_read(struct stream *s, struct stream_batch **out)
 			reason[0] = '\0';
 			if (r->no_field)
 				snprintf(reason, sizeof reason, "entry has no `event` field");
-			else if (r->deliveries > s->max_deliveries)
+			else if (interrupted(r) > s->max_interrupted)
 				snprintf(reason, sizeof reason,
-				         "delivered %ld times, more than max_deliveries (%d)",
-				         r->deliveries, s->max_deliveries);
+				         "delivered %ld times, %ld of them ended without a result "
+				         "(consumer killed or crashed, lease or connection lost), "
+				         "more than max_interrupted (%d): it may be crashing "
+				         "the worker", r->deliveries, interrupted(r),
+				         s->max_interrupted);
+			else if (r->failures >= s->max_deliveries)
+				snprintf(reason, sizeof reason,
+				         "failed %ld times, max_deliveries (%d) reached",
+				         r->failures, s->max_deliveries);
 			else if (event_decode(r->payload, r->len, &ev, &err) != STATUS_OK)
 				snprintf(reason, sizeof reason, "decode: %s", err.text);
 			if (reason[0]) {
@@ -900,6 +1007,7 @@ enum status stream_read(struct stream *s, struct stream_batch **out)
 			e->partition = r->p;
 			memcpy(e->id, r->id, sizeof e->id);
 			e->deliveries = r->deliveries;
+			e->failures = r->failures;
 			e->event = ev;
 			e->payload = xstrndup(r->payload, r->len);
 			e->len = r->len;
@@ -948,7 +1056,7 @@ enum status stream_ack_entries(struct stream *s, const struct stream_entry *cons
 		count[e[i]->partition]++;
 	pthread_mutex_lock(&s->mu);
 	enum status st = STATUS_OK;
-	int nxack = 0;
+	int nxack = 0, ndel = 0;
 	for (int p = 0; p < s->partitions && st == STATUS_OK; p++) {
 		if (!count[p])
 			continue;
@@ -966,12 +1074,21 @@ enum status stream_ack_entries(struct stream *s, const struct stream_entry *cons
 		free(argv);
 		nxack++;
 	}
+	/* Entries that failed before leave their failure counters behind:
+	 * delete them with the ack (they would expire anyway). */
+	for (size_t i = 0; i < n && st == STATUS_OK; i++)
+		if (e[i]->failures > 0) {
+			char fkey[STREAM_ID_MAX + 300];
+			failed_key(s, e[i]->partition, e[i]->id, fkey, sizeof fkey);
+			st = redis_append(s->ctl, "DEL %s", fkey);
+			ndel++;
+		}
 	if (st != STATUS_OK) {
 		redis_disconnect(s->ctl); /* drop the half-queued pipeline */
 		redis_fail(s, s->ctl, st, "XACK");
 		goto out;
 	}
-	for (int i = 0; i < nxack; i++) {
+	for (int i = 0; i < nxack + ndel; i++) {
 		enum status rs;
 		redisReply *rep = redis_get_reply(s->ctl, &rs);
 		if (!rep) {
@@ -981,7 +1098,7 @@ enum status stream_ack_entries(struct stream *s, const struct stream_entry *cons
 				break;
 			continue;
 		}
-		if (rep->type == REDIS_REPLY_INTEGER)
+		if (i < nxack && rep->type == REDIS_REPLY_INTEGER)
 			s->stats.acked += (uint64_t)rep->integer;
 		freeReplyObject(rep);
 	}
@@ -1013,20 +1130,50 @@ enum status stream_ack(struct stream *s, const struct stream_batch *b)
 	return st;
 }
 
+/* Records one more failure of e (INCR + EXPIRE of its counter).  Under mu. */
+static enum status count_failure(struct stream *s, const struct stream_entry *e)
+{
+	char fkey[STREAM_ID_MAX + 300];
+	failed_key(s, e->partition, e->id, fkey, sizeof fkey);
+	enum status st;
+	if ((st = redis_append(s->ctl, "INCR %s", fkey)) != STATUS_OK ||
+	    (st = redis_append(s->ctl, "EXPIRE %s %d", fkey, FAILED_TTL_S)) != STATUS_OK) {
+		redis_disconnect(s->ctl); /* drop the half-queued pipeline */
+		return redis_fail(s, s->ctl, st, "INCR (failures)");
+	}
+	enum status first = STATUS_OK;
+	for (int i = 0; i < 2; i++) {
+		redisReply *rep = redis_get_reply(s->ctl, &st);
+		if (!rep) {
+			if (first == STATUS_OK)
+				first = redis_fail(s, s->ctl, st, "INCR (failures)");
+			if (st == STATUS_TRANSIENT)
+				break;
+			continue;
+		}
+		freeReplyObject(rep);
+	}
+	return first;
+}
+
 enum status stream_nack(struct stream *s, const struct stream_entry *e, const char *reason,
-                        bool permanent)
+                        bool permanent, bool *dead)
 {
 	pthread_mutex_lock(&s->mu);
 	enum status st;
 	struct part *pt = &s->parts[e->partition];
 	struct sid id;
 	parse_sid(e->id, &id);
-	if (permanent || e->deliveries >= s->max_deliveries) {
+	bool to_dead = permanent || e->failures + 1 >= s->max_deliveries;
+	if (to_dead) {
 		char why[512];
 		snprintf(why, sizeof why, "%s%s", reason ? reason : "failed",
 		         permanent ? "" : " (max_deliveries reached)");
 		st = dead_letter_locked(s, e->partition, e->id, e->payload, e->len, e->deliveries,
 		                        why);
+	} else if ((st = count_failure(s, e)) != STATUS_OK) {
+		/* Not recorded: the caller retries the nack (the entry stays
+		 * pending meanwhile). */
 	} else {
 		/* Keep it pending; read_retries() claims it again after the
 		 * backoff, which counts a delivery. */
@@ -1044,6 +1191,8 @@ enum status stream_nack(struct stream *s, const struct stream_entry *e, const ch
 	if (st == STATUS_OK) {
 		inflight_mark(pt, id);
 		inflight_compact(pt);
+		if (dead)
+			*dead = to_dead;
 	}
 	pthread_mutex_unlock(&s->mu);
 	return st;

@@ -17,17 +17,29 @@
  * assigned partition, and after every reconnect, it first re-reads its own
  * pending entries (XREADGROUP ... 0) and only then new ones (>).  Entries
  * left pending by another consumer for claim_idle_ms are claimed
- * (XAUTOCLAIM).  Every entry handed out carries its delivery count (from
- * XPENDING for re-read and claimed entries, 1 for new ones).  An entry that
- * fails to decode, or whose delivery count exceeds max_deliveries, is never
- * handed out: it is moved to the dead-letter stream and acked in one
- * MULTI/EXEC.  The caller acks a batch (stream_ack(): one XACK per partition,
- * pipelined) only when what it did with it is durable; it reports an entry
- * that failed with stream_nack(), which dead-letters it once it has been
- * delivered max_deliveries times and otherwise redelivers it (delivery count
- * raised: the entry is XCLAIMed again) after a jittered backoff.  Redis 7
- * also counts a re-read of the pending list (XREADGROUP with an id) as a
- * delivery, so a consumer that crashes on an entry counts too.
+ * (XAUTOCLAIM); after a full scan, consumers idle that long with nothing
+ * pending (dead workers) are removed from the group.  Every entry handed out carries its delivery count (from
+ * XPENDING for re-read and claimed entries, 1 for new ones) and its
+ * failure count.  The caller acks a batch (stream_ack(): one XACK per
+ * partition, pipelined) only when what it did with it is durable; it reports
+ * an entry that failed with stream_nack(), which records the failure and
+ * redelivers it (the entry is XCLAIMed again) after a jittered backoff, or
+ * dead-letters it at its max_deliveries-th failure.
+ *
+ * Failures and interruptions are counted apart.  Redis raises an entry's
+ * delivery count on every re-read of the pending list and every claim, so a
+ * worker killed (or whose Redis restarted) while holding a hundred entries
+ * raises all their counts, though none of them failed: counted as failures,
+ * a few kill -9s would dead-letter good events.  So stream_nack() counts
+ * failures in a key of their own, freshet:{<wiki>:p<N>}:failed:<id> (INCR,
+ * expires after a day, deleted with the ack or the dead letter), and the
+ * deliveries that ended with neither an ack nor a nack ("interrupted":
+ * deliveries - 1 - failures) have their own, higher bound, max_interrupted:
+ * an event that crashes the worker every time it is processed still ends in
+ * the dead-letter stream instead of crashing it forever.  An entry that fails
+ * to decode, or that was interrupted more than max_interrupted times, is
+ * never handed out: it is moved to the dead-letter stream and acked in one
+ * MULTI/EXEC.
  *
  * Connections: `rd` is used only for the reads (XREADGROUP with BLOCK,
  * XPENDING, XAUTOCLAIM); `ctl` for everything that writes (XACK, XCLAIM,
@@ -64,7 +76,9 @@ struct stream_opts {
 	const char *consumer;    /* consumer name; NULL: "<host>-<pid>-<random>" */
 	int batch;               /* entries per read; 0: 100 */
 	int block_ms;            /* XREADGROUP BLOCK; 0: 1000 */
-	int max_deliveries;      /* 0: 5 */
+	int max_deliveries;      /* failures before the dead letter; 0: 5 */
+	int max_interrupted;     /* interrupted deliveries before the dead
+	                          * letter (see above); 0: 20 */
 	int claim_idle_ms;       /* claim others' entries idle this long; 0: 60000.
 	                          * With leases, about lease_ms is right: the
 	                          * previous owner of a partition has stopped by
@@ -78,6 +92,7 @@ struct stream_entry {
 	int partition;
 	char id[STREAM_ID_MAX];   /* stream entry id */
 	long deliveries;          /* 1 for the first delivery */
+	long failures;            /* stream_nack() calls before this delivery */
 	struct event *event;      /* decoded, never NULL */
 	char *payload;            /* the `event` field, verbatim, NUL-terminated */
 	size_t len;               /* bytes in payload */
@@ -168,14 +183,17 @@ enum status stream_ack_entries(struct stream *s, const struct stream_entry *cons
                                size_t n);
 
 /*
- * Reports that e failed with reason.  If e->deliveries >= max_deliveries, or
- * permanent is true, the entry is dead-lettered (reason recorded) and acked;
- * otherwise it stays pending and is handed out again (XCLAIM, which raises
- * its delivery count) after a backoff of full jitter under
- * min(retry_cap_ms, retry_base_ms * 2^(deliveries-1)).  Returns STATUS_OK or STATUS_TRANSIENT.
+ * Reports that e failed with reason.  If this is its max_deliveries-th
+ * failure (e->failures + 1 >= max_deliveries), or permanent is true, the
+ * entry is dead-lettered (reason recorded) and acked; otherwise the failure
+ * is recorded in Redis and the entry stays pending and is handed out again
+ * (XCLAIM) after a backoff of full jitter under
+ * min(retry_cap_ms, retry_base_ms * 2^(deliveries-1)).  *dead (may be NULL)
+ * says which of the two happened.  Returns STATUS_OK, or STATUS_TRANSIENT
+ * when Redis is away (nothing was recorded: call again).
  */
 enum status stream_nack(struct stream *s, const struct stream_entry *e,
-                        const char *reason, bool permanent);
+                        const char *reason, bool permanent, bool *dead);
 
 /* Moves one raw entry to the dead-letter stream and acks it (one MULTI/EXEC).
  * deliveries and reason are recorded as given. */

@@ -61,6 +61,7 @@ static struct q *q_open(const char *url, int partitions, const char *consumer,
 	if (extra) {
 		o.batch = extra->batch;
 		o.max_deliveries = extra->max_deliveries;
+		o.max_interrupted = extra->max_interrupted;
 		o.claim_idle_ms = extra->claim_idle_ms;
 		o.retry_base_ms = extra->retry_base_ms;
 		o.retry_cap_ms = extra->retry_cap_ms;
@@ -119,6 +120,17 @@ static long long pending_total(struct q *q)
 		total += pend;
 	}
 	return total;
+}
+
+/* Failure counters stored for the wiki's entries. */
+static long long failure_counters(struct q *q)
+{
+	enum status st;
+	redisReply *rep = redis_command(q->ctl, &st, "KEYS %s", "freshet:{testwiki:p*}:failed:*");
+	cr_assert_not_null(rep, "KEYS: %s", redis_errmsg(q->ctl));
+	long long n = rep->type == REDIS_REPLY_ARRAY ? (long long)rep->elements : -1;
+	freeReplyObject(rep);
+	return n;
 }
 
 /* Reads until n entries arrived (or a deadline), recording rev ids seen.
@@ -359,8 +371,11 @@ Test(stream, failing_entry_dead_lettered_after_exactly_max_deliveries)
 		for (size_t i = 0; i < b->n; i++) {
 			attempts++;
 			cr_expect_eq(b->entries[i].deliveries, attempts);
+			cr_expect_eq(b->entries[i].failures, attempts - 1);
+			bool dead = true;
 			cr_assert_eq(stream_nack(q->s, &b->entries[i], "fetch failed: HTTP 500",
-			                         false), STATUS_OK);
+			                         false, &dead), STATUS_OK);
+			cr_expect_eq(dead, attempts == 3, "attempt %d: dead=%d", attempts, dead);
 		}
 		stream_batch_free(b);
 	}
@@ -373,18 +388,18 @@ Test(stream, failing_entry_dead_lettered_after_exactly_max_deliveries)
 	cr_expect_str_eq(d->source_id, id);
 	cr_expect_eq(strlen(d->time), 24, "ISO 8601 time: %s", d->time);
 	cr_expect_eq(pending_total(q), 0, "the dead-lettered entry is acked");
+	cr_expect_eq(failure_counters(q), 0, "the failure counter went with the entry");
 	stream_dead_free(d, 1);
 	free(json);
 	q_close(q);
 }
 
-Test(stream, crash_looping_entry_dead_lettered_by_delivery_count)
+/* `count` consumers in turn claim the partition's entries (one partition)
+ * and are killed holding them, as a worker crashing on an event would be;
+ * each claim counts a delivery. */
+static void consumers_die_holding(const char *url, int count)
 {
-	struct test_redis *r = R;
-	struct q *q = q_open(r->url, 1, "producer", NULL);
-	produce(q, 3, 33);
-	/* Three consumers die holding it; each claim counts a delivery. */
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < count; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "victim-%d", i);
 		if (i > 0)
@@ -394,9 +409,9 @@ Test(stream, crash_looping_entry_dead_lettered_by_delivery_count)
 		pid_t pid = fork();
 		if (pid == 0) {
 			close(fds[0]);
-			struct q *c = child_open(r->url, 1, name,
+			struct q *c = child_open(url, 1, name,
 			                         &(struct stream_opts){ .claim_idle_ms = 200,
-			                                                .max_deliveries = 3 });
+			                                                .max_interrupted = 100 });
 			for (;;) {
 				struct stream_batch *b = NULL;
 				if (stream_read(c->s, &b) != STATUS_OK) {
@@ -422,16 +437,77 @@ Test(stream, crash_looping_entry_dead_lettered_by_delivery_count)
 		cr_assert_eq(got, 1, "child %d failed", i);
 	}
 	usleep(250 * 1000);
+}
+
+Test(stream, crash_looping_entry_dead_lettered_after_max_interrupted)
+{
+	struct test_redis *r = R;
+	struct q *q = q_open(r->url, 1, "producer", NULL);
+	produce(q, 3, 33);
+	consumers_die_holding(r->url, 3);
 	struct q *c = q_open(r->url, 1, "survivor",
-	                     &(struct stream_opts){ .claim_idle_ms = 200, .max_deliveries = 3 });
+	                     &(struct stream_opts){ .claim_idle_ms = 200, .max_interrupted = 2 });
 	assign_all(c);
 	int seen[64] = { 0 };
 	cr_expect_eq(drain(c, 1, seen, 64, true, 1500), 0, "the poison entry is not handed out");
 	struct stream_dead *d = only_dead_letter(c);
-	cr_expect(strstr(d->reason, "more than max_deliveries (3)") != NULL, "%s", d->reason);
+	cr_expect(strstr(d->reason, "more than max_interrupted (2)") != NULL, "%s", d->reason);
 	cr_expect_eq(d->deliveries, 4);
 	stream_dead_free(d, 1);
 	cr_expect_eq(pending_total(c), 0);
+	/* The dead victims were removed from the group: only the survivor
+	 * is listed. */
+	enum status st;
+	redisReply *rep = redis_command(c->ctl, &st, "XINFO CONSUMERS %s freshet",
+	                                "freshet:{testwiki:p0}");
+	cr_assert_not_null(rep, "%s", redis_errmsg(c->ctl));
+	cr_expect_eq(rep->type == REDIS_REPLY_ARRAY ? rep->elements : 99, 1,
+	             "consumers left: %zu", rep->elements);
+	freeReplyObject(rep);
+	q_close(c);
+	q_close(q);
+}
+
+/* Workers killed while holding an event (kill -9, OOM, a host reboot) are
+ * not failures of the event: after more kills than max_deliveries it still
+ * gets its max_deliveries attempts, and then goes through. */
+Test(stream, interrupted_deliveries_are_not_failures)
+{
+	struct test_redis *r = R;
+	struct q *q = q_open(r->url, 1, "producer", NULL);
+	produce(q, 3, 33);
+	consumers_die_holding(r->url, 4);
+	struct q *c = q_open(r->url, 1, "survivor",
+	                     &(struct stream_opts){ .claim_idle_ms = 200, .max_deliveries = 2,
+	                                            .retry_base_ms = 5, .retry_cap_ms = 20 });
+	assign_all(c);
+	int attempts = 0;
+	for (int round = 0; round < 100 && attempts < 2; round++) {
+		struct stream_batch *b = NULL;
+		cr_assert_eq(stream_read(c->s, &b), STATUS_OK, "%s", stream_errmsg(c->s));
+		for (size_t i = 0; i < b->n; i++) {
+			attempts++;
+			cr_expect_eq(b->entries[i].deliveries, 4 + attempts);
+			cr_expect_eq(b->entries[i].failures, attempts - 1);
+			if (attempts == 1) {
+				bool dead = true;
+				cr_assert_eq(stream_nack(c->s, &b->entries[i], "fetch transient: HTTP 503",
+				                         false, &dead), STATUS_OK);
+				cr_expect(!dead, "one failure of max_deliveries 2 dead-lettered it");
+				cr_expect_eq(failure_counters(c), 1);
+			} else {
+				cr_assert_eq(stream_ack(c->s, b), STATUS_OK, "%s", stream_errmsg(c->s));
+			}
+		}
+		stream_batch_free(b);
+		usleep(10 * 1000);
+	}
+	cr_expect_eq(attempts, 2, "handed out %d times", attempts);
+	long long nd = -1;
+	cr_assert_eq(stream_dead_count(c->s, &nd), STATUS_OK);
+	cr_expect_eq(nd, 0, "%lld dead letters", nd);
+	cr_expect_eq(pending_total(c), 0);
+	cr_expect_eq(failure_counters(c), 0, "the ack deletes the failure counter");
 	q_close(c);
 	q_close(q);
 }
