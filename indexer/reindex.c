@@ -158,6 +158,7 @@ struct run {
 	struct idset seen;        /* ids in pages[] (see add_page) */
 	bool fatal;               /* a shard cannot be written: stop */
 	bool hold_leases;         /* rebuild catch-up: renew every lease */
+	bool holding;             /* rebuild: we hold the wiki (lease_hold) */
 
 	/* direct mode */
 	struct loader *ld;
@@ -908,9 +909,11 @@ static bool entries_since(struct run *r, char (*pos)[STREAM_ID_MAX])
 	return false;
 }
 
-/* Takes the lease of every partition of the wiki, waiting for the workers
- * that hold some to let go (they do when stopped).  Returns false when
- * interrupted or when Redis fails. */
+/* Takes the wiki's hold and then the lease of every partition, waiting for
+ * the workers to hand theirs over (a running worker does within a third of
+ * lease_ms of seeing the hold; an older one only when stopped).  Returns
+ * false when interrupted, when another rebuild holds the wiki, or when
+ * Redis fails. */
 static bool take_all_leases(struct run *r)
 {
 	if (!r->lease)
@@ -919,7 +922,12 @@ static bool take_all_leases(struct run *r)
 		fprintf(stderr, PROG ": cannot manage the leases of %s\n", r->w->id);
 		return false;
 	}
-	int64_t last_msg = 0, last_renew = now_ms();
+	if (lease_hold(r->lease) != STATUS_OK) {
+		fprintf(stderr, PROG ": %s\n", lease_errmsg(r->lease));
+		return false;
+	}
+	r->holding = true;
+	int64_t last_msg = now_ms(), last_renew = now_ms();
 	for (;;) {
 		struct buf held_by = BUF_INIT;
 		for (unsigned p = 0; p < r->n_shards; p++) {
@@ -943,18 +951,15 @@ static bool take_all_leases(struct run *r)
 		int64_t t = now_ms();
 		if (t - last_msg >= 30000) {
 			fprintf(stderr, PROG ": the new generation is ready; waiting for the "
-				"workers to release partition(s)%s of %s: stop freshet-worker "
-				"to let the swap happen (start it again afterwards)\n",
+				"workers to hand over partition(s)%s of %s (a worker that does "
+				"not must be stopped, and started again after the swap)\n",
 				held_by.data, r->w->id);
 			last_msg = t;
 		}
 		buf_release(&held_by);
 		if (t - last_renew >= r->cfg->lease_ms / 3) {
-			for (unsigned p = 0; p < r->n_shards; p++)
-				if (r->tokens[p] && lease_renew(r->lease, (int)p) != STATUS_OK) {
-					fprintf(stderr, PROG ": lost the lease of partition %u\n", p);
-					return false;
-				}
+			if (!renew_all(r))
+				return false;
 			last_renew = t;
 		}
 		if (interrupted)
@@ -964,9 +969,14 @@ static bool take_all_leases(struct run *r)
 	}
 }
 
-/* Renews every held lease (during a rebuild's catch-up). */
+/* Renews the hold and every held lease (during a rebuild's catch-up). */
 static bool renew_all(struct run *r)
 {
+	if (r->holding && lease_hold(r->lease) != STATUS_OK) {
+		fprintf(stderr, PROG ": lost the hold of %s: %s\n", r->w->id,
+			lease_errmsg(r->lease));
+		return false;
+	}
 	for (unsigned p = 0; p < r->n_shards; p++)
 		if (r->tokens[p] && lease_renew(r->lease, (int)p) != STATUS_OK) {
 			fprintf(stderr, PROG ": lost the lease of partition %u: %s\n", p,
@@ -983,6 +993,10 @@ static void release_all(struct run *r)
 			lease_release(r->lease, (int)p);
 			r->tokens[p] = 0;
 		}
+	if (r->holding) {
+		lease_unhold(r->lease);
+		r->holding = false;
+	}
 }
 
 /*

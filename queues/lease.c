@@ -34,6 +34,18 @@ static const char ACQUIRE_LUA[] =
 	"end\n"
 	"return redis.call('INCR', KEYS[2])\n";
 
+/* Takes or renews the wiki's hold (like ACQUIRE_LUA, without a fence). */
+static const char HOLD_LUA[] =
+	"local cur = redis.call('GET', KEYS[1])\n"
+	"if cur == false then\n"
+	"  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+	"elseif cur == ARGV[1] then\n"
+	"  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+	"else\n"
+	"  return 0\n"
+	"end\n"
+	"return 1\n";
+
 static const char RENEW_LUA[] =
 	"if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
 	"  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
@@ -46,7 +58,8 @@ static const char RELEASE_LUA[] =
 	"end\n"
 	"return 0\n";
 
-/* Heartbeat: drop expired workers, refresh ours, return the live count. */
+/* Heartbeat: drop expired workers, refresh ours, return the live count and
+ * the owner of the wiki's hold (false when there is none). */
 static const char HEARTBEAT_LUA[] =
 	"local t = redis.call('TIME')\n"
 	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -56,7 +69,7 @@ static const char HEARTBEAT_LUA[] =
 	"else\n"
 	"  redis.call('ZREM', KEYS[1], ARGV[1])\n"
 	"end\n"
-	"return redis.call('ZCARD', KEYS[1])\n";
+	"return {redis.call('ZCARD', KEYS[1]), redis.call('GET', KEYS[2])}\n";
 
 struct lease {
 	struct redis *r;
@@ -230,16 +243,58 @@ enum status lease_release(struct lease *l, int p)
 	return STATUS_OK;
 }
 
-static enum status heartbeat(struct lease *l, int ttl, long long *live)
+/* *held_off: another owner holds the wiki (lease_hold()). */
+static enum status heartbeat(struct lease *l, int ttl, long long *live, bool *held_off)
 {
 	enum status st;
-	redisReply *rep = redis_command(l->r, &st, "EVAL %s 1 freshet:{%s}:workers %s %d",
-	                                HEARTBEAT_LUA, l->wiki, l->owner, ttl);
+	redisReply *rep = redis_command(l->r, &st,
+	                                "EVAL %s 2 freshet:{%s}:workers freshet:{%s}:hold %s %d",
+	                                HEARTBEAT_LUA, l->wiki, l->wiki, l->owner, ttl);
 	if (!rep) {
 		seterr(l, "heartbeat: %s", redis_errmsg(l->r));
 		return st;
 	}
-	*live = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 1;
+	*live = 1;
+	*held_off = false;
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+	    rep->element[0]->type == REDIS_REPLY_INTEGER)
+		*live = rep->element[0]->integer;
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
+	    rep->element[1]->type == REDIS_REPLY_STRING)
+		*held_off = strcmp(rep->element[1]->str, l->owner) != 0;
+	freeReplyObject(rep);
+	return STATUS_OK;
+}
+
+enum status lease_hold(struct lease *l)
+{
+	enum status st;
+	redisReply *rep = redis_command(l->r, &st, "EVAL %s 1 freshet:{%s}:hold %s %d",
+	                                HOLD_LUA, l->wiki, l->owner, l->ttl_ms);
+	if (!rep) {
+		seterr(l, "hold freshet:{%s}:hold: %s", l->wiki, redis_errmsg(l->r));
+		return st;
+	}
+	long long ok = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+	freeReplyObject(rep);
+	if (!ok) {
+		seterr(l, "freshet:{%s}:hold is held by another owner (another rebuild?)",
+		       l->wiki);
+		return STATUS_LOCKED;
+	}
+	return STATUS_OK;
+}
+
+enum status lease_unhold(struct lease *l)
+{
+	enum status st;
+	redisReply *rep = redis_command(l->r, &st, "EVAL %s 1 freshet:{%s}:hold %s",
+	                                RELEASE_LUA, l->wiki, l->owner);
+	if (!rep) {
+		/* It expires on its own after ttl. */
+		seterr(l, "unhold freshet:{%s}:hold: %s", l->wiki, redis_errmsg(l->r));
+		return st;
+	}
 	freeReplyObject(rep);
 	return STATUS_OK;
 }
@@ -263,12 +318,15 @@ enum status lease_tick(struct lease *l, lease_change_fn fn, void *arg)
 	if (result != STATUS_OK)
 		return result;
 	long long live = 1;
-	enum status st = heartbeat(l, l->ttl_ms, &live);
+	bool held_off = false;
+	enum status st = heartbeat(l, l->ttl_ms, &live, &held_off);
 	if (st != STATUS_OK)
 		return st;
 	if (live < 1)
 		live = 1;
-	int share = (int)((l->partitions + live - 1) / live);
+	/* While another owner holds the wiki (a rebuild swapping generations),
+	 * our share is nothing: hand every partition over. */
+	int share = held_off ? 0 : (int)((l->partitions + live - 1) / live);
 	int held = lease_count(l);
 	/* Above our share (a worker joined): give up the highest partitions. */
 	for (int p = l->partitions - 1; p >= 0 && held > share; p--) {
@@ -309,7 +367,8 @@ enum status lease_release_all(struct lease *l, lease_change_fn fn, void *arg)
 			result = st;
 	}
 	long long live;
-	enum status st = heartbeat(l, 0, &live);
+	bool held_off;
+	enum status st = heartbeat(l, 0, &live, &held_off);
 	return result != STATUS_OK ? result : st;
 }
 

@@ -24,6 +24,15 @@
  * for partition 0.  When a worker dies, its heartbeat and its leases expire
  * after ttl and the survivors' share grows to cover its partitions.
  *
+ * Holding a wiki: `reindex-page --rebuild` must write every partition while
+ * it swaps generations, and a running worker keeps the shards it opened.  So
+ * it takes the wiki's hold, freshet:{<wiki>}:hold (value = its owner token,
+ * PX ttl, renewed like a lease): while another owner holds the wiki, every
+ * worker's share is zero, so at its next tick it releases its partitions
+ * (committing and acking first, through the callback) and takes none.  Once
+ * the hold is gone (released, or expired with a crashed holder) the workers
+ * take their partitions again and open whatever generation is current.
+ *
  * With stream.h: on LEASE_ACQUIRED call stream_assign(s, p, true) (the
  * consumer then re-reads its own pending entries of p and claims entries the
  * previous owner left), and hand the token to the shard store; on
@@ -91,6 +100,12 @@ enum status lease_renew(struct lease *l, int p);
 
 /* Gives partition p up (compare-and-delete).  No-op if not held. */
 enum status lease_release(struct lease *l, int p);
+
+/* Takes or renews the wiki's hold (see above) for ttl.  STATUS_OK;
+ * STATUS_LOCKED when another owner holds it; STATUS_TRANSIENT. */
+enum status lease_hold(struct lease *l);
+/* Gives the hold up (compare-and-delete); no-op if not ours. */
+enum status lease_unhold(struct lease *l);
 
 /* Releases every held lease and removes the heartbeat (clean shutdown),
  * reporting LEASE_RELEASED through fn. */

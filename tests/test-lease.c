@@ -217,3 +217,63 @@ Test(lease, lease_invalid_before_expiry_when_redis_is_away)
 	lease_free(l);
 	redis_free(r);
 }
+
+/* A rebuild holds the wiki: the running workers hand every partition over
+ * within a tick, the holder can take them all, and once the hold is gone
+ * the workers take their partitions back. */
+Test(lease, hold_makes_workers_hand_over_and_take_back)
+{
+	struct redis *r1 = conn(), *r2 = conn();
+	struct lease *worker = lease_new(r1, "w", 8, "worker", 10000);
+	struct lease *rebuild = lease_new(r2, "w", 8, "rebuild", 10000);
+	struct changes c = { 0 };
+	cr_assert_eq(lease_tick(worker, record, &c), STATUS_OK);
+	cr_assert_eq(lease_count(worker), 8);
+	uint64_t tok = 0;
+	cr_expect_eq(lease_acquire(rebuild, 3, &tok), STATUS_LOCKED);
+
+	cr_assert_eq(lease_hold(rebuild), STATUS_OK, "%s", lease_errmsg(rebuild));
+	cr_expect_eq(lease_hold(worker), STATUS_LOCKED, "a second holder is refused");
+	cr_assert_eq(lease_tick(worker, record, &c), STATUS_OK);
+	cr_expect_eq(lease_count(worker), 0, "the worker still holds %d", lease_count(worker));
+	for (int p = 0; p < 8; p++)
+		cr_expect_eq(c.released[p], 1, "partition %d released %d times", p, c.released[p]);
+	for (int p = 0; p < 8; p++)
+		cr_expect_eq(lease_acquire(rebuild, p, &tok), STATUS_OK, "%s",
+		             lease_errmsg(rebuild));
+	/* Ticking while held off takes nothing, even partitions that are free. */
+	lease_release(rebuild, 7);
+	cr_assert_eq(lease_tick(worker, record, &c), STATUS_OK);
+	cr_expect_eq(lease_count(worker), 0);
+	cr_expect_eq(lease_hold(rebuild), STATUS_OK, "the holder renews its hold");
+
+	for (int p = 0; p < 8; p++)
+		lease_release(rebuild, p);
+	cr_assert_eq(lease_unhold(rebuild), STATUS_OK);
+	cr_assert_eq(lease_tick(worker, record, &c), STATUS_OK);
+	cr_expect_eq(lease_count(worker), 8, "taken back: %d", lease_count(worker));
+	for (int p = 0; p < 8; p++)
+		cr_expect_eq(c.acquired[p], 2);
+	lease_free(worker);
+	lease_free(rebuild);
+	redis_free(r1);
+	redis_free(r2);
+}
+
+/* A holder that died (no unhold) stops holding after its ttl. */
+Test(lease, hold_of_a_dead_holder_expires)
+{
+	struct redis *r1 = conn(), *r2 = conn();
+	struct lease *worker = lease_new(r1, "w", 4, "worker", 10000);
+	struct lease *rebuild = lease_new(r2, "w", 4, "rebuild", 300);
+	cr_assert_eq(lease_hold(rebuild), STATUS_OK);
+	cr_assert_eq(lease_tick(worker, NULL, NULL), STATUS_OK);
+	cr_expect_eq(lease_count(worker), 0);
+	lease_free(rebuild); /* crashed: the hold stays until its ttl */
+	usleep(400 * 1000);
+	cr_assert_eq(lease_tick(worker, NULL, NULL), STATUS_OK);
+	cr_expect_eq(lease_count(worker), 4);
+	lease_free(worker);
+	redis_free(r1);
+	redis_free(r2);
+}

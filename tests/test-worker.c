@@ -755,6 +755,83 @@ Test(worker, survives_kill9_and_redis_restarts)
 	env_stop(e);
 }
 
+/* The live generation's name (the target of <data>/<wiki>/current). */
+static char *current_generation(struct env *e)
+{
+	char link[1024], target[256];
+	snprintf(link, sizeof link, "%s/" WIKI "/current", e->data);
+	ssize_t n = readlink(link, target, sizeof target - 1);
+	cr_assert_gt(n, 0, "%s: %s", link, strerror(errno));
+	target[n] = '\0';
+	return strdup(target);
+}
+
+/* `reindex-page --rebuild` while the worker runs and pages change: the
+ * worker hands its partitions over for the swap (no one stops it), takes
+ * them back, and goes on writing the new generation. */
+Test(worker, rebuild_while_the_worker_runs)
+{
+	struct env *e = env_start(NULL);
+	worker_start(e);
+	/* The installer's Main Page had no event (see mw_truth()); a rebuild
+	 * lists every page, so it must not exist. */
+	mw_delete(e->mw, "Main Page");
+	struct workload w = { .seed = 4242 };
+	wl_seed(e, &w, 30);
+	converge(e, 120);
+	char *old = current_generation(e);
+
+	char rlog[1024];
+	snprintf(rlog, sizeof rlog, "%s/rebuild.log", e->dir);
+	pid_t rb = fork();
+	cr_assert_neq(rb, -1);
+	if (rb == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int fd = open(rlog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		char bin[512];
+		snprintf(bin, sizeof bin, "%s/reindex-page", getenv("FRESHET_BUILDDIR"));
+		execl(bin, bin, "--config", e->conf, "--wiki", WIKI, "--rebuild", "--quiet",
+		      (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 20; i++)
+		wl_step(e, &w);
+	int ws = -1;
+	double end = now_s() + 240;
+	while (now_s() < end && waitpid(rb, &ws, WNOHANG) == 0)
+		msleep(100);
+	if (now_s() >= end) {
+		kill(rb, SIGKILL);
+		waitpid(rb, &ws, 0);
+	}
+	cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+		  "the rebuild failed (status %d); see %s", ws, rlog);
+	char *now = current_generation(e);
+	cr_assert_str_neq(now, old, "current did not move");
+
+	/* After the swap the worker, still running, writes the new generation. */
+	for (int i = 0; i < 20; i++)
+		wl_step(e, &w);
+	converge(e, 120);
+	cr_assert_eq(waitpid(e->worker, NULL, WNOHANG), 0, "the worker ended");
+	char *log = test_read_file(e->log, NULL);
+	cr_assert(log && strstr(log, "action=lease_released"),
+		  "the worker did not hand its partitions over");
+	free(log);
+	assert_no_dead_letters(e, WIKI);
+	worker_term(e);
+	assert_xapian_check(e);
+	free(old);
+	free(now);
+	wl_free(&w);
+	env_stop(e);
+}
+
 Test(worker, malformed_event_is_dead_lettered_with_reason)
 {
 	struct env *e = env_start(NULL);
