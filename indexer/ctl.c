@@ -7,12 +7,15 @@
  *   dead list|show|replay|drop  the dead-letter stream of a wiki
  *   spool replay FILE           the MediaWiki extension's spool, XADDed
  *   check                       xapian-check on every shard
- *   compact                     xapian-compact every shard no worker holds
+ *   compact                     xapian-compact every shard
  *
  * Compaction rule: a shard is compacted only while freshetctl itself holds
  * the partition's lease (taken like a worker takes it, renewed during the
  * run) and Xapian's write lock on the shard, so no worker can write it
- * meanwhile; a shard whose lease or lock is held elsewhere is skipped.  The
+ * meanwhile.  When a worker holds the partition, freshetctl holds the wiki
+ * (lease_hold(): the workers hand their partitions over) for that shard's
+ * compaction; a shard whose lease is not handed over within lease_ms, or
+ * whose write lock is held elsewhere, is skipped.  The
  * compacted copy replaces the shard with renameat2(RENAME_EXCHANGE), one
  * atomic step, so a reader opening the shard finds either the old or the
  * compacted database, never nothing.
@@ -58,7 +61,7 @@ static void usage(FILE *out)
 		"  dead drop ID...|--all         delete dead letters\n"
 		"  spool replay FILE             add the events of an extension spool file\n"
 		"  check                         xapian-check every shard of the live generation\n"
-		"  compact                       xapian-compact every shard no worker holds\n"
+		"  compact                       xapian-compact every shard (workers pause)\n"
 		"\n"
 		"  --config FILE  configuration (default: $FRESHET_CONFIG, else built-in defaults)\n"
 		"  --wiki WIKI    one wiki (default: every configured wiki; dead needs one\n"
@@ -587,6 +590,27 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
+/* Polls for partition p's lease while holding the wiki, up to wait_ms
+ * (a worker hands over within a third of lease_ms, plus its last commit),
+ * renewing the hold.  Returns lease_acquire()'s last answer. */
+static enum status wait_for_lease(struct lease *l, int p, int wait_ms, uint64_t *token)
+{
+	struct timespec pause = { 0, 100 * 1000 * 1000 };
+	int renew_every = wait_ms / 300 * 100; /* a third of the hold's ttl */
+	if (renew_every < 100)
+		renew_every = 100;
+	enum status st = STATUS_LOCKED;
+	for (int waited = 0; waited < wait_ms && !stop_requested; waited += 100) {
+		nanosleep(&pause, NULL);
+		st = lease_acquire(l, p, token);
+		if (st != STATUS_LOCKED)
+			return st;
+		if (waited % renew_every == 0)
+			lease_hold(l);
+	}
+	return st;
+}
+
 static int compact_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
 		       const char *path)
 {
@@ -604,10 +628,23 @@ static int compact_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
 	uint64_t token = 0;
 	struct shard *sh = NULL;
 	char *tmp = xasprintf("%s.compact-%d", path, (int)getpid());
+	bool holding = false;
 	enum status st = lease_acquire(l, (int)n, &token);
 	if (st == STATUS_LOCKED) {
-		printf("%s shard %u: skipped, a worker holds partition %u "
-		       "(stop the workers to compact)\n", w->id, n, n);
+		/* A worker writes it: hold the wiki, so that the workers hand
+		 * their partitions over (lease.h), and wait for this one. */
+		st = lease_hold(l);
+		if (st == STATUS_LOCKED) {
+			printf("%s shard %u: skipped, %s\n", w->id, n, lease_errmsg(l));
+			goto out;
+		}
+		holding = st == STATUS_OK;
+		st = wait_for_lease(l, (int)n, lease_ms, &token);
+	}
+	if (st == STATUS_LOCKED) {
+		printf("%s shard %u: skipped, a worker holds partition %u and did not "
+		       "hand it over within %d ms (stop it to compact)\n", w->id, n, n,
+		       lease_ms);
 		goto out;
 	} else if (st != STATUS_OK) {
 		fprintf(stderr, PROG ": %s shard %u: lease: %s\n", w->id, n, lease_errmsg(l));
@@ -655,6 +692,8 @@ static int compact_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
 		    lease_ms / 3) {
 			if (lease_renew(l, (int)n) != STATUS_OK)
 				lost = true;
+			if (holding)
+				lease_hold(l);
 			last = now;
 		}
 		if (stop_requested || lost) {
@@ -687,6 +726,8 @@ out:
 	shard_free(sh);
 	if (token)
 		lease_release(l, (int)n);
+	if (holding)
+		lease_unhold(l);
 	lease_free(l);
 	free(tmp);
 	return rc;

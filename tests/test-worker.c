@@ -814,6 +814,17 @@ Test(worker, rebuild_while_the_worker_runs)
 	char *now = current_generation(e);
 	cr_assert_str_neq(now, old, "current did not move");
 
+	/* Compaction while the worker runs: it hands each partition over in
+	 * turn, and takes it back. */
+	char cmd[1536];
+	snprintf(cmd, sizeof cmd, "%s/freshetctl --config %s compact > %s/compact.log 2>&1",
+		 getenv("FRESHET_BUILDDIR"), e->conf, e->dir);
+	cr_assert_eq(system(cmd), 0, "freshetctl compact failed; see %s/compact.log", e->dir);
+	snprintf(cmd, sizeof cmd, "grep -c ': compacted$' %s/compact.log | grep -qx %d",
+		 e->dir, SHARDS);
+	cr_assert_eq(system(cmd), 0, "not every shard was compacted; see %s/compact.log",
+		     e->dir);
+
 	/* After the swap the worker, still running, writes the new generation. */
 	for (int i = 0; i < 20; i++)
 		wl_step(e, &w);
