@@ -272,6 +272,21 @@ static bool answer(struct hostile *h, int fd, const char *path)
 		snprintf(hdr, sizeof(hdr), "MediaWiki-API-Error: %s\r\n", route + 4);
 		return send_response(h, fd, 200, hdr, "application/json", body);
 	}
+	if (!strncmp(route, "hdr-", 4)) {
+		/* The header with a body that is no JSON at all. */
+		char hdr[128];
+		snprintf(hdr, sizeof(hdr), "MediaWiki-API-Error: %s\r\n", route + 4);
+		return send_response(h, fd, 200, hdr, "text/html",
+				     "<!DOCTYPE html><p>Database lag</p>");
+	}
+	if (!strncmp(route, "noh-", 4)) {
+		/* An error object without the header (for every request,
+		 * the info query too). */
+		snprintf(body, sizeof(body),
+			 "{\"error\":{\"code\":\"%s\",\"info\":\"Something about "
+			 "%s.\"},\"servedby\":\"x\"}", route + 4, route + 4);
+		return send_response(h, fd, 200, NULL, "application/json", body);
+	}
 	return send_response(h, fd, 404, NULL, "text/plain", "no such route");
 }
 
