@@ -152,7 +152,7 @@ static bool answer(struct hostile *h, int fd, const char *path)
 	char body[8192];
 
 	if (!strcmp(route, "ok") || !strcmp(route, "lag") ||
-	    !strcmp(route, "infomissing")) {
+	    !strcmp(route, "infomissing") || !strcmp(route, "badparse")) {
 		if (is_query) {
 			/* pageids=1%7C2%7C3: one entry per id. */
 			int off = snprintf(body, sizeof(body),
@@ -175,6 +175,10 @@ static bool answer(struct hostile *h, int fd, const char *path)
 					q++;
 			}
 			snprintf(body + off, sizeof(body) - (size_t)off, "]}}");
+		} else if (!strcmp(route, "badparse")) {
+			/* A JSON object, but no "parse" in it: found bad only
+			 * when decoded, after a good info answer. */
+			snprintf(body, sizeof(body), "{\"batchcomplete\":true}");
 		} else {
 			snprintf(body, sizeof(body), parse_ok, pageid,
 				 !strcmp(route, "lag") ? 5 : 10);
