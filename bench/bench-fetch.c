@@ -10,14 +10,31 @@
  * bench/make-corpus.sh, or 64 synthetic pages of about BYTES of HTML,
  * default 12000) and one
  * action=query&prop=info answer for all of them; it stops nginx by its pid
- * at the end.  Every fetch is the full path: the parse GET, the batched info
- * GET, JSON decoding and classification; only FETCH_OK results count.
- * BENCH_FLIGHT=64 runs one setting only; BENCH_COUNT=N fetches N pages per
- * setting (for callgrind runs).
+ * at the end.
+ *
+ * It measures the two steps of a fetch apart, as they run on different
+ * threads (fetch.h):
+ *
+ *  - the fetch thread: the parse GET, the batched info GET (decoded) and
+ *    every classification that needs no decoding of the parse answer; only
+ *    results that come out provisionally FETCH_OK count.  pages/s at 1, 8
+ *    and 64 in flight, and pages per CPU second of the process;
+ *  - fetch_result_decode() of the same answers, which the consumer runs on
+ *    its own threads (the pipeline's analysis pool): MB/s and pages/s of
+ *    one core (thread CPU time), every decoded result checked FETCH_OK
+ *    with its HTML;
+ *  - both together: the 64-in-flight fetch thread handing its results to
+ *    BENCH_DECODERS threads (default: one per online CPU) that decode
+ *    them, as the pipeline does: pages/s fetched and decoded.
+ *
+ * BENCH_FLIGHT=64 runs one flight setting only (and skips the combined
+ * run unless it is 64); BENCH_COUNT=N fetches N pages per setting (for
+ * callgrind runs); BENCH_DECODE=0 skips the decode and combined runs.
  */
 #include "fetch.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -206,8 +223,11 @@ static double cpu_s(void)
 
 /* Fetches n pages with `flight` transfers in flight; returns pages/s and
  * sets *per_cpu_s to pages per CPU second of this process (the figure that
- * does not depend on how busy the machine's other processes keep it). */
-static double run(const char *api, int flight, int n, double *per_cpu_s)
+ * does not depend on how busy the machine's other processes keep it).
+ * Results come out undecoded: sink (if not NULL) takes the FETCH_OK ones,
+ * the others are freed. */
+static double run(const char *api, int flight, int n, double *per_cpu_s,
+		  void (*sink)(struct fetch_result *))
 {
 	struct fetch_wiki_config cfg;
 	fetch_wiki_config_init(&cfg);
@@ -249,7 +269,10 @@ static double run(const char *api, int flight, int n, double *per_cpu_s)
 					(unsigned long long)r->page_id,
 					fetch_class_str(r->cls), r->error);
 			done++;
-			fetch_result_free(r);
+			if (sink && r->cls == FETCH_OK)
+				sink(r);
+			else
+				fetch_result_free(r);
 		}
 	}
 	double dt = now() - t0;
@@ -262,6 +285,129 @@ static double run(const char *api, int flight, int n, double *per_cpu_s)
 	if (ok != n)
 		fprintf(stderr, "bench-fetch: only %d of %d fetches ok\n", ok, n);
 	return ok / dt;
+}
+
+static double thread_cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Results handed from the fetch thread to the decoding threads. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct fetch_result **v;
+	size_t n, cap;
+	bool end;
+	long decoded, bad;
+	double cpu;              /* decoding threads' CPU seconds */
+} hand = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0,
+	   false, 0, 0, 0 };
+
+static void keep(struct fetch_result *r)
+{
+	pthread_mutex_lock(&hand.mu);
+	if (hand.n == hand.cap) {
+		hand.cap = hand.cap ? hand.cap * 2 : 1024;
+		hand.v = realloc(hand.v, hand.cap * sizeof(*hand.v));
+		if (!hand.v)
+			die("realloc");
+	}
+	hand.v[hand.n++] = r;
+	pthread_cond_signal(&hand.cond);
+	pthread_mutex_unlock(&hand.mu);
+}
+
+/* Decodes r and checks it; returns its JSON size. */
+static size_t decode_one(struct fetch_result *r, long *bad)
+{
+	size_t len = r->raw_len;
+	fetch_result_decode(r);
+	if (r->cls != FETCH_OK || !r->html || !r->rev_id) {
+		if ((*bad)++ < 3)
+			fprintf(stderr, "bench-fetch: decoding page %llu: %s: %s\n",
+				(unsigned long long)r->page_id,
+				fetch_class_str(r->cls), r->error ? r->error : "");
+	}
+	fetch_result_free(r);
+	return len;
+}
+
+static void *decoder_main(void *arg)
+{
+	(void)arg;
+	double c0 = thread_cpu_s();
+	long decoded = 0, bad = 0;
+	pthread_mutex_lock(&hand.mu);
+	for (;;) {
+		while (!hand.n && !hand.end)
+			pthread_cond_wait(&hand.cond, &hand.mu);
+		if (!hand.n)
+			break;
+		struct fetch_result *r = hand.v[--hand.n];
+		pthread_mutex_unlock(&hand.mu);
+		decode_one(r, &bad);
+		decoded++;
+		pthread_mutex_lock(&hand.mu);
+	}
+	hand.decoded += decoded;
+	hand.bad += bad;
+	hand.cpu += thread_cpu_s() - c0;
+	pthread_mutex_unlock(&hand.mu);
+	return NULL;
+}
+
+/* Fetches n pages at 64 in flight, keeps the results undecoded, then
+ * decodes them all on this thread: the cost of fetch_result_decode() per
+ * core, on the answers the fetch thread handed over. */
+static void bench_decode(const char *api, int n)
+{
+	double per_cpu;
+	hand.n = 0;
+	run(api, 64, n, &per_cpu, keep);
+	size_t got = hand.n, bytes = 0;
+	long bad = 0;
+	double t0 = now(), c0 = thread_cpu_s();
+	for (size_t i = 0; i < got; i++)
+		bytes += decode_one(hand.v[i], &bad);
+	double dt = now() - t0, cpu = thread_cpu_s() - c0;
+	hand.n = 0;
+	printf("bench-fetch: decode (fetch_result_decode, one thread): %zu "
+	       "answers, %.1f MB: %.0f pages/s, %.1f MB/s per core (CPU time; "
+	       "wall %.0f pages/s)%s\n", got, bytes / 1e6, got / cpu,
+	       bytes / 1e6 / cpu, got / dt, bad ? ", SOME FAILED" : "");
+}
+
+/* The fetch thread at 64 in flight handing its results to `threads`
+ * decoding threads, as the pipeline does with its analysis pool. */
+static void bench_both(const char *api, int n, int threads)
+{
+	pthread_t *t = calloc((size_t)threads, sizeof(*t));
+	hand.n = 0;
+	hand.end = false;
+	hand.decoded = hand.bad = 0;
+	hand.cpu = 0;
+	double t0 = now();
+	for (int i = 0; i < threads; i++)
+		if (pthread_create(&t[i], NULL, decoder_main, NULL) != 0)
+			die("pthread_create");
+	double per_cpu;
+	double fetch_pps = run(api, 64, n, &per_cpu, keep);
+	pthread_mutex_lock(&hand.mu);
+	hand.end = true;
+	pthread_cond_broadcast(&hand.cond);
+	pthread_mutex_unlock(&hand.mu);
+	for (int i = 0; i < threads; i++)
+		pthread_join(t[i], NULL);
+	double dt = now() - t0;
+	printf("bench-fetch: 64 in flight + %d decoding thread%s: %.0f pages/s "
+	       "fetched and decoded (fetch thread alone meanwhile %.0f pages/s; "
+	       "decoding %.0f pages per CPU second)%s\n", threads,
+	       threads == 1 ? "" : "s", hand.decoded / dt, fetch_pps,
+	       hand.decoded / hand.cpu, hand.bad ? ", SOME FAILED" : "");
+	free(t);
 }
 
 int main(int argc, char **argv)
@@ -293,11 +439,23 @@ int main(int argc, char **argv)
 			continue;
 		double per_cpu;
 		int n = count && atoi(count) > 0 ? atoi(count) : counts[i];
-		double pps = run(api, flights[i], n, &per_cpu);
+		double pps = run(api, flights[i], n, &per_cpu, NULL);
 		printf("bench-fetch: %2d in flight: %7.0f pages/s (%.0f MB/s of "
-		       "JSON); %7.0f pages per CPU second of the fetcher\n",
-		       flights[i], pps, pps * avg / 1e6, per_cpu);
+		       "JSON) on the fetch thread, not decoded; %7.0f pages per "
+		       "CPU second\n", flights[i], pps, pps * avg / 1e6, per_cpu);
 	}
+	const char *dec = getenv("BENCH_DECODE");
+	if (!dec || atoi(dec) != 0) {
+		int n = count && atoi(count) > 0 ? atoi(count) : 4000;
+		bench_decode(api, n);
+		const char *nd = getenv("BENCH_DECODERS");
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		int threads = nd && atoi(nd) > 0 ? atoi(nd) : cpus > 0 ? (int)cpus : 1;
+		if (!only || atoi(only) == 64)
+			bench_both(api, count && atoi(count) > 0 ? atoi(count) : 20000,
+				   threads);
+	}
+	free(hand.v);
 	kill(pid, SIGQUIT);
 	int st;
 	waitpid(pid, &st, 0);

@@ -12,7 +12,18 @@
  * the next request takes it: only the URL and the pointers to the request
  * are set again, unless it was set up for another wiki, then it is reset
  * (curl_easy_reset) and set up in full, so no wiki's limits carry over.
- * Nearly all the CPU time per page is jansson decoding the answer.
+ *
+ * Nearly all the CPU time of a fetch is jansson decoding the parse answer,
+ * so that is not done here: a parse answer that is HTTP 200, carries no
+ * MediaWiki-API-Error header and starts with '{' is handed over raw (the
+ * body buffer is detached into the result, presized from Content-Length)
+ * and goes to the info batch at once, which needs only its page id;
+ * fetch_result_decode() decodes it later on the consumer's thread.  Every
+ * other answer (an error, a body that is not a JSON object) is decoded
+ * here, as is the small info answer.  When the info query fails for a
+ * result whose parse answer is still raw, that answer is decoded first and
+ * its own failure wins, so a result is classified as it was when the parse
+ * answer was decoded before the info query was sent.
  *
  * Safety invariants:
  *  - every URL is "<configured api>?<fixed parameters with numeric ids>";
@@ -281,7 +292,13 @@ void fetch_result_free(struct fetch_result *r)
 	free(r->categories);
 	titles_free(r->links, r->n_links);
 	titles_free(r->templates, r->n_templates);
+	free(r->raw);
 	free(r);
+}
+
+bool fetch_result_undecoded(const struct fetch_result *r)
+{
+	return r->raw != NULL;
 }
 
 /* Sets the class and message of r (the message is formatted). */
@@ -420,6 +437,17 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 	if (len > r->w->cfg.max_body - r->body.len) {
 		r->over_cap = true;
 		return 0;
+	}
+	if (!r->body.len) {
+		/* One allocation for the whole body when its length is known
+		 * (a pooled buffer is usually big enough already).  Only a
+		 * hint: a compressed body's Content-Length is smaller than
+		 * what we get, and the cap still holds. */
+		curl_off_t cl = -1;
+		if (curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+				      &cl) == CURLE_OK && cl > 0 &&
+		    (size_t)cl <= r->w->cfg.max_body && (size_t)cl > r->body.cap)
+			buf_grow(&r->body, (size_t)cl);
 	}
 	buf_add(&r->body, data, len);
 	return len;
@@ -694,34 +722,46 @@ static void take_titles(json_t *arr, struct fetch_title **out, size_t *n)
 }
 
 /* A short, printable excerpt of a body for messages. */
-static void body_excerpt(const struct buf *b, char *out, size_t cap)
+static void body_excerpt(const char *data, size_t len, char *out, size_t cap)
 {
 	size_t n = 0;
-	for (size_t i = 0; i < b->len && n + 1 < cap && i < 60; i++) {
-		unsigned char c = (unsigned char)b->data[i];
+	for (size_t i = 0; i < len && n + 1 < cap && i < 60; i++) {
+		unsigned char c = (unsigned char)data[i];
 		out[n++] = (char)(c >= 0x20 && c < 0x7F ? c : '.');
 	}
 	out[n] = '\0';
 }
 
+/* True when the body's first byte that is not white space is '{': the
+ * only answers handed over raw (anything else fails to decode at once,
+ * so it is classified here, where it costs nothing). */
+static bool looks_like_object(const char *data, size_t len)
+{
+	size_t i = 0;
+	while (i < len && (data[i] == ' ' || data[i] == '\t' ||
+			   data[i] == '\r' || data[i] == '\n'))
+		i++;
+	return i < len && data[i] == '{';
+}
+
 /* Parses a 200 body as JSON; on failure classifies res permanent. */
-static json_t *load_json(struct req *r, struct fetch_result *res,
-			 const char *what)
+static json_t *load_json(const char *data, size_t len,
+			 struct fetch_result *res, const char *what)
 {
 	json_error_t je;
-	json_t *j = json_loadb(r->body.data, r->body.len, 0, &je);
+	json_t *j = json_loadb(data, len, 0, &je);
 	if (j && json_is_object(j))
 		return j;
 	json_decref(j);
 	char ex[64];
-	body_excerpt(&r->body, ex, sizeof(ex));
+	body_excerpt(data, len, ex, sizeof(ex));
 	size_t i = 0;
-	while (i < r->body.len && strchr(" \t\r\n", r->body.data[i]))
+	while (i < len && strchr(" \t\r\n", data[i]))
 		i++;
-	if (i < r->body.len && r->body.data[i] == '<')
+	if (i < len && data[i] == '<')
 		classify(res, FETCH_PERMANENT,
 			 "%s: response is HTML, not JSON (\"%s\")", what, ex);
-	else if (!r->body.len)
+	else if (!len)
 		classify(res, FETCH_PERMANENT, "%s: empty response body", what);
 	else
 		classify(res, FETCH_PERMANENT,
@@ -730,14 +770,10 @@ static json_t *load_json(struct req *r, struct fetch_result *res,
 	return NULL;
 }
 
-/* Classifies an API error object.  Returns true if there was one. */
-static bool api_error(json_t *j, struct fetch_result *res)
+/* Classifies res by an API error code (NULL: "(no code)"). */
+static void classify_api_error(struct fetch_result *res, const char *code,
+			       const char *info)
 {
-	json_t *err = json_object_get(j, "error");
-	if (!err)
-		return false;
-	const char *code = json_string_value(json_object_get(err, "code"));
-	const char *info = json_string_value(json_object_get(err, "info"));
 	if (!code)
 		code = "(no code)";
 	if (!info)
@@ -756,83 +792,156 @@ static bool api_error(json_t *j, struct fetch_result *res)
 		 !strncmp(code, "internal_api_error", 18))
 		c = FETCH_TRANSIENT;
 	classify(res, c, "API error %s: %s", code, info);
+}
+
+/* Classifies an API error object.  Returns true if there was one. */
+static bool api_error(json_t *j, struct fetch_result *res)
+{
+	json_t *err = json_object_get(j, "error");
+	if (!err)
+		return false;
+	classify_api_error(res, json_string_value(json_object_get(err, "code")),
+			   json_string_value(json_object_get(err, "info")));
 	return true;
 }
 
-static void finish_parse(struct fetch *f, struct req *r)
+/* Fills res from a decoded parse answer j, or classifies it. */
+static void take_parse(json_t *j, struct fetch_result *res)
 {
-	struct fetch_result *res = r->res;
-	r->res = NULL;
-	json_t *j = load_json(r, res, "parse");
-	if (!j) {
-		done(f, res);
+	if (api_error(j, res))
 		return;
-	}
-	if (api_error(j, res)) {
-		json_decref(j);
-		done(f, res);
-		return;
-	}
 	json_t *p = json_object_get(j, "parse");
 	json_t *revid = json_object_get(p, "revid");
 	json_t *text = json_object_get(p, "text");
 	if (!json_is_object(p)) {
 		classify(res, FETCH_PERMANENT, "parse: JSON has no \"parse\" object");
-	} else if (!json_is_integer(revid) || json_integer_value(revid) < 0) {
+		return;
+	}
+	if (!json_is_integer(revid) || json_integer_value(revid) < 0) {
 		classify(res, FETCH_PERMANENT,
 			 "parse: \"parse.revid\" missing or not an integer");
-	} else if (!json_is_string(text)) {
+		return;
+	}
+	if (!json_is_string(text)) {
 		classify(res, FETCH_PERMANENT,
 			 "parse: \"parse.text\" missing or not a string "
 			 "(formatversion=2 expected)");
-	} else {
-		res->rev_id = (uint64_t)json_integer_value(revid);
-		if (res->expected_rev && res->rev_id < res->expected_rev) {
-			classify(res, FETCH_LAGGING,
-				 "API returned revision %" PRIu64
-				 ", older than the event's %" PRIu64,
-				 res->rev_id, res->expected_rev);
-			json_decref(j);
-			done(f, res);
-			return;
-		}
-		res->html_len = json_string_length(text);
-		res->html = xmalloc(res->html_len + 1);
-		memcpy(res->html, json_string_value(text), res->html_len);
-		res->html[res->html_len] = '\0';
-		res->title = dup_json_str(p, "title");
-		res->display_title_html = dup_json_str(p, "displaytitle");
-		json_t *cats = json_object_get(p, "categories");
-		size_t nc = json_is_array(cats) ? json_array_size(cats) : 0;
-		res->categories = nc ? xcalloc(nc, sizeof(*res->categories)) : NULL;
-		for (size_t i = 0; i < nc; i++) {
-			json_t *e = json_array_get(cats, i);
-			char *name = dup_json_str(e, "category");
-			if (!name)
-				continue;
-			struct fetch_category *c = &res->categories[res->n_categories++];
-			c->name = underscores_to_spaces(name);
-			c->hidden = json_is_true(json_object_get(e, "hidden"));
-		}
-		take_titles(json_object_get(p, "links"), &res->links, &res->n_links);
-		take_titles(json_object_get(p, "templates"), &res->templates,
-			    &res->n_templates);
-		res->cls = FETCH_OK;
-		json_decref(j);
-		/* Language and namespace come from the batched info query. */
-		if (!f->info.n)
-			f->info_since = now_s();
-		rq_push(&f->info, res);
 		return;
 	}
-	json_decref(j);
-	done(f, res);
+	res->rev_id = (uint64_t)json_integer_value(revid);
+	if (res->expected_rev && res->rev_id < res->expected_rev) {
+		classify(res, FETCH_LAGGING,
+			 "API returned revision %" PRIu64
+			 ", older than the event's %" PRIu64,
+			 res->rev_id, res->expected_rev);
+		return;
+	}
+	res->html_len = json_string_length(text);
+	res->html = xmalloc(res->html_len + 1);
+	memcpy(res->html, json_string_value(text), res->html_len);
+	res->html[res->html_len] = '\0';
+	char *title = dup_json_str(p, "title");
+	if (title) { /* the info query's, if any, is only a fallback */
+		free(res->title);
+		res->title = title;
+	}
+	res->display_title_html = dup_json_str(p, "displaytitle");
+	json_t *cats = json_object_get(p, "categories");
+	size_t nc = json_is_array(cats) ? json_array_size(cats) : 0;
+	res->categories = nc ? xcalloc(nc, sizeof(*res->categories)) : NULL;
+	for (size_t i = 0; i < nc; i++) {
+		json_t *e = json_array_get(cats, i);
+		char *name = dup_json_str(e, "category");
+		if (!name)
+			continue;
+		struct fetch_category *c = &res->categories[res->n_categories++];
+		c->name = underscores_to_spaces(name);
+		c->hidden = json_is_true(json_object_get(e, "hidden"));
+	}
+	take_titles(json_object_get(p, "links"), &res->links, &res->n_links);
+	take_titles(json_object_get(p, "templates"), &res->templates,
+		    &res->n_templates);
+}
+
+/* Decodes data as a parse answer into res (class FETCH_OK on entry). */
+static void decode_parse(struct fetch_result *res, const char *data,
+			 size_t len)
+{
+	json_t *j = load_json(data, len, res, "parse");
+	if (j) {
+		take_parse(j, res);
+		json_decref(j);
+	}
+	if (res->cls != FETCH_OK)
+		res->latest_rev = 0;
+}
+
+void fetch_result_decode(struct fetch_result *r)
+{
+	if (!r->raw)
+		return;
+	char *raw = r->raw;
+	size_t len = r->raw_len;
+	r->raw = NULL;
+	r->raw_len = 0;
+	decode_parse(r, raw, len);
+	free(raw);
+}
+
+/* A parse answer is in (HTTP 200).  An error answer or one that is not a
+ * JSON object is classified now; any other goes raw to the info batch. */
+static void finish_parse(struct fetch *f, struct req *r)
+{
+	struct fetch_result *res = r->res;
+	r->res = NULL;
+	res->cls = FETCH_OK;
+	struct curl_header *h = NULL;
+	if (curl_easy_header(r->easy, "MediaWiki-API-Error", 0, CURLH_HEADER, -1,
+			     &h) == CURLHE_OK && h && h->value) {
+		/* Errors are rare and small: decode the body for the
+		 * message; the header alone still classifies when the body
+		 * says nothing usable.  "code1, code2": the first counts. */
+		json_t *j = json_loadb(r->body.data, r->body.len, 0, NULL);
+		if (!j || !api_error(j, res)) {
+			char code[128];
+			size_t n = strcspn(h->value, ", \t");
+			snprintf(code, sizeof(code), "%.*s",
+				 (int)(n < 100 ? n : 100), h->value);
+			classify_api_error(res, code, "(from the MediaWiki-API-Error "
+					   "header)");
+		}
+		json_decref(j);
+		done(f, res);
+		return;
+	}
+	if (!looks_like_object(r->body.data, r->body.len)) {
+		decode_parse(res, r->body.data, r->body.len);
+		done(f, res);
+		return;
+	}
+	res->raw = buf_detach(&r->body, &res->raw_len);
+	/* Language and namespace come from the batched info query. */
+	if (!f->info.n)
+		f->info_since = now_s();
+	rq_push(&f->info, res);
+}
+
+/* The info query failed for res (or for its page): returns true when res
+ * is classified already because its raw parse answer, decoded now, fails
+ * on its own (which is what it came to when parse answers were decoded
+ * before the info query); then the info query's failure does not count. */
+static bool parse_fails_first(struct fetch_result *res)
+{
+	if (!res->raw)
+		return false;
+	fetch_result_decode(res);
+	return res->cls != FETCH_OK;
 }
 
 static void finish_info(struct fetch *f, struct req *r)
 {
 	struct fetch_result probe = { .wiki = r->w };
-	json_t *j = load_json(r, &probe, "query");
+	json_t *j = load_json(r->body.data, r->body.len, &probe, "query");
 	json_t *pages = NULL;
 	if (j && !api_error(j, &probe)) {
 		pages = json_object_get(json_object_get(j, "query"), "pages");
@@ -842,32 +951,41 @@ static void finish_info(struct fetch *f, struct req *r)
 		else
 			probe.cls = FETCH_OK;
 	}
+	/* Each batch entry's page in the answer, found in one pass over the
+	 * answer (looking every page up by key per entry cost ~7 K
+	 * instructions per fetch with 50 in a batch). */
+	json_t *found[INFO_BATCH] = { NULL };
+	for (size_t k = 0; probe.cls == FETCH_OK && k < json_array_size(pages);
+	     k++) {
+		json_t *e = json_array_get(pages, k);
+		uint64_t id = (uint64_t)json_integer_value(json_object_get(e,
+								"pageid"));
+		for (size_t i = 0; i < r->n_batch; i++)
+			if (r->batch[i]->page_id == id && !found[i])
+				found[i] = e;
+	}
 	for (size_t i = 0; i < r->n_batch; i++) {
 		struct fetch_result *res = r->batch[i];
 		if (probe.cls != FETCH_OK) {
-			res->retry_after_ms = probe.retry_after_ms;
-			res->http_status = probe.http_status;
-			classify(res, probe.cls, "%s", probe.error);
+			if (!parse_fails_first(res)) {
+				res->retry_after_ms = probe.retry_after_ms;
+				res->http_status = probe.http_status;
+				classify(res, probe.cls, "%s", probe.error);
+			}
 			done(f, res);
 			continue;
 		}
-		json_t *page = NULL;
-		for (size_t k = 0; k < json_array_size(pages); k++) {
-			json_t *e = json_array_get(pages, k);
-			if ((uint64_t)json_integer_value(json_object_get(e, "pageid")) ==
-			    res->page_id) {
-				page = e;
-				break;
-			}
-		}
+		json_t *page = found[i];
 		if (!page) {
-			classify(res, FETCH_PERMANENT,
-				 "query: page %" PRIu64 " not in the info answer",
-				 res->page_id);
+			if (!parse_fails_first(res))
+				classify(res, FETCH_PERMANENT,
+					 "query: page %" PRIu64
+					 " not in the info answer", res->page_id);
 		} else if (json_is_true(json_object_get(page, "missing"))) {
-			classify(res, FETCH_MISSING, "query: page %" PRIu64
-				 " is missing (deleted after it was parsed)",
-				 res->page_id);
+			if (!parse_fails_first(res))
+				classify(res, FETCH_MISSING, "query: page %" PRIu64
+					 " is missing (deleted after it was parsed)",
+					 res->page_id);
 		} else {
 			json_t *ns = json_object_get(page, "ns");
 			const char *lang = json_string_value(
@@ -880,10 +998,17 @@ static void finish_info(struct fetch *f, struct req *r)
 				json_object_get(page, "lastrevid"));
 			if (!res->title)
 				res->title = dup_json_str(page, "title");
-			if (res->ns < 0)
+			if (res->ns < 0 && !parse_fails_first(res))
 				classify(res, FETCH_PERMANENT,
 					 "query: page %" PRIu64 " has no namespace",
 					 res->page_id);
+		}
+		if (res->cls != FETCH_OK) {
+			/* Not indexed: the raw answer is of no use. */
+			free(res->raw);
+			res->raw = NULL;
+			res->raw_len = 0;
+			res->latest_rev = 0;
 		}
 		done(f, res);
 	}
@@ -1003,10 +1128,13 @@ static void on_complete(struct fetch *f, struct req *r, CURLcode cc)
 				return;
 			for (size_t i = 0; i < r->n_batch; i++) {
 				struct fetch_result *res = r->batch[i];
-				res->http_status = probe.http_status;
-				res->retry_after_ms = probe.retry_after_ms;
-				classify(res, probe.cls, "info query: %s",
-					 probe.error);
+				if (!parse_fails_first(res)) {
+					res->http_status = probe.http_status;
+					res->retry_after_ms = probe.retry_after_ms;
+					classify(res, probe.cls, "info query: %s",
+						 probe.error);
+					res->latest_rev = 0;
+				}
 				done(f, res);
 			}
 			r->n_batch = 0;
@@ -1186,6 +1314,7 @@ struct fetch_result *fetch_one(struct fetch *f, struct fetch_wiki *w,
 			f->done.n--;
 			f->pending--;
 			r->userdata = NULL;
+			fetch_result_decode(r);
 			return r;
 		}
 		if (fetch_run(f, 100) != STATUS_OK) {

@@ -8,7 +8,7 @@
  *         disableeditsection=1&disablelimitreport=1&disabletoc=1
  *
  * (no "sections": nothing uses them, and every byte of the answer costs
- * JSON decoding time, the fetcher's main cost)
+ * JSON decoding time, the main cost of a fetch)
  *
  * and, batched by up to 50 page ids per request,
  *
@@ -17,6 +17,22 @@
  * for what the parse answer lacks (the page's language and namespace, and
  * its latest revision).  The answer is classified (enum fetch_class) so that
  * the caller knows whether to index, delete, wait or dead-letter.
+ *
+ * Two steps, on two threads.  The thread that drives the fetch handle does
+ * the transfers and every classification that needs no decoding of the
+ * parse answer's JSON: HTTP status, transfer errors, redirects, caps, and
+ * API errors (MediaWiki's Action API marks every error answer with a
+ * "MediaWiki-API-Error: <code>" header: ApiMain::handleException; only
+ * such an answer's small body is decoded there, for its message), and it
+ * decodes the small batched info answers.  A parse answer that is HTTP 200,
+ * without that header and starting with '{' comes out of fetch_next()
+ * provisionally FETCH_OK with its raw JSON kept in the result.  Decoding it
+ * (about 140 instructions per byte with jansson: ~90% of a fetch's CPU time
+ * for an 18 KB answer) is fetch_result_decode(), which the consumer calls on
+ * its own thread (the pipeline's analysis threads, one per core), and which
+ * may still turn the result permanent or lagging.  So every consumer calls
+ * fetch_result_decode() before it looks at rev_id, html, title or the lists
+ * (fetch_one() does it itself).
  *
  * Two objects:
  *
@@ -60,7 +76,8 @@
 
 /* What a fetch came to, and what the caller should do about it. */
 enum fetch_class {
-	FETCH_OK,        /* index it: rev_id and the parsed fields are set */
+	FETCH_OK,        /* index it: rev_id and the parsed fields are set
+	                    (after fetch_result_decode()) */
 	FETCH_MISSING,   /* nosuchpageid, missingtitle, or "missing" in the info
 	                    query: the page is gone, delete it from the index */
 	FETCH_HIDDEN,    /* the current revision's text is suppressed or access
@@ -165,9 +182,39 @@ struct fetch_result {
 	size_t n_links;
 	struct fetch_title *templates;
 	size_t n_templates;
+
+	/* The parse answer's JSON, not decoded yet (NULL once it is, or when
+	 * there was none to keep).  Only fetch_result_decode() and
+	 * fetch_result_free() use it; a bench may read raw_len. */
+	char *raw;
+	size_t raw_len;
 };
 
-/* Frees r and everything in it.  NULL is a no-op. */
+/* Decodes the parse answer kept in r, if any: fills rev_id, html,
+ * html_len, title (the parse answer's wins over the info query's),
+ * display_title_html and the lists, and frees the raw JSON.  It may change
+ * r's class: FETCH_PERMANENT when the answer is not JSON ("parse: response
+ * is not a JSON object (...)"), HTML ("parse: response is HTML, not JSON"),
+ * or lacks "parse", "parse.revid" or "parse.text"; FETCH_LAGGING (rev_id
+ * set, retry_after_ms the wiki's lag_retry_ms) when the revision is older
+ * than expected_rev; and, for an API error object that came without the
+ * MediaWiki-API-Error header (not MediaWiki's behaviour, but a proxy's
+ * could be), the class of its code as the fetch thread gives it.  On any
+ * class but FETCH_OK, latest_rev is 0 and error says why.
+ *
+ * Idempotent: a result already decoded, or one with nothing kept (every
+ * class but a provisional FETCH_OK), is left as it is.  Thread-safe for
+ * distinct results: it touches only r (and reads r->wiki's immutable
+ * configuration), so any thread may call it, also after the fetch handle
+ * that produced r is freed (the wiki must still exist).  Aborts on out of
+ * memory; cannot fail otherwise. */
+void fetch_result_decode(struct fetch_result *r);
+
+/* True when r holds a parse answer that fetch_result_decode() has not
+ * decoded yet. */
+bool fetch_result_undecoded(const struct fetch_result *r);
+
+/* Frees r and everything in it (decoded or not).  NULL is a no-op. */
 void fetch_result_free(struct fetch_result *r);
 
 struct fetch;
@@ -196,7 +243,8 @@ enum status fetch_submit(struct fetch *f, struct fetch_wiki *w,
 enum status fetch_run(struct fetch *f, int timeout_ms);
 
 /* Returns the next completed request, or NULL when none is ready.  The
- * caller owns it (fetch_result_free()). */
+ * caller owns it (fetch_result_free()).  A FETCH_OK result is not decoded
+ * yet: see fetch_result_decode(). */
 struct fetch_result *fetch_next(struct fetch *f);
 
 /* Requests submitted and not yet returned by fetch_next(). */
@@ -214,7 +262,8 @@ uint64_t fetch_connects(const struct fetch *f);
 const char *fetch_errmsg(const struct fetch *f);
 
 /* Convenience for tools and tests: submits one request, runs until it
- * completes and returns its result (never NULL). */
+ * completes and returns its result (never NULL), decoded
+ * (fetch_result_decode()). */
 struct fetch_result *fetch_one(struct fetch *f, struct fetch_wiki *w,
 			       uint64_t page_id, uint64_t expected_rev);
 

@@ -435,7 +435,12 @@ static void route_to_writer(struct pipeline *p, struct job *j)
 
 /* ------------------------------------------------------------ fetcher */
 
-static void on_fetched(struct pipeline *p, struct job *j, struct fetch_result *r)
+/* Routes a job by its fetch result's class: the one place that maps a
+ * class to what happens to the job.  r must be decoded
+ * (fetch_result_decode()).  Returns true when the job is to be analyzed
+ * (FETCH_OK in an indexed namespace): the caller analyzes it or queues it
+ * for analysis; otherwise the job has gone on (writer, retry, dead letter). */
+static bool on_fetched(struct pipeline *p, struct job *j, struct fetch_result *r)
 {
 	j->fr = r;
 	if (p->m) {
@@ -446,34 +451,33 @@ static void on_fetched(struct pipeline *p, struct job *j, struct fetch_result *r
 	}
 	switch (r->cls) {
 	case FETCH_OK:
-		if (!conf_wiki_indexes(p->wiki, r->ns)) {
-			j->action = ACT_DELETE;
-			route_to_writer(p, j);
-		} else {
-			queue_push(&p->analyze_q, j);
-		}
-		return;
+		if (conf_wiki_indexes(p->wiki, r->ns))
+			return true;
+		j->action = ACT_DELETE;
+		route_to_writer(p, j);
+		return false;
 	case FETCH_MISSING:
 	case FETCH_HIDDEN:
 		j->action = ACT_DELETE;
 		route_to_writer(p, j);
-		return;
+		return false;
 	case FETCH_LAGGING:
 	case FETCH_TRANSIENT: {
 		char reason[300];
 		snprintf(reason, sizeof reason, "fetch %s: %s",
 			 fetch_class_str(r->cls), r->error ? r->error : "");
 		job_nack(p, j, reason, false);
-		return;
+		return false;
 	}
 	case FETCH_PERMANENT: {
 		char reason[300];
 		snprintf(reason, sizeof reason, "fetch permanent: %s",
 			 r->error ? r->error : "");
 		job_nack(p, j, reason, true);
-		return;
+		return false;
 	}
 	}
+	return false;
 }
 
 static void *fetcher_main(void *arg)
@@ -518,7 +522,16 @@ static void *fetcher_main(void *arg)
 			if (p->m)
 				metrics_observe(p->m, "freshet_fetch_seconds", p->labels,
 						(double)(now_ms() - dj->t_start) / 1000.0);
-			on_fetched(p, dj, r);
+			/* A parse answer still to decode goes to the analysis
+			 * threads, which decode it (jansson is most of a
+			 * fetch's CPU time: this thread keeps to transfers)
+			 * and then route it by its final class. */
+			if (fetch_result_undecoded(r)) {
+				dj->fr = r;
+				queue_push(&p->analyze_q, dj);
+			} else if (on_fetched(p, dj, r)) {
+				queue_push(&p->analyze_q, dj);
+			}
 		}
 	}
 	/* Requests still running are abandoned: their entries stay pending. */
@@ -539,6 +552,11 @@ static void *analyzer_main(void *arg)
 		struct job *j = queue_pop(&p->analyze_q, 200);
 		if (!j)
 			continue;
+		if (fetch_result_undecoded(j->fr)) {
+			fetch_result_decode(j->fr);
+			if (!on_fetched(p, j, j->fr))
+				continue; /* not to index after all, or gone on */
+		}
 		struct document_analysis an;
 		int64_t ts = j->event_time_ms / 1000;
 		enum status st = document_build(b, j->fr, p->wiki->api, ts, &j->doc, &an);

@@ -7,11 +7,17 @@
  *                  partition streams, coalesces them per page and hands one
  *                  job per page on;
  *   fetcher (1)    one curl multi handle: fetches each job's page and
- *                  classifies the answer (index, delete, retry later,
- *                  dead-letter);
- *   analyzers (N)  extract the fields and build the document with the
- *                  page's language's analyzer (N = [worker] threads, 0 =
- *                  one per core);
+ *                  classifies what it can without decoding the parse
+ *                  answer's JSON (errors: delete, retry later,
+ *                  dead-letter); a page to index goes on with its answer
+ *                  still raw;
+ *   analyzers (N)  decode the parse answer (fetch_result_decode(): the
+ *                  costly part of a fetch, so it runs on every core; it
+ *                  may still turn out lagging or permanent, and is then
+ *                  routed the same way as on the fetcher), extract the
+ *                  fields and build the document with the page's
+ *                  language's analyzer (N = [worker] threads, 0 = one per
+ *                  core);
  *   writers (1 per owned partition = shard)  apply the document (replace
  *                  with rev guard and no-op check, or delete), group-commit
  *                  with the stream position and the lease's fencing token in

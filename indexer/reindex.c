@@ -669,6 +669,9 @@ static bool process(struct run *r, size_t from, size_t to)
 		struct fetch_result *fr;
 		while ((fr = fetch_next(r->fetch))) {
 			size_t idx = (size_t)(uintptr_t)fr->userdata;
+			/* One thread here: the parse answer is decoded where
+			 * it is used (it may still turn out lagging or bad). */
+			fetch_result_decode(fr);
 			uint64_t failed_before = r->failed;
 			if (apply(r, fr, &r->pages[idx])) {
 				done++;

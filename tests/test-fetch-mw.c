@@ -195,8 +195,10 @@ Test(fetch_mw, namespace_and_page_language_come_back)
 	for (int spins = 0; n < 3 && spins < 600; spins++) {
 		cr_assert_eq(fetch_run(fetch, 100), STATUS_OK);
 		struct fetch_result *r;
-		while ((r = fetch_next(fetch)))
+		while ((r = fetch_next(fetch))) {
+			fetch_result_decode(r);
 			got[(uint64_t *)r->userdata - ids] = r, n++;
+		}
 	}
 	cr_assert_eq(n, 3);
 	for (int i = 0; i < 3; i++)

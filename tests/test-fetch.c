@@ -9,6 +9,7 @@
 #include "testsupport.h"
 
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,6 +300,98 @@ Test(fetch, api_error_objects_are_classified)
 	expect_class("infomissing", FETCH_MISSING, "missing");
 }
 
+Test(fetch, error_header_classifies_without_a_usable_body)
+{
+	/* MediaWiki-API-Error: maxlag over an HTML body (as an exception
+	 * page may be): the header's code decides. */
+	expect_class("hdr-maxlag", FETCH_TRANSIENT, "API error maxlag");
+	expect_class("hdr-nosuchpageid", FETCH_MISSING,
+		     "API error nosuchpageid");
+	expect_class("hdr-badvalue", FETCH_PERMANENT, "API error badvalue");
+}
+
+Test(fetch, error_object_without_the_header_is_still_classified)
+{
+	expect_class("noh-nosuchpageid", FETCH_MISSING, "API error nosuchpageid");
+	expect_class("noh-permissiondenied", FETCH_HIDDEN, "permissiondenied");
+	expect_class("noh-badvalue", FETCH_PERMANENT,
+		     "API error badvalue: Something about badvalue.");
+}
+
+/* Decodes r on another thread. */
+static void *decode_main(void *arg)
+{
+	fetch_result_decode(arg);
+	return NULL;
+}
+
+Test(fetch, parse_answer_is_decoded_by_the_consumer_on_any_thread)
+{
+	struct fetch_wiki *w = wiki("lag", NULL);
+	struct fetch *f = fetch_new();
+	uint64_t want[2] = { 5, 7 }; /* the wiki gives revision 5 */
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(fetch_submit(f, w, 42 + (uint64_t)i, want[i], &want[i]),
+			     STATUS_OK);
+	struct fetch_result *got[2] = { NULL, NULL };
+	for (int n = 0, spins = 0; n < 2 && spins < 300; spins++) {
+		cr_assert_eq(fetch_run(f, 100), STATUS_OK);
+		struct fetch_result *r;
+		while ((r = fetch_next(f)))
+			got[(uint64_t *)r->userdata - want] = r, n++;
+	}
+	fetch_free(f); /* results outlive the handle */
+	for (int i = 0; i < 2; i++) {
+		struct fetch_result *r = got[i];
+		cr_assert_not_null(r);
+		/* Out of fetch_next(): provisionally ok, info query done,
+		 * JSON still raw. */
+		EXPECT_CLASS(r, FETCH_OK);
+		cr_expect(fetch_result_undecoded(r));
+		cr_expect_null(r->html);
+		cr_expect_eq(r->rev_id, 0);
+		cr_expect_eq(r->ns, 0);
+		cr_expect_str_eq(r->language, "de");
+		cr_expect_gt(r->raw_len, 0);
+		pthread_t t;
+		cr_assert_eq(pthread_create(&t, NULL, decode_main, r), 0);
+		pthread_join(t, NULL);
+		cr_expect_not(fetch_result_undecoded(r));
+		cr_expect_eq(r->rev_id, 5);
+	}
+	EXPECT_CLASS(got[0], FETCH_OK);
+	cr_assert_not_null(got[0]->html);
+	cr_expect(strstr(got[0]->html, "<h2>Part</h2>") != NULL);
+	cr_expect_str_eq(got[0]->title, "Hostile");
+	cr_expect_eq(got[0]->latest_rev, 10);
+	/* Older than the event's revision: lagging only once decoded. */
+	EXPECT_CLASS(got[1], FETCH_LAGGING);
+	cr_expect_eq(got[1]->retry_after_ms, 2000);
+	cr_expect_eq(got[1]->latest_rev, 0);
+	cr_expect_null(got[1]->html);
+	/* Idempotent. */
+	fetch_result_decode(got[0]);
+	fetch_result_decode(got[1]);
+	EXPECT_CLASS(got[0], FETCH_OK);
+	EXPECT_CLASS(got[1], FETCH_LAGGING);
+	cr_expect(strstr(got[0]->html, "<h2>Part</h2>") != NULL);
+	for (int i = 0; i < 2; i++)
+		fetch_result_free(got[i]);
+	/* A result freed undecoded leaks nothing (ASan checks). */
+	f = fetch_new();
+	struct fetch_result *r = NULL;
+	cr_assert_eq(fetch_submit(f, w, 42, 0, NULL), STATUS_OK);
+	for (int spins = 0; !r && spins < 300; spins++) {
+		cr_assert_eq(fetch_run(f, 100), STATUS_OK);
+		r = fetch_next(f);
+	}
+	cr_assert_not_null(r);
+	cr_expect(fetch_result_undecoded(r));
+	fetch_result_free(r);
+	fetch_free(f);
+	fetch_wiki_free(w);
+}
+
 Test(fetch, connection_refused_is_transient)
 {
 	struct fetch_wiki_config cfg;
@@ -367,6 +460,7 @@ static size_t run_many(struct fetch_wiki *w, int n, double *secs, int *oks)
 			most = fetch_in_flight(f);
 		struct fetch_result *r;
 		while ((r = fetch_next(f))) {
+			fetch_result_decode(r);
 			if (r->cls == FETCH_OK)
 				(*oks)++;
 			got++;

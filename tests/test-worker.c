@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostile.h"
 #include "mw.h"
 #include "shard.h"
 #include "testsupport.h"
@@ -933,6 +934,61 @@ Test(worker, failing_fetch_ends_dead_lettered_after_max_deliveries)
 	assert_no_dead_letters(e, WIKI);
 	worker_term(e);
 	env_stop(e);
+}
+
+Test(worker, answer_found_bad_when_decoded_is_dead_lettered_at_once)
+{
+	/* The fetch thread hands the parse answer on undecoded (it is a
+	 * JSON object and its info answer is good); the analysis thread
+	 * that decodes it finds no "parse" in it: permanent, so dead-lettered
+	 * on its first delivery, with the reason. */
+	struct hostile *h = hostile_start();
+	cr_assert_not_null(h);
+	char *api = hostile_api(h, "badparse");
+	char extra[512];
+	snprintf(extra, sizeof extra, "\n[wiki badwiki]\napi = %s\nshards = 2\n",
+		 api);
+	free(api);
+	struct env *e = env_start(extra);
+	worker_start(e);
+	redisContext *c = redis_conn(e);
+	double end = now_s() + 30;
+	while (now_s() < end && redis_int(c, "EXISTS freshet:{badwiki:p1}") != 1)
+		msleep(100);
+	const char *ev =
+		"{\"$schema\":\"/mediawiki/page/change/1.1.0\","
+		"\"meta\":{\"dt\":\"2026-11-29T12:00:00Z\",\"stream\":\"mediawiki.page_change.v1\"},"
+		"\"dt\":\"2026-11-29T12:00:00Z\",\"wiki_id\":\"badwiki\","
+		"\"page_change_kind\":\"edit\","
+		"\"page\":{\"page_id\":7,\"page_title\":\"Bad\",\"namespace_id\":0,\"is_redirect\":false},"
+		"\"revision\":{\"rev_id\":11,\"rev_dt\":\"2026-11-29T12:00:00Z\"}}";
+	redisReply *r = redisCommand(c, "XADD freshet:{badwiki:p1} * event %s", ev);
+	cr_assert(r && r->type == REDIS_REPLY_STRING);
+	freeReplyObject(r);
+	end = now_s() + 60;
+	while (now_s() < end && redis_int(c, "XLEN freshet:{badwiki}:dead") < 1)
+		msleep(100);
+	r = redisCommand(c, "XRANGE freshet:{badwiki}:dead - +");
+	cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1,
+		  "the event was not dead-lettered");
+	redisReply *fields = r->element[0]->element[1];
+	long deliveries = 0;
+	const char *reason = "";
+	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+		if (!strcmp(fields->element[i]->str, "deliveries"))
+			deliveries = atol(fields->element[i + 1]->str);
+		else if (!strcmp(fields->element[i]->str, "reason"))
+			reason = fields->element[i + 1]->str;
+	}
+	cr_expect_eq(deliveries, 1, "dead-lettered after %ld deliveries", deliveries);
+	cr_expect(strstr(reason, "fetch permanent: parse: JSON has no \"parse\" object"),
+		  "reason: %s", reason);
+	freeReplyObject(r);
+	cr_assert_eq(pending_count(c, "badwiki", 1), 0);
+	redisFree(c);
+	worker_term(e);
+	env_stop(e);
+	hostile_stop(h);
 }
 
 /* Scaling out: two workers share the partitions (fair share through the

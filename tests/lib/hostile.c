@@ -152,7 +152,7 @@ static bool answer(struct hostile *h, int fd, const char *path)
 	char body[8192];
 
 	if (!strcmp(route, "ok") || !strcmp(route, "lag") ||
-	    !strcmp(route, "infomissing")) {
+	    !strcmp(route, "infomissing") || !strcmp(route, "badparse")) {
 		if (is_query) {
 			/* pageids=1%7C2%7C3: one entry per id. */
 			int off = snprintf(body, sizeof(body),
@@ -175,6 +175,10 @@ static bool answer(struct hostile *h, int fd, const char *path)
 					q++;
 			}
 			snprintf(body + off, sizeof(body) - (size_t)off, "]}}");
+		} else if (!strcmp(route, "badparse")) {
+			/* A JSON object, but no "parse" in it: found bad only
+			 * when decoded, after a good info answer. */
+			snprintf(body, sizeof(body), "{\"batchcomplete\":true}");
 		} else {
 			snprintf(body, sizeof(body), parse_ok, pageid,
 				 !strcmp(route, "lag") ? 5 : 10);
@@ -271,6 +275,21 @@ static bool answer(struct hostile *h, int fd, const char *path)
 		char hdr[128];
 		snprintf(hdr, sizeof(hdr), "MediaWiki-API-Error: %s\r\n", route + 4);
 		return send_response(h, fd, 200, hdr, "application/json", body);
+	}
+	if (!strncmp(route, "hdr-", 4)) {
+		/* The header with a body that is no JSON at all. */
+		char hdr[128];
+		snprintf(hdr, sizeof(hdr), "MediaWiki-API-Error: %s\r\n", route + 4);
+		return send_response(h, fd, 200, hdr, "text/html",
+				     "<!DOCTYPE html><p>Database lag</p>");
+	}
+	if (!strncmp(route, "noh-", 4)) {
+		/* An error object without the header (for every request,
+		 * the info query too). */
+		snprintf(body, sizeof(body),
+			 "{\"error\":{\"code\":\"%s\",\"info\":\"Something about "
+			 "%s.\"},\"servedby\":\"x\"}", route + 4, route + 4);
+		return send_response(h, fd, 200, NULL, "application/json", body);
 	}
 	return send_response(h, fd, 404, NULL, "text/plain", "no such route");
 }
