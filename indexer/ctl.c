@@ -654,6 +654,18 @@ static int compact_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
 	 * reindex-page in direct mode) also keeps us out. */
 	sh = shard_new();
 	st = shard_open(sh, path, 0);
+	/* A worker that has just handed the partition over may still be
+	 * closing its writer (it releases the lease first): wait a little. */
+	for (int waited = 0; st == STATUS_LOCKED && waited < lease_ms && !stop_requested;
+	     waited += 100) {
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		if (lease_renew(l, (int)n) != STATUS_OK)
+			break;
+		if (holding)
+			lease_hold(l);
+		st = shard_open(sh, path, 0);
+	}
 	if (st != STATUS_OK) {
 		printf("%s shard %u: skipped: %s\n", w->id, n, shard_errmsg(sh));
 		goto out;

@@ -546,8 +546,8 @@ static char *parse_url(const struct fetch_wiki *w, uint64_t page_id)
 static char *info_url(const struct req *r)
 {
 	struct buf b = BUF_INIT;
-	buf_addf(&b, "%s?action=query&prop=info&formatversion=2&format=json"
-		 "&pageids=", r->w->api);
+	buf_addf(&b, "%s?action=query&prop=info%%7Crevisions&rvprop=ids%%7Ctimestamp"
+		 "&formatversion=2&format=json&pageids=", r->w->api);
 	for (size_t i = 0; i < r->n_batch; i++)
 		buf_addf(&b, "%s%" PRIu64, i ? "%7C" : "", r->batch[i]->page_id);
 	return buf_detach(&b, NULL);
@@ -872,8 +872,10 @@ static void decode_parse(struct fetch_result *res, const char *data,
 		take_parse(j, res);
 		json_decref(j);
 	}
-	if (res->cls != FETCH_OK)
+	if (res->cls != FETCH_OK) {
 		res->latest_rev = 0;
+		res->latest_timestamp = 0;
+	}
 }
 
 void fetch_result_decode(struct fetch_result *r)
@@ -938,6 +940,27 @@ static bool parse_fails_first(struct fetch_result *res)
 	return res->cls != FETCH_OK;
 }
 
+/* The timestamp of revision rev in an info answer's page object (its
+ * "revisions": the latest one), as unix seconds; 0 when absent. */
+static int64_t latest_time(json_t *page, uint64_t rev)
+{
+	json_t *rv = json_array_get(json_object_get(page, "revisions"), 0);
+	const char *ts = json_string_value(json_object_get(rv, "timestamp"));
+	if (!ts || !rev || (uint64_t)json_integer_value(json_object_get(rv, "revid")) != rev)
+		return 0;
+	struct tm tm = { 0 };
+	const char *end = strptime(ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+int64_t fetch_result_rev_timestamp(const struct fetch_result *r)
+{
+	return r->cls == FETCH_OK && r->rev_id && r->rev_id == r->latest_rev
+		       ? r->latest_timestamp : 0;
+}
+
 static void finish_info(struct fetch *f, struct req *r)
 {
 	struct fetch_result probe = { .wiki = r->w };
@@ -996,6 +1019,7 @@ static void finish_info(struct fetch *f, struct req *r)
 							      : r->w->language);
 			res->latest_rev = (uint64_t)json_integer_value(
 				json_object_get(page, "lastrevid"));
+			res->latest_timestamp = latest_time(page, res->latest_rev);
 			if (!res->title)
 				res->title = dup_json_str(page, "title");
 			if (res->ns < 0 && !parse_fails_first(res))
@@ -1009,6 +1033,7 @@ static void finish_info(struct fetch *f, struct req *r)
 			res->raw = NULL;
 			res->raw_len = 0;
 			res->latest_rev = 0;
+			res->latest_timestamp = 0;
 		}
 		done(f, res);
 	}
@@ -1134,6 +1159,7 @@ static void on_complete(struct fetch *f, struct req *r, CURLcode cc)
 					classify(res, probe.cls, "info query: %s",
 						 probe.error);
 					res->latest_rev = 0;
+			res->latest_timestamp = 0;
 				}
 				done(f, res);
 			}

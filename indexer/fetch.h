@@ -12,7 +12,7 @@
  *
  * and, batched by up to 50 page ids per request,
  *
- *   <api>?action=query&prop=info&pageids=<id>|<id>..&formatversion=2&format=json
+ *   <api>?action=query&prop=info|revisions&rvprop=ids|timestamp&pageids=<id>|<id>..&formatversion=2&format=json
  *
  * for what the parse answer lacks (the page's language and namespace, and
  * its latest revision).  The answer is classified (enum fetch_class) so that
@@ -169,6 +169,9 @@ struct fetch_result {
 	uint64_t latest_rev;       /* lastrevid from the info query (0 unless
 	                              FETCH_OK; may be newer than rev_id if the
 	                              page was edited between the two queries) */
+	int64_t latest_timestamp;  /* latest_rev's time (unix seconds), from the
+	                              info query's revisions; 0 when unknown.
+	                              Use fetch_result_rev_timestamp(). */
 	char *title;               /* "Talk:Foo bar" (prefixed, spaces) */
 	int ns;                    /* namespace id */
 	char *language;            /* page language ("en"; the wiki's when the
@@ -216,6 +219,11 @@ bool fetch_result_undecoded(const struct fetch_result *r);
 
 /* Frees r and everything in it (decoded or not).  NULL is a no-op. */
 void fetch_result_free(struct fetch_result *r);
+
+/* The time of the rendered revision rev_id (unix seconds) when the API told
+ * it (it is the page's latest), else 0: the caller falls back to the time it
+ * knows (the event's).  r must be decoded. */
+int64_t fetch_result_rev_timestamp(const struct fetch_result *r);
 
 struct fetch;
 

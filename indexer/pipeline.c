@@ -558,7 +558,11 @@ static void *analyzer_main(void *arg)
 				continue; /* not to index after all, or gone on */
 		}
 		struct document_analysis an;
-		int64_t ts = j->event_time_ms / 1000;
+		/* The revision's own time when the API gave it, else the
+		 * event's (about when the revision was made). */
+		int64_t ts = fetch_result_rev_timestamp(j->fr);
+		if (!ts)
+			ts = j->event_time_ms / 1000;
 		enum status st = document_build(b, j->fr, p->wiki->api, ts, &j->doc, &an);
 		if (st == STATUS_OK) {
 			j->an_lang = xstrdup(an.language);

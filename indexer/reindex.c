@@ -545,9 +545,12 @@ static bool apply(struct run *r, struct fetch_result *fr, struct page *p)
 		}
 		struct shard_doc *d = NULL;
 		struct document_analysis an;
-		/* The revision's time: as listed when the fetched revision is the
-		 * listed one, else it is newer than the listing, i.e. about now. */
-		int64_t ts = p->rev_id && (uint64_t)p->rev_id == fr->rev_id
+		/* The revision's time: as the API gave it, else as listed when
+		 * the fetched revision is the listed one, else it is newer than
+		 * the listing, i.e. about now. */
+		int64_t ts = fetch_result_rev_timestamp(fr);
+		if (!ts)
+			ts = p->rev_id && (uint64_t)p->rev_id == fr->rev_id
 			     ? p->rev_timestamp : (int64_t)time(NULL);
 		st = document_build(r->doc, fr, r->w->api, ts, &d, &an);
 		if (st != STATUS_OK) {

@@ -8,9 +8,11 @@
 #include "testsupport.h"
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static struct mw *mw;
 static struct fetch_wiki *wiki;
@@ -97,6 +99,19 @@ Test(fetch_mw, rich_page_yields_exactly_the_expected_fields)
 	cr_expect_eq(r->ns, 0);
 	cr_expect_str_eq(r->language, "en");
 	cr_expect_str_eq(r->title, "Rich page");
+	/* The revision's own time, as MediaWiki records it. */
+	char params[128];
+	snprintf(params, sizeof params,
+		 "action=query&prop=revisions&rvprop=timestamp&revids=%ld", rev_id);
+	json_t *a = mw_api(mw, false, params);
+	const char *ts = json_string_value(json_object_get(json_array_get(json_object_get(
+		json_array_get(json_object_get(json_object_get(a, "query"), "pages"), 0),
+		"revisions"), 0), "timestamp"));
+	cr_assert_not_null(ts, "no timestamp for rev %ld", rev_id);
+	struct tm tm = { 0 };
+	cr_assert_not_null(strptime(ts, "%Y-%m-%dT%H:%M:%SZ", &tm));
+	cr_expect_eq(fetch_result_rev_timestamp(r), (int64_t)timegm(&tm), "rev time %s", ts);
+	json_decref(a);
 
 	struct extract *x = extract_new(NULL);
 	struct extract_doc d;
