@@ -23,6 +23,9 @@
 #include "log.h"
 #include "xmalloc.h"
 
+/* Takes (or renews, if ours) KEYS[1]; returns 0 when another owner has
+ * it, else the INCRed fencing counter KEYS[2] (a lease) or 1 (the hold,
+ * which has no fence). */
 static const char ACQUIRE_LUA[] =
 	"local cur = redis.call('GET', KEYS[1])\n"
 	"if cur == false then\n"
@@ -32,19 +35,8 @@ static const char ACQUIRE_LUA[] =
 	"else\n"
 	"  return 0\n"
 	"end\n"
+	"if #KEYS < 2 then return 1 end\n"
 	"return redis.call('INCR', KEYS[2])\n";
-
-/* Takes or renews the wiki's hold (like ACQUIRE_LUA, without a fence). */
-static const char HOLD_LUA[] =
-	"local cur = redis.call('GET', KEYS[1])\n"
-	"if cur == false then\n"
-	"  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-	"elseif cur == ARGV[1] then\n"
-	"  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-	"else\n"
-	"  return 0\n"
-	"end\n"
-	"return 1\n";
 
 static const char RENEW_LUA[] =
 	"if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
@@ -270,7 +262,7 @@ enum status lease_hold(struct lease *l)
 {
 	enum status st;
 	redisReply *rep = redis_command(l->r, &st, "EVAL %s 1 freshet:{%s}:hold %s %d",
-	                                HOLD_LUA, l->wiki, l->owner, l->ttl_ms);
+	                                ACQUIRE_LUA, l->wiki, l->owner, l->ttl_ms);
 	if (!rep) {
 		seterr(l, "hold freshet:{%s}:hold: %s", l->wiki, redis_errmsg(l->r));
 		return st;

@@ -885,6 +885,50 @@ Test(worker, malformed_event_is_dead_lettered_with_reason)
 	env_stop(e);
 }
 
+/* Puts one edit event of page 7 on partition 1 of wiki (once the worker
+ * created the stream), waits up to timeout_s for its dead letter, and
+ * returns its delivery count and reason (caller frees).  The entry must be
+ * acked. */
+static char *dead_letter_of_one_edit(struct env *e, const char *wiki, double timeout_s,
+				     long *deliveries)
+{
+	redisContext *c = redis_conn(e);
+	double end = now_s() + 30;
+	while (now_s() < end && redis_int(c, "EXISTS freshet:{%s:p1}", wiki) != 1)
+		msleep(100);
+	char ev[1024];
+	snprintf(ev, sizeof ev,
+		 "{\"$schema\":\"/mediawiki/page/change/1.1.0\","
+		 "\"meta\":{\"dt\":\"2026-11-29T12:00:00Z\",\"stream\":\"mediawiki.page_change.v1\"},"
+		 "\"dt\":\"2026-11-29T12:00:00Z\",\"wiki_id\":\"%s\","
+		 "\"page_change_kind\":\"edit\","
+		 "\"page\":{\"page_id\":7,\"page_title\":\"Failing\",\"namespace_id\":0,\"is_redirect\":false},"
+		 "\"revision\":{\"rev_id\":11,\"rev_dt\":\"2026-11-29T12:00:00Z\"}}",
+		 wiki);
+	redisReply *r = redisCommand(c, "XADD freshet:{%s:p1} * event %s", wiki, ev);
+	cr_assert(r && r->type == REDIS_REPLY_STRING);
+	freeReplyObject(r);
+	end = now_s() + timeout_s;
+	while (now_s() < end && redis_int(c, "XLEN freshet:{%s}:dead", wiki) < 1)
+		msleep(100);
+	r = redisCommand(c, "XRANGE freshet:{%s}:dead - +", wiki);
+	cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1,
+		  "the event was not dead-lettered");
+	redisReply *fields = r->element[0]->element[1];
+	*deliveries = 0;
+	char *reason = NULL;
+	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+		if (!strcmp(fields->element[i]->str, "deliveries"))
+			*deliveries = atol(fields->element[i + 1]->str);
+		else if (!strcmp(fields->element[i]->str, "reason"))
+			reason = strdup(fields->element[i + 1]->str);
+	}
+	freeReplyObject(r);
+	cr_assert_eq(pending_count(c, wiki, 1), 0, "the dead-lettered entry is still pending");
+	redisFree(c);
+	return reason ? reason : strdup("");
+}
+
 Test(worker, failing_fetch_ends_dead_lettered_after_max_deliveries)
 {
 	/* A second wiki whose API is a closed port: every fetch fails. */
@@ -895,41 +939,12 @@ Test(worker, failing_fetch_ends_dead_lettered_after_max_deliveries)
 		 closed);
 	struct env *e = env_start(extra);
 	worker_start(e);
-	redisContext *c = redis_conn(e);
-	double end = now_s() + 30;
-	while (now_s() < end && redis_int(c, "EXISTS freshet:{brokenwiki:p1}") != 1)
-		msleep(100);
-	const char *ev =
-		"{\"$schema\":\"/mediawiki/page/change/1.1.0\","
-		"\"meta\":{\"dt\":\"2026-11-29T12:00:00Z\",\"stream\":\"mediawiki.page_change.v1\"},"
-		"\"dt\":\"2026-11-29T12:00:00Z\",\"wiki_id\":\"brokenwiki\","
-		"\"page_change_kind\":\"edit\","
-		"\"page\":{\"page_id\":7,\"page_title\":\"Broken\",\"namespace_id\":0,\"is_redirect\":false},"
-		"\"revision\":{\"rev_id\":11,\"rev_dt\":\"2026-11-29T12:00:00Z\"}}";
-	redisReply *r = redisCommand(c, "XADD freshet:{brokenwiki:p1} * event %s", ev);
-	cr_assert(r && r->type == REDIS_REPLY_STRING);
-	freeReplyObject(r);
-	end = now_s() + 90;
-	while (now_s() < end && redis_int(c, "XLEN freshet:{brokenwiki}:dead") < 1)
-		msleep(200);
-	r = redisCommand(c, "XRANGE freshet:{brokenwiki}:dead - +");
-	cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1,
-		  "the failing event was not dead-lettered");
-	redisReply *fields = r->element[0]->element[1];
-	long deliveries = 0;
-	const char *reason = "";
-	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-		if (!strcmp(fields->element[i]->str, "deliveries"))
-			deliveries = atol(fields->element[i + 1]->str);
-		else if (!strcmp(fields->element[i]->str, "reason"))
-			reason = fields->element[i + 1]->str;
-	}
+	long deliveries;
+	char *reason = dead_letter_of_one_edit(e, "brokenwiki", 90, &deliveries);
 	cr_assert_eq(deliveries, 3, "dead-lettered after %ld deliveries", deliveries);
 	cr_assert(strstr(reason, "fetch") != NULL && strstr(reason, "max_deliveries reached"),
 		  "reason: %s", reason);
-	freeReplyObject(r);
-	cr_assert_eq(pending_count(c, "brokenwiki", 1), 0);
-	redisFree(c);
+	free(reason);
 	/* The healthy wiki is not held up by the broken one. */
 	assert_no_dead_letters(e, WIKI);
 	worker_term(e);
@@ -951,41 +966,12 @@ Test(worker, answer_found_bad_when_decoded_is_dead_lettered_at_once)
 	free(api);
 	struct env *e = env_start(extra);
 	worker_start(e);
-	redisContext *c = redis_conn(e);
-	double end = now_s() + 30;
-	while (now_s() < end && redis_int(c, "EXISTS freshet:{badwiki:p1}") != 1)
-		msleep(100);
-	const char *ev =
-		"{\"$schema\":\"/mediawiki/page/change/1.1.0\","
-		"\"meta\":{\"dt\":\"2026-11-29T12:00:00Z\",\"stream\":\"mediawiki.page_change.v1\"},"
-		"\"dt\":\"2026-11-29T12:00:00Z\",\"wiki_id\":\"badwiki\","
-		"\"page_change_kind\":\"edit\","
-		"\"page\":{\"page_id\":7,\"page_title\":\"Bad\",\"namespace_id\":0,\"is_redirect\":false},"
-		"\"revision\":{\"rev_id\":11,\"rev_dt\":\"2026-11-29T12:00:00Z\"}}";
-	redisReply *r = redisCommand(c, "XADD freshet:{badwiki:p1} * event %s", ev);
-	cr_assert(r && r->type == REDIS_REPLY_STRING);
-	freeReplyObject(r);
-	end = now_s() + 60;
-	while (now_s() < end && redis_int(c, "XLEN freshet:{badwiki}:dead") < 1)
-		msleep(100);
-	r = redisCommand(c, "XRANGE freshet:{badwiki}:dead - +");
-	cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1,
-		  "the event was not dead-lettered");
-	redisReply *fields = r->element[0]->element[1];
-	long deliveries = 0;
-	const char *reason = "";
-	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-		if (!strcmp(fields->element[i]->str, "deliveries"))
-			deliveries = atol(fields->element[i + 1]->str);
-		else if (!strcmp(fields->element[i]->str, "reason"))
-			reason = fields->element[i + 1]->str;
-	}
+	long deliveries;
+	char *reason = dead_letter_of_one_edit(e, "badwiki", 60, &deliveries);
 	cr_expect_eq(deliveries, 1, "dead-lettered after %ld deliveries", deliveries);
 	cr_expect(strstr(reason, "fetch permanent: parse: JSON has no \"parse\" object"),
 		  "reason: %s", reason);
-	freeReplyObject(r);
-	cr_assert_eq(pending_count(c, "badwiki", 1), 0);
-	redisFree(c);
+	free(reason);
 	worker_term(e);
 	env_stop(e);
 	hostile_stop(h);
