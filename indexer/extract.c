@@ -276,11 +276,167 @@ static size_t find_ci(const char *s, size_t n, size_t from, const char *needle)
 /* The bytes that can end a tag or open a quoted attribute value. */
 static const unsigned char tag_stop[256] = { ['"'] = 1, ['\''] = 1, ['>'] = 1 };
 
+/* --- attribute stripping ------------------------------------------------ */
+
+/* The extractor reads two attributes: class (for a few class names) and id
+ * (for "toc").  libxml2 parses every other attribute all the same: each
+ * value is decoded a character at a time into a malloc'd copy, each name
+ * is looked up in its dictionary, and a page of MediaWiki HTML has one or
+ * two per element, nearly all "class" with a name the extractor ignores.
+ * That was about a fifth of libxml2's instructions.  So the nesting
+ * pre-pass also drops, from each start tag it keeps, every attribute that
+ * cannot change the output: all but class and id, a class whose value has
+ * none of the class names of class_token_flags(), an id other than "toc",
+ * and any repeat of class or id (libxml2 keeps only the first; once the
+ * first is dropped, a repeat must go too or it would take its place).
+ *
+ * Only a tag whose every attribute has the plain shape below is rewritten,
+ * and only if it ends where bound_depth() found its end; anything else
+ * (an attribute without a blank before it, a name libxml2 would cut at 100
+ * bytes, an unquoted value with a quote in it, a form feed, more than
+ * STRIP_MAX attributes) is left for libxml2 as it was.  The grammar is
+ * libxml2 2.9.14's htmlParseStartTag() on that subset: blanks are space,
+ * tab, CR and LF; a name starts with a letter, '_', ':' or '.' and goes on
+ * with letters, digits, ':', '-', '_', '.'; "= value" may have blanks
+ * around '='; a quoted value ends at the next same quote (character
+ * references never consume a raw quote); an unquoted value ends at a blank
+ * or '>'.  A value with '&' is kept when it matters (class, id): its
+ * decoded text is not known here. */
+#define STRIP_MAX 32
+#define STRIP_FAIL ((size_t)-1)
+#define HTML_NAME_MAX 100 /* libxml2's HTML_PARSER_BUFFER_SIZE */
+
+static bool is_blank_ch(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static unsigned class_flags_n(const char *list, size_t n);
+
+/* Parses the attributes of a start tag, s[q, r] (s[r] is its '>'), and
+ * stores in drop[] the byte spans to remove (each an attribute and the
+ * blanks after it).  Returns the number of spans, 0 if there is nothing
+ * to drop or the tag is not of the plain shape. */
+static size_t strip_spans(const char *s, size_t q, size_t r,
+			  size_t drop[STRIP_MAX][2])
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t k = q, nd = 0, nattr = 0;
+	bool seen_class = false, seen_id = false;
+	for (;;) {
+		size_t ws = k;
+		while (k < r && is_blank_ch(u[k]))
+			k++;
+		if (k == r)
+			break;
+		if (u[k] == '/' && k + 1 == r)
+			break;
+		if (k == ws || ++nattr > STRIP_MAX)
+			return STRIP_FAIL;
+		size_t a0 = k;
+		if (!is_alpha(u[k]) && u[k] != '_' && u[k] != ':' && u[k] != '.')
+			return STRIP_FAIL;
+		while (k < r && is_name_char(u[k]))
+			k++;
+		size_t alen = k - a0;
+		if (alen >= HTML_NAME_MAX)
+			return STRIP_FAIL;
+		const char *v = NULL;
+		size_t vlen = 0;
+		size_t j = k;
+		while (j < r && is_blank_ch(u[j]))
+			j++;
+		if (j < r && u[j] == '=') {
+			j++;
+			while (j < r && is_blank_ch(u[j]))
+				j++;
+			if (j >= r)
+				return STRIP_FAIL;
+			if (u[j] == '"' || u[j] == '\'') {
+				const char *e = memchr(s + j + 1, s[j], r - j - 1);
+				if (!e)
+					return STRIP_FAIL;
+				v = s + j + 1;
+				vlen = (size_t)(e - v);
+				if (memchr(v, '<', vlen))
+					return STRIP_FAIL;
+				k = (size_t)(e - s) + 1;
+			} else {
+				size_t v0 = j;
+				while (j < r && !is_blank_ch(u[j]) && u[j] != '>' &&
+				       u[j] != '"' && u[j] != '\'')
+					j++;
+				if (j == v0 || (j < r && !is_blank_ch(u[j])) ||
+				    memchr(s + v0, '<', j - v0))
+					return STRIP_FAIL;
+				v = s + v0;
+				vlen = j - v0;
+				k = j;
+			}
+		}
+		/* An attribute without a value ends at its name: the blanks
+		 * after it belong to the next one. */
+		bool keep = false;
+		if (alen == 5 && !strncasecmp(s + a0, "class", 5)) {
+			if (!seen_class)
+				keep = v && (memchr(v, '&', vlen) ||
+					     class_flags_n(v, vlen));
+			seen_class = true;
+		} else if (alen == 2 && !strncasecmp(s + a0, "id", 2)) {
+			if (!seen_id)
+				keep = v && (memchr(v, '&', vlen) ||
+					     (vlen == 3 && !memcmp(v, "toc", 3)));
+			seen_id = true;
+		}
+		if (!keep) {
+			/* The attribute and the blanks after it: the blank
+			 * before it stays, so the previous attribute's
+			 * unquoted value never meets a "/>". */
+			size_t t = k;
+			while (t < r && is_blank_ch(u[t]))
+				t++;
+			if (nd && drop[nd - 1][1] == a0) {
+				drop[nd - 1][1] = t; /* adjacent: one span */
+			} else {
+				drop[nd][0] = a0;
+				drop[nd][1] = t;
+				nd++;
+			}
+		}
+	}
+	return nd;
+}
+
+/* Copies s[*copied, ...) up to each span strip_spans() finds in the start
+ * tag s[q, r] into out, skipping the spans (none if apply is false).
+ * Returns false if the tag is not of the plain shape. */
+static bool strip_tag(const char *s, size_t n, size_t q, size_t r,
+		      struct buf *out, size_t *copied, bool apply)
+{
+	size_t drop[STRIP_MAX][2];
+	size_t nd = strip_spans(s, q, r, drop);
+	if (nd == STRIP_FAIL)
+		return false;
+	if (!apply)
+		return true;
+	if (nd && !out->cap)
+		buf_grow(out, n);
+	for (size_t d = 0; d < nd; d++) {
+		buf_add(out, s + *copied, drop[d][0] - *copied);
+		*copied = drop[d][1];
+	}
+	return true;
+}
+
 static bool bound_depth(const char *s, size_t n, struct buf *out,
 			unsigned max_depth, char (*stack)[NAME_MAX_LEN + 1])
 {
 	unsigned depth = 0;
 	size_t i = 0, copied = 0;
+	/* Attributes are stripped only while this pass surely reads the
+	 * document as libxml2 does (see strip_spans()); the first construct
+	 * it might read differently ends the stripping for the document. */
+	bool sync = true;
 	while (i < n) {
 		const char *lt = memchr(s + i, '<', n - i);
 		if (!lt)
@@ -297,6 +453,15 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 			} else {
 				const char *gt = memchr(s + p, '>', n - p);
 				i = gt ? (size_t)(gt - s) + 1 : n;
+				/* A doctype without quoted literals ends at
+				 * its '>' for libxml2 too; a PI or bogus
+				 * comment might not. */
+				if (sync && (n - p < 9 ||
+					     strncasecmp(s + p, "<!doctype", 9) ||
+					     memchr(s + p, '"', i - p) ||
+					     memchr(s + p, '\'', i - p) ||
+					     memchr(s + p + 1, '<', i - p - 1)))
+					sync = false;
 			}
 			continue;
 		}
@@ -307,7 +472,7 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 			continue;
 		}
 		char name[NAME_MAX_LEN + 1];
-		size_t nl = 0;
+		size_t nl = 0, name0 = q;
 		while (q < n && is_name_char((unsigned char)s[q])) {
 			if (nl < NAME_MAX_LEN) {
 				char ch = s[q];
@@ -333,7 +498,17 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 		if (r >= n)
 			break;
 		i = r + 1;
+		if (q - name0 >= HTML_NAME_MAX)
+			sync = false; /* libxml2 cuts the name there */
 		if (end) {
+			/* libxml2 reads "</name>" with blanks before '>' only. */
+			if (sync) {
+				size_t k = q;
+				while (k < r && is_blank_ch((unsigned char)s[k]))
+					k++;
+				if (k != r)
+					sync = false;
+			}
 			bool found = false;
 			for (unsigned k = depth; k > 0; k--) {
 				if (stack[k - 1][0] == name[0] &&
@@ -354,9 +529,15 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 			}
 			continue;
 		}
+		/* Not <meta>: its attributes could name a charset (ignored
+		 * with HTML_PARSE_IGNORE_ENC, but there is nothing to gain). */
+		bool strip = !(nl == 4 && !memcmp(name, "meta", 4));
 		bool self_closing = s[r - 1] == '/';
-		if (self_closing || is_void(name, nl))
+		if (self_closing || is_void(name, nl)) {
+			if (sync && !strip_tag(s, n, q, r, out, &copied, strip))
+				sync = false;
 			continue;
+		}
 		bool raw = !strcmp(name, "script") || !strcmp(name, "style");
 		if (depth >= max_depth) {
 			/* Too deep: the tag becomes a space; a script or
@@ -373,9 +554,21 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 			continue;
 		}
 		memcpy(stack[depth++], name, nl + 1);
+		if (sync && !strip_tag(s, n, q, r, out, &copied, strip))
+			sync = false;
 		if (raw) {
 			size_t e = find_ci(s, n, i, !strcmp(name, "script")
 							? "</script" : "</style");
+			/* libxml2 ends the body at the first "</" and a
+			 * letter, this pass at "</script" or "</style". */
+			for (size_t k = i; sync && k + 2 < e; k++) {
+				const char *lt = memchr(s + k, '<', e - 2 - k);
+				if (!lt)
+					break;
+				k = (size_t)(lt - s);
+				if (s[k + 1] == '/' && is_alpha((unsigned char)s[k + 2]))
+					sync = false;
+			}
 			i = e;
 		}
 	}
@@ -651,20 +844,25 @@ static unsigned class_token_flags(const char *t, size_t n)
 	return 0;
 }
 
-/* The flags of every class in a space-separated class list. */
-static unsigned class_flags(const char *list)
+/* The flags of every class in a space-separated class list of n bytes. */
+static unsigned class_flags_n(const char *list, size_t n)
 {
 	unsigned flags = 0;
-	const char *p = list;
-	while (*p) {
-		while (*p && is_space((unsigned char)*p))
+	const char *p = list, *end = list + n;
+	while (p < end) {
+		while (p < end && is_space((unsigned char)*p))
 			p++;
 		const char *s = p;
-		while (*p && !is_space((unsigned char)*p))
+		while (p < end && !is_space((unsigned char)*p))
 			p++;
 		flags |= class_token_flags(s, (size_t)(p - s));
 	}
 	return flags;
+}
+
+static unsigned class_flags(const char *list)
+{
+	return class_flags_n(list, strlen(list));
 }
 
 static unsigned char element_role(struct extract *x, const char *name,
