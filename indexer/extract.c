@@ -32,6 +32,9 @@
 #include <libxml/parser.h>
 #include <stdint.h>
 #include <stdlib.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <string.h>
 #include <strings.h>
 
@@ -132,6 +135,21 @@ static bool utf8_is_clean(const char *in, size_t len)
 	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 	size_t i = 0;
 	while (i < len) {
+#ifdef __SSE2__
+		/* Sixteen bytes at a time with SSE2 (every x86-64 has it):
+		 * the signed compare flags both bytes below 0x20 and bytes
+		 * with the high bit. */
+		while (len - i >= 16) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+			__m128i low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+			__m128i nl = _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'));
+			__m128i del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F));
+			if (_mm_movemask_epi8(_mm_or_si128(_mm_andnot_si128(nl, low),
+							   del)))
+				break;
+			i += 16;
+		}
+#endif
 		/* Eight bytes at a time while they are printable ASCII or
 		 * newlines: no high bit, no 0x7F, no byte below 0x20 other
 		 * than '\n' (the per-byte masks are exact: no borrow
@@ -315,8 +333,8 @@ static unsigned class_flags_n(const char *list, size_t n);
 
 /* Parses the attributes of a start tag, s[q, r] (s[r] is its '>'), and
  * stores in drop[] the byte spans to remove (each an attribute and the
- * blanks after it).  Returns the number of spans, 0 if there is nothing
- * to drop or the tag is not of the plain shape. */
+ * blanks after it).  Returns the number of spans (0: nothing to drop), or
+ * STRIP_FAIL if the tag is not of the plain shape. */
 static size_t strip_spans(const char *s, size_t q, size_t r,
 			  size_t drop[STRIP_MAX][2])
 {
@@ -343,6 +361,7 @@ static size_t strip_spans(const char *s, size_t q, size_t r,
 			return STRIP_FAIL;
 		const char *v = NULL;
 		size_t vlen = 0;
+		bool amp = false;
 		size_t j = k;
 		while (j < r && is_blank_ch(u[j]))
 			j++;
@@ -352,22 +371,30 @@ static size_t strip_spans(const char *s, size_t q, size_t r,
 				j++;
 			if (j >= r)
 				return STRIP_FAIL;
+			/* Values are short: one inline scan finds the end,
+			 * a '<' (give up) and a '&'. */
 			if (u[j] == '"' || u[j] == '\'') {
-				const char *e = memchr(s + j + 1, s[j], r - j - 1);
-				if (!e)
+				unsigned char quote = u[j];
+				size_t e = j + 1;
+				for (; e < r && u[e] != quote; e++) {
+					if (u[e] == '<')
+						return STRIP_FAIL;
+					amp |= u[e] == '&';
+				}
+				if (e >= r)
 					return STRIP_FAIL;
 				v = s + j + 1;
-				vlen = (size_t)(e - v);
-				if (memchr(v, '<', vlen))
-					return STRIP_FAIL;
-				k = (size_t)(e - s) + 1;
+				vlen = e - j - 1;
+				k = e + 1;
 			} else {
 				size_t v0 = j;
-				while (j < r && !is_blank_ch(u[j]) && u[j] != '>' &&
-				       u[j] != '"' && u[j] != '\'')
-					j++;
-				if (j == v0 || (j < r && !is_blank_ch(u[j])) ||
-				    memchr(s + v0, '<', j - v0))
+				for (; j < r && !is_blank_ch(u[j]); j++) {
+					if (u[j] == '>' || u[j] == '"' ||
+					    u[j] == '\'' || u[j] == '<')
+						return STRIP_FAIL;
+					amp |= u[j] == '&';
+				}
+				if (j == v0)
 					return STRIP_FAIL;
 				v = s + v0;
 				vlen = j - v0;
@@ -377,15 +404,18 @@ static size_t strip_spans(const char *s, size_t q, size_t r,
 		/* An attribute without a value ends at its name: the blanks
 		 * after it belong to the next one. */
 		bool keep = false;
-		if (alen == 5 && !strncasecmp(s + a0, "class", 5)) {
+		/* (c | 0x20) lowercases a letter and maps no other byte
+		 * to one of these letters. */
+		if (alen == 5 && (u[a0] | 0x20) == 'c' && (u[a0 + 1] | 0x20) == 'l' &&
+		    (u[a0 + 2] | 0x20) == 'a' && (u[a0 + 3] | 0x20) == 's' &&
+		    (u[a0 + 4] | 0x20) == 's') {
 			if (!seen_class)
-				keep = v && (memchr(v, '&', vlen) ||
-					     class_flags_n(v, vlen));
+				keep = v && (amp || class_flags_n(v, vlen));
 			seen_class = true;
-		} else if (alen == 2 && !strncasecmp(s + a0, "id", 2)) {
+		} else if (alen == 2 && (u[a0] | 0x20) == 'i' &&
+			   (u[a0 + 1] | 0x20) == 'd') {
 			if (!seen_id)
-				keep = v && (memchr(v, '&', vlen) ||
-					     (vlen == 3 && !memcmp(v, "toc", 3)));
+				keep = v && (amp || (vlen == 3 && !memcmp(v, "toc", 3)));
 			seen_id = true;
 		}
 		if (!keep) {
@@ -407,6 +437,20 @@ static size_t strip_spans(const char *s, size_t q, size_t r,
 	return nd;
 }
 
+/* Appends len bytes to out, the pre-pass's copy of an n-byte document:
+ * room for all of it is made at the first append (the copy is never longer:
+ * a replaced tag becomes one space, a stripped attribute nothing), so the
+ * common case is one memcpy. */
+static inline void out_add(struct buf *out, size_t n, const char *p,
+			   size_t len)
+{
+	if (out->cap - out->len <= len)
+		buf_grow(out, len > n ? len : n);
+	memcpy(out->data + out->len, p, len);
+	out->len += len;
+	out->data[out->len] = '\0';
+}
+
 /* Copies s[*copied, ...) up to each span strip_spans() finds in the start
  * tag s[q, r] into out, skipping the spans (none if apply is false).
  * Returns false if the tag is not of the plain shape. */
@@ -419,10 +463,8 @@ static bool strip_tag(const char *s, size_t n, size_t q, size_t r,
 		return false;
 	if (!apply)
 		return true;
-	if (nd && !out->cap)
-		buf_grow(out, n);
 	for (size_t d = 0; d < nd; d++) {
-		buf_add(out, s + *copied, drop[d][0] - *copied);
+		out_add(out, n, s + *copied, drop[d][0] - *copied);
 		*copied = drop[d][1];
 	}
 	return true;
@@ -523,8 +565,8 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 			 * element libxml2 implied (a <p>), and a space breaks
 			 * words just as well. */
 			if (!found) {
-				buf_add(out, s + copied, p - copied);
-				buf_addch(out, ' ');
+				out_add(out, n, s + copied, p - copied);
+				out_add(out, n, " ", 1);
 				copied = i;
 			}
 			continue;
@@ -542,8 +584,8 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 		if (depth >= max_depth) {
 			/* Too deep: the tag becomes a space; a script or
 			 * style goes with its body, which is not text. */
-			buf_add(out, s + copied, p - copied);
-			buf_addch(out, ' ');
+			out_add(out, n, s + copied, p - copied);
+			out_add(out, n, " ", 1);
 			if (raw) {
 				size_t e = find_ci(s, n, i, !strcmp(name, "script")
 								? "</script" : "</style");
@@ -574,7 +616,7 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 	}
 	if (!copied)
 		return false; /* nothing changed: the caller parses s itself */
-	buf_add(out, s + copied, n - copied);
+	out_add(out, n, s + copied, n - copied);
 	return true;
 }
 
@@ -609,7 +651,8 @@ static void field_add(struct field *f, const unsigned char *s, size_t n)
 	if (f->truncated || !n)
 		return;
 	/* Output never exceeds input plus one pending space. */
-	buf_grow(&f->b, n + 2);
+	if (f->b.cap - f->b.len <= n + 2)
+		buf_grow(&f->b, n + 2);
 	char *out = f->b.data;
 	size_t len = f->b.len;
 	bool space = f->space;
