@@ -309,18 +309,28 @@ static const unsigned char tag_stop[256] = { ['"'] = 1, ['\''] = 1, ['>'] = 1 };
  * first is dropped, a repeat must go too or it would take its place).
  *
  * Only a tag whose every attribute has the plain shape below is rewritten,
- * and only if it ends where bound_depth() found its end; anything else
- * (an attribute without a blank before it, a name libxml2 would cut at 100
- * bytes, an unquoted value with a quote in it, a form feed, more than
- * STRIP_MAX attributes) is left for libxml2 as it was.  The grammar is
+ * and only if it ends where bound_depth() found its end.  The grammar is
  * libxml2 2.9.14's htmlParseStartTag() on that subset: blanks are space,
- * tab, CR and LF; a name starts with a letter, '_', ':' or '.' and goes on
- * with letters, digits, ':', '-', '_', '.'; "= value" may have blanks
- * around '='; a quoted value ends at the next same quote (character
+ * tab, CR and LF; each attribute follows a blank; a name starts with a
+ * letter, '_', ':' or '.' and goes on with letters, digits, ':', '-', '_',
+ * '.' (under 100 bytes, where libxml2 would cut it); "= value" may have
+ * blanks around '='; a quoted value ends at the next same quote (character
  * references never consume a raw quote); an unquoted value ends at a blank
- * or '>'.  A value with '&' is kept when it matters (class, id): its
- * decoded text is not known here. */
-#define STRIP_MAX 32
+ * or '>' and holds no quote; no value holds a '<'.  A value with '&' is
+ * kept when it matters (class, id): its decoded text is not known here.
+ *
+ * Stripping is only right where this pass and libxml2 agree on what is a
+ * tag.  They can disagree after a construct the pre-pass reads more
+ * simply (a start tag outside the grammar, an end tag with more than
+ * blanks after its name, a doctype with quoted literals, a PI or bogus
+ * comment, a script or style body holding "</" and a letter, where libxml2
+ * ends it): bound_depth() stops stripping for the rest of the document at
+ * the first one.  Each dropped span starts at an attribute's name and takes
+ * the blanks after it, so the blank before it stays and an unquoted value
+ * before it never meets a "/>".  Adjacent spans merge and at most two
+ * attributes stay, so a tag has at most three spans (STRIP_MAX; a tag
+ * with more would be left as it is). */
+#define STRIP_MAX 3
 #define STRIP_FAIL ((size_t)-1)
 #define HTML_NAME_MAX 100 /* libxml2's HTML_PARSER_BUFFER_SIZE */
 
@@ -339,7 +349,8 @@ static size_t strip_spans(const char *s, size_t q, size_t r,
 			  size_t drop[STRIP_MAX][2])
 {
 	const unsigned char *u = (const unsigned char *)s;
-	size_t k = q, nd = 0, nattr = 0;
+	size_t k = q, nd = 0;
+	bool full = false;
 	bool seen_class = false, seen_id = false;
 	for (;;) {
 		size_t ws = k;
@@ -349,7 +360,7 @@ static size_t strip_spans(const char *s, size_t q, size_t r,
 			break;
 		if (u[k] == '/' && k + 1 == r)
 			break;
-		if (k == ws || ++nattr > STRIP_MAX)
+		if (k == ws)
 			return STRIP_FAIL;
 		size_t a0 = k;
 		if (!is_alpha(u[k]) && u[k] != '_' && u[k] != ':' && u[k] != '.')
@@ -427,14 +438,16 @@ static size_t strip_spans(const char *s, size_t q, size_t r,
 				t++;
 			if (nd && drop[nd - 1][1] == a0) {
 				drop[nd - 1][1] = t; /* adjacent: one span */
-			} else {
+			} else if (nd < STRIP_MAX) {
 				drop[nd][0] = a0;
 				drop[nd][1] = t;
 				nd++;
+			} else {
+				full = true; /* the tag stays as it is */
 			}
 		}
 	}
-	return nd;
+	return full ? 0 : nd;
 }
 
 /* Appends len bytes to out, the pre-pass's copy of an n-byte document:
