@@ -323,8 +323,8 @@ static const unsigned char tag_stop[256] = { ['"'] = 1, ['\''] = 1, ['>'] = 1 };
  * tag.  They can disagree after a construct the pre-pass reads more
  * simply (a start tag outside the grammar, an end tag with more than
  * blanks after its name, a doctype with quoted literals, a PI or bogus
- * comment, a script or style body holding "</" and a letter, where libxml2
- * ends it): bound_depth() stops stripping for the rest of the document at
+ * comment, a comment holding "--!>" or a script or style body holding "</"
+ * and a letter, where libxml2 ends them): bound_depth() stops stripping for the rest of the document at
  * the first one.  Each dropped span starts at an attribute's name and takes
  * the blanks after it, so the blank before it stays and an unquoted value
  * before it never meets a "/>".  Adjacent spans merge and at most two
@@ -505,6 +505,9 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 			if (n - p >= 4 && memcmp(s + p, "<!--", 4) == 0) {
 				e = find_ci(s, n, p + 4, "-->");
 				i = e < n ? e + 3 : n;
+				/* libxml2 2.9.14 also ends a comment at "--!>". */
+				if (sync && find_ci(s, e, p + 4, "--!>") < e)
+					sync = false;
 			} else {
 				const char *gt = memchr(s + p, '>', n - p);
 				i = gt ? (size_t)(gt - s) + 1 : n;
