@@ -529,7 +529,10 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 			i = p + 1;
 			continue;
 		}
+		/* Zero-padded, so names are copied and compared as whole
+		 * 16-byte arrays (no strcmp or strlen per tag). */
 		char name[NAME_MAX_LEN + 1];
+		memset(name, 0, sizeof(name));
 		size_t nl = 0, name0 = q;
 		while (q < n && is_name_char((unsigned char)s[q])) {
 			if (nl < NAME_MAX_LEN) {
@@ -569,8 +572,7 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 			}
 			bool found = false;
 			for (unsigned k = depth; k > 0; k--) {
-				if (stack[k - 1][0] == name[0] &&
-				    strcmp(stack[k - 1], name) == 0) {
+				if (memcmp(stack[k - 1], name, sizeof(name)) == 0) {
 					depth = k - 1;
 					found = true;
 					break;
@@ -611,7 +613,7 @@ static bool bound_depth(const char *s, size_t n, struct buf *out,
 			copied = i;
 			continue;
 		}
-		memcpy(stack[depth++], name, nl + 1);
+		memcpy(stack[depth++], name, sizeof(name));
 		if (sync && !strip_tag(s, n, q, r, out, &copied, strip))
 			sync = false;
 		if (raw) {
@@ -1191,6 +1193,10 @@ enum status extract_html(struct extract *x, const char *html, size_t len,
 	sax.fatalError = sax_silent;
 
 	doc_reset(x);
+	/* The body text is about half of a page's HTML: room for that at
+	 * once, rather than a realloc at every doubling. */
+	buf_grow(&x->text.b, (src_len < 2 * x->lim.max_output
+				      ? src_len / 2 : x->lim.max_output) + 64);
 	htmlParserCtxtPtr ctxt = htmlCreatePushParserCtxt(
 		&sax, x, NULL, 0, NULL, XML_CHAR_ENCODING_UTF8);
 	if (!ctxt) {
