@@ -4,9 +4,11 @@
  * The input is first made valid UTF-8 (invalid sequences become U+FFFD,
  * control characters other than white space become spaces), so libxml2
  * never falls back to another encoding and never sees a byte it could
- * misread.  It is then given to libxml2's HTML push parser in one call with
- * terminate set (pieces only above 1 GiB), with a SAX handler; no tree is
- * built.
+ * misread.  A pre-pass then bounds the nesting depth and drops the
+ * attributes that cannot change the fields (see bound_depth() and
+ * strip_spans()).  The result is given to libxml2's HTML push parser in one
+ * call with terminate set (pieces only above 1 GiB), with a SAX handler; no
+ * tree is built.
  *
  * The handler keeps a stack of the open elements' roles (up to max_depth;
  * deeper elements only count an overflow depth) and three counters: how many
