@@ -65,6 +65,9 @@
 #endif
 
 #define EXPORT __attribute__((visibility("default")))
+/* The per-word steps, inlined into the segment loop whatever GCC guesses:
+ * a call per word costs several per cent of a European chain. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Segments longer than this many bytes are skipped without analysis (they
  * cannot give a term of at most FRESHET_ANALYZER_MAX_TERM bytes). */
@@ -382,7 +385,7 @@ static bool accent_fold(struct freshet_analyzer *an, const char *in, size_t len,
  * neighbours (no decomposition, no case, never composes with a following
  * mark in a way that matters here)?  CJK ideographs, kana and Hangul
  * syllables: lets CJK text skip the UTF-16 round trip. */
-static bool fold_identity(UChar32 c)
+ALWAYS_INLINE bool fold_identity(UChar32 c)
 {
 	return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
 	       (c >= 0x3041 && c <= 0x3096) || (c >= 0x30A1 && c <= 0x30FA) ||
@@ -522,7 +525,7 @@ static bool elided(const char *const *list, const char *w, size_t n)
 
 /* Elision and possessive: adjusts [*b, *e) inside an->fold and the source
  * offsets [*s, *se). */
-static void strip_clitics(struct freshet_analyzer *an, const char *src,
+ALWAYS_INLINE void strip_clitics(struct freshet_analyzer *an, const char *src,
                           size_t *b, size_t *e, size_t *s, size_t *se)
 {
 	const char *f = an->fold.p;
@@ -581,7 +584,7 @@ static int stop_cmp(const void *k, const void *m)
 	return strcmp(k, *(const char *const *)m);
 }
 
-static bool is_stopword(const struct freshet_analyzer *an, const char *w)
+ALWAYS_INLINE bool is_stopword(const struct freshet_analyzer *an, const char *w)
 {
 	return an->stop && bsearch(w, an->stop, an->nstop, sizeof *an->stop, stop_cmp);
 }
@@ -620,7 +623,7 @@ static bool german_umlauts(struct freshet_analyzer *an, const char *w, size_t n,
 
 /* Computes the text-view term of the folded word w[0..n) into *res and *rlen
  * (pointing into an instance buffer or the cache).  Returns 0 or a status. */
-static int text_term(struct freshet_analyzer *an, const char *w, size_t n,
+ALWAYS_INLINE int text_term(struct freshet_analyzer *an, const char *w, size_t n,
                      const char **res, size_t *rlen)
 {
 	struct cache_slot *slot = NULL;
@@ -743,8 +746,59 @@ static int bigrams(struct freshet_analyzer *an, const char *src, size_t s,
 	return 0;
 }
 
-/* Analyzes one word src[s..e) (already a word by ICU's rule status). */
-static int word(struct freshet_analyzer *an, const char *src, size_t s,
+/* word() for the CJK languages: bigrams for Hangul and long Han runs, and
+ * words of Han and kana only or of ASCII only, whose terms are the word
+ * itself (lowercased).  Returns WORD_GENERAL for anything else, for the
+ * general path.  Kept out of line so that word() stays small for the other
+ * languages. */
+#define WORD_GENERAL (-1)
+static __attribute__((noinline)) int word_cjk(struct freshet_analyzer *an,
+                                              const char *src, size_t s, size_t e,
+                                              uint32_t *pos, const struct sinks *k)
+{
+	int32_t i = (int32_t)s, n = 0;
+	UChar32 c;
+	bool hangul = false, han = true, ident = true, ascii = true;
+	while (i < (int32_t)e) {
+		if ((uint8_t)src[i] < 0x80) {
+			i++;
+			n++;
+			han = ident = false;
+			continue;
+		}
+		ascii = false;
+		U8_NEXT(src, i, (int32_t)e, c);
+		n++;
+		if (is_hangul(c))
+			hangul = true;
+		if (!is_han(c))
+			han = false;
+		if (!fold_identity(c))
+			ident = false;
+	}
+	if (hangul || (han && n > 4))
+		return bigrams(an, src, s, e, pos, k);
+	if ((ident || ascii) && !an->prof.elision && !an->prof.possessive &&
+	    !an->prof.turkish && !an->stemmer && !an->stop) {
+		/* Han and kana only, or ASCII only: case folding is
+		 * identity or A-Z -> a-z, and clitics and the text
+		 * view's steps leave the word as it is. */
+		if (!cbuf_need(&an->fold, e - s + 1))
+			return FRESHET_ANALYZER_NOMEM;
+		char *f = an->fold.p;
+		for (size_t j = s; j < e; j++) {
+			uint8_t b = (uint8_t)src[j];
+			f[j - s] = (char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
+		}
+		f[e - s] = 0;
+		return emit_both(k, f, e - s, s, e, (*pos)++);
+	}
+	return WORD_GENERAL;
+}
+
+/* Analyzes one word src[s..e) (already a word by ICU's rule status).
+ * Inlined in its two callers: the per-word calls cost otherwise. */
+ALWAYS_INLINE int word(struct freshet_analyzer *an, const char *src, size_t s,
                 size_t e, uint32_t *pos, const struct sinks *k)
 {
 	if (e - s > MAX_SEGMENT) {
@@ -752,31 +806,9 @@ static int word(struct freshet_analyzer *an, const char *src, size_t s,
 		return 0;
 	}
 	if (an->prof.cjk) {
-		int32_t i = (int32_t)s, n = 0;
-		UChar32 c;
-		bool hangul = false, han = true, ident = true;
-		while (i < (int32_t)e) {
-			U8_NEXT(src, i, (int32_t)e, c);
-			n++;
-			if (is_hangul(c))
-				hangul = true;
-			if (!is_han(c))
-				han = false;
-			if (!fold_identity(c))
-				ident = false;
-		}
-		if (hangul || (han && n > 4))
-			return bigrams(an, src, s, e, pos, k);
-		if (ident && !an->prof.elision && !an->prof.possessive &&
-		    !an->prof.turkish && !an->stemmer && !an->stop) {
-			/* Han and kana only: case folding, clitics and the
-			 * text view's steps all leave the word as it is. */
-			if (!cbuf_need(&an->fold, e - s + 1))
-				return FRESHET_ANALYZER_NOMEM;
-			memcpy(an->fold.p, src + s, e - s);
-			an->fold.p[e - s] = 0;
-			return emit_both(k, an->fold.p, e - s, s, e, (*pos)++);
-		}
+		int st = word_cjk(an, src, s, e, pos, k);
+		if (st != WORD_GENERAL)
+			return st;
 	}
 	size_t fl;
 	int st = casefold(an, src + s, e - s, &fl);
