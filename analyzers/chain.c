@@ -392,6 +392,23 @@ static bool accent_fold(struct freshet_analyzer *an, const char *in, size_t len,
  * neighbours (no decomposition, no case, never composes with a following
  * mark in a way that matters here)?  CJK ideographs, kana and Hangul
  * syllables: lets CJK text skip the UTF-16 round trip. */
+/* U8_NEXT with the three-byte sequences of the BMP outside the surrogates
+ * (E1-EC, EE-EF lead bytes: CJK, kana, Hangul) decoded inline; anything
+ * else goes to U8_NEXT. */
+#define U8_NEXT_FAST(s, i, n, c) do { \
+	uint8_t b0_ = (uint8_t)(s)[i]; \
+	if (b0_ >= 0xE1 && b0_ <= 0xEF && b0_ != 0xED && (i) + 2 < (n) && \
+	    ((uint8_t)(s)[(i) + 1] & 0xC0) == 0x80 && \
+	    ((uint8_t)(s)[(i) + 2] & 0xC0) == 0x80) { \
+		(c) = (UChar32)(((b0_ & 0x0F) << 12) | \
+		                (((uint8_t)(s)[(i) + 1] & 0x3F) << 6) | \
+		                ((uint8_t)(s)[(i) + 2] & 0x3F)); \
+		(i) += 3; \
+	} else { \
+		U8_NEXT(s, i, n, c); \
+	} \
+} while (0)
+
 ALWAYS_INLINE bool fold_identity(UChar32 c)
 {
 	return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
@@ -774,7 +791,7 @@ static __attribute__((noinline)) int word_cjk(struct freshet_analyzer *an,
 			continue;
 		}
 		ascii = false;
-		U8_NEXT(src, i, (int32_t)e, c);
+		U8_NEXT_FAST(src, i, (int32_t)e, c);
 		n++;
 		if (is_hangul(c))
 			hangul = true;
@@ -793,9 +810,13 @@ static __attribute__((noinline)) int word_cjk(struct freshet_analyzer *an,
 		if (!cbuf_need(&an->fold, e - s + 1))
 			return FRESHET_ANALYZER_NOMEM;
 		char *f = an->fold.p;
-		for (size_t j = s; j < e; j++) {
-			uint8_t b = (uint8_t)src[j];
-			f[j - s] = (char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
+		if (ident) {
+			memcpy(f, src + s, e - s);
+		} else {
+			for (size_t j = s; j < e; j++) {
+				uint8_t b = (uint8_t)src[j];
+				f[j - s] = (char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
+			}
 		}
 		f[e - s] = 0;
 		return emit_both(k, f, e - s, s, e, (*pos)++);
@@ -1093,7 +1114,7 @@ static int32_t to_utf16_runs(struct freshet_analyzer *an, const char *text,
 				c = b;
 				cls = b == '_' ? RUN_BAD : 0;
 			} else {
-				U8_NEXT(text, i, n, c);
+				U8_NEXT_FAST(text, i, n, c);
 				if (c < 0)
 					c = 0xFFFD;
 				cls = run_class(c);
