@@ -32,15 +32,22 @@
  *      marks are letters.  The result of steps 5 is cached per instance
  *      (term -> text term), since a few hundred words make most of a text.
  *   CJK: Hangul words and Han runs the dictionary left longer than four
- *   characters are emitted as overlapping bigrams, one position each.
+ *   characters are emitted as overlapping bigrams, one position each.  For
+ *   ja and zh a run cache replays ICU's segmentation of the runs of Han
+ *   and kana the instance has seen before (see to_utf16_runs: up to 32,768
+ *   runs in at most 2.25 MiB per instance, emptied when full), ICU reads a
+ *   run of spaces as one space, and words of Han and kana only or ASCII
+ *   only skip the folding steps, which would leave them as they are.  The
+ *   output is the same as without (tests/test-analyzers-cjk.c).
  *
- * Invariants: an instance owns its ICU break iterator, UText, stemmer and
- * buffers and is used by one thread at a time; no function here aborts,
- * exits or prints: every failure becomes a status and a message in
- * an->err.  Every emitted term is NUL-terminated, valid UTF-8, non-empty and
- * at most FRESHET_ANALYZER_MAX_TERM bytes.
+ * Invariants: an instance owns its ICU break iterator, UText, stemmer,
+ * buffers and run cache and is used by one thread at a time; no function
+ * here aborts, exits or prints: every failure becomes a status and a
+ * message in an->err.  Every emitted term is NUL-terminated, valid UTF-8,
+ * non-empty and at most FRESHET_ANALYZER_MAX_TERM bytes.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,6 +71,9 @@
 #endif
 
 #define EXPORT __attribute__((visibility("default")))
+/* The per-word steps, inlined into the segment loop whatever GCC guesses:
+ * a call per word costs several per cent of a European chain. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Segments longer than this many bytes are skipped without analysis (they
  * cannot give a term of at most FRESHET_ANALYZER_MAX_TERM bytes). */
@@ -71,6 +81,20 @@
 
 #define CACHE_SLOTS 4096
 #define CACHE_KEY 40
+
+/* The run cache (ja, zh; see to_utf16_runs below): index slots (a power of
+ * two), most runs kept (half the slots), the arena's largest size (~50
+ * bytes a run; with the index 2.25 MiB an instance at most), longest run
+ * kept (UTF-8 bytes) and most segments per run.  Twice the size saves ~2%
+ * of the instructions of a Japanese manual page corpus. */
+#define RUN_IDX (1u << 16)
+#define RUN_MAX (RUN_IDX / 2)
+#define RUN_ARENA (2u << 20)
+#define RUN_KEY 120
+#define RUN_SEGS 48
+/* What ICU reads in place of a run whose segmentation the cache has:
+ * U+FFFC OBJECT REPLACEMENT CHARACTER (Word_Break Other). */
+#define RUN_PLACEHOLDER 0xFFFC
 
 /* What a language needs from the chain. */
 struct lang_profile {
@@ -146,6 +170,28 @@ struct cache_slot {
 	char val[CACHE_KEY];
 };
 
+/* One run of dictionary characters and its segmentation, in the arena:
+ * this header, the run's klen bytes of UTF-8, then for each of its nseg
+ * segments one byte: the end of the segment (bytes from the start of the
+ * run, < 128) | RUN_WORD when it is a word (rule status >=
+ * UBRK_WORD_NONE_LIMIT). */
+struct run_entry {
+	uint32_t hash;
+	uint8_t klen, nseg;
+};
+#define RUN_WORD 0x80
+
+/* A run found while converting the text: at ICU index u16 (a placeholder
+ * when hit, else the run itself up to u16_end) from byte bs to be; entry is
+ * the arena offset of its entry when hit. */
+struct run_ref {
+	int32_t u16, u16_end;
+	int32_t bs, be;
+	uint32_t hash;
+	bool hit;
+	uint32_t entry;
+};
+
 struct ubuf { UChar *p; int32_t cap; };
 struct cbuf { char *p; size_t cap; };
 
@@ -167,6 +213,12 @@ struct freshet_analyzer {
 	struct ubuf u1, u2;
 	struct cbuf fold, tmp, out;
 	struct cache_slot *cache;
+	bool runcache_on;              /* ja, zh unless runcache=0 */
+	uint32_t *run_idx;             /* RUN_IDX: arena offset + 1, or 0 */
+	unsigned char *arena;          /* the entries, append-only */
+	size_t arena_len, arena_cap, nentries;
+	struct run_ref *refs;          /* the runs of the current text */
+	size_t nrefs, refs_cap;
 	char err[256];
 };
 
@@ -340,7 +392,24 @@ static bool accent_fold(struct freshet_analyzer *an, const char *in, size_t len,
  * neighbours (no decomposition, no case, never composes with a following
  * mark in a way that matters here)?  CJK ideographs, kana and Hangul
  * syllables: lets CJK text skip the UTF-16 round trip. */
-static bool fold_identity(UChar32 c)
+/* U8_NEXT with the three-byte sequences of the BMP outside the surrogates
+ * (E1-EC, EE-EF lead bytes: CJK, kana, Hangul) decoded inline; anything
+ * else goes to U8_NEXT. */
+#define U8_NEXT_FAST(s, i, n, c) do { \
+	uint8_t b0_ = (uint8_t)(s)[i]; \
+	if (b0_ >= 0xE1 && b0_ <= 0xEF && b0_ != 0xED && (i) + 2 < (n) && \
+	    ((uint8_t)(s)[(i) + 1] & 0xC0) == 0x80 && \
+	    ((uint8_t)(s)[(i) + 2] & 0xC0) == 0x80) { \
+		(c) = (UChar32)(((b0_ & 0x0F) << 12) | \
+		                (((uint8_t)(s)[(i) + 1] & 0x3F) << 6) | \
+		                ((uint8_t)(s)[(i) + 2] & 0x3F)); \
+		(i) += 3; \
+	} else { \
+		U8_NEXT(s, i, n, c); \
+	} \
+} while (0)
+
+ALWAYS_INLINE bool fold_identity(UChar32 c)
 {
 	return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
 	       (c >= 0x3041 && c <= 0x3096) || (c >= 0x30A1 && c <= 0x30FA) ||
@@ -480,7 +549,7 @@ static bool elided(const char *const *list, const char *w, size_t n)
 
 /* Elision and possessive: adjusts [*b, *e) inside an->fold and the source
  * offsets [*s, *se). */
-static void strip_clitics(struct freshet_analyzer *an, const char *src,
+ALWAYS_INLINE void strip_clitics(struct freshet_analyzer *an, const char *src,
                           size_t *b, size_t *e, size_t *s, size_t *se)
 {
 	const char *f = an->fold.p;
@@ -539,7 +608,7 @@ static int stop_cmp(const void *k, const void *m)
 	return strcmp(k, *(const char *const *)m);
 }
 
-static bool is_stopword(const struct freshet_analyzer *an, const char *w)
+ALWAYS_INLINE bool is_stopword(const struct freshet_analyzer *an, const char *w)
 {
 	return an->stop && bsearch(w, an->stop, an->nstop, sizeof *an->stop, stop_cmp);
 }
@@ -578,7 +647,7 @@ static bool german_umlauts(struct freshet_analyzer *an, const char *w, size_t n,
 
 /* Computes the text-view term of the folded word w[0..n) into *res and *rlen
  * (pointing into an instance buffer or the cache).  Returns 0 or a status. */
-static int text_term(struct freshet_analyzer *an, const char *w, size_t n,
+ALWAYS_INLINE int text_term(struct freshet_analyzer *an, const char *w, size_t n,
                      const char **res, size_t *rlen)
 {
 	struct cache_slot *slot = NULL;
@@ -701,8 +770,63 @@ static int bigrams(struct freshet_analyzer *an, const char *src, size_t s,
 	return 0;
 }
 
-/* Analyzes one word src[s..e) (already a word by ICU's rule status). */
-static int word(struct freshet_analyzer *an, const char *src, size_t s,
+/* word() for the CJK languages: bigrams for Hangul and long Han runs, and
+ * words of Han and kana only or of ASCII only, whose terms are the word
+ * itself (lowercased).  Returns WORD_GENERAL for anything else, for the
+ * general path.  Kept out of line so that word() stays small for the other
+ * languages. */
+#define WORD_GENERAL (-1)
+static __attribute__((noinline)) int word_cjk(struct freshet_analyzer *an,
+                                              const char *src, size_t s, size_t e,
+                                              uint32_t *pos, const struct sinks *k)
+{
+	int32_t i = (int32_t)s, n = 0;
+	UChar32 c;
+	bool hangul = false, han = true, ident = true, ascii = true;
+	while (i < (int32_t)e) {
+		if ((uint8_t)src[i] < 0x80) {
+			i++;
+			n++;
+			han = ident = false;
+			continue;
+		}
+		ascii = false;
+		U8_NEXT_FAST(src, i, (int32_t)e, c);
+		n++;
+		if (is_hangul(c))
+			hangul = true;
+		if (!is_han(c))
+			han = false;
+		if (!fold_identity(c))
+			ident = false;
+	}
+	if (hangul || (han && n > 4))
+		return bigrams(an, src, s, e, pos, k);
+	if ((ident || ascii) && !an->prof.elision && !an->prof.possessive &&
+	    !an->prof.turkish && !an->stemmer && !an->stop) {
+		/* Han and kana only, or ASCII only: case folding is
+		 * identity or A-Z -> a-z, and clitics and the text
+		 * view's steps leave the word as it is. */
+		if (!cbuf_need(&an->fold, e - s + 1))
+			return FRESHET_ANALYZER_NOMEM;
+		char *f = an->fold.p;
+		if (ident) {
+			memcpy(f, src + s, e - s);
+		} else {
+			for (size_t j = s; j < e; j++) {
+				uint8_t b = (uint8_t)src[j];
+				f[j - s] = (char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
+			}
+		}
+		f[e - s] = 0;
+		return emit_both(k, f, e - s, s, e, (*pos)++);
+	}
+	return WORD_GENERAL;
+}
+
+/* Analyzes one word src[s..e) (already a word by ICU's rule status).
+ * Inlined in its two callers: the per-word calls cost otherwise. */
+ALWAYS_INLINE int word(struct freshet_analyzer *an, const char *src, size_t s,
                 size_t e, uint32_t *pos, const struct sinks *k)
 {
 	if (e - s > MAX_SEGMENT) {
@@ -710,21 +834,9 @@ static int word(struct freshet_analyzer *an, const char *src, size_t s,
 		return 0;
 	}
 	if (an->prof.cjk) {
-		int32_t i = (int32_t)s, n = 0;
-		UChar32 c0 = 0, c;
-		bool hangul = false, han = true;
-		while (i < (int32_t)e) {
-			U8_NEXT(src, i, (int32_t)e, c);
-			if (n++ == 0)
-				c0 = c;
-			if (is_hangul(c))
-				hangul = true;
-			if (!is_han(c))
-				han = false;
-		}
-		(void)c0;
-		if (hangul || (han && n > 4))
-			return bigrams(an, src, s, e, pos, k);
+		int st = word_cjk(an, src, s, e, pos, k);
+		if (st != WORD_GENERAL)
+			return st;
 	}
 	size_t fl;
 	int st = casefold(an, src + s, e - s, &fl);
@@ -817,6 +929,262 @@ static int do_analyze_both(struct freshet_analyzer *an, unsigned flags,
 	return run(an, flags, text, len, &k);
 }
 
+/*
+ * The run cache (ja, zh).  ICU's dictionary segmentation is most of the cost
+ * of Chinese and Japanese text, and it is a function of the run alone: the
+ * rules make a maximal run of the CJK engine's characters ([:Han:],
+ * [:Hiragana:], [:Katakana:], U+30FC, U+FF70, U+FF9E, U+FF9F) one rule
+ * segment when nothing can join or attach to it from either side, and the
+ * engine divides exactly that range, looking at nothing else.  So the
+ * boundaries ICU gave a run once (captured in context, with their word
+ * status) are the boundaries it gives the same run again; runs repeat a lot
+ * (the same terms, the same phrases).  A run is cached only when it is
+ * "clean":
+ *   - its first character is of script Han, Hiragana or Katakana and not
+ *     Extend/Format/ZWJ, so that ICU picks the CJK engine for it whatever
+ *     engines the iterator loaded before (a run starting with U+30FC is
+ *     left to ICU);
+ *   - the characters on either side (or the text's ends) cannot join it or
+ *     attach to it: not Extend, Format, ZWJ, ExtendNumLet, Katakana (word
+ *     break), Han, Hiragana, Ideographic, Hangul syllables or
+ *     Complex_Context (RUN_BAD below);
+ *   - it is at most RUN_KEY bytes and gives at most RUN_SEGS segments.
+ * A clean run found in the cache is handed to ICU as one U+FFFC (Word_Break
+ * Other: a segment of its own that neither neighbour joins, so ICU segments
+ * the rest of the text as before) and its cached segments are analysed in
+ * its place.  A clean run not found is left in the text and its segments
+ * are recorded as ICU reports them.  tests/test-analyzers.c compares the
+ * output with and without the cache ("runcache=0") on real text.
+ */
+enum { RUN_IN = 1, RUN_START = 2, RUN_BAD = 4 };
+
+static uint8_t run_class_bmp[0x10000];
+static USet *run_set_in, *run_set_start, *run_set_bad;
+static bool run_classes_ok;
+static pthread_once_t run_classes_once = PTHREAD_ONCE_INIT;
+
+static void run_classes_init(void)
+{
+	static const char *const pats[3] = {
+		"[[:Han:][:Hiragana:][:Katakana:]\\u30fc\\uff70\\uff9e\\uff9f]",
+		"[[[:Han:][:Hiragana:][:Katakana:]]-[\\p{Word_Break=Extend}"
+		"\\p{Word_Break=Format}\\p{Word_Break=ZWJ}]]",
+		"[\\p{Word_Break=Extend}\\p{Word_Break=Format}\\p{Word_Break=ZWJ}"
+		"\\p{Word_Break=ExtendNumLet}\\p{Word_Break=Katakana}[:Han:]"
+		"[:Hiragana:][:Ideographic:]\\p{Line_Break=Complex_Context}"
+		"[\\uac00-\\ud7a3]]",
+	};
+	USet *sets[3];
+	for (int i = 0; i < 3; i++) {
+		UChar pat[256];
+		UErrorCode e = U_ZERO_ERROR;
+		u_uastrcpy(pat, pats[i]);
+		sets[i] = uset_openPattern(pat, -1, &e);
+		if (U_FAILURE(e)) {
+			for (int j = 0; j < i; j++)
+				uset_close(sets[j]);
+			if (U_SUCCESS(e))
+				uset_close(sets[i]);
+			return;
+		}
+		uset_freeze(sets[i]);
+	}
+	for (UChar32 c = 0; c < 0x10000; c++)
+		run_class_bmp[c] = (uint8_t)((uset_contains(sets[0], c) ? RUN_IN : 0) |
+		                             (uset_contains(sets[1], c) ? RUN_START : 0) |
+		                             (uset_contains(sets[2], c) ? RUN_BAD : 0));
+	run_set_in = sets[0];
+	run_set_start = sets[1];
+	run_set_bad = sets[2];
+	run_classes_ok = true;
+}
+
+static unsigned run_class(UChar32 c)
+{
+	if (c < 0x10000)
+		return run_class_bmp[c];
+	return (uset_contains(run_set_in, c) ? RUN_IN : 0) |
+	       (uset_contains(run_set_start, c) ? RUN_START : 0) |
+	       (uset_contains(run_set_bad, c) ? RUN_BAD : 0);
+}
+
+static struct run_ref *run_ref_add(struct freshet_analyzer *an)
+{
+	if (an->nrefs == an->refs_cap) {
+		size_t cap = an->refs_cap ? 2 * an->refs_cap : 256;
+		struct run_ref *p = realloc(an->refs, cap * sizeof *p);
+		if (!p)
+			return NULL;
+		an->refs = p;
+		an->refs_cap = cap;
+	}
+	return &an->refs[an->nrefs++];
+}
+
+/* Looks the run key[0..klen) up; sets *off to its entry's arena offset. */
+static bool run_find(const struct freshet_analyzer *an, const char *key,
+                     size_t klen, uint32_t h, uint32_t *off)
+{
+	for (uint32_t i = h & (RUN_IDX - 1);; i = (i + 1) & (RUN_IDX - 1)) {
+		uint32_t o = an->run_idx[i];
+		if (!o)
+			return false;
+		const struct run_entry *en = (const struct run_entry *)(an->arena + o - 1);
+		if (en->hash == h && en->klen == klen &&
+		    memcmp(en + 1, key, klen) == 0) {
+			*off = o - 1;
+			return true;
+		}
+	}
+}
+
+/* Adds run r of text with its nseg segment ends (| RUN_WORD), unless it is
+ * there already or the cache is full (it is emptied between texts, see
+ * run()). */
+static void run_add(struct freshet_analyzer *an, const char *text,
+                    const struct run_ref *r, const uint8_t *ends, int nseg)
+{
+	size_t klen = (size_t)(r->be - r->bs);
+	uint32_t off;
+	if (an->nentries >= RUN_MAX || run_find(an, text + r->bs, klen, r->hash, &off))
+		return;
+	size_t need = (sizeof(struct run_entry) + klen + (size_t)nseg + 3) & ~(size_t)3;
+	if (an->arena_len + need > an->arena_cap) {
+		size_t cap = an->arena_cap ? 2 * an->arena_cap : 64 * 1024;
+		if (cap > RUN_ARENA)
+			cap = RUN_ARENA;
+		if (an->arena_len + need > cap)
+			return;
+		unsigned char *p = realloc(an->arena, cap);
+		if (!p)
+			return;         /* not cached: no harm */
+		an->arena = p;
+		an->arena_cap = cap;
+	}
+	struct run_entry *en = (struct run_entry *)(an->arena + an->arena_len);
+	en->hash = r->hash;
+	en->klen = (uint8_t)klen;
+	en->nseg = (uint8_t)nseg;
+	memcpy(en + 1, text + r->bs, klen);
+	memcpy((unsigned char *)(en + 1) + klen, ends, (size_t)nseg);
+	uint32_t i = r->hash & (RUN_IDX - 1);
+	while (an->run_idx[i])
+		i = (i + 1) & (RUN_IDX - 1);
+	an->run_idx[i] = (uint32_t)an->arena_len + 1;
+	an->arena_len += need;
+	an->nentries++;
+}
+
+/* Converts text to UTF-16 in an->doc with an->map (see run()), replacing
+ * each clean run the cache has by RUN_PLACEHOLDER and listing the clean
+ * runs in an->refs.  Returns the UTF-16 length, or -1 on OOM. */
+static int32_t to_utf16_runs(struct freshet_analyzer *an, const char *text,
+                             size_t len)
+{
+	int32_t n16 = 0;
+	an->nrefs = 0;
+	bool prev_bad = false;       /* the character before the open run */
+	bool open = false, clean = false;
+	int32_t rs = 0, rs16 = 0;
+	uint32_t h = 0;
+	for (int32_t i = 0, n = (int32_t)len;; ) {
+		if (!open && i < n && (uint8_t)text[i] < 0x80) {
+			/* ASCII outside a run.  A space after a space is left out:
+			 * spaces are one segment whatever their number (WB3d) and
+			 * nothing else looks at them, so ICU reads one and map[]
+			 * still gives the segment's byte offsets. */
+			do {
+				uint8_t b = (uint8_t)text[i];
+				if (b != ' ' || i == 0 || text[i - 1] != ' ') {
+					an->map[n16] = i;
+					an->doc.p[n16++] = (UChar)b;
+				}
+				prev_bad = b == '_';
+				i++;
+			} while (i < n && (uint8_t)text[i] < 0x80);
+			continue;
+		}
+		int32_t at = i;
+		UChar32 c = -1;
+		unsigned cls = 0;
+		if (i < n) {
+			uint8_t b = (uint8_t)text[i];
+			if (b < 0x80) {
+				i++;
+				c = b;
+				cls = b == '_' ? RUN_BAD : 0;
+			} else {
+				U8_NEXT_FAST(text, i, n, c);
+				if (c < 0)
+					c = 0xFFFD;
+				cls = run_class(c);
+			}
+		}
+		if (open && !(cls & RUN_IN)) {
+			/* The run ends here: at, with c after it (-1: the end). */
+			open = false;
+			if (clean && !(cls & RUN_BAD) && at - rs <= RUN_KEY) {
+				struct run_ref *r = run_ref_add(an);
+				if (!r)
+					return -1;
+				*r = (struct run_ref){ rs16, n16, rs, at, h, false, 0 };
+				if (run_find(an, text + rs, (size_t)(at - rs), h, &r->entry)) {
+					r->hit = true;
+					n16 = rs16;
+					an->map[n16] = rs;
+					an->doc.p[n16++] = RUN_PLACEHOLDER;
+					r->u16_end = n16;
+				}
+			}
+		}
+		if (c < 0)
+			break;
+		if (cls & RUN_IN) {
+			if (!open) {
+				open = true;
+				clean = !prev_bad && (cls & RUN_START);
+				rs = at;
+				rs16 = n16;
+				h = 2166136261u;
+			}
+			h = (h ^ (uint32_t)c) * 16777619u;
+		}
+		prev_bad = cls & RUN_BAD;
+		if (c == ' ' && at > 0 && text[at - 1] == ' ')
+			continue;       /* as above */
+		if (c <= 0xFFFF) {
+			an->map[n16] = at;
+			an->doc.p[n16++] = (UChar)c;
+		} else {
+			an->map[n16] = at;
+			an->doc.p[n16++] = U16_LEAD(c);
+			an->map[n16] = at;
+			an->doc.p[n16++] = U16_TRAIL(c);
+		}
+	}
+	an->map[n16] = (int32_t)len;
+	return n16;
+}
+
+/* Analyses the cached segments of run r (a hit). */
+static int run_replay(struct freshet_analyzer *an, const char *text,
+                      const struct run_ref *r, uint32_t *pos, const struct sinks *k)
+{
+	const struct run_entry *en = (const struct run_entry *)(an->arena + r->entry);
+	const uint8_t *ends = (const uint8_t *)(en + 1) + en->klen;
+	size_t s = (size_t)r->bs;
+	for (unsigned i = 0; i < en->nseg; i++) {
+		size_t e = (size_t)r->bs + (ends[i] & ~RUN_WORD);
+		if (ends[i] & RUN_WORD) {
+			int st = word(an, text, s, e, pos, k);
+			if (st)
+				return st;
+		}
+		s = e;
+	}
+	return 0;
+}
+
 /* Segments text and hands every word to word() (or, for SEGMENTS, every
  * segment raw to the one sink present). */
 static int run(struct freshet_analyzer *an, unsigned flags, const char *text,
@@ -830,24 +1198,50 @@ static int run(struct freshet_analyzer *an, unsigned flags, const char *text,
 		set_err(an, "%s", "out of memory");
 		return FRESHET_ANALYZER_NOMEM;
 	}
-	int32_t n16 = 0;
-	for (int32_t i = 0, n = (int32_t)len; i < n;) {
-		int32_t at = i;
-		UChar32 c;
-		U8_NEXT(text, i, n, c);
-		if (c < 0)
-			c = 0xFFFD;
-		if (c <= 0xFFFF) {
-			an->map[n16] = at;
-			an->doc.p[n16++] = (UChar)c;
-		} else {
-			an->map[n16] = at;
-			an->doc.p[n16++] = U16_LEAD(c);
-			an->map[n16] = at;
-			an->doc.p[n16++] = U16_TRAIL(c);
+	bool cached = an->runcache_on && !(flags & FRESHET_ANALYZE_SEGMENTS);
+	if (cached && !an->run_idx) {
+		an->run_idx = calloc(RUN_IDX, sizeof *an->run_idx);
+		if (!an->run_idx) {
+			set_err(an, "%s", "out of memory");
+			return FRESHET_ANALYZER_NOMEM;
 		}
 	}
-	an->map[n16] = (int32_t)len;
+	if (cached && (an->nentries >= RUN_MAX ||
+	               an->arena_len + RUN_ARENA / 16 > RUN_ARENA)) {
+		/* Full: start again (between texts, while no run refers to an
+		 * entry).  Simpler than evicting, and the runs that matter come
+		 * back within a few pages. */
+		memset(an->run_idx, 0, RUN_IDX * sizeof *an->run_idx);
+		an->arena_len = 0;
+		an->nentries = 0;
+	}
+	int32_t n16 = 0;
+	an->nrefs = 0;
+	if (cached) {
+		n16 = to_utf16_runs(an, text, len);
+		if (n16 < 0) {
+			set_err(an, "%s", "out of memory");
+			return FRESHET_ANALYZER_NOMEM;
+		}
+	} else {
+		for (int32_t i = 0, n = (int32_t)len; i < n;) {
+			int32_t at = i;
+			UChar32 c;
+			U8_NEXT(text, i, n, c);
+			if (c < 0)
+				c = 0xFFFD;
+			if (c <= 0xFFFF) {
+				an->map[n16] = at;
+				an->doc.p[n16++] = (UChar)c;
+			} else {
+				an->map[n16] = at;
+				an->doc.p[n16++] = U16_LEAD(c);
+				an->map[n16] = at;
+				an->doc.p[n16++] = U16_TRAIL(c);
+			}
+		}
+		an->map[n16] = (int32_t)len;
+	}
 	UErrorCode e = U_ZERO_ERROR;
 	ubrk_setText(an->bi, an->doc.p, n16, &e);
 	if (U_FAILURE(e)) {
@@ -857,14 +1251,58 @@ static int run(struct freshet_analyzer *an, unsigned flags, const char *text,
 	uint32_t pos = 0;
 	int32_t prev = ubrk_first(an->bi), cur;
 	int st = 0;
+	/* The next run of an->refs, and the segments recorded so far of a run
+	 * being captured (nseg < 0: not capturing). */
+	size_t ri = 0;
+	int nseg = -1;
+	uint8_t ends[RUN_SEGS];
 	while ((cur = ubrk_next(an->bi)) != UBRK_DONE) {
 		size_t bs = (size_t)an->map[prev], be = (size_t)an->map[cur];
 		if (flags & FRESHET_ANALYZE_SEGMENTS) {
 			/* Every segment, raw (conformance tests). */
 			st = emit_both(k, text + bs, be - bs, bs, be, pos++);
-		} else if (ubrk_getRuleStatus(an->bi) >= UBRK_WORD_NONE_LIMIT) {
-			st = word(an, text, bs, be, &pos, k);
+			if (st)
+				break;
+			prev = cur;
+			continue;
 		}
+		while (ri < an->nrefs && an->refs[ri].u16 < prev) {
+			ri++;           /* a run ICU did not start a segment at */
+			nseg = -1;
+		}
+		bool word_seg = ubrk_getRuleStatus(an->bi) >= UBRK_WORD_NONE_LIMIT;
+		if (ri < an->nrefs && an->refs[ri].u16 == prev) {
+			struct run_ref *r = &an->refs[ri];
+			if (r->hit) {
+				/* The placeholder: its own segment (see above). */
+				st = run_replay(an, text, r, &pos, k);
+				ri++;
+				if (st)
+					break;
+				prev = cur;
+				continue;
+			}
+			if (nseg < 0)
+				nseg = 0;
+			if (cur <= r->u16_end && nseg < RUN_SEGS) {
+				ends[nseg++] = (uint8_t)((be - (size_t)r->bs) |
+				                         (word_seg ? RUN_WORD : 0));
+				if (cur == r->u16_end) {
+					run_add(an, text, r, ends, nseg);
+					ri++;
+					nseg = -1;
+				} else {
+					/* Still inside the run: the next segment
+					 * starts where this one ends. */
+					r->u16 = cur;
+				}
+			} else {
+				ri++;   /* too many segments, or past the run */
+				nseg = -1;
+			}
+		}
+		if (word_seg)
+			st = word(an, text, bs, be, &pos, k);
 		if (st)
 			break;
 		prev = cur;
@@ -894,6 +1332,9 @@ static void do_destroy(struct freshet_analyzer *an)
 	free(an->tmp.p);
 	free(an->out.p);
 	free(an->cache);
+	free(an->run_idx);
+	free(an->arena);
+	free(an->refs);
 	free(an);
 }
 
@@ -933,13 +1374,24 @@ static int do_create(const char *lang, const char *options,
 {
 	if (!lang || !out || !*lang || strlen(lang) >= 32)
 		return fail(errbuf, errlen, FRESHET_ANALYZER_INVALID, "%s", "bad language code");
-	bool stop_on = true;
-	if (options && *options) {
-		if (strcmp(options, "stopwords=0") == 0)
+	/* Options: comma-separated stopwords=0|1, runcache=0|1. */
+	bool stop_on = true, runcache = true;
+	for (const char *o = options; o && *o;) {
+		size_t ol = strcspn(o, ",");
+		if (ol == 11 && strncmp(o, "stopwords=0", ol) == 0)
 			stop_on = false;
-		else if (strcmp(options, "stopwords=1") != 0)
+		else if (ol == 11 && strncmp(o, "stopwords=1", ol) == 0)
+			stop_on = true;
+		else if (ol == 10 && strncmp(o, "runcache=0", ol) == 0)
+			runcache = false;
+		else if (ol == 10 && strncmp(o, "runcache=1", ol) == 0)
+			runcache = true;
+		else
 			return fail(errbuf, errlen, FRESHET_ANALYZER_INVALID,
 			            "unknown option: %s", options);
+		o += ol;
+		if (*o == ',')
+			o++;
 	}
 	const struct lang_profile *prof = NULL;
 	if (!serves_all) {
@@ -963,6 +1415,11 @@ static int do_create(const char *lang, const char *options,
 	}
 	snprintf(an->lang, sizeof an->lang, "%s", lang);
 	an->stopwords_on = stop_on;
+	if (an->prof.cjk && strcmp(an->prof.code, "ko") != 0 && runcache) {
+		/* Korean keeps the plain path: Hangul is no dictionary run. */
+		pthread_once(&run_classes_once, run_classes_init);
+		an->runcache_on = run_classes_ok;
+	}
 	int st = FRESHET_ANALYZER_INTERNAL;
 	UErrorCode e = U_ZERO_ERROR;
 	an->cache = calloc(CACHE_SLOTS, sizeof *an->cache);

@@ -5,17 +5,36 @@
  * pages in that language with `mandoc -T utf8` (packages manpages,
  * manpages-de, manpages-ru, manpages-ja, manpages-zh), strips the
  * overstrike sequences, keeps up to CORPUS_MAX bytes, and analyzes each page
- * as one document through the loader, as the indexer does: the text view,
- * the plain view, and both; "ICU break" is segmentation alone, the ceiling.  It prints MB of input per CPU second of this
- * one thread (= MB/s per core).
+ * as one document through the loader: the text view, the plain view, and
+ * both through analyzer_run_both() (one pass, what the indexer's
+ * document.c calls); "ICU break" is segmentation alone.  Each of these
+ * rounds runs on a new analyzer instance, whose caches (the stem cache,
+ * the CJK run cache) start empty; "both again" runs both views on one
+ * instance that has seen the pages once (a page analysed again after an
+ * edit).  It prints MB of input per CPU second of this one thread (= MB/s
+ * per core).
  *
- * Usage: bench-analyze [rounds [lang]]   (plugins from FRESHET_ANALYZER_DIR)
+ * Usage: bench-analyze [rounds [lang [view]]]   (plugins from
+ * FRESHET_ANALYZER_DIR).  view is one of seg, text, plain, both, again:
+ * only that figure is measured (after an untimed round of both views on
+ * another instance, in which ICU loads its data), so that
+ * `valgrind --tool=callgrind` counts one path; with --collect-atstart=no
+ * callgrind counts only the timed passes.
  */
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#endif
+#endif
+#ifndef CALLGRIND_TOGGLE_COLLECT
+#define CALLGRIND_TOGGLE_COLLECT
+#endif
 
 #include "buf.h"
 #include "loader.h"
@@ -89,23 +108,53 @@ static double cpu_now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Returns MB per CPU second for the given views over all pages. */
-static double run(struct analyzer *an, const struct corpus *c, int rounds,
-                  bool text, bool plain, size_t *terms)
+/* Returns MB per CPU second for the given views over all pages.  Each round
+ * runs on a new instance of the analyzer (opened and closed untimed), so
+ * that its caches start empty: the figure counts only what a worker gains
+ * from text repeating within the corpus.  With warm, the rounds run on the
+ * one instance an, after a first untimed round on it: pages analysed again
+ * (a page edited again). */
+static double run(struct loader *ld, struct analyzer *an, const struct corpus *c,
+                  int rounds, bool text, bool plain, bool warm, size_t *terms)
 {
 	/* Neither view: ICU segmentation alone (every segment emitted raw). */
 	unsigned seg = !text && !plain ? FRESHET_ANALYZE_SEGMENTS : 0;
-	double t0 = cpu_now();
+	double dt = 0;
 	*terms = 0;
-	for (int r = 0; r < rounds; r++)
+	for (int r = -1; r < rounds; r++) {
+		if (r < 0 && !warm)
+			continue;
+		struct analyzer *fresh = NULL;
+		if (!warm) {
+			char *err = NULL;
+			if (analyzer_open(ld, analyzer_language(an), NULL, &fresh, &err) !=
+			    STATUS_OK) {
+				fprintf(stderr, "bench-analyze: %s\n", err);
+				exit(1);
+			}
+		}
+		struct analyzer *a = warm ? an : fresh;
+		if (r >= 0)
+			CALLGRIND_TOGGLE_COLLECT;
+		double t0 = cpu_now();
 		for (size_t i = 0; i < c->npages; i++) {
 			const char *p = c->text.data + c->pages[i].off;
+			if (text && plain) {
+				analyzer_run_both(a, 0, p, c->pages[i].len, count_term, terms,
+				                  count_term, terms);
+				continue;
+			}
 			if (text)
-				analyzer_run(an, FRESHET_VIEW_TEXT, 0, p, c->pages[i].len, count_term, terms);
+				analyzer_run(a, FRESHET_VIEW_TEXT, 0, p, c->pages[i].len, count_term, terms);
 			if (plain || seg)
-				analyzer_run(an, FRESHET_VIEW_PLAIN, seg, p, c->pages[i].len, count_term, terms);
+				analyzer_run(a, FRESHET_VIEW_PLAIN, seg, p, c->pages[i].len, count_term, terms);
 		}
-	double dt = cpu_now() - t0;
+		if (r >= 0) {
+			dt += cpu_now() - t0;
+			CALLGRIND_TOGGLE_COLLECT;
+		}
+		analyzer_close(fresh);
+	}
 	return (double)c->text.len * rounds / 1e6 / dt;
 }
 
@@ -120,8 +169,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench-analyze: %s\n", loader_errmsg(ld));
 		return 1;
 	}
-	printf("%-4s %-9s %6s %6s %9s %10s %10s %10s\n", "lang", "plugin", "pages", "MB",
-	       "ICU break", "text MB/s", "plain MB/s", "both MB/s");
+	printf("%-4s %-9s %6s %6s %9s %10s %10s %10s %10s\n", "lang", "plugin", "pages",
+	       "MB", "ICU break", "text MB/s", "plain MB/s", "both MB/s", "both again");
 	for (size_t i = 0; i < sizeof langs / sizeof langs[0]; i++) {
 		if (argc > 2 && strcmp(argv[2], langs[i].lang) != 0)
 			continue;
@@ -138,15 +187,30 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		size_t nt, np, nb, ns;
-		/* One untimed round: ICU loads its rules and dictionaries lazily and
-		 * the buffers grow to their size. */
-		run(an, &c, 1, true, true, &nb);
-		double sg = run(an, &c, rounds, false, false, &ns);
-		double t = run(an, &c, rounds, true, false, &nt);
-		double p = run(an, &c, rounds, false, true, &np);
-		double b = run(an, &c, rounds, true, true, &nb);
-		printf("%-4s %-9s %6zu %6.2f %9.1f %10.1f %10.1f %10.1f\n", langs[i].lang,
-		       analyzer_name(an), c.npages, c.text.len / 1e6, sg, t, p, b);
+		/* One untimed round on a first instance: ICU loads its rules and
+		 * dictionaries lazily, once per process. */
+		struct analyzer *first;
+		if (analyzer_open(ld, langs[i].lang, NULL, &first, &err) != STATUS_OK) {
+			fprintf(stderr, "bench-analyze: %s\n", err);
+			return 1;
+		}
+		run(ld, first, &c, 0, true, true, true, &nb);
+		analyzer_close(first);
+		const char *only = argc > 3 ? argv[3] : NULL;
+		double sg = 0, t = 0, p = 0, b = 0, w = 0;
+		if (!only || strcmp(only, "seg") == 0)
+			sg = run(ld, an, &c, rounds, false, false, false, &ns);
+		if (!only || strcmp(only, "text") == 0)
+			t = run(ld, an, &c, rounds, true, false, false, &nt);
+		if (!only || strcmp(only, "plain") == 0)
+			p = run(ld, an, &c, rounds, false, true, false, &np);
+		if (!only || strcmp(only, "both") == 0)
+			b = run(ld, an, &c, rounds, true, true, false, &nb);
+		if (!only || strcmp(only, "again") == 0)
+			w = run(ld, an, &c, rounds, true, true, true, &nb);
+		printf("%-4s %-9s %6zu %6.2f %9.1f %10.1f %10.1f %10.1f %10.1f\n",
+		       langs[i].lang, analyzer_name(an), c.npages, c.text.len / 1e6, sg, t, p,
+		       b, w);
 		analyzer_close(an);
 		buf_release(&c.text);
 		free(c.pages);
