@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "fetch.h"
@@ -35,6 +36,33 @@ struct run {
 	enum status st;
 	atomic_bool done;
 };
+
+/* A stop signal after the first: the worker is draining and ignores it,
+ * but says who sent it (async-signal-safe: one write(2) to the log). */
+static void on_late_signal(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	char line[96] = "level=warn action=late_signal signal=";
+	size_t n = strlen(line);
+	const char *name = sig == SIGTERM ? "TERM" : "INT";
+	for (const char *p = name; *p; p++)
+		line[n++] = *p;
+	const char *k = " sender_pid=";
+	for (const char *p = k; *p; p++)
+		line[n++] = *p;
+	char digits[16];
+	int d = 0;
+	unsigned long v = si ? (unsigned long)si->si_pid : 0;
+	do {
+		digits[d++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && d < (int)sizeof digits);
+	while (d)
+		line[n++] = digits[--d];
+	line[n++] = '\n';
+	ssize_t w = write(STDERR_FILENO, line, n);
+	(void)w;
+}
 
 static void *run_main(void *arg)
 {
@@ -72,6 +100,16 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	/* Block the stop signals first of all, before any thread starts and
+	 * before the slow parts of starting (configuration, plugins, Redis):
+	 * a stop signal that arrives meanwhile then waits for main's
+	 * sigtimedwait() and ends a clean start-and-drain, instead of killing
+	 * the process with the default action. */
+	sigset_t stopset;
+	sigemptyset(&stopset);
+	sigaddset(&stopset, SIGTERM);
+	sigaddset(&stopset, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
 	const char *config_arg = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
@@ -119,13 +157,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	/* Block the stop signals before any thread starts, so that only
-	 * main's sigtimedwait() sees them. */
-	sigset_t stopset;
-	sigemptyset(&stopset);
-	sigaddset(&stopset, SIGTERM);
-	sigaddset(&stopset, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	struct metrics *m = metrics_new();
@@ -179,12 +210,14 @@ int main(int argc, char **argv)
 				stopping = true;
 	}
 	/* From here on the worker drains and exits by itself: a further stop
-	 * signal must not kill it half-way.  Blocking alone is not enough:
-	 * threads the program does not create (a sanitizer's leak checker at
-	 * exit) run with other masks, and a late SIGTERM delivered to one of
-	 * them ended a drained worker with status SIGTERM instead of 0. */
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
+	 * signal must not kill it half-way, whatever thread it reaches.  A
+	 * handler (rather than SIG_IGN) says who sent it. */
+	struct sigaction late = { .sa_sigaction = on_late_signal, .sa_flags = SA_SIGINFO };
+	sigemptyset(&late.sa_mask);
+	sigaction(SIGTERM, &late, NULL);
+	sigaction(SIGINT, &late, NULL);
+	/* Main takes them from now on (the handler cannot stop anything). */
+	pthread_sigmask(SIG_UNBLOCK, &stopset, NULL);
 	for (size_t i = 0; i < started; i++)
 		pipeline_stop(runs[i].p);
 	for (size_t i = 0; i < started; i++) {
