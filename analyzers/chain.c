@@ -1075,6 +1075,22 @@ static void run_add(struct freshet_analyzer *an, const char *text,
 	an->nentries++;
 }
 
+
+/* Appends code point c, read at byte offset at, to the UTF-16 text and its
+ * offset map; returns the new length.  The caller sized both for it. */
+static inline int32_t put16(struct freshet_analyzer *an, int32_t n16, UChar32 c, int32_t at)
+{
+	if (c <= 0xFFFF) {
+		an->map[n16] = at;
+		an->doc.p[n16++] = (UChar)c;
+	} else {
+		an->map[n16] = at;
+		an->doc.p[n16++] = U16_LEAD(c);
+		an->map[n16] = at;
+		an->doc.p[n16++] = U16_TRAIL(c);
+	}
+	return n16;
+}
 /* Converts text to UTF-16 in an->doc with an->map (see run()), replacing
  * each clean run the cache has by RUN_PLACEHOLDER and listing the clean
  * runs in an->refs.  Returns the UTF-16 length, or -1 on OOM. */
@@ -1152,15 +1168,7 @@ static int32_t to_utf16_runs(struct freshet_analyzer *an, const char *text,
 		prev_bad = cls & RUN_BAD;
 		if (c == ' ' && at > 0 && text[at - 1] == ' ')
 			continue;       /* as above */
-		if (c <= 0xFFFF) {
-			an->map[n16] = at;
-			an->doc.p[n16++] = (UChar)c;
-		} else {
-			an->map[n16] = at;
-			an->doc.p[n16++] = U16_LEAD(c);
-			an->map[n16] = at;
-			an->doc.p[n16++] = U16_TRAIL(c);
-		}
+		n16 = put16(an, n16, c, at);
 	}
 	an->map[n16] = (int32_t)len;
 	return n16;
@@ -1230,15 +1238,7 @@ static int run(struct freshet_analyzer *an, unsigned flags, const char *text,
 			U8_NEXT(text, i, n, c);
 			if (c < 0)
 				c = 0xFFFD;
-			if (c <= 0xFFFF) {
-				an->map[n16] = at;
-				an->doc.p[n16++] = (UChar)c;
-			} else {
-				an->map[n16] = at;
-				an->doc.p[n16++] = U16_LEAD(c);
-				an->map[n16] = at;
-				an->doc.p[n16++] = U16_TRAIL(c);
-			}
+			n16 = put16(an, n16, c, at);
 		}
 		an->map[n16] = (int32_t)len;
 	}
