@@ -233,6 +233,7 @@ struct selection {
 	const char **embedded;    /* --embedded-in: pages transcluding these */
 	size_t n_embedded;
 	bool all;
+	bool redirects;           /* list redirect pages too (--rebuild) */
 };
 
 /* Turns the selection into r->pages.  Returns false (message printed) when
@@ -290,12 +291,16 @@ static bool select_pages(struct run *r, const struct selection *sel)
 			add_listed(r, &part.v[i]);
 		pagelist_entries_free(&part);
 	}
-	/* Namespaces: the named ones, or with --all every configured one. */
+	/* Namespaces: the named ones, or with --all every configured one.
+	 * Redirect pages are left out, except for a rebuild: the workers
+	 * index a redirect page when an event names it (a move that leaves
+	 * one), so a generation built to replace theirs must hold them too,
+	 * or its count would never match the wiki's. */
 	size_t n_ns = sel->all ? r->w->n_namespaces : sel->n_namespaces;
 	const int *nss = sel->all ? r->w->namespaces : sel->namespaces;
 	for (size_t k = 0; k < n_ns && st == STATUS_OK; k++) {
 		struct pagelist_entries part = { 0 };
-		st = pagelist_allpages(pl, nss[k], false, &part);
+		st = pagelist_allpages(pl, nss[k], sel->redirects, &part);
 		for (size_t i = 0; i < part.n; i++)
 			add_listed(r, &part.v[i]);
 		pagelist_entries_free(&part);
@@ -861,7 +866,7 @@ static bool reconcile_with_wiki(struct run *r, uint64_t *wiki_pages)
 	struct pagelist_entries now = { 0 };
 	enum status st = STATUS_OK;
 	for (size_t k = 0; k < r->w->n_namespaces && st == STATUS_OK; k++)
-		st = pagelist_allpages(pl, r->w->namespaces[k], false, &now);
+		st = pagelist_allpages(pl, r->w->namespaces[k], true, &now);
 	if (st != STATUS_OK) {
 		fprintf(stderr, PROG ": listing pages of %s: %s\n", r->w->id,
 			pagelist_errmsg(pl));
@@ -1303,6 +1308,7 @@ int main(int argc, char **argv)
 			return sel_done(&sel, TOOL_EXIT_USAGE);
 		}
 		sel.all = true;
+		sel.redirects = true;
 	} else if (!any) {
 		fprintf(stderr, PROG ": nothing selected: give --title, --page-id, "
 			"--from-id/--to-id, --namespace, --embedded-in or --all\n");

@@ -811,6 +811,13 @@ Test(worker, rebuild_while_the_worker_runs)
 		      (char *)NULL);
 		_exit(127);
 	}
+	/* A move that leaves a redirect: the worker indexes the redirect
+	 * page, so the rebuild must count it too. */
+	char from[128];
+	snprintf(from, sizeof from, "%s", w.pages[0].title);
+	mw_move(e->mw, from, "Moved during the rebuild", true);
+	snprintf(w.pages[0].title, sizeof w.pages[0].title, "Moved during the rebuild");
+	wl_add(&w, from, w.pages[0].lang);
 	for (int i = 0; i < 20; i++)
 		wl_step(e, &w);
 	int ws = -1;
