@@ -536,6 +536,17 @@ static void print_dry(struct run *r, const struct fetch_result *fr, struct shard
 	free(dump);
 }
 
+/* Counts a page whose shard write failed, saying why. */
+static void write_failed(struct run *r, struct page *p, unsigned n,
+			 const struct fetch_result *fr)
+{
+	if (r->shards[n])
+		fprintf(stderr, PROG ": page %" PRIu64 ": %s\n", fr->page_id,
+			shard_errmsg(r->shards[n]));
+	r->failed++;
+	p->outcome = OUT_FAILED;
+}
+
 /* Applies one fetch result: index, delete, or count a failure.  Returns
  * true when the page is done, false when it should be fetched again. */
 static bool apply(struct run *r, struct fetch_result *fr, struct page *p)
@@ -586,11 +597,7 @@ static bool apply(struct run *r, struct fetch_result *fr, struct page *p)
 			r->unchanged++;
 			p->outcome = OUT_PRESENT;
 		} else {
-			if (r->shards[n])
-				fprintf(stderr, PROG ": page %" PRIu64 ": %s\n", fr->page_id,
-					shard_errmsg(r->shards[n]));
-			r->failed++;
-			p->outcome = OUT_FAILED;
+			write_failed(r, p, n, fr);
 		}
 		log_debug("action=%s wiki=%s page=%" PRIu64 " rev=%" PRIu64,
 			  st == STATUS_OK ? "indexed" : status_str(st), r->w->id,
@@ -615,11 +622,7 @@ static bool apply(struct run *r, struct fetch_result *fr, struct page *p)
 			r->deleted++;
 			p->outcome = OUT_ABSENT;
 		} else {
-			if (r->shards[n])
-				fprintf(stderr, PROG ": page %" PRIu64 ": %s\n", fr->page_id,
-					shard_errmsg(r->shards[n]));
-			r->failed++;
-			p->outcome = OUT_FAILED;
+			write_failed(r, p, n, fr);
 		}
 		return true;
 	case FETCH_LAGGING:

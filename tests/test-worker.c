@@ -227,6 +227,25 @@ static long long redis_int(redisContext *c, const char *fmt, ...)
 	return v;
 }
 
+/* XADDs a page/change event of the given kind for page id (title, revision
+ * rev) of wiki to its partition p, as the extension would. */
+static void xadd_event(redisContext *c, const char *wiki, long p, const char *kind,
+		       long id, const char *title, long rev)
+{
+	char ev[1024];
+	snprintf(ev, sizeof ev,
+		 "{\"$schema\":\"/mediawiki/page/change/1.1.0\","
+		 "\"meta\":{\"dt\":\"2026-11-29T12:00:00Z\",\"stream\":\"mediawiki.page_change.v1\"},"
+		 "\"dt\":\"2026-11-29T12:00:00Z\",\"wiki_id\":\"%s\","
+		 "\"page_change_kind\":\"%s\","
+		 "\"page\":{\"page_id\":%ld,\"page_title\":\"%s\",\"namespace_id\":0},"
+		 "\"revision\":{\"rev_id\":%ld}}",
+		 wiki, kind, id, title, rev);
+	redisReply *r = redisCommand(c, "XADD freshet:{%s:p%ld} * event %s", wiki, p, ev);
+	cr_assert(r && r->type == REDIS_REPLY_STRING);
+	freeReplyObject(r);
+}
+
 /* Pending (delivered, unacked) entries of partition p. */
 static long long pending_count(redisContext *c, const char *wiki, int p)
 {
@@ -596,21 +615,8 @@ Test(worker, indexes_hand_made_events)
 				"La rivière.", "Река." };
 	mw_seed(e->mw, 4, titles, texts, ids, revs);
 	redisContext *c = redis_conn(e);
-	for (int i = 0; i < 4; i++) {
-		char ev[1024];
-		snprintf(ev, sizeof ev,
-			 "{\"$schema\":\"/mediawiki/page/change/1.1.0\","
-			 "\"meta\":{\"dt\":\"2026-11-29T12:00:00Z\",\"stream\":\"x\"},"
-			 "\"dt\":\"2026-11-29T12:00:00Z\",\"wiki_id\":\"" WIKI "\","
-			 "\"page_change_kind\":\"create\","
-			 "\"page\":{\"page_id\":%ld,\"page_title\":\"%s\",\"namespace_id\":0},"
-			 "\"revision\":{\"rev_id\":%ld}}",
-			 ids[i], titles[i], revs[i]);
-		redisReply *r = redisCommand(c, "XADD freshet:{" WIKI ":p%ld} * event %s",
-					     ids[i] % SHARDS, ev);
-		cr_assert(r && r->type == REDIS_REPLY_STRING);
-		freeReplyObject(r);
-	}
+	for (int i = 0; i < 4; i++)
+		xadd_event(c, WIKI, ids[i] % SHARDS, "create", ids[i], titles[i], revs[i]);
 	converge(e, 60);
 	/* Counted before the acks converge() waited for. */
 	double fetches = metric_sum(e, "freshet_fetches_total{", NULL);
@@ -618,21 +624,8 @@ Test(worker, indexes_hand_made_events)
 
 	/* The same events again (a replayed backlog): the index holds these
 	 * revisions, so they are acked without fetching the pages. */
-	for (int i = 0; i < 4; i++) {
-		char ev[1024];
-		snprintf(ev, sizeof ev,
-			 "{\"$schema\":\"/mediawiki/page/change/1.1.0\","
-			 "\"meta\":{\"dt\":\"2026-11-29T12:00:00Z\",\"stream\":\"x\"},"
-			 "\"dt\":\"2026-11-29T12:00:00Z\",\"wiki_id\":\"" WIKI "\","
-			 "\"page_change_kind\":\"edit\","
-			 "\"page\":{\"page_id\":%ld,\"page_title\":\"%s\",\"namespace_id\":0},"
-			 "\"revision\":{\"rev_id\":%ld}}",
-			 ids[i], titles[i], revs[i]);
-		redisReply *r = redisCommand(c, "XADD freshet:{" WIKI ":p%ld} * event %s",
-					     ids[i] % SHARDS, ev);
-		cr_assert(r && r->type == REDIS_REPLY_STRING);
-		freeReplyObject(r);
-	}
+	for (int i = 0; i < 4; i++)
+		xadd_event(c, WIKI, ids[i] % SHARDS, "edit", ids[i], titles[i], revs[i]);
 	converge(e, 60);
 	cr_assert_eq(metric_wait(e, "freshet_events_total{", "outcome=\"current\"", 4, 10), 4,
 		     "the replayed edits were not acked as current");
@@ -914,22 +907,11 @@ static char *dead_letter_of_one_edit(struct env *e, const char *wiki, double tim
 	double end = now_s() + 30;
 	while (now_s() < end && redis_int(c, "EXISTS freshet:{%s:p1}", wiki) != 1)
 		msleep(100);
-	char ev[1024];
-	snprintf(ev, sizeof ev,
-		 "{\"$schema\":\"/mediawiki/page/change/1.1.0\","
-		 "\"meta\":{\"dt\":\"2026-11-29T12:00:00Z\",\"stream\":\"mediawiki.page_change.v1\"},"
-		 "\"dt\":\"2026-11-29T12:00:00Z\",\"wiki_id\":\"%s\","
-		 "\"page_change_kind\":\"edit\","
-		 "\"page\":{\"page_id\":7,\"page_title\":\"Failing\",\"namespace_id\":0,\"is_redirect\":false},"
-		 "\"revision\":{\"rev_id\":11,\"rev_dt\":\"2026-11-29T12:00:00Z\"}}",
-		 wiki);
-	redisReply *r = redisCommand(c, "XADD freshet:{%s:p1} * event %s", wiki, ev);
-	cr_assert(r && r->type == REDIS_REPLY_STRING);
-	freeReplyObject(r);
+	xadd_event(c, wiki, 1, "edit", 7, "Failing", 11);
 	end = now_s() + timeout_s;
 	while (now_s() < end && redis_int(c, "XLEN freshet:{%s}:dead", wiki) < 1)
 		msleep(100);
-	r = redisCommand(c, "XRANGE freshet:{%s}:dead - +", wiki);
+	redisReply *r = redisCommand(c, "XRANGE freshet:{%s}:dead - +", wiki);
 	cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1,
 		  "the event was not dead-lettered");
 	redisReply *fields = r->element[0]->element[1];
