@@ -216,8 +216,9 @@ static int cmd_status(struct ctx *c, bool json)
 				printf("  no index yet under %s/%s\n", c->cfg->data_dir, w->id);
 		} else {
 			if (!json)
-				printf("  generation %s\n  %-6s %10s %-22s %12s %8s\n", gen, "shard",
-				       "documents", "last commit", "bytes", "fence");
+				printf("  generation %s\n  %-6s %10s %8s %-22s %12s %8s\n", gen,
+				       "shard", "documents", "dead", "last commit", "bytes",
+				       "fence");
 			for (unsigned k = 0; k < n; k++) {
 				struct shard_stats ss;
 				if (shard_set_stats(set, k, &ss) != STATUS_OK) {
@@ -232,6 +233,7 @@ static int cmd_status(struct ctx *c, bool json)
 					json_t *js = json_object();
 					json_object_set_new(js, "shard", json_integer(k));
 					json_object_set_new(js, "documents", json_integer((json_int_t)ss.docs));
+					json_object_set_new(js, "dead", json_integer((json_int_t)ss.dead));
 					json_object_set_new(js, "last_commit", ss.last_commit
 							    ? json_string(t) : json_null());
 					json_object_set_new(js, "bytes", json_integer((json_int_t)ss.bytes));
@@ -240,8 +242,9 @@ static int cmd_status(struct ctx *c, bool json)
 							    json_integer((json_int_t)ss.revision));
 					json_array_append_new(jshards, js);
 				} else {
-					printf("  %-6u %10llu %-22s %12llu %8llu\n", k,
-					       (unsigned long long)ss.docs, t,
+					printf("  %-6u %10llu %8llu %-22s %12llu %8llu\n", k,
+					       (unsigned long long)ss.docs,
+					       (unsigned long long)ss.dead, t,
 					       (unsigned long long)ss.bytes,
 					       (unsigned long long)ss.fence);
 				}
@@ -670,6 +673,22 @@ static int compact_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
 		printf("%s shard %u: skipped: %s\n", w->id, n, shard_errmsg(sh));
 		goto out;
 	}
+	/* Deleted pages wait in the shard as dead documents (shard.h): purge
+	 * them first, so that the compacted copy holds none. */
+	size_t purged = 0, batch = 0;
+	do {
+		st = shard_purge(sh, 1000, &batch);
+		if (st == STATUS_OK)
+			st = shard_commit(sh, token);
+		purged += batch;
+	} while (st == STATUS_OK && batch && !stop_requested && lease_renew(l, (int)n) == STATUS_OK);
+	if (st != STATUS_OK) {
+		printf("%s shard %u: skipped: purging deleted pages: %s\n", w->id, n,
+		       shard_errmsg(sh));
+		goto out;
+	}
+	if (purged)
+		printf("%s shard %u: purged %zu deleted pages\n", w->id, n, purged);
 	char *rmv[] = { "rm", "-rf", tmp, NULL };
 	run_cmd(rmv, NULL);
 	pid_t pid = fork();

@@ -59,6 +59,14 @@ enum job_action { ACT_FETCH, ACT_REPLACE, ACT_DELETE, ACT_CHECK };
 /* How often a writer with uncommitted writes looks again whether its
  * partition's jobs upstream are done (a job dropped upstream wakes no one). */
 #define IDLE_POLL_MS 50
+/* Deleted pages stay in the shard as dead documents (shard.h) until the
+ * writer purges them: once its partition has had no job for PURGE_IDLE_MS,
+ * one batch of PURGE_BATCH per commit, so a job that arrives meanwhile
+ * waits for one batch at most.  Under load that never idles, a commit also
+ * purges a batch whenever more than PURGE_BACKLOG are dead. */
+#define PURGE_IDLE_MS 1000
+#define PURGE_BATCH 100
+#define PURGE_BACKLOG 2000
 
 
 struct job {
@@ -760,10 +768,14 @@ static void writer_commit(struct writer *w)
 	}
 	int64_t t0 = now_ms();
 	enum status st = STATUS_OK;
+	uint64_t dead = 0;
+	size_t purged = 0;
+	if (shard_dead_count(w->sh, &dead) == STATUS_OK && dead > PURGE_BACKLOG)
+		st = shard_purge(w->sh, PURGE_BATCH, &purged);
 	/* Redelivered entries are older than what the shard has seen: the
 	 * position only moves forward. */
 	bool forward = !w->position[0] || id_cmp(maxid, w->position) > 0;
-	if (forward)
+	if (st == STATUS_OK && forward)
 		st = shard_set_position(w->sh, w->stream_key, maxid);
 	if (st == STATUS_OK)
 		st = shard_commit(w->sh, w->token);
@@ -801,9 +813,9 @@ static void writer_commit(struct writer *w)
 	if (st != STATUS_OK)
 		log_warn("wiki=%s partition=%d action=ack reason=%s", p->wiki->id,
 			 w->partition, log_quote(stream_errmsg(p->s)));
-	log_debug("wiki=%s partition=%d action=commit docs=%zu entries=%zu duration_ms=%" PRId64
-		  " position=%s", p->wiki->id, w->partition, w->n_pend, n_entries,
-		  took, maxid);
+	log_debug("wiki=%s partition=%d action=commit docs=%zu entries=%zu purged=%zu "
+		  "duration_ms=%" PRId64 " position=%s", p->wiki->id, w->partition,
+		  w->n_pend, n_entries, purged, took, maxid);
 	if (p->m && newest) {
 		char labels[200];
 		snprintf(labels, sizeof labels, "%s,partition=\"%d\"", p->labels,
@@ -816,13 +828,41 @@ static void writer_commit(struct writer *w)
 	w->n_pend = 0;
 }
 
+/* Purges one batch of dead documents and commits it alone (nothing else
+ * is pending when this runs).  Returns true when it purged something. */
+static bool writer_purge(struct writer *w)
+{
+	struct pipeline *p = w->p;
+	uint64_t dead = 0;
+	if (shard_dead_count(w->sh, &dead) != STATUS_OK || dead == 0 ||
+	    !lease_valid(p->lease, w->partition))
+		return false;
+	int64_t t0 = now_ms();
+	size_t purged = 0;
+	enum status st = shard_purge(w->sh, PURGE_BATCH, &purged);
+	if (st == STATUS_OK)
+		st = shard_commit(w->sh, w->token);
+	if (st != STATUS_OK) {
+		log_warn("wiki=%s partition=%d action=purge reason=%s", p->wiki->id,
+			 w->partition, log_quote(shard_errmsg(w->sh)));
+		/* Whatever the batch left in the transaction goes. */
+		if (!writer_discard(w, "purge failed"))
+			atomic_store(&w->state, W_ABORT);
+		return false;
+	}
+	log_debug("wiki=%s partition=%d action=purge docs=%zu dead=%" PRIu64
+		  " duration_ms=%" PRId64, p->wiki->id, w->partition, purged,
+		  dead - purged, now_ms() - t0);
+	return purged > 0;
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
 	struct pipeline *p = w->p;
 	if (!writer_open_retry(w))
 		atomic_store(&w->state, W_ABORT);
-	int64_t first = 0, last_commit = 0;
+	int64_t first = 0, last_commit = 0, last_job = now_ms();
 	int64_t gap = p->cfg->commit_ms < IDLE_COMMIT_GAP_MS ? p->cfg->commit_ms
 							     : IDLE_COMMIT_GAP_MS;
 	for (;;) {
@@ -844,6 +884,7 @@ static void *writer_main(void *arg)
 		if (j) {
 			if (!w->n_pend)
 				first = now_ms();
+			last_job = now_ms();
 			writer_apply(w, j);
 		}
 		bool idle = !j;
@@ -863,6 +904,10 @@ static void *writer_main(void *arg)
 		}
 		if (state == W_DRAIN && idle && !w->n_pend)
 			break;
+		if (state == W_RUN && idle && !w->n_pend &&
+		    now - last_job >= PURGE_IDLE_MS && queue_len(&w->q) == 0 &&
+		    atomic_load(&p->upstream[w->partition]) == 0 && !writer_purge(w))
+			last_job = now_ms(); /* nothing to purge: look again later */
 	}
 	/* Aborting: what is queued or uncommitted stays pending in Redis. */
 	writer_abandon(w, "writer stopped", false);

@@ -674,6 +674,34 @@ enum status shard_check_analyzer(struct shard *sh, const char *lang,
 	return st;
 }
 
+/* xdb_get() for the page behind unique id term `term`, with a dead
+ * (deleted, not yet purged) document treated as absent.  STATUS_OK (caller
+ * frees *doc), STATUS_NOT_FOUND, or an error (message in sh). */
+static enum status get_live(struct shard *sh, const char *term, struct xdoc **doc)
+{
+	struct xdoc *d = NULL;
+	enum status st = xdb_get(sh->db, term, &d);
+	if (st == STATUS_NOT_FOUND)
+		return shard_fail(sh, st, "no document with term %s in %s", term, sh->path);
+	if (st != STATUS_OK)
+		return db_fail(sh, st, sh->path);
+	char *mark = NULL;
+	size_t len = 0;
+	if ((st = xdoc_get_value(d, SHARD_VALUE_DEAD, &mark, &len)) != STATUS_OK) {
+		shard_fail(sh, st, "%s: %s", sh->path, xdoc_errmsg(d));
+		xdoc_free(d);
+		return st;
+	}
+	free(mark);
+	if (len) {
+		xdoc_free(d);
+		return shard_fail(sh, STATUS_NOT_FOUND, "%s was deleted from %s", term,
+				  sh->path);
+	}
+	*doc = d;
+	return STATUS_OK;
+}
+
 static void count_write(struct shard *sh)
 {
 	if (sh->pending++ == 0)
@@ -692,7 +720,7 @@ enum status shard_replace(struct shard *sh, struct shard_doc *d)
 		return st;
 
 	struct xdoc *old = NULL;
-	st = xdb_get(sh->db, d->idterm, &old);
+	st = get_live(sh, d->idterm, &old);
 	if (st == STATUS_OK) {
 		double rev = 0;
 		char *fp = NULL;
@@ -719,8 +747,10 @@ enum status shard_replace(struct shard *sh, struct shard_doc *d)
 					  ": identical document stored", d->page_id,
 					  d->rev_id);
 	} else if (st != STATUS_NOT_FOUND) {
-		return db_fail(sh, st, sh->path);
+		return st;
 	}
+	/* A deleted (dead) document is replaced whole: the new one has no
+	 * dead mark, so the page is back. */
 	st = xdb_replace(sh->db, d->idterm, d->x);
 	if (st != STATUS_OK)
 		return db_fail(sh, st, sh->path);
@@ -737,10 +767,23 @@ enum status shard_delete(struct shard *sh, uint64_t page_id)
 		return st;
 	char term[32];
 	snprintf(term, sizeof term, SHARD_PREFIX_ID "%" PRIu64, page_id);
-	st = xdb_delete(sh->db, term);
+	struct xdoc *doc = NULL;
+	st = get_live(sh, term, &doc);
 	if (st == STATUS_NOT_FOUND)
 		return shard_fail(sh, STATUS_NOOP, "page %" PRIu64 " is not in %s",
 				  page_id, sh->path);
+	if (st != STATUS_OK)
+		return st;
+	/* Mark, do not delete: the document read from the database keeps its
+	 * terms, so Xapian rewrites only its values (a few blocks) instead of
+	 * every posting and position list the page touches (thousands).  The
+	 * purge deletes it for real later (shard_purge). */
+	char when[32];
+	int n = snprintf(when, sizeof when, "%lld", (long long)time(NULL));
+	st = xdoc_set_value(doc, SHARD_VALUE_DEAD, when, (size_t)n);
+	if (st == STATUS_OK)
+		st = xdb_replace(sh->db, term, doc);
+	xdoc_free(doc);
 	if (st != STATUS_OK)
 		return db_fail(sh, st, sh->path);
 	count_write(sh);
@@ -755,9 +798,8 @@ enum status shard_get_rev(struct shard *sh, uint64_t page_id, uint64_t *rev_id)
 	char term[32];
 	snprintf(term, sizeof term, SHARD_PREFIX_ID "%" PRIu64, page_id);
 	struct xdoc *old = NULL;
-	st = xdb_get(sh->db, term, &old);
-	if (st != STATUS_OK)
-		return db_fail(sh, st, sh->path);
+	if ((st = get_live(sh, term, &old)) != STATUS_OK)
+		return st;
 	double rev = 0;
 	st = xdoc_get_value_number(old, SHARD_VALUE_REV, &rev);
 	if (st != STATUS_OK)
@@ -766,6 +808,31 @@ enum status shard_get_rev(struct shard *sh, uint64_t page_id, uint64_t *rev_id)
 		*rev_id = (uint64_t)rev;
 	xdoc_free(old);
 	return st;
+}
+
+enum status shard_dead_count(struct shard *sh, uint64_t *count)
+{
+	enum status st;
+	if ((st = need_open(sh, "shard_dead_count")) != STATUS_OK)
+		return st;
+	if ((st = xdb_value_freq(sh->db, SHARD_VALUE_DEAD, count)) != STATUS_OK)
+		return db_fail(sh, st, sh->path);
+	return STATUS_OK;
+}
+
+enum status shard_purge(struct shard *sh, size_t max, size_t *purged)
+{
+	enum status st;
+	*purged = 0;
+	if ((st = need_open(sh, "shard_purge")) != STATUS_OK)
+		return st;
+	if ((st = ensure_txn(sh)) != STATUS_OK)
+		return st;
+	if ((st = xdb_purge_value(sh->db, SHARD_VALUE_DEAD, max, purged)) != STATUS_OK)
+		return db_fail(sh, st, sh->path);
+	if (*purged)
+		sh->dirty = true;
+	return STATUS_OK;
 }
 
 enum status shard_set_position(struct shard *sh, const char *partition,
@@ -894,8 +961,11 @@ enum status shard_doc_count(struct shard *sh, uint64_t *count)
 	enum status st;
 	if ((st = need_open(sh, "shard_doc_count")) != STATUS_OK)
 		return st;
-	if ((st = xdb_doc_count(sh->db, count)) != STATUS_OK)
+	uint64_t all = 0, dead = 0;
+	if ((st = xdb_doc_count(sh->db, &all)) != STATUS_OK ||
+	    (st = xdb_value_freq(sh->db, SHARD_VALUE_DEAD, &dead)) != STATUS_OK)
 		return db_fail(sh, st, sh->path);
+	*count = all - dead;
 	return STATUS_OK;
 }
 
@@ -1246,12 +1316,20 @@ enum status shard_set_search(struct shard_set *set, const struct xquery *q,
 {
 	if (!set->db)
 		return set_fail(set, STATUS_INVALID, "%s: shard set not open", set->wikidir);
-	enum status st = xdb_search(set->db, q, offset, count, mset);
+	/* Deleted pages wait for the purge as dead documents: never show them. */
+	struct xquery *dead = need(xquery_value_ge(SHARD_VALUE_DEAD, "0", 1));
+	struct xquery *live = need(xquery_combine(XQUERY_AND_NOT, q, dead));
+	xquery_free(dead);
+	enum status st = xdb_search(set->db, live, offset, count, mset);
 	if (st == STATUS_MODIFIED) {
-		if ((st = shard_set_reopen(set)) != STATUS_OK)
+		if ((st = shard_set_reopen(set)) == STATUS_OK)
+			st = xdb_search(set->db, live, offset, count, mset);
+		else {
+			xquery_free(live);
 			return st;
-		st = xdb_search(set->db, q, offset, count, mset);
+		}
 	}
+	xquery_free(live);
 	if (st != STATUS_OK)
 		return set_fail(set, st, "%s", xdb_errmsg(set->db));
 	return STATUS_OK;
@@ -1276,10 +1354,12 @@ enum status shard_set_stats(struct shard_set *set, unsigned n,
 	uint64_t v = 0;
 	if ((st = xdb_open_read(db, path)) != STATUS_OK ||
 	    (st = xdb_doc_count(db, &s.docs)) != STATUS_OK ||
+	    (st = xdb_value_freq(db, SHARD_VALUE_DEAD, &s.dead)) != STATUS_OK ||
 	    (st = xdb_revision(db, &s.revision)) != STATUS_OK ||
 	    (st = read_u64_meta(db, META_FENCE, &s.fence)) != STATUS_OK ||
 	    (st = read_u64_meta(db, META_COMMIT_TIME, &v)) != STATUS_OK)
 		goto out;
+	s.docs -= s.dead;
 	s.last_commit = (int64_t)v;
 	if ((st = read_u64_meta(db, META_SCHEMA, &v)) != STATUS_OK)
 		goto out;

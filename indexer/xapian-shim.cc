@@ -292,6 +292,17 @@ enum status xdb_doc_count(struct xdb *db, uint64_t *count)
 	CATCH_ALL(db->err, db->path)
 }
 
+enum status xdb_value_freq(struct xdb *db, unsigned slot, uint64_t *count)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_value_freq: database not open");
+	try {
+		*count = db->db().get_value_freq(slot);
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
 enum status xdb_revision(struct xdb *db, uint64_t *rev)
 {
 	if (!db->mode || db->count != 1)
@@ -396,6 +407,28 @@ enum status xdb_delete(struct xdb *db, const char *unique_term)
 			return STATUS_NOT_FOUND;
 		}
 		db->w.delete_document(unique_term);
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_purge_value(struct xdb *db, unsigned slot, size_t max,
+			    size_t *deleted)
+{
+	*deleted = 0;
+	if (db->mode != 1)
+		return invalid(db->err, "xdb_purge_value: database not open for writing");
+	try {
+		/* Collect first: deleting while walking the value stream would
+		 * invalidate the iterator. */
+		std::vector<Xapian::docid> ids;
+		for (Xapian::ValueIterator v = db->w.valuestream_begin(slot);
+		     v != db->w.valuestream_end(slot) && ids.size() < max; ++v)
+			ids.push_back(v.get_docid());
+		for (Xapian::docid did : ids) {
+			db->w.delete_document(did);
+			++*deleted;
+		}
 		return STATUS_OK;
 	}
 	CATCH_ALL(db->err, db->path)
@@ -734,6 +767,16 @@ struct xquery *xquery_match_all(void)
 {
 	try {
 		return wrap(Xapian::Query(Xapian::Query::MatchAll));
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+struct xquery *xquery_value_ge(unsigned slot, const char *limit, size_t len)
+{
+	try {
+		return wrap(Xapian::Query(Xapian::Query::OP_VALUE_GE, slot,
+					  std::string(limit, len)));
 	} catch (...) {
 		return nullptr;
 	}

@@ -101,6 +101,10 @@ XSHIM_API enum status xdb_close(struct xdb *db);
 
 /* Sets *count to the number of documents (all databases of a set). */
 XSHIM_API enum status xdb_doc_count(struct xdb *db, uint64_t *count);
+/* Sets *count to the number of documents with a value in slot (all
+ * databases of a set).  On a writer this counts writes not yet committed. */
+XSHIM_API enum status xdb_value_freq(struct xdb *db, unsigned slot,
+				     uint64_t *count);
 /* Sets *rev to the committed revision of a single database (a commit that
  * changed nothing does not raise it). */
 XSHIM_API enum status xdb_revision(struct xdb *db, uint64_t *rev);
@@ -132,6 +136,11 @@ XSHIM_API enum status xdb_replace(struct xdb *db, const char *unique_term,
 /* Deletes every document indexed by unique_term.  STATUS_NOT_FOUND when
  * there was none (nothing changed). */
 XSHIM_API enum status xdb_delete(struct xdb *db, const char *unique_term);
+/* Deletes up to max documents that have a value in slot, in docid order,
+ * and sets *deleted to how many.  Writer only; inside a transaction the
+ * deletions wait for xdb_commit() like any write. */
+XSHIM_API enum status xdb_purge_value(struct xdb *db, unsigned slot,
+				      size_t max, size_t *deleted);
 /* Sets *doc to the document indexed by unique_term, to be freed with
  * xdoc_free().  Its values and data are read at once (they stay valid
  * whatever happens to db); its terms are read lazily, so xdoc_terms() on it
@@ -232,6 +241,11 @@ XSHIM_API struct xquery *xquery_combine(enum xquery_op op,
 XSHIM_API struct xquery *xquery_scale(const struct xquery *q, double factor);
 /* Every document. */
 XSHIM_API struct xquery *xquery_match_all(void);
+/* Every document whose value in slot is >= limit (len bytes), compared
+ * bytewise; boolean (adds no weight).  An empty limit matches every
+ * document, with a value or not (Xapian's rule). */
+XSHIM_API struct xquery *xquery_value_ge(unsigned slot, const char *limit,
+					 size_t len);
 /* NULL is a no-op. */
 XSHIM_API void xquery_free(struct xquery *q);
 /* Returns Xapian's description of q (caller frees), NULL if out of memory. */

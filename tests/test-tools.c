@@ -213,6 +213,26 @@ static bool has_title(json_t *res, const char *title)
 	return false;
 }
 
+/* Sums field ("documents", "dead") over the shards of freshetctl status
+ * --json. */
+static long shard_counts(const char *field)
+{
+	struct out o = run("freshetctl", "status", "--json", NULL);
+	cr_assert_eq(o.status, 0, "freshetctl status failed: %s", o.err);
+	json_t *root = json_loads(o.out, 0, NULL);
+	cr_assert_not_null(root, "not JSON: %s", o.out);
+	json_t *shards = json_object_get(json_object_get(root, WIKI), "shards");
+	cr_assert(json_is_array(shards), "no shards: %s", o.out);
+	long n = 0;
+	size_t i;
+	json_t *sh;
+	json_array_foreach(shards, i, sh)
+		n += (long)json_integer_value(json_object_get(sh, field));
+	json_decref(root);
+	out_free(&o);
+	return n;
+}
+
 static void seed_pages(void)
 {
 	const char *titles[] = { "Aardvark facts", "Binturong notes", "Capybara life" };
@@ -288,6 +308,36 @@ Test(tools, direct_reindex_then_search, .init = setup_wiki, .fini = teardown,
 	cr_assert_eq(o.status, 0, "%s", o.err);
 	cr_assert(strstr(o.out, "Aardvark facts"), "after compaction: %s", o.out);
 	out_free(&o);
+
+	/* A deleted page is gone from searches and counts at once; it waits
+	 * as a dead document until compact (or an idle worker) purges it. */
+	lr = redisCommand(c = redis_ctx(), "DEL freshet:{" WIKI ":p1}:lease");
+	freeReplyObject(lr);
+	redisFree(c);
+	cr_assert(mw_page_info(E.mw, "Binturong notes", &info));
+	char gone[32];
+	snprintf(gone, sizeof gone, "%ld", (long)info.page_id);
+	mw_delete(E.mw, "Binturong notes");
+	o = run("reindex-page", "--wiki", WIKI, "--page-id", gone, NULL);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	out_free(&o);
+	res = search_json(&root, "popcorn");
+	cr_assert_eq(json_array_size(res), 0, "deleted page found: %s", json_dumps(root, 0));
+	json_decref(root);
+	cr_assert_eq(shard_counts("dead"), 1);
+	cr_assert_eq(shard_counts("documents"), 3);
+	o = run("freshetctl", "compact", NULL);
+	cr_assert_eq(o.status, 0, "%s%s", o.out, o.err);
+	cr_assert(strstr(o.out, "purged 1 deleted pages"), "%s", o.out);
+	out_free(&o);
+	cr_assert_eq(shard_counts("dead"), 0);
+	cr_assert_eq(shard_counts("documents"), 3);
+	res = search_json(&root, "popcorn");
+	cr_assert_eq(json_array_size(res), 0, "results: %s", json_dumps(root, 0));
+	json_decref(root);
+	res = search_json(&root, "termites");
+	cr_assert_eq(json_array_size(res), 1, "results: %s", json_dumps(root, 0));
+	json_decref(root);
 
 	/* A missing title makes the exit status say so. */
 	o = run("reindex-page", "--wiki", WIKI, "--title", "No such page here", NULL);
