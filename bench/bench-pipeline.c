@@ -771,7 +771,6 @@ static double run_omindex(const char *corpus, long *rss_kib, double *cpu)
 	return now() - t0;
 }
 
-/* Sums "duration_ms=" of the worker's commit lines in log, and counts them. */
 /* Sums the duration_ms= of the worker log's lines with action=<action>
  * (commit, purge): returns seconds of writer time, sets *lines to how many
  * lines and *docs (if not NULL) to the sum of their docs=. */
@@ -973,15 +972,15 @@ int main(int argc, char **argv)
 	/* The deletes only marked the documents dead; the writers purge them
 	 * once their partitions idle.  Report that deferred cost too. */
 	long purged = 0;
-	double purge_s = 0, t_purged = t3;
-	while (now() - t3 < 60) {
-		int npurge;
+	int npurge;
+	double purge_s;
+	for (;;) {
 		purge_s = log_seconds("a", "purge", &npurge, &purged);
-		if (purged >= (long)nch)
+		if (purged >= (long)nch || now() - t3 >= 60)
 			break;
 		usleep(50 * 1000);
 	}
-	t_purged = now();
+	double t_purged = now();
 	printf("(c) purge: the idle writers deleted %ld of the %zu dead documents "
 	       "for real by %.2f s after the update was acked, in %.2f s of "
 	       "writer time (in parallel over %d shards)\n", purged, nch,

@@ -63,8 +63,9 @@ enum job_action { ACT_FETCH, ACT_REPLACE, ACT_DELETE, ACT_CHECK };
  * writer purges them: once its partition has had no job for PURGE_IDLE_MS,
  * one batch of PURGE_BATCH per commit, so a job that arrives meanwhile
  * waits for one batch at most (50 deletes into a 5,000-page shard of the
- * bench corpus commit in ~0.5 s on a slow day).  Under load that never idles, a commit also
- * purges a batch whenever more than PURGE_BACKLOG are dead. */
+ * bench corpus commit in ~0.5 s on a slow day).  Under load that never
+ * idles, a commit also purges a batch whenever more than PURGE_BACKLOG are
+ * dead. */
 #define PURGE_IDLE_MS 1000
 #define PURGE_BATCH 50
 #define PURGE_BACKLOG 2000
