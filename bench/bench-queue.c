@@ -24,15 +24,9 @@
 #include <unistd.h>
 
 #include "event.h"
+#include "now.h"
 #include "redis.h"
 #include "stream.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int free_port(void)
 {

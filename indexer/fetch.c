@@ -40,6 +40,7 @@
  */
 #include "fetch.h"
 #include "buf.h"
+#include "now.h"
 #include "xmalloc.h"
 
 #include <curl/curl.h>
@@ -101,13 +102,6 @@ void fetch_wiki_config_init(struct fetch_wiki_config *cfg)
 	cfg->max_redirects = 3;
 	cfg->lag_retry_ms = 2000;
 	cfg->transient_retry_ms = 1000;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Splits url into lowercase scheme and host; returns false if it is not

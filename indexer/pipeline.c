@@ -18,6 +18,7 @@
  *   - the stream's control connection (acks, nacks, dead letters, produce)
  *     is shared by the stages: the stream serialises it with its own mutex.
  */
+#include "now.h"
 #include "pipeline.h"
 
 #include <errno.h>
@@ -161,20 +162,6 @@ struct pipeline {
 
 	char errmsg[512];
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -823,7 +810,7 @@ static void writer_commit(struct writer *w)
 		snprintf(labels, sizeof labels, "%s,partition=\"%d\"", p->labels,
 			 w->partition);
 		metrics_set(p->m, "freshet_lag_seconds", labels,
-			    (double)(wall_ms() - newest) / 1000.0);
+			    (double)(now_wall_ms() - newest) / 1000.0);
 	}
 	for (size_t i = 0; i < w->n_pend; i++)
 		job_done(p, w->pend[i], w->pend[i]->outcome, NULL);

@@ -7,6 +7,7 @@
  * Time is measured with CLOCK_MONOTONIC so a clock change does not produce
  * a negative rate.
  */
+#include "now.h"
 #include "progress.h"
 
 #include <stdlib.h>
@@ -23,13 +24,6 @@ struct progress {
 	unsigned interval_ms;
 	double start, last;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct progress *progress_new(FILE *out, const char *label, uint64_t total,
 			      bool tty, unsigned interval_ms)

@@ -42,6 +42,7 @@
 #include <unicode/ucasemap.h>
 
 #include "buf.h"
+#include "now.h"
 #include "shard.h"
 #include "xmalloc.h"
 
@@ -56,13 +57,6 @@
 unsigned shard_route(uint64_t page_id, unsigned shards)
 {
 	return shards ? (unsigned)(page_id % shards) : 0;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Replaces a NULL from the shim's allocating constructors by an abort, as

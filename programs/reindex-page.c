@@ -42,6 +42,7 @@
 #include "lease.h"
 #include "loader.h"
 #include "log.h"
+#include "now.h"
 #include "pagelist.h"
 #include "progress.h"
 #include "redis.h"
@@ -187,13 +188,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	interrupted = 1;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void add_page(struct run *r, int64_t id, int ns, const char *title, bool missing)

@@ -21,6 +21,7 @@
 
 #include "backoff.h"
 #include "log.h"
+#include "now.h"
 #include "xmalloc.h"
 
 /* Takes (or renews, if ours) KEYS[1]; returns 0 when another owner has
@@ -75,13 +76,6 @@ struct lease {
 	_Atomic uint64_t *token;
 	char errmsg[512];
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void seterr(struct lease *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void seterr(struct lease *l, const char *fmt, ...)

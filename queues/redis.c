@@ -10,6 +10,7 @@
  * connection (a consumer's position in its pending list) compare it to know
  * when to start over.
  */
+#include "now.h"
 #include "redis.h"
 
 #include <errno.h>
@@ -32,13 +33,6 @@ struct redis {
 	int64_t next_attempt;     /* ms, monotonic: no implicit connect before */
 	char errmsg[512];
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void seterr(struct redis *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void seterr(struct redis *r, const char *fmt, ...)

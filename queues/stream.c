@@ -16,6 +16,7 @@
  *   - `rd` is touched only by the reader thread; `ctl`, the in-flight sets,
  *     the error message and the counters only under mu.
  */
+#include "now.h"
 #include "stream.h"
 
 #include <inttypes.h>
@@ -81,13 +82,6 @@ struct raw {
 };
 
 static const redisReply *field(const redisReply *r, const char *key);
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void seterr(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void seterr(struct stream *s, const char *fmt, ...)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lease.h"
+#include "now.h"
 #include "redis.h"
 #include "testsupport.h"
 
@@ -37,13 +38,6 @@ static struct redis *conn(void)
 	struct redis *r = redis_new(&o, err, sizeof err);
 	cr_assert_not_null(r, "%s", err);
 	return r;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Counts the partitions whose lease key holds owner. */

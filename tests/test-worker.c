@@ -32,6 +32,7 @@
 
 #include "hostile.h"
 #include "mw.h"
+#include "now.h"
 #include "shard.h"
 #include "testsupport.h"
 #include "xapian-shim.h"
@@ -62,13 +63,6 @@ static void msleep(int ms)
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Writes the worker's configuration; extra is appended verbatim. */
