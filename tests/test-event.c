@@ -200,12 +200,13 @@ Test(event, title_limit_is_255_bytes)
 	char title[300];
 	memset(title, 'a', 255);
 	title[255] = '\0';
-	char *json;
-	cr_assert(asprintf(&json, "{\"$schema\":\"/mediawiki/page/change/1.1.0\",\"dt\":"
-	                   "\"2020-02-29T23:59:59+01:00\",\"wiki_id\":\"w\",\"page_change_kind\":"
-	                   "\"edit\",\"page\":{\"page_id\":1,\"page_title\":\"%s\","
-	                   "\"namespace_id\":0},\"revision\":{\"rev_id\":9007199254740991}}",
-	                   title) > 0);
+	json_t *e = test_event_json("edit", "w", 1, title, 9007199254740991L);
+	json_object_set_new(e, "dt", json_string("2020-02-29T23:59:59+01:00"));
+	json_object_set_new(json_object_get(e, "meta"), "dt",
+			    json_string("2020-02-29T23:59:59+01:00"));
+	char *json = json_dumps(e, JSON_COMPACT);
+	json_decref(e);
+	cr_assert_not_null(json);
 	struct event *ev = NULL;
 	struct event_error err;
 	cr_assert_eq(event_decode(json, strlen(json), &ev, &err), STATUS_OK, "%s", err.text);

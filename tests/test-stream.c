@@ -517,10 +517,11 @@ Test(stream, malformed_entry_dead_lettered_with_decode_error)
 	struct test_redis *r = R;
 	struct q *q = q_open(r->url, 2, "c1", NULL);
 	assign_all(q);
-	const char *bad = "{\"$schema\":\"/mediawiki/page/change/1.1.0\",\"dt\":"
-	                  "\"2024-01-01T00:00:00Z\",\"wiki_id\":\"testwiki\","
-	                  "\"page_change_kind\":\"edit\",\"page\":{\"page_id\":\"four\","
-	                  "\"page_title\":\"X\",\"namespace_id\":0},\"revision\":{\"rev_id\":1}}";
+	/* A real edit event whose page id is a string. */
+	json_t *ev = test_event_json("edit", "testwiki", 4, "X", 1);
+	json_object_set_new(json_object_get(ev, "page"), "page_id", json_string("four"));
+	char *bad = json_dumps(ev, JSON_COMPACT);
+	json_decref(ev);
 	char id[STREAM_ID_MAX];
 	cr_assert_eq(stream_produce(q->s, 4, bad, strlen(bad), id), STATUS_OK);
 	produce(q, 2, 22);
@@ -556,6 +557,7 @@ Test(stream, malformed_entry_dead_lettered_with_decode_error)
 	cr_assert_eq(stream_dead_count(q->s, &n), STATUS_OK);
 	cr_expect_eq(n, 0);
 	stream_dead_free(d, 1);
+	free(bad);
 	q_close(q);
 }
 

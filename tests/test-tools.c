@@ -546,13 +546,9 @@ Test(tools, rebuild_swaps_while_search_answers, .init = setup_wiki,
 /* Adds a dead letter for page_id whose source is partition p. */
 static char *add_dead(redisContext *c, long page_id, int p, const char *reason)
 {
-	char *payload;
-	cr_assert(asprintf(&payload,
-		"{\"$schema\":\"/mediawiki/cirrussearch/page_rerender/1.0.0\","
-		"\"dt\":\"2026-11-29T12:00:00Z\",\"wiki_id\":\"" WIKI "\","
-		"\"page_id\":%ld,\"page_title\":\"Page_%ld\",\"namespace_id\":0,"
-		"\"meta\":{\"stream\":\"x\",\"dt\":\"2026-11-29T12:00:00Z\"}}",
-		page_id, page_id) > 0);
+	char title[64];
+	snprintf(title, sizeof title, "Page_%ld", page_id);
+	char *payload = test_event("rerender", WIKI, page_id, title, 0);
 	redisReply *r = redisCommand(c, "XADD freshet:{" WIKI "}:dead * payload %s "
 				     "reason %s stream freshet:{" WIKI ":p%d} id 1-1 "
 				     "deliveries 5 time 2026-11-29T12:00:01Z",
@@ -626,17 +622,16 @@ Test(tools, ctl_spool_replay, .init = setup_redis, .fini = teardown, .timeout = 
 	char *spool;
 	cr_assert(asprintf(&spool, "%s/spool.jsonl", E.dir) > 0);
 	FILE *f = fopen(spool, "w");
-	const char *ev =
-		"{\"$schema\":\"/mediawiki/cirrussearch/page_rerender/1.0.0\","
-		"\"dt\":\"2026-11-29T12:00:00Z\",\"wiki_id\":\"" WIKI "\","
-		"\"page_id\":%d,\"page_title\":\"P\",\"namespace_id\":0}";
-	fprintf(f, "{\"stream\":\"freshet:{" WIKI ":p1}\",\"event\":");
-	fprintf(f, ev, 3);
-	fprintf(f, "}\nnot json\n{\"stream\":\"freshet:{" WIKI ":p0}\",\"event\":");
-	fprintf(f, ev, 8);
-	fprintf(f, "}\n{\"stream\":\"freshet:{" WIKI ":p0}\",\"event\":");
-	fprintf(f, ev, 5); /* wrong partition: 5 mod 2 = 1 */
-	fprintf(f, "}\n");
+	char *ev[3];
+	ev[0] = test_event("rerender", WIKI, 3, "P", 0);
+	ev[1] = test_event("rerender", WIKI, 8, "P", 0);
+	ev[2] = test_event("rerender", WIKI, 5, "P", 0); /* wrong partition: 5 mod 2 = 1 */
+	fprintf(f, "{\"stream\":\"freshet:{" WIKI ":p1}\",\"event\":%s}\n", ev[0]);
+	fprintf(f, "not json\n");
+	fprintf(f, "{\"stream\":\"freshet:{" WIKI ":p0}\",\"event\":%s}\n", ev[1]);
+	fprintf(f, "{\"stream\":\"freshet:{" WIKI ":p0}\",\"event\":%s}\n", ev[2]);
+	for (int i = 0; i < 3; i++)
+		free(ev[i]);
 	fclose(f);
 	struct out o = run("freshetctl", "spool", "replay", spool, NULL);
 	cr_assert_eq(o.status, 1, "bad lines must fail the run: %s", o.out);

@@ -221,23 +221,17 @@ static long long redis_int(redisContext *c, const char *fmt, ...)
 	return v;
 }
 
-/* XADDs a page/change event of the given kind for page id (title, revision
- * rev) of wiki to its partition p, as the extension would. */
+/* XADDs a page/change event of the given kind ("create", "edit": the
+ * fixture of that name) for page id (title, revision rev) of wiki to its
+ * partition p, as the extension would. */
 static void xadd_event(redisContext *c, const char *wiki, long p, const char *kind,
 		       long id, const char *title, long rev)
 {
-	char ev[1024];
-	snprintf(ev, sizeof ev,
-		 "{\"$schema\":\"/mediawiki/page/change/1.1.0\","
-		 "\"meta\":{\"dt\":\"2026-11-29T12:00:00Z\",\"stream\":\"mediawiki.page_change.v1\"},"
-		 "\"dt\":\"2026-11-29T12:00:00Z\",\"wiki_id\":\"%s\","
-		 "\"page_change_kind\":\"%s\","
-		 "\"page\":{\"page_id\":%ld,\"page_title\":\"%s\",\"namespace_id\":0},"
-		 "\"revision\":{\"rev_id\":%ld}}",
-		 wiki, kind, id, title, rev);
+	char *ev = test_event(kind, wiki, id, title, rev);
 	redisReply *r = redisCommand(c, "XADD freshet:{%s:p%ld} * event %s", wiki, p, ev);
 	cr_assert(r && r->type == REDIS_REPLY_STRING);
 	freeReplyObject(r);
+	free(ev);
 }
 
 /* Pending (delivered, unacked) entries of partition p. */
@@ -638,35 +632,26 @@ Test(worker, indexes_hand_made_events)
 
 	/* A delete through the API, announced by hand: the document goes. */
 	mw_delete(e->mw, "Beta");
-	char ev[1024];
-	snprintf(ev, sizeof ev,
-		 "{\"$schema\":\"/mediawiki/page/change/1.1.0\","
-		 "\"meta\":{\"dt\":\"2026-11-29T12:00:01Z\",\"stream\":\"x\"},"
-		 "\"dt\":\"2026-11-29T12:00:01Z\",\"wiki_id\":\"" WIKI "\","
-		 "\"page_change_kind\":\"delete\","
-		 "\"page\":{\"page_id\":%ld,\"page_title\":\"Beta\",\"namespace_id\":0}}",
-		 ids[1]);
+	char *ev = test_event("delete", WIKI, ids[1], "Beta", 0);
 	redisReply *r = redisCommand(c, "XADD freshet:{" WIKI ":p%ld} * event %s",
 				     ids[1] % SHARDS, ev);
 	freeReplyObject(r);
+	free(ev);
 	converge(e, 60);
 
 	/* An undelete that gave a page a new id (Delta's, here) names the old
 	 * id (Gamma's, deleted meanwhile without an event) in prior_state: the
 	 * old id's document must go, though it lives in another partition. */
 	mw_delete(e->mw, "Gamma");
-	snprintf(ev, sizeof ev,
-		 "{\"$schema\":\"/mediawiki/page/change/1.1.0\","
-		 "\"meta\":{\"dt\":\"2026-11-29T12:00:02Z\",\"stream\":\"x\"},"
-		 "\"dt\":\"2026-11-29T12:00:02Z\",\"wiki_id\":\"" WIKI "\","
-		 "\"page_change_kind\":\"undelete\","
-		 "\"page\":{\"page_id\":%ld,\"page_title\":\"Delta\",\"namespace_id\":0},"
-		 "\"revision\":{\"rev_id\":%ld},"
-		 "\"prior_state\":{\"page\":{\"page_id\":%ld}}}",
-		 ids[3], revs[3], ids[2]);
+	json_t *undel = test_event_json("undelete", WIKI, ids[3], "Delta", revs[3]);
+	json_object_set_new(undel, "prior_state",
+			    json_pack("{s:{s:I}}", "page", "page_id", (json_int_t)ids[2]));
+	ev = json_dumps(undel, JSON_COMPACT);
+	json_decref(undel);
 	cr_assert_neq(ids[2] % SHARDS, ids[3] % SHARDS);
 	r = redisCommand(c, "XADD freshet:{" WIKI ":p%ld} * event %s", ids[3] % SHARDS, ev);
 	freeReplyObject(r);
+	free(ev);
 	redisFree(c);
 	converge(e, 60);
 	worker_term(e);

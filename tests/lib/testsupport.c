@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -195,4 +196,43 @@ void test_redis_stop(struct test_redis *r)
 	free(r->socket);
 	free(r->url);
 	free(r);
+}
+
+json_t *test_event_json(const char *fixture, const char *wiki, long page_id,
+			const char *title, long rev_id)
+{
+	char *rel, *path;
+	cr_assert(asprintf(&rel, "tests/fixtures/events/%s.json", fixture) > 0);
+	path = test_srcpath(rel);
+	json_error_t err;
+	json_t *ev = json_load_file(path, 0, &err);
+	cr_assert_not_null(ev, "%s: %s", path, err.text);
+	free(rel);
+	free(path);
+
+	json_object_set_new(ev, "wiki_id", json_string(wiki));
+	/* page_change keeps the page in "page" and the revision in
+	 * "revision"; page_rerender keeps the page's fields at the top. */
+	json_t *page = json_object_get(ev, "page");
+	if (!page)
+		page = ev;
+	json_object_set_new(page, "page_id", json_integer(page_id));
+	if (title)
+		json_object_set_new(page, "page_title", json_string(title));
+	json_t *rev = json_object_get(ev, "revision");
+	if (rev_id > 0) {
+		cr_assert_not_null(rev, "fixture %s has no revision", fixture);
+		json_object_set_new(rev, "rev_id", json_integer(rev_id));
+	}
+	return ev;
+}
+
+char *test_event(const char *fixture, const char *wiki, long page_id,
+		 const char *title, long rev_id)
+{
+	json_t *ev = test_event_json(fixture, wiki, page_id, title, rev_id);
+	char *s = json_dumps(ev, JSON_COMPACT);
+	cr_assert_not_null(s);
+	json_decref(ev);
+	return s;
 }

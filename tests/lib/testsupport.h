@@ -9,6 +9,7 @@
 #ifndef FRESHET_TESTSUPPORT_H
 #define FRESHET_TESTSUPPORT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -24,6 +25,21 @@ int test_free_port(void);
 char *test_srcpath(const char *rel);
 /* Reads a whole file; returns NULL if it cannot.  Caller frees. */
 char *test_read_file(const char *path, size_t *len);
+
+/* Returns a page event built from the fixture
+ * tests/fixtures/events/<fixture>.json ("create", "edit", "delete",
+ * "undelete", "move", "rerender", ...), so that tests send events shaped
+ * as the schemas are rather than written by hand.  wiki_id and the page id
+ * are set; title replaces the page title unless NULL; rev_id > 0 replaces
+ * the revision id.  The page and rerender schemas keep these fields in
+ * different places; both are handled.  Fails the test if the fixture cannot
+ * be read.  The caller owns the object (json_decref) and may change more
+ * fields before dumping it. */
+json_t *test_event_json(const char *fixture, const char *wiki, long page_id,
+			const char *title, long rev_id);
+/* test_event_json() as compact JSON text; the caller frees it. */
+char *test_event(const char *fixture, const char *wiki, long page_id,
+		 const char *title, long rev_id);
 
 struct test_redis {
 	char *dir;      /* private directory: socket, append-only file, log */
