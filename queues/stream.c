@@ -5,7 +5,7 @@
  *   - An entry is acked only through stream_ack*() (the caller says its
  *     effect is durable) or together with its dead letter in one MULTI/EXEC:
  *     nothing leaves the pending list without either being applied or being
- *     recorded in freshet:{wiki}:dead.
+ *     recorded as a dead letter.
  *   - Each partition keeps the set of entries handed out and not yet acked
  *     or nacked ("in flight").  Re-reading the pending list (after
  *     assignment, a reconnect or a nack) skips them, so an entry is never

@@ -1,16 +1,11 @@
 /*
  * stream.h: a wiki's change-event queue on Redis Streams.
  *
- * Keys (see HELPER-CONVENTIONS.md; hash tags keep each partition's keys in
- * one Redis Cluster slot):
- *   freshet:{<wiki>:p<N>}        stream of partition N; one field `event`
- *                                 holding the event JSON
- *   freshet:{<wiki>}:partitions  the wiki's partition count (string integer)
- *   freshet:{<wiki>}:dead        dead letters: payload, reason, stream, id,
- *                                 deliveries, time
- * Consumer group `freshet` on every partition stream, created (MKSTREAM, from
- * id 0) by stream_setup() when missing.  A page's events go to partition
- * page_id mod partitions, so one writer sees them in order.
+ * Redis keys: see doc/queues.md.  A wiki's events are spread over
+ * `partitions` streams: a page's events go to partition page_id mod
+ * partitions, so one writer sees them in order.  Every partition stream is
+ * read through the consumer group STREAM_GROUP, which stream_setup() creates
+ * when missing.
  *
  * Reliable consumption.  A consumer (a struct stream with a read connection)
  * reads the partitions it was assigned (stream_assign()).  For each newly
@@ -18,9 +13,9 @@
  * pending entries (XREADGROUP ... 0) and only then new ones (>).  Entries
  * left pending by another consumer for claim_idle_ms are claimed
  * (XAUTOCLAIM); after a full scan, consumers idle that long with nothing
- * pending (dead workers) are removed from the group.  Every entry handed out carries its delivery count (from
- * XPENDING for re-read and claimed entries, 1 for new ones) and its
- * failure count.  The caller acks a batch (stream_ack(): one XACK per
+ * pending (dead workers) are removed from the group.  Every entry handed out
+ * carries its delivery count (from XPENDING for re-read and claimed entries,
+ * 1 for new ones) and its failure count.  The caller acks a batch (stream_ack(): one XACK per
  * partition, pipelined) only when what it did with it is durable; it reports
  * an entry that failed with stream_nack(), which records the failure and
  * redelivers it (the entry is XCLAIMed again) after a jittered backoff, or
@@ -31,8 +26,8 @@
  * worker killed (or whose Redis restarted) while holding a hundred entries
  * raises all their counts, though none of them failed: counted as failures,
  * a few kill -9s would dead-letter good events.  So stream_nack() counts
- * failures in a key of their own, freshet:{<wiki>:p<N>}:failed:<id> (INCR,
- * expires after a day, deleted with the ack or the dead letter), and the
+ * failures in a counter of their own per entry (it expires a day after the
+ * last failure and is deleted with the ack or the dead letter), and the
  * deliveries that ended with neither an ack nor a nack ("interrupted":
  * deliveries - 1 - failures) have their own, higher bound, max_interrupted:
  * an event that crashes the worker every time it is processed still ends in
@@ -41,10 +36,11 @@
  * never handed out: it is moved to the dead-letter stream and acked in one
  * MULTI/EXEC.
  *
- * Connections: `rd` is used only for the reads (XREADGROUP with BLOCK,
- * XPENDING, XAUTOCLAIM); `ctl` for everything that writes (XACK, XCLAIM,
- * dead letters, XADD, XTRIM, setup).  Their read timeouts must be above
- * block_ms (rd) and above a few round trips (ctl).
+ * Connections: `rd` is used only by stream_read() (XREADGROUP with BLOCK,
+ * XPENDING, XAUTOCLAIM, and the XCLAIM that hands out a nacked entry again);
+ * `ctl` for everything else (XACK, failure counters, dead letters, XADD,
+ * setup).  Their read timeouts must be above block_ms (rd) and above a few
+ * round trips (ctl).
  *
  * Thread rules: stream_read() and stream_assign() are called by one thread
  * (the reader); stream_ack(), stream_nack(), stream_produce() and the
@@ -118,7 +114,7 @@ struct stream *stream_new(struct redis *rd, struct redis *ctl,
 void stream_free(struct stream *s);
 
 /*
- * Publishes or checks the partition count (SETNX freshet:{wiki}:partitions;
+ * Publishes or checks the wiki's partition count (stored once with SET NX;
  * a different stored value is STATUS_CONFIG with a message naming both
  * values) and creates the consumer group on every partition stream when
  * missing.  Call once before producing or reading.  STATUS_TRANSIENT when
