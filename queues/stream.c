@@ -545,109 +545,176 @@ static bool reply_is_nogroup(struct redis *r)
 	return strstr(redis_errmsg(r), "NOGROUP") != NULL;
 }
 
-/* Phase 1: this consumer's own pending entries of partitions marked for a
- * re-read.  Reader thread. */
-static enum status read_pending(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
-                                redisReply **hold, size_t *nhold)
+/* What stream_read() has gathered so far: the entries, and the replies their
+ * payloads point into (freed once the batch is built). */
+struct reading {
+	struct raw *raws;
+	size_t n, cap;
+	redisReply **hold;
+	size_t nhold, caphold;
+};
+
+static void hold_reply(struct reading *r, redisReply *rep)
+{
+	if (r->nhold == r->caphold) {
+		r->caphold = r->caphold ? r->caphold * 2 : 8;
+		r->hold = xrealloc(r->hold, r->caphold * sizeof *r->hold);
+	}
+	r->hold[r->nhold++] = rep;
+}
+
+/* The stats counter a phase's entries add to.  STAT_NONE: new entries,
+ * delivered for the first time, have no delivery count nor failure to look
+ * up. */
+enum phase_stat { STAT_NONE, STAT_REDELIVERED, STAT_CLAIMED };
+
+/*
+ * One read phase: the command that asks for a partition's entries and what
+ * is done with its reply.  read_phase() runs a phase; stream_read() runs
+ * them in the order of `phases` below until one gathers entries.
+ */
+struct phase {
+	const char *what;       /* the command, for error messages */
+	bool per_partition;     /* false: one command for every owned partition,
+	                         * called with p == -1 */
+	/* Sends the command for p on rd and returns its reply; or returns NULL,
+	 * leaving *st at STATUS_OK when p has nothing to read in this phase, or
+	 * with the failure in *st. */
+	redisReply *(*ask)(struct stream *s, int p, int64_t now, enum status *st);
+	/* Appends the entries of rep to r. */
+	void (*collect)(struct stream *s, int p, const redisReply *rep, struct reading *r);
+	/* NULL, or moves p's cursor past what rep returned (now the entries
+	 * r->raws[before..r->n)) and drops the entries the caller still holds.
+	 * Takes mu itself. */
+	void (*advance)(struct stream *s, int p, const redisReply *rep, struct reading *r,
+	                size_t before, int64_t now);
+	enum phase_stat stat;
+};
+
+/*
+ * Runs one phase: for each partition (or once, for a phase that reads them
+ * all with one command) as long as nothing was gathered, sends the phase's
+ * command, keeps the reply, collects its entries and lets the phase advance;
+ * entries read again get their delivery counts and failures from Redis and
+ * are counted in the stats.  Reader thread.
+ */
+static enum status read_phase(struct stream *s, const struct phase *ph, struct reading *r)
 {
 	int64_t now = now_ms();
-	char key[256];
-	for (int p = 0; p < s->partitions && *n == 0; p++) {
-		pthread_mutex_lock(&s->mu);
-		struct part *pt = &s->parts[p];
-		bool want = pt->owned && pt->reread && pt->reread_at <= now;
-		char cursor[STREAM_ID_MAX];
-		memcpy(cursor, pt->cursor, sizeof cursor);
-		pthread_mutex_unlock(&s->mu);
-		if (!want)
+	int rounds = ph->per_partition ? s->partitions : 1;
+	for (int i = 0; i < rounds && r->n == 0; i++) {
+		int p = ph->per_partition ? i : -1;
+		enum status st = STATUS_OK;
+		redisReply *rep = ph->ask(s, p, now, &st);
+		if (!rep) {
+			if (st != STATUS_OK)
+				return redis_fail(s, s->rd, st, ph->what);
 			continue;
-		stream_key(s, p, key, sizeof key);
-		enum status st;
-		redisReply *rep = redis_command(s->rd, &st,
-		                                "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s",
-		                                STREAM_GROUP, s->consumer, s->batch, key, cursor);
-		if (!rep)
-			return redis_fail(s, s->rd, st, "XREADGROUP (pending)");
-		size_t before = *n;
-		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
-		    rep->element[0]->elements == 2)
-			collect(s, p, rep->element[0]->element[1], raws, n, cap);
-		hold[(*nhold)++] = rep;
-		pthread_mutex_lock(&s->mu);
-		if (*n == before) {
-			pt->reread = false;
-		} else {
-			snprintf(pt->cursor, sizeof pt->cursor, "%s", (*raws)[*n - 1].id);
-			drop_inflight(pt, *raws, before, n);
 		}
-		pthread_mutex_unlock(&s->mu);
-		if ((st = fetch_counts(s, p, *raws, before, *n)) != STATUS_OK)
+		hold_reply(r, rep);
+		size_t before = r->n;
+		ph->collect(s, p, rep, r);
+		if (ph->advance)
+			ph->advance(s, p, rep, r, before, now);
+		if (ph->stat == STAT_NONE)
+			continue;
+		if ((st = fetch_counts(s, p, r->raws, before, r->n)) != STATUS_OK)
 			return st;
 		pthread_mutex_lock(&s->mu);
-		s->stats.redelivered += *n - before;
+		if (ph->stat == STAT_CLAIMED)
+			s->stats.claimed += r->n - before;
+		else
+			s->stats.redelivered += r->n - before;
 		pthread_mutex_unlock(&s->mu);
 	}
 	return STATUS_OK;
 }
 
+/* Phase 1: this consumer's own pending entries of partitions marked for a
+ * re-read. */
+static redisReply *ask_pending(struct stream *s, int p, int64_t now, enum status *st)
+{
+	pthread_mutex_lock(&s->mu);
+	struct part *pt = &s->parts[p];
+	bool want = pt->owned && pt->reread && pt->reread_at <= now;
+	char cursor[STREAM_ID_MAX];
+	memcpy(cursor, pt->cursor, sizeof cursor);
+	pthread_mutex_unlock(&s->mu);
+	if (!want)
+		return NULL;
+	char key[256];
+	stream_key(s, p, key, sizeof key);
+	return redis_command(s->rd, st, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s",
+	                     STREAM_GROUP, s->consumer, s->batch, key, cursor);
+}
+
+static void collect_pending(struct stream *s, int p, const redisReply *rep, struct reading *r)
+{
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+	    rep->element[0]->elements == 2)
+		collect(s, p, rep->element[0]->element[1], &r->raws, &r->n, &r->cap);
+}
+
+/* An empty answer ends the re-read of p. */
+static void advance_pending(struct stream *s, int p, const redisReply *rep, struct reading *r,
+                            size_t before, int64_t now)
+{
+	(void)rep;
+	(void)now;
+	pthread_mutex_lock(&s->mu);
+	struct part *pt = &s->parts[p];
+	if (r->n == before) {
+		pt->reread = false;
+	} else {
+		snprintf(pt->cursor, sizeof pt->cursor, "%s", r->raws[r->n - 1].id);
+		drop_inflight(pt, r->raws, before, &r->n);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* Phase 1b: nacked entries whose backoff has passed, claimed again by this
  * consumer (XCLAIM without JUSTID raises the delivery count). */
-static enum status read_retries(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
-                                redisReply **hold, size_t *nhold)
+static redisReply *ask_retries(struct stream *s, int p, int64_t now, enum status *st)
 {
-	int64_t now = now_ms();
 	char key[256];
-	for (int p = 0; p < s->partitions && *n == 0; p++) {
-		pthread_mutex_lock(&s->mu);
-		struct part *pt = &s->parts[p];
-		int argc = 0;
-		const char **argv = NULL;
-		char (*ids)[STREAM_ID_MAX] = NULL;
-		if (pt->owned && pt->nretries) {
-			argv = xmalloc((pt->nretries + 6) * sizeof *argv);
-			ids = xmalloc(pt->nretries * sizeof *ids);
-			size_t j = 0, k = 0;
-			for (size_t i = 0; i < pt->nretries; i++) {
-				if (pt->retries[i].due <= now && (int)k < s->batch)
-					memcpy(ids[k++], pt->retries[i].id, STREAM_ID_MAX);
-				else
-					pt->retries[j++] = pt->retries[i];
-			}
-			pt->nretries = j;
-			if (k) {
-				stream_key(s, p, key, sizeof key);
-				argv[argc++] = "XCLAIM";
-				argv[argc++] = key;
-				argv[argc++] = STREAM_GROUP;
-				argv[argc++] = s->consumer;
-				argv[argc++] = "0";
-				for (size_t i = 0; i < k; i++)
-					argv[argc++] = ids[i];
-			}
+	pthread_mutex_lock(&s->mu);
+	struct part *pt = &s->parts[p];
+	int argc = 0;
+	const char **argv = NULL;
+	char (*ids)[STREAM_ID_MAX] = NULL;
+	if (pt->owned && pt->nretries) {
+		argv = xmalloc((pt->nretries + 6) * sizeof *argv);
+		ids = xmalloc(pt->nretries * sizeof *ids);
+		size_t j = 0, k = 0;
+		for (size_t i = 0; i < pt->nretries; i++) {
+			if (pt->retries[i].due <= now && (int)k < s->batch)
+				memcpy(ids[k++], pt->retries[i].id, STREAM_ID_MAX);
+			else
+				pt->retries[j++] = pt->retries[i];
 		}
-		pthread_mutex_unlock(&s->mu);
-		if (argc == 0) {
-			free(argv);
-			free(ids);
-			continue;
+		pt->nretries = j;
+		if (k) {
+			stream_key(s, p, key, sizeof key);
+			argv[argc++] = "XCLAIM";
+			argv[argc++] = key;
+			argv[argc++] = STREAM_GROUP;
+			argv[argc++] = s->consumer;
+			argv[argc++] = "0";
+			for (size_t i = 0; i < k; i++)
+				argv[argc++] = ids[i];
 		}
-		enum status st;
-		redisReply *rep = redis_commandv(s->rd, &st, argc, argv, NULL);
-		free(argv);
-		free(ids);
-		if (!rep)
-			return redis_fail(s, s->rd, st, "XCLAIM (retry)");
-		size_t before = *n;
-		if (rep->type == REDIS_REPLY_ARRAY)
-			collect(s, p, rep, raws, n, cap);
-		hold[(*nhold)++] = rep;
-		if ((st = fetch_counts(s, p, *raws, before, *n)) != STATUS_OK)
-			return st;
-		pthread_mutex_lock(&s->mu);
-		s->stats.redelivered += *n - before;
-		pthread_mutex_unlock(&s->mu);
 	}
-	return STATUS_OK;
+	pthread_mutex_unlock(&s->mu);
+	redisReply *rep = argc ? redis_commandv(s->rd, st, argc, argv, NULL) : NULL;
+	free(argv);
+	free(ids);
+	return rep;
+}
+
+static void collect_retries(struct stream *s, int p, const redisReply *rep, struct reading *r)
+{
+	if (rep->type == REDIS_REPLY_ARRAY)
+		collect(s, p, rep, &r->raws, &r->n, &r->cap);
 }
 
 /* After a full XAUTOCLAIM scan, consumers idle for claim_idle_ms hold
@@ -682,68 +749,69 @@ static void forget_dead_consumers(struct stream *s, const char *key)
 }
 
 /* Phase 2: entries other consumers left pending for claim_idle_ms. */
-static enum status read_claims(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
-                               redisReply **hold, size_t *nhold)
+static redisReply *ask_claims(struct stream *s, int p, int64_t now, enum status *st)
 {
-	int64_t now = now_ms();
+	pthread_mutex_lock(&s->mu);
+	struct part *pt = &s->parts[p];
+	bool want = pt->owned && !pt->reread && pt->next_claim <= now;
+	char cursor[STREAM_ID_MAX];
+	memcpy(cursor, pt->claim_cursor, sizeof cursor);
+	pthread_mutex_unlock(&s->mu);
+	if (!want)
+		return NULL;
 	char key[256];
-	for (int p = 0; p < s->partitions && *n == 0; p++) {
-		pthread_mutex_lock(&s->mu);
-		struct part *pt = &s->parts[p];
-		bool want = pt->owned && !pt->reread && pt->next_claim <= now;
-		char cursor[STREAM_ID_MAX];
-		memcpy(cursor, pt->claim_cursor, sizeof cursor);
-		pthread_mutex_unlock(&s->mu);
-		if (!want)
-			continue;
-		stream_key(s, p, key, sizeof key);
-		enum status st;
-		/* Without JUSTID, XAUTOCLAIM raises the delivery count: a claim
-		 * is a delivery, so a poison entry that kills its consumers
-		 * reaches max_deliveries. */
-		redisReply *rep = redis_command(s->rd, &st, "XAUTOCLAIM %s %s %s %d %s COUNT %d",
-		                                key, STREAM_GROUP, s->consumer, s->claim_idle_ms,
-		                                cursor, s->batch);
-		if (!rep)
-			return redis_fail(s, s->rd, st, "XAUTOCLAIM");
-		size_t before = *n;
-		if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2)
-			collect(s, p, rep->element[1], raws, n, cap);
-		hold[(*nhold)++] = rep;
-		pthread_mutex_lock(&s->mu);
-		const char *next = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
-		                   rep->element[0]->type == REDIS_REPLY_STRING
-		                   ? rep->element[0]->str : "0-0";
-		snprintf(pt->claim_cursor, sizeof pt->claim_cursor, "%s", next);
-		bool scanned = strcmp(next, "0-0") == 0;
-		if (scanned)
-			pt->next_claim = now + s->claim_idle_ms / 4 + 1;
-		drop_inflight(pt, *raws, before, n);
-		pthread_mutex_unlock(&s->mu);
-		if (scanned)
-			forget_dead_consumers(s, key);
-		if ((st = fetch_counts(s, p, *raws, before, *n)) != STATUS_OK)
-			return st;
-		pthread_mutex_lock(&s->mu);
-		s->stats.claimed += *n - before;
-		pthread_mutex_unlock(&s->mu);
-	}
-	return STATUS_OK;
+	stream_key(s, p, key, sizeof key);
+	/* Without JUSTID, XAUTOCLAIM raises the delivery count: a claim is a
+	 * delivery, so a poison entry that kills its consumers reaches
+	 * max_deliveries. */
+	return redis_command(s->rd, st, "XAUTOCLAIM %s %s %s %d %s COUNT %d", key, STREAM_GROUP,
+	                     s->consumer, s->claim_idle_ms, cursor, s->batch);
 }
 
-/* Phase 3: new entries of every owned partition, blocking. */
-static enum status read_new(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
-                            redisReply **hold, size_t *nhold)
+static void collect_claims(struct stream *s, int p, const redisReply *rep, struct reading *r)
 {
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2)
+		collect(s, p, rep->element[1], &r->raws, &r->n, &r->cap);
+}
+
+/* A full scan of p waits claim_idle_ms/4 before the next one, and clears
+ * the dead consumers out of the group. */
+static void advance_claims(struct stream *s, int p, const redisReply *rep, struct reading *r,
+                           size_t before, int64_t now)
+{
+	pthread_mutex_lock(&s->mu);
+	struct part *pt = &s->parts[p];
+	const char *next = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+	                   rep->element[0]->type == REDIS_REPLY_STRING
+	                   ? rep->element[0]->str : "0-0";
+	snprintf(pt->claim_cursor, sizeof pt->claim_cursor, "%s", next);
+	bool scanned = strcmp(next, "0-0") == 0;
+	if (scanned)
+		pt->next_claim = now + s->claim_idle_ms / 4 + 1;
+	drop_inflight(pt, r->raws, before, &r->n);
+	pthread_mutex_unlock(&s->mu);
+	if (scanned) {
+		char key[256];
+		stream_key(s, p, key, sizeof key);
+		forget_dead_consumers(s, key);
+	}
+}
+
+/* Phase 3: new entries of every owned partition, blocking.  With no
+ * partition owned, sleeps block_ms instead. */
+static redisReply *ask_new(struct stream *s, int p, int64_t now, enum status *st)
+{
+	(void)p;
+	(void)now;
 	int owned = 0;
 	pthread_mutex_lock(&s->mu);
-	for (int p = 0; p < s->partitions; p++)
-		owned += s->parts[p].owned;
+	for (int q = 0; q < s->partitions; q++)
+		owned += s->parts[q].owned;
 	pthread_mutex_unlock(&s->mu);
 	if (owned == 0) {
 		struct timespec ts = { s->block_ms / 1000, (long)(s->block_ms % 1000) * 1000000L };
 		nanosleep(&ts, NULL);
-		return STATUS_OK;
+		return NULL;
 	}
 	int argc = 0;
 	const char **argv = xmalloc((size_t)(9 + 2 * owned) * sizeof *argv);
@@ -761,35 +829,49 @@ static enum status read_new(struct stream *s, struct raw **raws, size_t *n, size
 	argv[argc++] = blockbuf;
 	argv[argc++] = "STREAMS";
 	int k = 0;
-	for (int p = 0; p < s->partitions && k < owned; p++)
-		if (s->parts[p].owned) {
-			keys[k] = xasprintf("freshet:{%s:p%d}", s->wiki, p);
+	for (int q = 0; q < s->partitions && k < owned; q++)
+		if (s->parts[q].owned) {
+			keys[k] = xasprintf("freshet:{%s:p%d}", s->wiki, q);
 			argv[argc++] = keys[k++];
 		}
 	owned = k;
 	for (int i = 0; i < owned; i++)
 		argv[argc++] = ">";
-	enum status st;
-	redisReply *rep = redis_commandv(s->rd, &st, argc, argv, NULL);
+	redisReply *rep = redis_commandv(s->rd, st, argc, argv, NULL);
 	for (int i = 0; i < owned; i++)
 		free(keys[i]);
 	free(keys);
 	free(argv);
-	if (!rep)
-		return redis_fail(s, s->rd, st, "XREADGROUP");
-	hold[(*nhold)++] = rep;
+	return rep;
+}
+
+/* The reply holds one [key, entries] pair per partition with new entries,
+ * or is nil when BLOCK timed out. */
+static void collect_new(struct stream *s, int p, const redisReply *rep, struct reading *r)
+{
+	(void)p;
 	if (rep->type != REDIS_REPLY_ARRAY)
-		return STATUS_OK; /* timed out: nil */
+		return;
 	for (size_t i = 0; i < rep->elements; i++) {
 		const redisReply *sr = rep->element[i];
 		if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2)
 			continue;
-		int p = key_partition(s, sr->element[0]->str);
-		if (p >= 0)
-			collect(s, p, sr->element[1], raws, n, cap);
+		int q = key_partition(s, sr->element[0]->str);
+		if (q >= 0)
+			collect(s, q, sr->element[1], &r->raws, &r->n, &r->cap);
 	}
-	return STATUS_OK;
 }
+
+static const struct phase phases[] = {
+	{ .what = "XREADGROUP (pending)", .per_partition = true, .ask = ask_pending,
+	  .collect = collect_pending, .advance = advance_pending, .stat = STAT_REDELIVERED },
+	{ .what = "XCLAIM (retry)", .per_partition = true, .ask = ask_retries,
+	  .collect = collect_retries, .stat = STAT_REDELIVERED },
+	{ .what = "XAUTOCLAIM", .per_partition = true, .ask = ask_claims,
+	  .collect = collect_claims, .advance = advance_claims, .stat = STAT_CLAIMED },
+	{ .what = "XREADGROUP", .per_partition = false, .ask = ask_new,
+	  .collect = collect_new, .stat = STAT_NONE },
+};
 
 void stream_batch_free(struct stream_batch *b)
 {
@@ -854,16 +936,10 @@ enum status stream_read(struct stream *s, struct stream_batch **out)
 		pthread_mutex_unlock(&s->mu);
 	}
 
-	struct raw *raws = NULL;
-	size_t n = 0, cap = 0, nhold = 0;
-	redisReply **hold = xmalloc((size_t)(2 * s->partitions + 2) * sizeof *hold);
-	enum status st = read_pending(s, &raws, &n, &cap, hold, &nhold);
-	if (st == STATUS_OK && n == 0)
-		st = read_retries(s, &raws, &n, &cap, hold, &nhold);
-	if (st == STATUS_OK && n == 0)
-		st = read_claims(s, &raws, &n, &cap, hold, &nhold);
-	if (st == STATUS_OK && n == 0)
-		st = read_new(s, &raws, &n, &cap, hold, &nhold);
+	struct reading got = { 0 };
+	enum status st = STATUS_OK;
+	for (size_t i = 0; i < sizeof phases / sizeof *phases && st == STATUS_OK && got.n == 0; i++)
+		st = read_phase(s, &phases[i], &got);
 	if (st == STATUS_INVALID && reply_is_nogroup(s->rd)) {
 		/* The stream or the group vanished (FLUSHALL, a new Redis):
 		 * recreate and try again later. */
@@ -876,10 +952,10 @@ enum status stream_read(struct stream *s, struct stream_batch **out)
 	struct stream_batch *b = NULL;
 	if (st == STATUS_OK) {
 		b = xcalloc(1, sizeof *b);
-		b->entries = n ? xcalloc(n, sizeof *b->entries) : NULL;
+		b->entries = got.n ? xcalloc(got.n, sizeof *b->entries) : NULL;
 		pthread_mutex_lock(&s->mu);
-		for (size_t i = 0; i < n && st == STATUS_OK; i++) {
-			struct raw *r = &raws[i];
+		for (size_t i = 0; i < got.n && st == STATUS_OK; i++) {
+			struct raw *r = &got.raws[i];
 			if (!r->payload) {
 				ack_gone(s, r);
 				continue;
@@ -921,10 +997,10 @@ enum status stream_read(struct stream *s, struct stream_batch **out)
 		}
 		pthread_mutex_unlock(&s->mu);
 	}
-	for (size_t i = 0; i < nhold; i++)
-		freeReplyObject(hold[i]);
-	free(hold);
-	free(raws);
+	for (size_t i = 0; i < got.nhold; i++)
+		freeReplyObject(got.hold[i]);
+	free(got.hold);
+	free(got.raws);
 	if (st != STATUS_OK) {
 		/* Entries already added to b are in flight; give them back so
 		 * that the re-read after the reconnect hands them out. */
@@ -1080,7 +1156,7 @@ enum status stream_nack(struct stream *s, const struct stream_entry *e, const ch
 		/* Not recorded: the caller retries the nack (the entry stays
 		 * pending meanwhile). */
 	} else {
-		/* Keep it pending; read_retries() claims it again after the
+		/* Keep it pending; ask_retries() claims it again after the
 		 * backoff, which counts a delivery. */
 		if (pt->nretries == pt->capretries) {
 			pt->capretries = pt->capretries ? pt->capretries * 2 : 16;
