@@ -43,6 +43,7 @@
 #include "log.h"
 #include "redis.h"
 #include "shard.h"
+#include "stream-ops.h"
 #include "stream.h"
 #include "xmalloc.h"
 

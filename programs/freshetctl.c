@@ -41,6 +41,7 @@
 #include "lease.h"
 #include "redis.h"
 #include "shard.h"
+#include "stream-ops.h"
 #include "stream.h"
 #include "tool.h"
 #include "xmalloc.h"

@@ -1,11 +1,14 @@
 /*
- * stream.c: the change-event queue on Redis Streams (see stream.h).
+ * stream.c: the change-event queue on Redis Streams (see stream.h): setup,
+ * producing, and the consumer's side (read, ack, nack, retries, claims,
+ * dead letters of the entries it was handed).  The operator's side lives in
+ * stream-ops.c; both share struct stream through stream-private.h.
  *
  * Invariants:
  *   - An entry is acked only through stream_ack*() (the caller says its
  *     effect is durable) or together with its dead letter in one MULTI/EXEC:
  *     nothing leaves the pending list without either being applied or being
- *     recorded in freshet:{wiki}:dead.
+ *     recorded as a dead letter.
  *   - Each partition keeps the set of entries handed out and not yet acked
  *     or nacked ("in flight").  Re-reading the pending list (after
  *     assignment, a reconnect or a nack) skips them, so an entry is never
@@ -28,12 +31,8 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "stream-private.h"
 #include "xmalloc.h"
-
-/* A stream entry id as two integers, for cheap comparisons. */
-struct sid {
-	uint64_t ms, seq;
-};
 
 /* A nacked entry waiting for its backoff to pass. */
 struct retry {
@@ -54,21 +53,6 @@ struct part {
 	size_t nretries, capretries;
 };
 
-struct stream {
-	struct redis *rd, *ctl;
-	char *wiki;
-	char *consumer;
-	int partitions;
-	int batch, block_ms, max_deliveries, max_interrupted, claim_idle_ms;
-	struct part *parts;
-	uint64_t rd_generation;
-	bool partitions_checked;
-	pthread_mutex_t mu;
-	struct backoff nack_backoff;
-	struct stream_stats stats;
-	char errmsg[512];
-};
-
 /* One entry as read from Redis, before decoding. */
 struct raw {
 	int p;
@@ -80,36 +64,6 @@ struct raw {
 	long deliveries;
 	long failures;       /* failed attempts recorded by stream_nack() */
 };
-
-static const redisReply *field(const redisReply *r, const char *key);
-
-static void seterr(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void seterr(struct stream *s, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
-	va_end(ap);
-}
-
-static bool parse_sid(const char *s, struct sid *out)
-{
-	char *end;
-	out->ms = strtoull(s, &end, 10);
-	if (*end != '-')
-		return false;
-	out->seq = strtoull(end + 1, &end, 10);
-	return *end == '\0';
-}
-
-static int sid_cmp(struct sid a, struct sid b)
-{
-	if (a.ms != b.ms)
-		return a.ms < b.ms ? -1 : 1;
-	if (a.seq != b.seq)
-		return a.seq < b.seq ? -1 : 1;
-	return 0;
-}
 
 static bool wiki_ok(const char *w)
 {
@@ -180,11 +134,6 @@ void stream_key(const struct stream *s, int p, char *buf, size_t len)
 	snprintf(buf, len, "freshet:{%s:p%d}", s->wiki, p);
 }
 
-static void dead_key(const struct stream *s, char *buf, size_t len)
-{
-	snprintf(buf, len, "freshet:{%s}:dead", s->wiki);
-}
-
 /* The failure counter of entry id of partition p.  One string key per entry
  * (in the partition's hash slot) rather than one hash, so that it can expire
  * on its own: a counter whose DEL was lost with a connection must not stay
@@ -224,30 +173,6 @@ void stream_get_stats(struct stream *s, struct stream_stats *out)
 	pthread_mutex_lock(&s->mu);
 	*out = s->stats;
 	pthread_mutex_unlock(&s->mu);
-}
-
-/* Copies the redis handle's message into s (called under mu or by the
- * reader thread). */
-static enum status redis_fail(struct stream *s, struct redis *r, enum status st,
-                              const char *what)
-{
-	seterr(s, "%s: %s", what, redis_errmsg(r));
-	return st;
-}
-
-enum status stream_partitions_get(struct redis *r, const char *wiki, int *out)
-{
-	enum status st;
-	redisReply *rep = redis_command(r, &st, "GET freshet:{%s}:partitions", wiki);
-	if (!rep)
-		return st;
-	if (rep->type != REDIS_REPLY_STRING) {
-		freeReplyObject(rep);
-		return STATUS_NOT_FOUND;
-	}
-	*out = atoi(rep->str);
-	freeReplyObject(rep);
-	return STATUS_OK;
 }
 
 /* SETNX the partition count, or check it against the stored one.  Under mu. */
@@ -501,20 +426,6 @@ enum status stream_dead_letter(struct stream *s, int p, const char *id, const ch
 	return st;
 }
 
-/* Returns the partition number of a stream key of this wiki, or -1. */
-static int key_partition(const struct stream *s, const char *key)
-{
-	size_t wl = strlen(s->wiki);
-	if (strncmp(key, "freshet:{", 9) != 0 || strncmp(key + 9, s->wiki, wl) != 0 ||
-	    key[9 + wl] != ':' || key[10 + wl] != 'p')
-		return -1;
-	char *end;
-	long p = strtol(key + 11 + wl, &end, 10);
-	if (end == key + 11 + wl || strcmp(end, "}") != 0 || p < 0 || p >= s->partitions)
-		return -1;
-	return (int)p;
-}
-
 /* Appends the entries of one stream's entry array to *raws. */
 static void collect(struct stream *s, int p, const redisReply *entries, struct raw **raws,
                     size_t *n, size_t *cap)
@@ -634,109 +545,176 @@ static bool reply_is_nogroup(struct redis *r)
 	return strstr(redis_errmsg(r), "NOGROUP") != NULL;
 }
 
-/* Phase 1: this consumer's own pending entries of partitions marked for a
- * re-read.  Reader thread. */
-static enum status read_pending(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
-                                redisReply **hold, size_t *nhold)
+/* What stream_read() has gathered so far: the entries, and the replies their
+ * payloads point into (freed once the batch is built). */
+struct reading {
+	struct raw *raws;
+	size_t n, cap;
+	redisReply **hold;
+	size_t nhold, caphold;
+};
+
+static void hold_reply(struct reading *r, redisReply *rep)
+{
+	if (r->nhold == r->caphold) {
+		r->caphold = r->caphold ? r->caphold * 2 : 8;
+		r->hold = xrealloc(r->hold, r->caphold * sizeof *r->hold);
+	}
+	r->hold[r->nhold++] = rep;
+}
+
+/* The stats counter a phase's entries add to.  STAT_NONE: new entries,
+ * delivered for the first time, have no delivery count nor failure to look
+ * up. */
+enum phase_stat { STAT_NONE, STAT_REDELIVERED, STAT_CLAIMED };
+
+/*
+ * One read phase: the command that asks for a partition's entries and what
+ * is done with its reply.  read_phase() runs a phase; stream_read() runs
+ * them in the order of `phases` below until one gathers entries.
+ */
+struct phase {
+	const char *what;       /* the command, for error messages */
+	bool per_partition;     /* false: one command for every owned partition,
+	                         * called with p == -1 */
+	/* Sends the command for p on rd and returns its reply; or returns NULL,
+	 * leaving *st at STATUS_OK when p has nothing to read in this phase, or
+	 * with the failure in *st. */
+	redisReply *(*ask)(struct stream *s, int p, int64_t now, enum status *st);
+	/* Appends the entries of rep to r. */
+	void (*collect)(struct stream *s, int p, const redisReply *rep, struct reading *r);
+	/* NULL, or moves p's cursor past what rep returned (now the entries
+	 * r->raws[before..r->n)) and drops the entries the caller still holds.
+	 * Takes mu itself. */
+	void (*advance)(struct stream *s, int p, const redisReply *rep, struct reading *r,
+	                size_t before, int64_t now);
+	enum phase_stat stat;
+};
+
+/*
+ * Runs one phase: for each partition (or once, for a phase that reads them
+ * all with one command) as long as nothing was gathered, sends the phase's
+ * command, keeps the reply, collects its entries and lets the phase advance;
+ * entries read again get their delivery counts and failures from Redis and
+ * are counted in the stats.  Reader thread.
+ */
+static enum status read_phase(struct stream *s, const struct phase *ph, struct reading *r)
 {
 	int64_t now = now_ms();
-	char key[256];
-	for (int p = 0; p < s->partitions && *n == 0; p++) {
-		pthread_mutex_lock(&s->mu);
-		struct part *pt = &s->parts[p];
-		bool want = pt->owned && pt->reread && pt->reread_at <= now;
-		char cursor[STREAM_ID_MAX];
-		memcpy(cursor, pt->cursor, sizeof cursor);
-		pthread_mutex_unlock(&s->mu);
-		if (!want)
+	int rounds = ph->per_partition ? s->partitions : 1;
+	for (int i = 0; i < rounds && r->n == 0; i++) {
+		int p = ph->per_partition ? i : -1;
+		enum status st = STATUS_OK;
+		redisReply *rep = ph->ask(s, p, now, &st);
+		if (!rep) {
+			if (st != STATUS_OK)
+				return redis_fail(s, s->rd, st, ph->what);
 			continue;
-		stream_key(s, p, key, sizeof key);
-		enum status st;
-		redisReply *rep = redis_command(s->rd, &st,
-		                                "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s",
-		                                STREAM_GROUP, s->consumer, s->batch, key, cursor);
-		if (!rep)
-			return redis_fail(s, s->rd, st, "XREADGROUP (pending)");
-		size_t before = *n;
-		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
-		    rep->element[0]->elements == 2)
-			collect(s, p, rep->element[0]->element[1], raws, n, cap);
-		hold[(*nhold)++] = rep;
-		pthread_mutex_lock(&s->mu);
-		if (*n == before) {
-			pt->reread = false;
-		} else {
-			snprintf(pt->cursor, sizeof pt->cursor, "%s", (*raws)[*n - 1].id);
-			drop_inflight(pt, *raws, before, n);
 		}
-		pthread_mutex_unlock(&s->mu);
-		if ((st = fetch_counts(s, p, *raws, before, *n)) != STATUS_OK)
+		hold_reply(r, rep);
+		size_t before = r->n;
+		ph->collect(s, p, rep, r);
+		if (ph->advance)
+			ph->advance(s, p, rep, r, before, now);
+		if (ph->stat == STAT_NONE)
+			continue;
+		if ((st = fetch_counts(s, p, r->raws, before, r->n)) != STATUS_OK)
 			return st;
 		pthread_mutex_lock(&s->mu);
-		s->stats.redelivered += *n - before;
+		if (ph->stat == STAT_CLAIMED)
+			s->stats.claimed += r->n - before;
+		else
+			s->stats.redelivered += r->n - before;
 		pthread_mutex_unlock(&s->mu);
 	}
 	return STATUS_OK;
 }
 
+/* Phase 1: this consumer's own pending entries of partitions marked for a
+ * re-read. */
+static redisReply *ask_pending(struct stream *s, int p, int64_t now, enum status *st)
+{
+	pthread_mutex_lock(&s->mu);
+	struct part *pt = &s->parts[p];
+	bool want = pt->owned && pt->reread && pt->reread_at <= now;
+	char cursor[STREAM_ID_MAX];
+	memcpy(cursor, pt->cursor, sizeof cursor);
+	pthread_mutex_unlock(&s->mu);
+	if (!want)
+		return NULL;
+	char key[256];
+	stream_key(s, p, key, sizeof key);
+	return redis_command(s->rd, st, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s",
+	                     STREAM_GROUP, s->consumer, s->batch, key, cursor);
+}
+
+static void collect_pending(struct stream *s, int p, const redisReply *rep, struct reading *r)
+{
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+	    rep->element[0]->elements == 2)
+		collect(s, p, rep->element[0]->element[1], &r->raws, &r->n, &r->cap);
+}
+
+/* An empty answer ends the re-read of p. */
+static void advance_pending(struct stream *s, int p, const redisReply *rep, struct reading *r,
+                            size_t before, int64_t now)
+{
+	(void)rep;
+	(void)now;
+	pthread_mutex_lock(&s->mu);
+	struct part *pt = &s->parts[p];
+	if (r->n == before) {
+		pt->reread = false;
+	} else {
+		snprintf(pt->cursor, sizeof pt->cursor, "%s", r->raws[r->n - 1].id);
+		drop_inflight(pt, r->raws, before, &r->n);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* Phase 1b: nacked entries whose backoff has passed, claimed again by this
  * consumer (XCLAIM without JUSTID raises the delivery count). */
-static enum status read_retries(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
-                                redisReply **hold, size_t *nhold)
+static redisReply *ask_retries(struct stream *s, int p, int64_t now, enum status *st)
 {
-	int64_t now = now_ms();
 	char key[256];
-	for (int p = 0; p < s->partitions && *n == 0; p++) {
-		pthread_mutex_lock(&s->mu);
-		struct part *pt = &s->parts[p];
-		int argc = 0;
-		const char **argv = NULL;
-		char (*ids)[STREAM_ID_MAX] = NULL;
-		if (pt->owned && pt->nretries) {
-			argv = xmalloc((pt->nretries + 6) * sizeof *argv);
-			ids = xmalloc(pt->nretries * sizeof *ids);
-			size_t j = 0, k = 0;
-			for (size_t i = 0; i < pt->nretries; i++) {
-				if (pt->retries[i].due <= now && (int)k < s->batch)
-					memcpy(ids[k++], pt->retries[i].id, STREAM_ID_MAX);
-				else
-					pt->retries[j++] = pt->retries[i];
-			}
-			pt->nretries = j;
-			if (k) {
-				stream_key(s, p, key, sizeof key);
-				argv[argc++] = "XCLAIM";
-				argv[argc++] = key;
-				argv[argc++] = STREAM_GROUP;
-				argv[argc++] = s->consumer;
-				argv[argc++] = "0";
-				for (size_t i = 0; i < k; i++)
-					argv[argc++] = ids[i];
-			}
+	pthread_mutex_lock(&s->mu);
+	struct part *pt = &s->parts[p];
+	int argc = 0;
+	const char **argv = NULL;
+	char (*ids)[STREAM_ID_MAX] = NULL;
+	if (pt->owned && pt->nretries) {
+		argv = xmalloc((pt->nretries + 6) * sizeof *argv);
+		ids = xmalloc(pt->nretries * sizeof *ids);
+		size_t j = 0, k = 0;
+		for (size_t i = 0; i < pt->nretries; i++) {
+			if (pt->retries[i].due <= now && (int)k < s->batch)
+				memcpy(ids[k++], pt->retries[i].id, STREAM_ID_MAX);
+			else
+				pt->retries[j++] = pt->retries[i];
 		}
-		pthread_mutex_unlock(&s->mu);
-		if (argc == 0) {
-			free(argv);
-			free(ids);
-			continue;
+		pt->nretries = j;
+		if (k) {
+			stream_key(s, p, key, sizeof key);
+			argv[argc++] = "XCLAIM";
+			argv[argc++] = key;
+			argv[argc++] = STREAM_GROUP;
+			argv[argc++] = s->consumer;
+			argv[argc++] = "0";
+			for (size_t i = 0; i < k; i++)
+				argv[argc++] = ids[i];
 		}
-		enum status st;
-		redisReply *rep = redis_commandv(s->rd, &st, argc, argv, NULL);
-		free(argv);
-		free(ids);
-		if (!rep)
-			return redis_fail(s, s->rd, st, "XCLAIM (retry)");
-		size_t before = *n;
-		if (rep->type == REDIS_REPLY_ARRAY)
-			collect(s, p, rep, raws, n, cap);
-		hold[(*nhold)++] = rep;
-		if ((st = fetch_counts(s, p, *raws, before, *n)) != STATUS_OK)
-			return st;
-		pthread_mutex_lock(&s->mu);
-		s->stats.redelivered += *n - before;
-		pthread_mutex_unlock(&s->mu);
 	}
-	return STATUS_OK;
+	pthread_mutex_unlock(&s->mu);
+	redisReply *rep = argc ? redis_commandv(s->rd, st, argc, argv, NULL) : NULL;
+	free(argv);
+	free(ids);
+	return rep;
+}
+
+static void collect_retries(struct stream *s, int p, const redisReply *rep, struct reading *r)
+{
+	if (rep->type == REDIS_REPLY_ARRAY)
+		collect(s, p, rep, &r->raws, &r->n, &r->cap);
 }
 
 /* After a full XAUTOCLAIM scan, consumers idle for claim_idle_ms hold
@@ -771,68 +749,69 @@ static void forget_dead_consumers(struct stream *s, const char *key)
 }
 
 /* Phase 2: entries other consumers left pending for claim_idle_ms. */
-static enum status read_claims(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
-                               redisReply **hold, size_t *nhold)
+static redisReply *ask_claims(struct stream *s, int p, int64_t now, enum status *st)
 {
-	int64_t now = now_ms();
+	pthread_mutex_lock(&s->mu);
+	struct part *pt = &s->parts[p];
+	bool want = pt->owned && !pt->reread && pt->next_claim <= now;
+	char cursor[STREAM_ID_MAX];
+	memcpy(cursor, pt->claim_cursor, sizeof cursor);
+	pthread_mutex_unlock(&s->mu);
+	if (!want)
+		return NULL;
 	char key[256];
-	for (int p = 0; p < s->partitions && *n == 0; p++) {
-		pthread_mutex_lock(&s->mu);
-		struct part *pt = &s->parts[p];
-		bool want = pt->owned && !pt->reread && pt->next_claim <= now;
-		char cursor[STREAM_ID_MAX];
-		memcpy(cursor, pt->claim_cursor, sizeof cursor);
-		pthread_mutex_unlock(&s->mu);
-		if (!want)
-			continue;
-		stream_key(s, p, key, sizeof key);
-		enum status st;
-		/* Without JUSTID, XAUTOCLAIM raises the delivery count: a claim
-		 * is a delivery, so a poison entry that kills its consumers
-		 * reaches max_deliveries. */
-		redisReply *rep = redis_command(s->rd, &st, "XAUTOCLAIM %s %s %s %d %s COUNT %d",
-		                                key, STREAM_GROUP, s->consumer, s->claim_idle_ms,
-		                                cursor, s->batch);
-		if (!rep)
-			return redis_fail(s, s->rd, st, "XAUTOCLAIM");
-		size_t before = *n;
-		if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2)
-			collect(s, p, rep->element[1], raws, n, cap);
-		hold[(*nhold)++] = rep;
-		pthread_mutex_lock(&s->mu);
-		const char *next = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
-		                   rep->element[0]->type == REDIS_REPLY_STRING
-		                   ? rep->element[0]->str : "0-0";
-		snprintf(pt->claim_cursor, sizeof pt->claim_cursor, "%s", next);
-		bool scanned = strcmp(next, "0-0") == 0;
-		if (scanned)
-			pt->next_claim = now + s->claim_idle_ms / 4 + 1;
-		drop_inflight(pt, *raws, before, n);
-		pthread_mutex_unlock(&s->mu);
-		if (scanned)
-			forget_dead_consumers(s, key);
-		if ((st = fetch_counts(s, p, *raws, before, *n)) != STATUS_OK)
-			return st;
-		pthread_mutex_lock(&s->mu);
-		s->stats.claimed += *n - before;
-		pthread_mutex_unlock(&s->mu);
-	}
-	return STATUS_OK;
+	stream_key(s, p, key, sizeof key);
+	/* Without JUSTID, XAUTOCLAIM raises the delivery count: a claim is a
+	 * delivery, so a poison entry that kills its consumers reaches
+	 * max_deliveries. */
+	return redis_command(s->rd, st, "XAUTOCLAIM %s %s %s %d %s COUNT %d", key, STREAM_GROUP,
+	                     s->consumer, s->claim_idle_ms, cursor, s->batch);
 }
 
-/* Phase 3: new entries of every owned partition, blocking. */
-static enum status read_new(struct stream *s, struct raw **raws, size_t *n, size_t *cap,
-                            redisReply **hold, size_t *nhold)
+static void collect_claims(struct stream *s, int p, const redisReply *rep, struct reading *r)
 {
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2)
+		collect(s, p, rep->element[1], &r->raws, &r->n, &r->cap);
+}
+
+/* A full scan of p waits claim_idle_ms/4 before the next one, and clears
+ * the dead consumers out of the group. */
+static void advance_claims(struct stream *s, int p, const redisReply *rep, struct reading *r,
+                           size_t before, int64_t now)
+{
+	pthread_mutex_lock(&s->mu);
+	struct part *pt = &s->parts[p];
+	const char *next = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+	                   rep->element[0]->type == REDIS_REPLY_STRING
+	                   ? rep->element[0]->str : "0-0";
+	snprintf(pt->claim_cursor, sizeof pt->claim_cursor, "%s", next);
+	bool scanned = strcmp(next, "0-0") == 0;
+	if (scanned)
+		pt->next_claim = now + s->claim_idle_ms / 4 + 1;
+	drop_inflight(pt, r->raws, before, &r->n);
+	pthread_mutex_unlock(&s->mu);
+	if (scanned) {
+		char key[256];
+		stream_key(s, p, key, sizeof key);
+		forget_dead_consumers(s, key);
+	}
+}
+
+/* Phase 3: new entries of every owned partition, blocking.  With no
+ * partition owned, sleeps block_ms instead. */
+static redisReply *ask_new(struct stream *s, int p, int64_t now, enum status *st)
+{
+	(void)p;
+	(void)now;
 	int owned = 0;
 	pthread_mutex_lock(&s->mu);
-	for (int p = 0; p < s->partitions; p++)
-		owned += s->parts[p].owned;
+	for (int q = 0; q < s->partitions; q++)
+		owned += s->parts[q].owned;
 	pthread_mutex_unlock(&s->mu);
 	if (owned == 0) {
 		struct timespec ts = { s->block_ms / 1000, (long)(s->block_ms % 1000) * 1000000L };
 		nanosleep(&ts, NULL);
-		return STATUS_OK;
+		return NULL;
 	}
 	int argc = 0;
 	const char **argv = xmalloc((size_t)(9 + 2 * owned) * sizeof *argv);
@@ -850,35 +829,49 @@ static enum status read_new(struct stream *s, struct raw **raws, size_t *n, size
 	argv[argc++] = blockbuf;
 	argv[argc++] = "STREAMS";
 	int k = 0;
-	for (int p = 0; p < s->partitions && k < owned; p++)
-		if (s->parts[p].owned) {
-			keys[k] = xasprintf("freshet:{%s:p%d}", s->wiki, p);
+	for (int q = 0; q < s->partitions && k < owned; q++)
+		if (s->parts[q].owned) {
+			keys[k] = xasprintf("freshet:{%s:p%d}", s->wiki, q);
 			argv[argc++] = keys[k++];
 		}
 	owned = k;
 	for (int i = 0; i < owned; i++)
 		argv[argc++] = ">";
-	enum status st;
-	redisReply *rep = redis_commandv(s->rd, &st, argc, argv, NULL);
+	redisReply *rep = redis_commandv(s->rd, st, argc, argv, NULL);
 	for (int i = 0; i < owned; i++)
 		free(keys[i]);
 	free(keys);
 	free(argv);
-	if (!rep)
-		return redis_fail(s, s->rd, st, "XREADGROUP");
-	hold[(*nhold)++] = rep;
+	return rep;
+}
+
+/* The reply holds one [key, entries] pair per partition with new entries,
+ * or is nil when BLOCK timed out. */
+static void collect_new(struct stream *s, int p, const redisReply *rep, struct reading *r)
+{
+	(void)p;
 	if (rep->type != REDIS_REPLY_ARRAY)
-		return STATUS_OK; /* timed out: nil */
+		return;
 	for (size_t i = 0; i < rep->elements; i++) {
 		const redisReply *sr = rep->element[i];
 		if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2)
 			continue;
-		int p = key_partition(s, sr->element[0]->str);
-		if (p >= 0)
-			collect(s, p, sr->element[1], raws, n, cap);
+		int q = key_partition(s, sr->element[0]->str);
+		if (q >= 0)
+			collect(s, q, sr->element[1], &r->raws, &r->n, &r->cap);
 	}
-	return STATUS_OK;
 }
+
+static const struct phase phases[] = {
+	{ .what = "XREADGROUP (pending)", .per_partition = true, .ask = ask_pending,
+	  .collect = collect_pending, .advance = advance_pending, .stat = STAT_REDELIVERED },
+	{ .what = "XCLAIM (retry)", .per_partition = true, .ask = ask_retries,
+	  .collect = collect_retries, .stat = STAT_REDELIVERED },
+	{ .what = "XAUTOCLAIM", .per_partition = true, .ask = ask_claims,
+	  .collect = collect_claims, .advance = advance_claims, .stat = STAT_CLAIMED },
+	{ .what = "XREADGROUP", .per_partition = false, .ask = ask_new,
+	  .collect = collect_new, .stat = STAT_NONE },
+};
 
 void stream_batch_free(struct stream_batch *b)
 {
@@ -943,16 +936,10 @@ enum status stream_read(struct stream *s, struct stream_batch **out)
 		pthread_mutex_unlock(&s->mu);
 	}
 
-	struct raw *raws = NULL;
-	size_t n = 0, cap = 0, nhold = 0;
-	redisReply **hold = xmalloc((size_t)(2 * s->partitions + 2) * sizeof *hold);
-	enum status st = read_pending(s, &raws, &n, &cap, hold, &nhold);
-	if (st == STATUS_OK && n == 0)
-		st = read_retries(s, &raws, &n, &cap, hold, &nhold);
-	if (st == STATUS_OK && n == 0)
-		st = read_claims(s, &raws, &n, &cap, hold, &nhold);
-	if (st == STATUS_OK && n == 0)
-		st = read_new(s, &raws, &n, &cap, hold, &nhold);
+	struct reading got = { 0 };
+	enum status st = STATUS_OK;
+	for (size_t i = 0; i < sizeof phases / sizeof *phases && st == STATUS_OK && got.n == 0; i++)
+		st = read_phase(s, &phases[i], &got);
 	if (st == STATUS_INVALID && reply_is_nogroup(s->rd)) {
 		/* The stream or the group vanished (FLUSHALL, a new Redis):
 		 * recreate and try again later. */
@@ -965,10 +952,10 @@ enum status stream_read(struct stream *s, struct stream_batch **out)
 	struct stream_batch *b = NULL;
 	if (st == STATUS_OK) {
 		b = xcalloc(1, sizeof *b);
-		b->entries = n ? xcalloc(n, sizeof *b->entries) : NULL;
+		b->entries = got.n ? xcalloc(got.n, sizeof *b->entries) : NULL;
 		pthread_mutex_lock(&s->mu);
-		for (size_t i = 0; i < n && st == STATUS_OK; i++) {
-			struct raw *r = &raws[i];
+		for (size_t i = 0; i < got.n && st == STATUS_OK; i++) {
+			struct raw *r = &got.raws[i];
 			if (!r->payload) {
 				ack_gone(s, r);
 				continue;
@@ -1010,10 +997,10 @@ enum status stream_read(struct stream *s, struct stream_batch **out)
 		}
 		pthread_mutex_unlock(&s->mu);
 	}
-	for (size_t i = 0; i < nhold; i++)
-		freeReplyObject(hold[i]);
-	free(hold);
-	free(raws);
+	for (size_t i = 0; i < got.nhold; i++)
+		freeReplyObject(got.hold[i]);
+	free(got.hold);
+	free(got.raws);
 	if (st != STATUS_OK) {
 		/* Entries already added to b are in flight; give them back so
 		 * that the re-read after the reconnect hands them out. */
@@ -1169,7 +1156,7 @@ enum status stream_nack(struct stream *s, const struct stream_entry *e, const ch
 		/* Not recorded: the caller retries the nack (the entry stays
 		 * pending meanwhile). */
 	} else {
-		/* Keep it pending; read_retries() claims it again after the
+		/* Keep it pending; ask_retries() claims it again after the
 		 * backoff, which counts a delivery. */
 		if (pt->nretries == pt->capretries) {
 			pt->capretries = pt->capretries ? pt->capretries * 2 : 16;
@@ -1187,318 +1174,6 @@ enum status stream_nack(struct stream *s, const struct stream_entry *e, const ch
 		inflight_compact(pt);
 		if (dead)
 			*dead = to_dead;
-	}
-	pthread_mutex_unlock(&s->mu);
-	return st;
-}
-
-/* Finds key in an XINFO-style flat [k, v, k, v...] reply. */
-static const redisReply *field(const redisReply *r, const char *key)
-{
-	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
-		if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, key) == 0)
-			return r->element[i + 1];
-	return NULL;
-}
-
-/* The group's XINFO GROUPS entry for key (caller frees *hold). */
-static const redisReply *group_info(struct stream *s, const char *key, redisReply **hold,
-                                    enum status *st)
-{
-	*hold = redis_command(s->ctl, st, "XINFO GROUPS %s", key);
-	if (!*hold)
-		return NULL;
-	for (size_t i = 0; (*hold)->type == REDIS_REPLY_ARRAY && i < (*hold)->elements; i++) {
-		const redisReply *name = field((*hold)->element[i], "name");
-		if (name && name->type == REDIS_REPLY_STRING && strcmp(name->str, STREAM_GROUP) == 0)
-			return (*hold)->element[i];
-	}
-	*st = STATUS_NOT_FOUND;
-	return NULL;
-}
-
-enum status stream_trim(struct stream *s, int p, long long *trimmed)
-{
-	if (p < 0 || p >= s->partitions)
-		return STATUS_INVALID;
-	char key[256], minid[STREAM_ID_MAX];
-	stream_key(s, p, key, sizeof key);
-	pthread_mutex_lock(&s->mu);
-	enum status st;
-	redisReply *hold = NULL, *pend = NULL, *rep = NULL;
-	const redisReply *g = group_info(s, key, &hold, &st);
-	if (!g) {
-		if (st == STATUS_NOT_FOUND)
-			seterr(s, "trim %s: no consumer group %s", key, STREAM_GROUP);
-		else
-			redis_fail(s, s->ctl, st, "XINFO GROUPS");
-		goto out;
-	}
-	const redisReply *last = field(g, "last-delivered-id");
-	struct sid m;
-	if (!last || last->type != REDIS_REPLY_STRING || !parse_sid(last->str, &m)) {
-		seterr(s, "trim %s: no last-delivered-id", key);
-		st = STATUS_INVALID;
-		goto out;
-	}
-	/* The oldest entry still pending bounds the trim too: it was delivered
-	 * but not acked. */
-	pend = redis_command(s->ctl, &st, "XPENDING %s %s", key, STREAM_GROUP);
-	if (!pend) {
-		redis_fail(s, s->ctl, st, "XPENDING");
-		goto out;
-	}
-	struct sid oldest;
-	if (pend->type == REDIS_REPLY_ARRAY && pend->elements >= 2 &&
-	    pend->element[0]->integer > 0 && pend->element[1]->type == REDIS_REPLY_STRING &&
-	    parse_sid(pend->element[1]->str, &oldest) && sid_cmp(oldest, m) < 0)
-		m = oldest;
-	snprintf(minid, sizeof minid, "%" PRIu64 "-%" PRIu64, m.ms, m.seq);
-	rep = redis_command(s->ctl, &st, "XTRIM %s MINID %s", key, minid);
-	if (!rep) {
-		redis_fail(s, s->ctl, st, "XTRIM");
-		goto out;
-	}
-	if (trimmed)
-		*trimmed = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
-out:
-	if (hold)
-		freeReplyObject(hold);
-	if (pend)
-		freeReplyObject(pend);
-	if (rep)
-		freeReplyObject(rep);
-	pthread_mutex_unlock(&s->mu);
-	return st;
-}
-
-enum status stream_depth(struct stream *s, int p, long long *lag, long long *pending)
-{
-	if (p < 0 || p >= s->partitions)
-		return STATUS_INVALID;
-	char key[256];
-	stream_key(s, p, key, sizeof key);
-	pthread_mutex_lock(&s->mu);
-	enum status st;
-	redisReply *hold = NULL;
-	const redisReply *g = group_info(s, key, &hold, &st);
-	if (g) {
-		const redisReply *l = field(g, "lag"), *pe = field(g, "pending");
-		if (lag)
-			*lag = l && l->type == REDIS_REPLY_INTEGER ? l->integer : -1;
-		if (pending)
-			*pending = pe && pe->type == REDIS_REPLY_INTEGER ? pe->integer : 0;
-	} else if (st != STATUS_NOT_FOUND) {
-		redis_fail(s, s->ctl, st, "XINFO GROUPS");
-	} else {
-		seterr(s, "%s: no consumer group", key);
-	}
-	if (hold)
-		freeReplyObject(hold);
-	pthread_mutex_unlock(&s->mu);
-	return st;
-}
-
-/* Dead letters. */
-
-static void dead_from_reply(struct stream_dead *d, const redisReply *e)
-{
-	memset(d, 0, sizeof *d);
-	snprintf(d->id, sizeof d->id, "%s", e->element[0]->str);
-	const redisReply *f = e->elements > 1 ? e->element[1] : NULL;
-	for (size_t k = 0; f && f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2) {
-		const char *name = f->element[k]->str;
-		const redisReply *v = f->element[k + 1];
-		if (v->type != REDIS_REPLY_STRING)
-			continue;
-		if (strcmp(name, "payload") == 0) {
-			d->payload = xstrndup(v->str, v->len);
-			d->len = v->len;
-		} else if (strcmp(name, "reason") == 0) {
-			d->reason = xstrdup(v->str);
-		} else if (strcmp(name, "stream") == 0) {
-			d->stream = xstrdup(v->str);
-		} else if (strcmp(name, "id") == 0) {
-			d->source_id = xstrdup(v->str);
-		} else if (strcmp(name, "deliveries") == 0) {
-			d->deliveries = atol(v->str);
-		} else if (strcmp(name, "time") == 0) {
-			d->time = xstrdup(v->str);
-		}
-	}
-	if (!d->payload)
-		d->payload = xstrdup("");
-	if (!d->reason)
-		d->reason = xstrdup("");
-	if (!d->stream)
-		d->stream = xstrdup("");
-	if (!d->source_id)
-		d->source_id = xstrdup("");
-	if (!d->time)
-		d->time = xstrdup("");
-}
-
-void stream_dead_free(struct stream_dead *d, size_t n)
-{
-	if (!d)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		free(d[i].payload);
-		free(d[i].reason);
-		free(d[i].stream);
-		free(d[i].source_id);
-		free(d[i].time);
-	}
-	free(d);
-}
-
-static enum status dead_range(struct stream *s, const char *start, const char *end,
-                              size_t count, struct stream_dead **out, size_t *n)
-{
-	char dkey[256];
-	dead_key(s, dkey, sizeof dkey);
-	enum status st;
-	/* hiredis 0.14's format parser knows no %zu. */
-	redisReply *rep = redis_command(s->ctl, &st, "XRANGE %s %s %s COUNT %lu", dkey, start,
-	                                end, (unsigned long)count);
-	if (!rep)
-		return redis_fail(s, s->ctl, st, "XRANGE dead letters");
-	size_t k = 0;
-	struct stream_dead *d = xcalloc(rep->elements ? rep->elements : 1, sizeof *d);
-	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
-		const redisReply *e = rep->element[i];
-		if (e->type == REDIS_REPLY_ARRAY && e->elements >= 1)
-			dead_from_reply(&d[k++], e);
-	}
-	freeReplyObject(rep);
-	*out = d;
-	*n = k;
-	return STATUS_OK;
-}
-
-enum status stream_dead_list(struct stream *s, const char *after, size_t count,
-                             struct stream_dead **out, size_t *n)
-{
-	char start[STREAM_ID_MAX + 2];
-	if (after && *after)
-		snprintf(start, sizeof start, "(%s", after);
-	else
-		strcpy(start, "-");
-	pthread_mutex_lock(&s->mu);
-	enum status st = dead_range(s, start, "+", count ? count : 100, out, n);
-	pthread_mutex_unlock(&s->mu);
-	return st;
-}
-
-static bool id_ok(const char *id)
-{
-	struct sid x;
-	return id && strlen(id) < STREAM_ID_MAX && parse_sid(id, &x);
-}
-
-enum status stream_dead_show(struct stream *s, const char *id, struct stream_dead **out)
-{
-	if (!id_ok(id)) {
-		seterr(s, "not a stream id: %s", id ? id : "(null)");
-		return STATUS_INVALID;
-	}
-	size_t n = 0;
-	struct stream_dead *d = NULL;
-	pthread_mutex_lock(&s->mu);
-	enum status st = dead_range(s, id, id, 1, &d, &n);
-	if (st == STATUS_OK && n == 0) {
-		seterr(s, "no dead letter %s", id);
-		stream_dead_free(d, 0);
-		st = STATUS_NOT_FOUND;
-	} else if (st == STATUS_OK) {
-		*out = d;
-	}
-	pthread_mutex_unlock(&s->mu);
-	return st;
-}
-
-enum status stream_dead_replay(struct stream *s, const char *id)
-{
-	struct stream_dead *d = NULL;
-	enum status st = stream_dead_show(s, id, &d);
-	if (st != STATUS_OK)
-		return st;
-	pthread_mutex_lock(&s->mu);
-	char dkey[256];
-	dead_key(s, dkey, sizeof dkey);
-	if (key_partition(s, d->stream) < 0) {
-		seterr(s, "dead letter %s: source stream \"%s\" is not a partition of wiki %s",
-		       id, d->stream, s->wiki);
-		st = STATUS_INVALID;
-		goto out;
-	}
-	const char *argv[] = { "XADD", d->stream, "*", "event", d->payload };
-	size_t argvlen[] = { 4, strlen(d->stream), 1, 5, d->len };
-	if ((st = redis_append(s->ctl, "MULTI")) != STATUS_OK ||
-	    (st = redis_appendv(s->ctl, 5, argv, argvlen)) != STATUS_OK ||
-	    (st = redis_append(s->ctl, "XDEL %s %s", dkey, id)) != STATUS_OK ||
-	    (st = redis_append(s->ctl, "EXEC")) != STATUS_OK) {
-		redis_fail(s, s->ctl, st, "replay");
-		goto out;
-	}
-	for (int i = 0; i < 4; i++) {
-		enum status rs;
-		redisReply *rep = redis_get_reply(s->ctl, &rs);
-		if (!rep) {
-			if (st == STATUS_OK)
-				st = redis_fail(s, s->ctl, rs, "replay");
-			if (rs == STATUS_TRANSIENT)
-				break;
-			continue;
-		}
-		if (i == 3 && rep->type != REDIS_REPLY_ARRAY && st == STATUS_OK) {
-			seterr(s, "replay: transaction failed");
-			st = STATUS_TRANSIENT;
-		}
-		freeReplyObject(rep);
-	}
-out:
-	pthread_mutex_unlock(&s->mu);
-	stream_dead_free(d, 1);
-	return st;
-}
-
-enum status stream_dead_drop(struct stream *s, const char *id)
-{
-	if (!id_ok(id)) {
-		seterr(s, "not a stream id: %s", id ? id : "(null)");
-		return STATUS_INVALID;
-	}
-	char dkey[256];
-	dead_key(s, dkey, sizeof dkey);
-	pthread_mutex_lock(&s->mu);
-	enum status st;
-	redisReply *rep = redis_command(s->ctl, &st, "XDEL %s %s", dkey, id);
-	if (!rep) {
-		redis_fail(s, s->ctl, st, "XDEL");
-	} else {
-		if (rep->type != REDIS_REPLY_INTEGER || rep->integer == 0) {
-			seterr(s, "no dead letter %s", id);
-			st = STATUS_NOT_FOUND;
-		}
-		freeReplyObject(rep);
-	}
-	pthread_mutex_unlock(&s->mu);
-	return st;
-}
-
-enum status stream_dead_count(struct stream *s, long long *n)
-{
-	char dkey[256];
-	dead_key(s, dkey, sizeof dkey);
-	pthread_mutex_lock(&s->mu);
-	enum status st;
-	redisReply *rep = redis_command(s->ctl, &st, "XLEN %s", dkey);
-	if (!rep) {
-		redis_fail(s, s->ctl, st, "XLEN");
-	} else {
-		*n = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
-		freeReplyObject(rep);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return st;

@@ -1,16 +1,12 @@
 /*
  * stream.h: a wiki's change-event queue on Redis Streams.
  *
- * Keys (see HELPER-CONVENTIONS.md; hash tags keep each partition's keys in
- * one Redis Cluster slot):
- *   freshet:{<wiki>:p<N>}        stream of partition N; one field `event`
- *                                 holding the event JSON
- *   freshet:{<wiki>}:partitions  the wiki's partition count (string integer)
- *   freshet:{<wiki>}:dead        dead letters: payload, reason, stream, id,
- *                                 deliveries, time
- * Consumer group `freshet` on every partition stream, created (MKSTREAM, from
- * id 0) by stream_setup() when missing.  A page's events go to partition
- * page_id mod partitions, so one writer sees them in order.
+ * Redis keys: see doc/queues.md.  A wiki's events are spread over
+ * `partitions` streams: a page's events go to partition page_id mod
+ * partitions, so one writer sees them in order.  Every partition stream is
+ * read through the consumer group STREAM_GROUP, which stream_setup() creates
+ * when missing.  This header is the producer's and the consumer's side; the
+ * operator's side (queue depth, trimming, dead letters) is stream-ops.h.
  *
  * Reliable consumption.  A consumer (a struct stream with a read connection)
  * reads the partitions it was assigned (stream_assign()).  For each newly
@@ -18,9 +14,9 @@
  * pending entries (XREADGROUP ... 0) and only then new ones (>).  Entries
  * left pending by another consumer for claim_idle_ms are claimed
  * (XAUTOCLAIM); after a full scan, consumers idle that long with nothing
- * pending (dead workers) are removed from the group.  Every entry handed out carries its delivery count (from
- * XPENDING for re-read and claimed entries, 1 for new ones) and its
- * failure count.  The caller acks a batch (stream_ack(): one XACK per
+ * pending (dead workers) are removed from the group.  Every entry handed out
+ * carries its delivery count (from XPENDING for re-read and claimed entries,
+ * 1 for new ones) and its failure count.  The caller acks a batch (stream_ack(): one XACK per
  * partition, pipelined) only when what it did with it is durable; it reports
  * an entry that failed with stream_nack(), which records the failure and
  * redelivers it (the entry is XCLAIMed again) after a jittered backoff, or
@@ -31,8 +27,8 @@
  * worker killed (or whose Redis restarted) while holding a hundred entries
  * raises all their counts, though none of them failed: counted as failures,
  * a few kill -9s would dead-letter good events.  So stream_nack() counts
- * failures in a key of their own, freshet:{<wiki>:p<N>}:failed:<id> (INCR,
- * expires after a day, deleted with the ack or the dead letter), and the
+ * failures in a counter of their own per entry (it expires a day after the
+ * last failure and is deleted with the ack or the dead letter), and the
  * deliveries that ended with neither an ack nor a nack ("interrupted":
  * deliveries - 1 - failures) have their own, higher bound, max_interrupted:
  * an event that crashes the worker every time it is processed still ends in
@@ -41,15 +37,17 @@
  * never handed out: it is moved to the dead-letter stream and acked in one
  * MULTI/EXEC.
  *
- * Connections: `rd` is used only for the reads (XREADGROUP with BLOCK,
- * XPENDING, XAUTOCLAIM); `ctl` for everything that writes (XACK, XCLAIM,
- * dead letters, XADD, XTRIM, setup).  Their read timeouts must be above
- * block_ms (rd) and above a few round trips (ctl).
+ * Connections: `rd` is used only by stream_read() (XREADGROUP with BLOCK,
+ * XPENDING, XAUTOCLAIM, and the XCLAIM that hands out a nacked entry again);
+ * `ctl` for everything else (XACK, failure counters, dead letters, XADD,
+ * setup).  Their read timeouts must be above block_ms (rd) and above a few
+ * round trips (ctl).
  *
  * Thread rules: stream_read() and stream_assign() are called by one thread
- * (the reader); stream_ack(), stream_nack(), stream_produce() and the
- * dead-letter helpers may be called by one other thread at the same time (a
- * mutex in the stream guards `ctl` and the shared bookkeeping).  The redis
+ * (the reader); stream_ack(), stream_nack(), stream_produce(),
+ * stream_dead_letter() and the functions of stream-ops.h may be called by
+ * one other thread at the same time (a mutex in the stream guards `ctl` and
+ * the shared bookkeeping).  The redis
  * handles are borrowed: they must outlive the stream and must not be used by
  * anyone else while the stream exists.
  */
@@ -105,7 +103,7 @@ struct stream_batch {
 
 /*
  * Creates a stream handle for one wiki.  rd may be NULL for a handle that
- * only produces, acks or handles dead letters (stream_read() then returns
+ * only produces, acks or serves stream-ops.h (stream_read() then returns
  * STATUS_INVALID).  ctl is required.  Nothing is sent to Redis yet.  Returns
  * NULL only for invalid options (wiki NULL/empty or containing '{', '}' or
  * whitespace, partitions < 1), with the reason in err.
@@ -118,17 +116,13 @@ struct stream *stream_new(struct redis *rd, struct redis *ctl,
 void stream_free(struct stream *s);
 
 /*
- * Publishes or checks the partition count (SETNX freshet:{wiki}:partitions;
+ * Publishes or checks the wiki's partition count (stored once with SET NX;
  * a different stored value is STATUS_CONFIG with a message naming both
  * values) and creates the consumer group on every partition stream when
  * missing.  Call once before producing or reading.  STATUS_TRANSIENT when
  * Redis is away.
  */
 enum status stream_setup(struct stream *s);
-
-/* Reads the published partition count of wiki through r into *out.
- * STATUS_NOT_FOUND when it was never published. */
-enum status stream_partitions_get(struct redis *r, const char *wiki, int *out);
 
 /* The stream key of partition p ("freshet:{wiki:pN}") into buf. */
 void stream_key(const struct stream *s, int p, char *buf, size_t len);
@@ -200,48 +194,6 @@ enum status stream_nack(struct stream *s, const struct stream_entry *e,
 enum status stream_dead_letter(struct stream *s, int p, const char *id,
                                const char *payload, size_t len, long deliveries,
                                const char *reason);
-
-/*
- * Trims partition p without ever dropping an entry that was not delivered
- * and acked: XTRIM MINID <m> where m is the older of the oldest pending
- * entry and the group's last delivered id.  *trimmed (may be NULL) gets the
- * number of entries removed.
- */
-enum status stream_trim(struct stream *s, int p, long long *trimmed);
-
-/* Queue depth of partition p for freshetctl: entries not yet delivered to
- * the group (lag; -1 when Redis cannot tell) and pending (delivered, not
- * acked). */
-enum status stream_depth(struct stream *s, int p, long long *lag, long long *pending);
-
-/* A dead letter as stored (every string owned by the struct). */
-struct stream_dead {
-	char id[STREAM_ID_MAX];   /* id in the dead-letter stream */
-	char *payload;            /* original event JSON */
-	size_t len;
-	char *reason;
-	char *stream;             /* source stream key */
-	char *source_id;          /* source entry id */
-	long deliveries;
-	char *time;               /* ISO 8601 UTC */
-};
-
-/* Lists up to count dead letters with id > after (NULL or "": from the
- * start) in *out (n in *n; caller frees with stream_dead_free()). */
-enum status stream_dead_list(struct stream *s, const char *after, size_t count,
-                             struct stream_dead **out, size_t *n);
-/* One dead letter by id; STATUS_NOT_FOUND when absent.  Caller frees with
- * stream_dead_free(*out, 1). */
-enum status stream_dead_show(struct stream *s, const char *id, struct stream_dead **out);
-/* XADDs the payload back to its source stream and XDELs the dead letter
- * (MULTI/EXEC).  STATUS_NOT_FOUND when absent; STATUS_INVALID when the
- * recorded source stream is not a partition of this wiki. */
-enum status stream_dead_replay(struct stream *s, const char *id);
-/* Deletes a dead letter.  STATUS_NOT_FOUND when absent. */
-enum status stream_dead_drop(struct stream *s, const char *id);
-/* Number of dead letters. */
-enum status stream_dead_count(struct stream *s, long long *n);
-void stream_dead_free(struct stream_dead *d, size_t n);
 
 /* Counters since stream_new() (for metrics and tests). */
 struct stream_stats {

@@ -16,6 +16,7 @@
 #include "backoff.h"
 #include "event.h"
 #include "redis.h"
+#include "stream-ops.h"
 #include "stream.h"
 #include "testsupport.h"
 
