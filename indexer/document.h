@@ -4,22 +4,17 @@
  * The builder joins three modules: the fetcher's result (fetch.h: title,
  * namespace, page language, revision, HTML, categories), the extractor's
  * fields (extract.h: text, headings, auxiliary text, display title) and the
- * analyzer of the page's language (loader.h).  Each text field is analyzed
- * in both views and lands in the document (shard.h) under the prefixes of
- * HELPER-CONVENTIONS.md:
- *
- *   field          plain view (positions)   stemmed view (no positions)
- *   body text      (no prefix)              Z
- *   title          S                        ZS
- *   headings       XH                       ZXH
- *   auxiliary text XA                       ZXA
- *
- * plus the boolean terms XNS<ns>, L<language> and XC<category>, the values
- * (rev_id, rev timestamp, namespace; the shard store adds the fingerprint
- * at write time) and the data JSON with the stored text snippets come from.
- * Within one prefix, positions rise through the document; successive
- * headings (and auxiliary blocks) are DOCUMENT_FIELD_GAP positions apart so
- * that a phrase never spans two of them.
+ * analyzer of the page's language (loader.h).  Each text field (body
+ * text, title, headings, auxiliary text) is analyzed in both views: the
+ * plain view gives positional terms, the stemmed view terms without
+ * positions, each under the field's prefix (SHARD_PREFIX_* in shard.h).
+ * The builder also sets the namespace, language and category filter terms,
+ * the values (rev_id, rev timestamp, namespace; the shard store adds the
+ * fingerprint at write time) and the data JSON that snippets come from.
+ * doc/shards.md describes the resulting document.  Within one prefix,
+ * positions rise through the document; successive headings (and auxiliary
+ * blocks) are DOCUMENT_FIELD_GAP positions apart so that a phrase never
+ * spans two of them.
  *
  * The page's language picks the analyzer: the language the API reports for
  * the page (fetch_result.language), which falls back to the wiki's.

@@ -3,82 +3,42 @@
  * rules a write must pass (schema and analyzer versions, fencing token, rev
  * guard, no-op check).  Plain C over the Xapian shim (xapian-shim.h).
  *
- * Layout (HELPER-CONVENTIONS.md):
+ * doc/shards.md describes the layout on disk, the document schema (term
+ * prefixes, value slots, the data JSON) and the metadata keys; the
+ * SHARD_VALUE_* and SHARD_PREFIX_* constants below name them.  In short:
+ * shard N of a generation is <data_dir>/<wiki>/<generation>/shard-<N>,
+ * `current` is a symlink to the live generation, and a page lives in shard
+ * shard_route(page_id, shards).  shard_set_swap() changes `current` by one
+ * rename(2), so a reader sees the old or the new generation, complete.
  *
- *   <data_dir>/<wiki>/current        -> symlink to "<generation>"
- *   <data_dir>/<wiki>/<generation>/shard-<N>   glass databases, N = 0..shards-1
+ * What a writer's calls return, by rule:
  *
- * A page lives in shard shard_route(page_id, shards) = page_id mod shards.
- * A rebuild writes a new generation beside the live one and swaps `current`
- * atomically (shard_set_swap: a symlink under a temporary name, then
- * rename(2) over `current`), so a reader that resolves `current` sees either
- * the old or the new generation, complete.
- *
- * A document (struct shard_doc) holds, with Omega's term prefixes so that
- * delve, quest and xapian-check read the shards:
- *
- *   Q<page_id>            unique id term (boolean)
- *   <term>                plain body terms, with positions
- *   Z<stem>               stemmed body terms, no positions
- *   S<term> / ZS<stem>    title plain (positions) / stemmed
- *   XH<term> / ZXH<stem>  headings;  XA<term> / ZXA<stem> auxiliary text
- *   XNS<n>                namespace (boolean)
- *   L<code>               language (boolean)
- *   XC<category>          category, lowercased, underscores as spaces (boolean)
- *
- *   value 0  rev_id                 sortable_serialise (xdoc_get_value_number)
- *   value 1  rev timestamp, unix s  sortable_serialise
- *   value 2  namespace              sortable_serialise
- *   value 3  content fingerprint    16 lowercase hex digits (64-bit FNV-1a
- *                                   of every term with its prefix and
- *                                   position, in the order added, then the
- *                                   data, which holds what values 0-2 hold)
- *   value 4  dead mark              unix seconds of the delete, decimal
- *                                   (so >= "0"); absent on a live document
- *
- *   data: JSON {"page_id", "title", "display_title", "namespace", "url",
- *               "language", "rev_id", "rev_timestamp", "categories": [..],
- *               "text": stored text for snippets, at most SHARD_TEXT_MAX
- *               bytes, cut at a UTF-8 boundary}
- *
- * Shard metadata keys (committed with the writes they describe):
- *
- *   freshet.schema             SHARD_SCHEMA_VERSION as decimal
- *   freshet.analyzer.<lang>    "<analyzer name> <analyzer version>"
- *   freshet.position.<part>    last applied stream id of partition <part>
- *                              (the stream key, e.g. "freshet:{enwiki:p3}")
- *   freshet.fence              fencing token of the last commit, decimal
- *   freshet.commit_time        unix seconds of the last commit, decimal
- *
- * Write rules, checked by shard_open/shard_replace/shard_commit:
- *
- *   - schema: a shard whose stored schema version differs from
- *     SHARD_SCHEMA_VERSION is refused at open (STATUS_VERSION, message says
+ *   - schema: shard_open() refuses a shard whose stored schema version
+ *     differs from SHARD_SCHEMA_VERSION (STATUS_VERSION; the message says
  *     to rebuild).  A new empty shard gets the running version.
- *   - analyzers: shard_check_analyzer() refuses (STATUS_VERSION) when the
- *     stored name/version for a language differs from the running one; an
- *     unrecorded language is recorded.
+ *   - analyzers: shard_check_analyzer() refuses (STATUS_VERSION) a language
+ *     stored with another analyzer name or version; an unrecorded language
+ *     is recorded.
  *   - fencing: shard_commit(sh, token) with a token lower than the stored
  *     one is refused (STATUS_FENCED) and the pending writes are discarded;
  *     otherwise the token is stored with the commit.  The token comes from
- *     the partition lease (INCR of freshet:{<wiki>:p<N>}:fence).
- *   - rev guard: replacing a page whose stored rev_id is greater than the
- *     document's is skipped (STATUS_SKIPPED); an equal rev_id applies
- *     (rerenders land).
+ *     the partition's lease (lease.h).
+ *   - rev guard: shard_replace() of a page whose stored rev_id is greater
+ *     than the document's is skipped (STATUS_SKIPPED); an equal rev_id
+ *     applies (rerenders land).
  *   - no-op: a document whose fingerprint equals the stored one is not
  *     rewritten (STATUS_NOOP); a commit with nothing written makes no new
  *     database revision.
  *
- * Deletes are marks: shard_delete() sets value 4 on the stored document
- * instead of deleting it, because Xapian rewrites the values of a document
- * read from the database in a few blocks but deleting it rewrites every
- * posting and position list it touches (~100 documents: ~0.15 s of commit
- * against ~0.02 s, per shard).  Every reader here treats a marked ("dead")
- * document as absent: shard_replace, shard_get_rev, shard_delete,
- * shard_doc_count, shard_set_search and shard_set_stats.  shard_purge()
- * deletes dead documents for real; the worker calls it when its partition
- * is idle, freshetctl compact before compacting.  Until then Xapian's own
- * tools (delve, quest, xapian-check's counts) still see them.
+ * Deletes are marks: shard_delete() sets the dead-mark value on the stored
+ * document instead of deleting it, because rewriting a document's values
+ * touches a few blocks while deleting it rewrites every posting and
+ * position list it is in.  Every reader here treats a dead document as
+ * absent: shard_replace, shard_get_rev, shard_delete, shard_doc_count,
+ * shard_set_search and shard_set_stats.  shard_purge() deletes dead
+ * documents for real; the worker calls it when its partition is idle,
+ * freshetctl compact before compacting.  Until then Xapian's own tools
+ * (delve, quest, xapian-check's counts) still see them.
  *
  * Group commit: writes collect in an open transaction until the caller
  * calls shard_commit(); shard_pending() says how many and since when.
@@ -104,14 +64,14 @@
 
 #define SHARD_SCHEMA_VERSION 1
 
-/* Value slots. */
+/* Value slots (doc/shards.md). */
 #define SHARD_VALUE_REV         0
 #define SHARD_VALUE_TIMESTAMP   1
 #define SHARD_VALUE_NAMESPACE   2
 #define SHARD_VALUE_FINGERPRINT 3
 #define SHARD_VALUE_DEAD        4
 
-/* Term prefixes (Omega conventions). */
+/* Term prefixes, after Omega's conventions (doc/shards.md). */
 #define SHARD_PREFIX_ID         "Q"
 #define SHARD_PREFIX_BODY       ""
 #define SHARD_PREFIX_STEM       "Z"

@@ -2,10 +2,11 @@
 /**
  * EventFactory: builds mediawiki/page/change 1.2.0 and
  * mediawiki/cirrussearch/page_rerender 1.0.0 events as Wikimedia's EventBus
- * does, with the fields freshet's consumers read (see the project's
- * HELPER-CONVENTIONS: page.page_id, page.page_title as the prefixed DB key
- * with underscores, page.namespace_id, revision.rev_id for every kind but
- * delete, prior_state for undelete and move, created_redirect_page).
+ * does, with the fields freshet's event decoder (queues/event.c) reads:
+ * page.page_id, page.page_title as the prefixed DB key with underscores,
+ * page.namespace_id, revision.rev_id for every kind but delete,
+ * prior_state for undelete and move, created_redirect_page.  doc/queues.md
+ * describes the event format freshet accepts.
  *
  * Every method returns a plain array ready for json_encode; nothing here
  * touches Redis.
