@@ -5,8 +5,8 @@
  * namespace, page language, revision, HTML, categories), the extractor's
  * fields (extract.h: text, headings, auxiliary text, display title) and the
  * analyzer of the page's language (loader.h).  Each text field is analyzed
- * in both views and lands in the document (shard.h) under the prefixes of
- * HELPER-CONVENTIONS.md:
+ * in both views and lands in the document (shard.h) under these prefixes
+ * (SHARD_PREFIX_*):
  *
  *   field          plain view (positions)   stemmed view (no positions)
  *   body text      (no prefix)              Z
@@ -23,6 +23,10 @@
  *
  * The page's language picks the analyzer: the language the API reports for
  * the page (fetch_result.language), which falls back to the wiki's.
+ *
+ * query.h is the mirror: it turns query text into a query over the same
+ * prefixes with the same analyzers.  A change of prefixes or fields here
+ * is a change there too.
  *
  * Used by freshet-worker (one builder per analysis thread) and by
  * reindex-page (direct mode and --dry-run, which prints the terms with
