@@ -3,9 +3,12 @@
  *
  * This one file is compiled into each plugin with one of
  * FRESHET_PLUGIN_GENERIC, _SNOWBALL, _CJK or _SEA defined; the define picks
- * the plugin's name and the languages it serves (see the bottom of the file).
- * The chain itself is the same everywhere and driven by a per-language
- * profile (struct lang_profile):
+ * the plugin's name (see the bottom of the file).  The languages a plugin
+ * serves, their Snowball stemmers and their quirks come from the language
+ * table (language.h, compiled into every plugin and into the host), so the
+ * query side stems as the plugins do.  The chain itself is the same
+ * everywhere and driven by the language's row (struct language; the
+ * generic plugin uses an empty row):
  *
  *   1. ICU word segmentation (ubrk UBRK_WORD over the text converted once
  *      to UTF-16, with a map back to byte offsets in the input; invalid
@@ -66,13 +69,14 @@
 #include <libstemmer.h>
 
 #include "analyzer.h"
+#include "language.h"
 #ifdef FRESHET_PLUGIN_SNOWBALL
 #include "stopwords.h"
 #endif
 
 #define EXPORT __attribute__((visibility("default")))
 /* The per-word steps, inlined into the segment loop whatever GCC guesses:
- * a call per word costs several per cent of a European chain. */
+ * they run once per word, so a call each would show. */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Segments longer than this many bytes are skipped without analysis (they
@@ -83,10 +87,9 @@
 #define CACHE_KEY 40
 
 /* The run cache (ja, zh; see to_utf16_runs below): index slots (a power of
- * two), most runs kept (half the slots), the arena's largest size (~50
- * bytes a run; with the index 2.25 MiB an instance at most), longest run
- * kept (UTF-8 bytes) and most segments per run.  Twice the size saves ~2%
- * of the instructions of a Japanese manual page corpus. */
+ * two), most runs kept (half the slots), the arena's largest size (with
+ * the index 2.25 MiB an instance at most), longest run kept (UTF-8 bytes)
+ * and most segments per run. */
 #define RUN_IDX (1u << 16)
 #define RUN_MAX (RUN_IDX / 2)
 #define RUN_ARENA (2u << 20)
@@ -95,71 +98,6 @@
 /* What ICU reads in place of a run whose segmentation the cache has:
  * U+FFFC OBJECT REPLACEMENT CHARACTER (Word_Break Other). */
 #define RUN_PLACEHOLDER 0xFFFC
-
-/* What a language needs from the chain. */
-struct lang_profile {
-	const char *code;       /* "de" */
-	const char *stemmer;    /* libstemmer algorithm or NULL */
-	const char *const *elision; /* fr it ca: articles elided before ' */
-	bool possessive;        /* en: strip 's */
-	bool turkish;           /* tr az: Turkish lowercasing first */
-	bool german;            /* de: ß kept in plain; ae/oe/ue in text */
-	bool cjk;               /* bigrams for Hangul and long Han runs */
-	const char *keep;       /* letters not accent-folded (UTF-8, lowercase) */
-};
-
-static const char *const elisions_fr[] = {
-	"c", "d", "j", "l", "m", "n", "s", "t", "qu", "jusqu", "quoiqu",
-	"lorsqu", "puisqu", NULL
-};
-static const char *const elisions_it[] = {
-	"c", "l", "all", "dall", "dell", "nell", "sull", "coll", "pell", "gl",
-	"agl", "dagl", "degl", "negl", "sugl", "un", "m", "t", "s", "v", "d",
-	"quest", "quell", "anch", NULL
-};
-static const char *const elisions_ca[] = {
-	"d", "l", "m", "n", "s", "t", NULL
-};
-
-static const struct lang_profile profiles[] = {
-	{ "ar", "arabic", NULL, false, false, false, false, NULL },
-	{ "hy", "armenian", NULL, false, false, false, false, NULL },
-	{ "eu", "basque", NULL, false, false, false, false, "ñ" },
-	{ "ca", "catalan", elisions_ca, false, false, false, false, "ç" },
-	{ "da", "danish", NULL, false, false, false, false, "åæø" },
-	{ "nl", "dutch", NULL, false, false, false, false, NULL },
-	{ "en", "english", NULL, true, false, false, false, NULL },
-	{ "fi", "finnish", NULL, false, false, false, false, "åäö" },
-	{ "fr", "french", elisions_fr, false, false, false, false, NULL },
-	{ "de", "german", NULL, false, false, true, false, NULL },
-	{ "el", "greek", NULL, false, false, false, false, NULL },
-	{ "hi", "hindi", NULL, false, false, false, false, NULL },
-	{ "hu", "hungarian", NULL, false, false, false, false, NULL },
-	{ "id", "indonesian", NULL, false, false, false, false, NULL },
-	{ "ga", "irish", NULL, false, false, false, false, NULL },
-	{ "it", "italian", elisions_it, false, false, false, false, NULL },
-	{ "lt", "lithuanian", NULL, false, false, false, false, NULL },
-	{ "ne", "nepali", NULL, false, false, false, false, NULL },
-	{ "no", "norwegian", NULL, false, false, false, false, "åæø" },
-	{ "nb", "norwegian", NULL, false, false, false, false, "åæø" },
-	{ "nn", "norwegian", NULL, false, false, false, false, "åæø" },
-	{ "pt", "portuguese", NULL, false, false, false, false, NULL },
-	{ "ro", "romanian", NULL, false, false, false, false, NULL },
-	{ "ru", "russian", NULL, false, false, false, false, NULL },
-	{ "sr", "serbian", NULL, false, false, false, false, NULL },
-	{ "es", "spanish", NULL, false, false, false, false, "ñ" },
-	{ "sv", "swedish", NULL, false, false, false, false, "åäö" },
-	{ "ta", "tamil", NULL, false, false, false, false, NULL },
-	{ "tr", "turkish", NULL, false, true, false, false, "çğöşü" },
-	{ "yi", "yiddish", NULL, false, false, false, false, NULL },
-	{ "zh", NULL, NULL, false, false, false, true, NULL },
-	{ "ja", NULL, NULL, false, false, false, true, NULL },
-	{ "ko", NULL, NULL, false, false, false, true, NULL },
-	{ "th", NULL, NULL, false, false, false, false, NULL },
-	{ "lo", NULL, NULL, false, false, false, false, NULL },
-	{ "km", NULL, NULL, false, false, false, false, NULL },
-	{ "my", NULL, NULL, false, false, false, false, NULL },
-};
 
 /* Letters no language folds: they are letters, not accented ones. */
 static const char keep_always[] = "йїў";
@@ -196,7 +134,7 @@ struct ubuf { UChar *p; int32_t cap; };
 struct cbuf { char *p; size_t cap; };
 
 struct freshet_analyzer {
-	struct lang_profile prof;
+	struct language prof;          /* the row (code "" for generic) */
 	char lang[32];
 	bool stopwords_on;
 	const char *const *stop;
@@ -263,14 +201,6 @@ static bool map_need(struct freshet_analyzer *an, size_t n)
 	an->map = p;
 	an->map_cap = n;
 	return true;
-}
-
-static const struct lang_profile *profile_find(const char *code)
-{
-	for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; i++)
-		if (strcmp(profiles[i].code, code) == 0)
-			return &profiles[i];
-	return NULL;
 }
 
 /* Is c listed in the UTF-8 string set? */
@@ -1347,26 +1277,34 @@ static int fail(char *errbuf, size_t errlen, int st, const char *fmt, const char
 
 #if defined(FRESHET_PLUGIN_GENERIC)
 #define PLUGIN_NAME "generic"
-static const bool serves_all = true;
-static const char *const served[] = { "*", NULL };
 #elif defined(FRESHET_PLUGIN_SNOWBALL)
 #define PLUGIN_NAME "snowball"
-static const bool serves_all = false;
-static const char *const served[] = {
-	"ar", "hy", "eu", "ca", "da", "nl", "en", "fi", "fr", "de", "el", "hi",
-	"hu", "id", "ga", "it", "lt", "ne", "no", "nb", "nn", "pt", "ro", "ru",
-	"sr", "es", "sv", "ta", "tr", "yi", NULL
-};
 #elif defined(FRESHET_PLUGIN_CJK)
 #define PLUGIN_NAME "cjk"
-static const bool serves_all = false;
-static const char *const served[] = { "zh", "ja", "ko", NULL };
 #elif defined(FRESHET_PLUGIN_SEA)
 #define PLUGIN_NAME "sea"
-static const bool serves_all = false;
-static const char *const served[] = { "th", "lo", "km", "my", NULL };
 #else
 #error "define one of FRESHET_PLUGIN_GENERIC, _SNOWBALL, _CJK, _SEA"
+#endif
+
+#ifdef FRESHET_PLUGIN_GENERIC
+static const bool serves_all = true;
+static const char *const served[] = { "*", NULL };
+#else
+/* The codes whose row in the language table (language.c) names this
+ * plugin, filled once by the entry; NULL-terminated.  Room for every row. */
+#define MAX_SERVED 64
+static const bool serves_all = false;
+static const char *served[MAX_SERVED + 1];
+static bool served_ok;
+static pthread_once_t served_once = PTHREAD_ONCE_INIT;
+
+static void served_init(void)
+{
+	size_t n = language_codes(PLUGIN_NAME, served, MAX_SERVED);
+	served_ok = n > 0 && n <= MAX_SERVED;
+	served[served_ok ? n : 0] = NULL;
+}
 #endif
 
 static int do_create(const char *lang, const char *options,
@@ -1393,11 +1331,11 @@ static int do_create(const char *lang, const char *options,
 		if (*o == ',')
 			o++;
 	}
-	const struct lang_profile *prof = NULL;
+	const struct language *prof = NULL;
 	if (!serves_all) {
 		for (size_t i = 0; served[i]; i++)
 			if (strcmp(served[i], lang) == 0)
-				prof = profile_find(lang);
+				prof = language_find(lang);
 		if (!prof)
 			return fail(errbuf, errlen, FRESHET_ANALYZER_UNSUPPORTED,
 			            "language not served: %s", lang);
@@ -1496,7 +1434,15 @@ static const struct freshet_analyzer_api api = {
 	.analyze_both = do_analyze_both,
 };
 
+/* Returns the table, or NULL (the loader refuses the plugin) when the
+ * language table gives this plugin no language or more than it has room
+ * for. */
 EXPORT const struct freshet_analyzer_api *freshet_analyzer_entry(void)
 {
+#ifndef FRESHET_PLUGIN_GENERIC
+	pthread_once(&served_once, served_init);
+	if (!served_ok)
+		return NULL;
+#endif
 	return &api;
 }

@@ -1,18 +1,10 @@
 /*
- * search.c: freshet-search, the command-line search of a wiki's shards.
+ * freshet-search.c: freshet-search, the command-line search of a wiki's
+ * shards.
  *
- * The query goes through the wiki's analyzer in both views, so that it
- * meets the documents' terms exactly as the worker wrote them:
- *
- *   - each loose word becomes one group: the OR of its plain forms (body,
- *     title S, headings XH, auxiliary XA) and its stemmed forms (Z, ZS, ZXH,
- *     ZXA), title forms weighted TITLE_WEIGHT times; groups are ANDed, so
- *     every word must match somewhere (a stopword the stemmed view drops
- *     still matches through its plain form);
- *   - a "quoted phrase" matches its plain terms in order, adjacent, in the
- *     body or (weighted) in the title;
- *   - -word and -"phrase" exclude documents that match them;
- *   - --namespace filters on the boolean XNS<n> terms (no weight).
+ * The front end only: options, the wiki's analyzer, the shards and the
+ * output.  The query text becomes a query in query.c (query.h says what
+ * the syntax means); --namespace filters it on the boolean XNS<n> terms.
  *
  * The shards of the current generation are opened as one database
  * (shard_set_open); shard_set_search reopens and retries when a concurrent
@@ -33,13 +25,13 @@
 #include "conf.h"
 #include "loader.h"
 #include "log.h"
+#include "query.h"
 #include "shard.h"
 #include "tool.h"
 #include "xapian-shim.h"
 #include "xmalloc.h"
 
 #define PROG "freshet-search"
-#define TITLE_WEIGHT 3.0
 #define SNIPPET_BYTES 200
 #define MAX_NAMESPACES 64
 
@@ -61,259 +53,6 @@ static void usage(FILE *out)
 		"  --json            one JSON object instead of text\n"
 		"  --language CODE   analyze the query as this language (default: the wiki's)\n"
 		"  --help            this text\n");
-}
-
-/* The Snowball name Xapian's snippet generator wants for a language code,
- * or "" for a language without a stemmer (exact words only). */
-static const char *snowball_name(const char *code)
-{
-	static const char *const map[][2] = {
-		{ "ar", "arabic" }, { "hy", "armenian" }, { "eu", "basque" },
-		{ "ca", "catalan" }, { "da", "danish" }, { "nl", "dutch" },
-		{ "en", "english" }, { "fi", "finnish" }, { "fr", "french" },
-		{ "de", "german" }, { "hu", "hungarian" }, { "id", "indonesian" },
-		{ "ga", "irish" }, { "it", "italian" }, { "lt", "lithuanian" },
-		{ "ne", "nepali" }, { "nb", "norwegian" }, { "no", "norwegian" },
-		{ "nn", "norwegian" }, { "pt", "portuguese" }, { "ro", "romanian" },
-		{ "ru", "russian" }, { "es", "spanish" }, { "sv", "swedish" },
-		{ "ta", "tamil" }, { "tr", "turkish" },
-	};
-	size_t n = strcspn(code, "-_");
-	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-		if (strlen(map[i][0]) == n && strncmp(map[i][0], code, n) == 0)
-			return map[i][1];
-	return "";
-}
-
-/* ----------------------------------------------------------- the query */
-
-/* Returns prefix+term as a query term with weight factor (1 = unscaled). */
-static struct xquery *pterm(const char *prefix, const char *term, double factor)
-{
-	char *t = xasprintf("%s%s", prefix, term);
-	struct xquery *q = xquery_term(t, strlen(t), 1);
-	free(t);
-	if (!q) {
-		fprintf(stderr, PROG ": out of memory\n");
-		abort();
-	}
-	if (factor != 1.0) {
-		struct xquery *s = xquery_scale(q, factor);
-		xquery_free(q);
-		q = s;
-	}
-	return q;
-}
-
-/* *acc = *acc OP q; frees q.  A NULL *acc takes q. */
-static void combine(struct xquery **acc, enum xquery_op op, struct xquery *q)
-{
-	if (!q)
-		return;
-	if (!*acc) {
-		*acc = q;
-		return;
-	}
-	struct xquery *c = xquery_combine(op, *acc, q);
-	xquery_free(*acc);
-	xquery_free(q);
-	if (!c) {
-		fprintf(stderr, PROG ": out of memory\n");
-		abort();
-	}
-	*acc = c;
-}
-
-/* Builds the AND of word groups for loose text (see the top of the file).
- * Returns NULL when the text has no term at all. */
-static struct xquery *words_query(struct analyzer *an, const char *text,
-				  size_t len, enum status *st)
-{
-	struct analyzer_terms stem = { 0 }, plain = { 0 };
-	*st = analyzer_query_terms(an, text, len, &stem, &plain);
-	if (*st != STATUS_OK)
-		return NULL;
-	struct xquery *all = NULL;
-	/* Groups by word position: a position has a plain form and, unless
-	 * it is a stopword, a stemmed one. */
-	for (size_t i = 0; i < plain.count; i++) {
-		uint32_t pos = plain.v[i].pos;
-		if (i > 0 && plain.v[i - 1].pos == pos)
-			continue; /* handled with the first term at this position */
-		struct xquery *g = NULL;
-		for (size_t j = i; j < plain.count && plain.v[j].pos == pos; j++) {
-			const char *t = plain.v[j].term;
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_BODY, t, 1));
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_TITLE, t, TITLE_WEIGHT));
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_HEADING, t, 1));
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_AUX, t, 1));
-		}
-		for (size_t j = 0; j < stem.count; j++) {
-			if (stem.v[j].pos != pos)
-				continue;
-			const char *t = stem.v[j].term;
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_STEM, t, 1));
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_TITLE_STEM, t, TITLE_WEIGHT));
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_HEADING_STEM, t, 1));
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_AUX_STEM, t, 1));
-		}
-		combine(&all, XQUERY_AND, g);
-	}
-	/* A stemmed term whose position has no plain term (a plugin that
-	 * emits only stems) still counts as a word. */
-	for (size_t j = 0; j < stem.count; j++) {
-		bool seen = false;
-		for (size_t i = 0; i < plain.count && !seen; i++)
-			seen = plain.v[i].pos == stem.v[j].pos;
-		if (seen)
-			continue;
-		struct xquery *g = NULL;
-		combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_STEM, stem.v[j].term, 1));
-		combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_TITLE_STEM, stem.v[j].term,
-					     TITLE_WEIGHT));
-		combine(&all, XQUERY_AND, g);
-	}
-	analyzer_terms_release(&stem);
-	analyzer_terms_release(&plain);
-	return all;
-}
-
-/* A phrase: the plain terms in order, adjacent, in the body or the title. */
-static struct xquery *phrase_query(struct analyzer *an, const char *text,
-				   size_t len, enum status *st)
-{
-	struct analyzer_terms stem = { 0 }, plain = { 0 };
-	*st = analyzer_query_terms(an, text, len, &stem, &plain);
-	if (*st != STATUS_OK)
-		return NULL;
-	analyzer_terms_release(&stem);
-	if (plain.count == 0)
-		return NULL;
-	struct xquery *q = NULL;
-	const char *prefixes[] = { SHARD_PREFIX_BODY, SHARD_PREFIX_TITLE };
-	for (size_t k = 0; k < 2; k++) {
-		char **terms = xcalloc(plain.count, sizeof(char *));
-		for (size_t i = 0; i < plain.count; i++)
-			terms[i] = xasprintf("%s%s", prefixes[k], plain.v[i].term);
-		struct xquery *p;
-		if (plain.count == 1)
-			p = xquery_term(terms[0], strlen(terms[0]), 1);
-		else
-			p = xquery_phrase((const char *const *)terms, plain.count, 0);
-		for (size_t i = 0; i < plain.count; i++)
-			free(terms[i]);
-		free(terms);
-		if (k == 1 && p) {
-			struct xquery *s = xquery_scale(p, TITLE_WEIGHT);
-			xquery_free(p);
-			p = s;
-		}
-		combine(&q, XQUERY_OR, p);
-	}
-	analyzer_terms_release(&plain);
-	return q;
-}
-
-/* Parses the query string into a query tree.  Returns STATUS_OK with *out
- * NULL when the query has no positive term (nothing can match). */
-static enum status build_query(struct analyzer *an, const char *s,
-			       struct xquery **out)
-{
-	struct xquery *pos = NULL, *neg = NULL;
-	struct buf loose = BUF_INIT;
-	enum status st = STATUS_OK;
-	const char *p = s;
-	while (*p && st == STATUS_OK) {
-		bool minus = false;
-		if (*p == '-' && (p == s || p[-1] == ' ' || p[-1] == '\t') &&
-		    p[1] && p[1] != ' ') {
-			minus = true;
-			p++;
-		}
-		if (*p == '"') {
-			const char *end = strchr(p + 1, '"');
-			size_t len = end ? (size_t)(end - p - 1) : strlen(p + 1);
-			struct xquery *q = phrase_query(an, p + 1, len, &st);
-			combine(minus ? &neg : &pos, minus ? XQUERY_OR : XQUERY_AND, q);
-			p = end ? end + 1 : p + 1 + len;
-			continue;
-		}
-		size_t len = strcspn(p, " \t\"");
-		if (minus) {
-			struct xquery *q = words_query(an, p, len, &st);
-			combine(&neg, XQUERY_OR, q);
-		} else {
-			buf_add(&loose, p, len);
-			buf_addch(&loose, ' ');
-		}
-		p += len;
-		while (*p == ' ' || *p == '\t')
-			p++;
-	}
-	if (st == STATUS_OK && loose.len) {
-		struct xquery *q = words_query(an, loose.data, loose.len, &st);
-		combine(&pos, XQUERY_AND, q);
-	}
-	buf_release(&loose);
-	if (st != STATUS_OK || !pos) {
-		xquery_free(pos);
-		xquery_free(neg);
-		*out = NULL;
-		return st;
-	}
-	if (neg) {
-		struct xquery *q = xquery_combine(XQUERY_AND_NOT, pos, neg);
-		xquery_free(pos);
-		xquery_free(neg);
-		pos = q;
-	}
-	*out = pos;
-	return STATUS_OK;
-}
-
-/* Restricts q to the namespaces (boolean filter, no weight). */
-static struct xquery *filter_namespaces(struct xquery *q, const int *ns, size_t n)
-{
-	if (!q || n == 0)
-		return q;
-	struct xquery *f = NULL;
-	for (size_t i = 0; i < n; i++) {
-		char num[16];
-		snprintf(num, sizeof num, "%d", ns[i]);
-		combine(&f, XQUERY_OR, pterm(SHARD_PREFIX_NAMESPACE, num, 1));
-	}
-	struct xquery *r = xquery_combine(XQUERY_FILTER, q, f);
-	xquery_free(q);
-	xquery_free(f);
-	return r;
-}
-
-/* ------------------------------------------------------------- output */
-
-/* Undoes the HTML escaping Xapian's snippet generator applies (&amp; &lt;
- * &gt; &quot; &#39;), in place: the output here is plain text and JSON,
- * never HTML. */
-static void html_unescape(char *s)
-{
-	static const struct { const char *ent; char c; } ents[] = {
-		{ "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' },
-		{ "&quot;", '"' }, { "&#39;", '\'' }, { "&#x27;", '\'' },
-	};
-	char *w = s;
-	for (const char *r = s; *r;) {
-		size_t k = 0, n = sizeof ents / sizeof ents[0];
-		if (*r == '&')
-			for (; k < n; k++)
-				if (strncmp(r, ents[k].ent, strlen(ents[k].ent)) == 0)
-					break;
-		if (*r == '&' && k < n) {
-			*w++ = ents[k].c;
-			r += strlen(ents[k].ent);
-		} else {
-			*w++ = *r++;
-		}
-	}
-	*w = '\0';
 }
 
 struct hit {
@@ -406,12 +145,14 @@ int main(int argc, char **argv)
 		free(aerr);
 		goto out;
 	}
-	enum status st = build_query(an, qs.data, &q);
+	char *qerr = NULL;
+	enum status st = query_build(an, qs.data, qs.len, 0, &q, &qerr);
 	if (st != STATUS_OK) {
-		fprintf(stderr, PROG ": analyzing the query: %s\n", analyzer_errmsg(an));
+		fprintf(stderr, PROG ": analyzing the query: %s\n", qerr);
+		free(qerr);
 		goto out;
 	}
-	q = filter_namespaces(q, namespaces, n_ns);
+	query_filter_namespaces(&q, namespaces, n_ns);
 
 	set = shard_set_new(cfg->data_dir, w->id);
 	st = shard_set_open(set);
@@ -444,13 +185,10 @@ int main(int argc, char **argv)
 		hits[i].rank = h.rank;
 		const char *text = jstr(hits[i].data, "text");
 		const char *lang = jstr(hits[i].data, "language");
-		char *snip = NULL;
-		if (xmset_snippet(ms, text, strlen(text), SNIPPET_BYTES,
-				  snowball_name(*lang ? lang : language), hs, he,
-				  &snip) != STATUS_OK)
-			snip = NULL;
-		hits[i].snippet = snip ? snip : xstrdup("");
-		html_unescape(hits[i].snippet);
+		/* Plain text: the output is a terminal or JSON, never HTML. */
+		hits[i].snippet = query_snippet(ms, text, strlen(text),
+						*lang ? lang : language,
+						SNIPPET_BYTES, hs, he, 0);
 	}
 
 	if (json) {

@@ -1,0 +1,438 @@
+/*
+ * test-query.c: the query builder (query.h) against real shards: pages
+ * built by document_build() with the real analyzer plugins
+ * ($FRESHET_ANALYZER_DIR), written to a two-shard generation in a scratch
+ * directory, searched through shard_set_search().  Stemming, stopwords,
+ * phrases, exclusions, namespaces, several languages at once and snippets.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "document.h"
+#include "fetch.h"
+#include "language.h"
+#include "loader.h"
+#include "query.h"
+#include "shard.h"
+#include "testsupport.h"
+#include "xapian-shim.h"
+
+struct page {
+	uint64_t id;
+	int ns;
+	const char *lang;
+	const char *title;
+	const char *html;
+};
+
+static const struct page pages[] = {
+	{ 1, 0, "en", "River otters",
+	  "<p>The otters were swimming in the river near the old mill.</p>" },
+	{ 2, 0, "en", "Mountain goats",
+	  "<p>Goats climb the steep mountain &amp; eat grass.</p>" },
+	{ 3, 0, "en", "Otter kits",
+	  "<p>A young otter swims with its mother in the lake.</p>"
+	  "<h2>Food</h2><p>Fish and crabs.</p>" },
+	{ 4, 1, "en", "Talk:River otters",
+	  "<p>Discussion about otters and rivers.</p>" },
+	{ 5, 0, "ru", "Копирование файлов",
+	  "<p>Программа копирует каталоги и файлы.</p>" },
+	{ 6, 0, "el", "Θάλασσα",
+	  "<p>Η θάλασσα είναι γαλάζια.</p>" },
+};
+#define N_PAGES (sizeof pages / sizeof pages[0])
+
+static char *tmpdir;
+static struct loader *ld;
+static struct analyzer *en, *ru, *el;
+static struct shard_set *set;
+
+/* Builds every page with the real analyzers and writes it to its shard of
+ * a new generation, which becomes `current`. */
+static void write_pages(void)
+{
+	struct document_builder *b = document_builder_new(ld);
+	char *gen = shard_generation_name();
+	cr_assert_eq(shard_set_create(set, gen, 2), STATUS_OK, "%s", shard_set_errmsg(set));
+	struct shard *sh[2];
+	for (unsigned n = 0; n < 2; n++) {
+		char *path = shard_set_path(set, gen, n);
+		sh[n] = shard_new();
+		cr_assert_eq(shard_open(sh[n], path, 0), STATUS_OK, "%s", shard_errmsg(sh[n]));
+		free(path);
+	}
+	for (size_t i = 0; i < N_PAGES; i++) {
+		const struct page *p = &pages[i];
+		struct fetch_result r = {
+			.cls = FETCH_OK, .page_id = p->id, .rev_id = 10 + p->id,
+			.title = (char *)p->title, .ns = p->ns,
+			.language = (char *)p->lang, .html = (char *)p->html,
+			.html_len = strlen(p->html),
+		};
+		struct shard_doc *doc = NULL;
+		struct document_analysis info;
+		cr_assert_eq(document_build(b, &r, "http://wiki.test/w/api.php",
+					    1700000000, &doc, &info), STATUS_OK,
+			     "%s", document_builder_errmsg(b));
+		struct shard *w = sh[shard_route(p->id, 2)];
+		cr_assert_eq(shard_check_analyzer(w, info.language, info.name,
+						  info.version), STATUS_OK);
+		cr_assert_eq(shard_replace(w, doc), STATUS_OK, "%s", shard_errmsg(w));
+		shard_doc_free(doc);
+	}
+	for (unsigned n = 0; n < 2; n++) {
+		cr_assert_eq(shard_commit(sh[n], 1), STATUS_OK, "%s", shard_errmsg(sh[n]));
+		shard_free(sh[n]);
+	}
+	cr_assert_eq(shard_set_swap(set, gen), STATUS_OK, "%s", shard_set_errmsg(set));
+	free(gen);
+	document_builder_free(b);
+}
+
+static struct analyzer *open_analyzer(const char *lang)
+{
+	struct analyzer *an = NULL;
+	char *msg = NULL;
+	cr_assert_eq(analyzer_open(ld, lang, NULL, &an, &msg), STATUS_OK, "%s", msg);
+	return an;
+}
+
+static void setup(void)
+{
+	tmpdir = test_mkdtemp("query");
+	ld = loader_new();
+	cr_assert_eq(loader_load_dir(ld, loader_default_dir(NULL)), STATUS_OK);
+	en = open_analyzer("en");
+	ru = open_analyzer("ru");
+	el = open_analyzer("el");
+	set = shard_set_new(tmpdir, "querywiki");
+	write_pages();
+	cr_assert_eq(shard_set_open(set), STATUS_OK, "%s", shard_set_errmsg(set));
+}
+
+static void teardown(void)
+{
+	shard_set_free(set);
+	analyzer_close(en);
+	analyzer_close(ru);
+	analyzer_close(el);
+	loader_free(ld);
+	test_rmtree(tmpdir);
+	free(tmpdir);
+}
+
+TestSuite(query, .init = setup, .fini = teardown);
+
+/* The page ids q finds, ascending, as "1 3" ("" for none, "-" for no
+ * query).  Valid until the fourth call after. */
+static const char *found(const struct xquery *q)
+{
+	static char ring[4][128];
+	static unsigned next;
+	char *out = ring[next++ % 4];
+	if (!q)
+		return strcpy(out, "-");
+	struct xmset *ms = NULL;
+	cr_assert_eq(shard_set_search(set, q, 0, 100, &ms), STATUS_OK, "%s",
+		     shard_set_errmsg(set));
+	int seen[N_PAGES + 1] = { 0 };
+	for (size_t i = 0; i < xmset_size(ms); i++) {
+		struct xmset_hit h;
+		cr_assert_eq(xmset_hit(ms, i, &h), STATUS_OK);
+		json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
+		cr_assert_not_null(d);
+		json_int_t id = json_integer_value(json_object_get(d, "page_id"));
+		cr_assert(id >= 1 && id <= (json_int_t)N_PAGES, "page id %lld", (long long)id);
+		seen[id]++;
+		json_decref(d);
+	}
+	xmset_free(ms);
+	out[0] = '\0';
+	for (size_t id = 1; id <= N_PAGES; id++) {
+		cr_assert(seen[id] <= 1, "page %zu found twice", id);
+		if (seen[id])
+			snprintf(out + strlen(out), 128 - strlen(out), "%s%zu",
+				 out[0] ? " " : "", id);
+	}
+	return out;
+}
+
+/* Builds text's query with an, which must succeed.  Caller frees. */
+static struct xquery *build(struct analyzer *an, const char *text)
+{
+	struct xquery *q = NULL;
+	char *msg = NULL;
+	cr_assert_eq(query_build(an, text, strlen(text), 0, &q, &msg), STATUS_OK,
+		     "%s: %s", text, msg);
+	return q;
+}
+
+/* The page ids text finds with an (see found()). */
+static const char *search(struct analyzer *an, const char *text)
+{
+	struct xquery *q = build(an, text);
+	const char *r = found(q);
+	xquery_free(q);
+	return r;
+}
+
+Test(query, stemmed_query_finds_inflected_words)
+{
+	/* swimming and swims both stem to swim; otters and otter to otter. */
+	cr_assert_str_eq(search(en, "swimming"), "1 3");
+	cr_assert_str_eq(search(en, "swims"), "1 3");
+	cr_assert_str_eq(search(en, "otter"), "1 3 4");
+	/* Title and headings count: "kits" is only in a title, "food" only in
+	 * a heading. */
+	cr_assert_str_eq(search(en, "kit"), "3");
+	cr_assert_str_eq(search(en, "food"), "3");
+	/* Every word must match. */
+	cr_assert_str_eq(search(en, "otters mother"), "3");
+	cr_assert_str_eq(search(en, "otters goats"), "");
+}
+
+Test(query, stopword_does_not_drop_results)
+{
+	/* "the" is an English stopword: the stemmed view drops it, its plain
+	 * form still has to match (page 4 has no "the"). */
+	cr_assert_str_eq(search(en, "the"), "1 2 3");
+	cr_assert_str_eq(search(en, "the otters"), "1 3");
+	cr_assert_str_eq(search(en, "in the lake"), "3");
+}
+
+Test(query, phrases_match_in_order)
+{
+	cr_assert_str_eq(search(en, "\"old mill\""), "1");
+	cr_assert_str_eq(search(en, "\"mill old\""), "");
+	/* A phrase matches plain forms only: no stemming inside quotes. */
+	cr_assert_str_eq(search(en, "\"otter swimming\""), "");
+	cr_assert_str_eq(search(en, "\"young otter\" fish"), "3");
+	/* A missing closing quote ends the phrase at the end. */
+	cr_assert_str_eq(search(en, "\"old mill"), "1");
+}
+
+Test(query, minus_excludes)
+{
+	cr_assert_str_eq(search(en, "otters -lake"), "1 4");
+	cr_assert_str_eq(search(en, "otters -\"old mill\""), "3 4");
+	/* The excluded word is analyzed too: -swim excludes "swimming". */
+	cr_assert_str_eq(search(en, "otters -swim"), "4");
+	/* A '-' inside a word or before a space does not exclude. */
+	cr_assert_str_eq(search(en, "otters - lake"), "3");
+}
+
+Test(query, no_positive_term_gives_no_query)
+{
+	cr_assert_str_eq(search(en, "-otters"), "-");
+	cr_assert_str_eq(search(en, "!! ..."), "-");
+	cr_assert_str_eq(search(en, ""), "-");
+	/* len bounds the text: "otters" cut to nothing. */
+	struct xquery *q = (struct xquery *)1;
+	cr_assert_eq(query_build(en, "otters", 0, 0, &q, NULL), STATUS_OK);
+	cr_assert_null(q);
+}
+
+Test(query, unknown_flag_is_refused)
+{
+	struct xquery *q = NULL;
+	char *msg = NULL;
+	cr_assert_eq(query_build(en, "otters", 6, 0x80, &q, &msg), STATUS_INVALID);
+	cr_assert_null(q, "no query on failure");
+	cr_assert_not_null(msg);
+	cr_assert(strstr(msg, "flag"), "%s", msg);
+	free(msg);
+	cr_assert_eq(query_build_multi(NULL, 0, "otters", 6, 0, &q, NULL), STATUS_INVALID);
+}
+
+Test(query, namespaces_filter_without_weight)
+{
+	struct xquery *q = build(en, "otters");
+	int talk[] = { 1 }, main_ns[] = { 0 }, both[] = { 0, 1 };
+	struct xquery *a = build(en, "otters"), *b = build(en, "otters"),
+		      *c = build(en, "otters");
+	query_filter_namespaces(&a, talk, 1);
+	query_filter_namespaces(&b, main_ns, 1);
+	query_filter_namespaces(&c, both, 2);
+	cr_assert_str_eq(found(a), "4");
+	cr_assert_str_eq(found(b), "1 3");
+	cr_assert_str_eq(found(c), "1 3 4");
+
+	/* No namespace: the query as it was.  No query: still none. */
+	struct xquery *same = q;
+	query_filter_namespaces(&q, NULL, 0);
+	cr_assert_eq(q, same);
+	struct xquery *none = NULL;
+	query_filter_namespaces(&none, talk, 1);
+	cr_assert_null(none);
+
+	/* The filter adds no weight: the talk page scores as without it. */
+	struct xmset *m1 = NULL, *m2 = NULL;
+	cr_assert_eq(shard_set_search(set, q, 0, 10, &m1), STATUS_OK);
+	cr_assert_eq(shard_set_search(set, c, 0, 10, &m2), STATUS_OK);
+	cr_assert_eq(xmset_size(m1), xmset_size(m2));
+	for (size_t i = 0; i < xmset_size(m1); i++) {
+		struct xmset_hit h1, h2;
+		cr_assert_eq(xmset_hit(m1, i, &h1), STATUS_OK);
+		cr_assert_eq(xmset_hit(m2, i, &h2), STATUS_OK);
+		cr_assert_eq(h1.docid, h2.docid);
+		cr_assert_float_eq(h1.weight, h2.weight, 1e-9);
+	}
+	xmset_free(m1);
+	xmset_free(m2);
+	xquery_free(q);
+	xquery_free(a);
+	xquery_free(b);
+	xquery_free(c);
+}
+
+Test(query, title_matches_weigh_more)
+{
+	/* The same word, once in a title (page 3, "kits") and once in a body
+	 * only (page 3, "crabs"): the title match weighs more. */
+	double w[2];
+	const char *words[] = { "kits", "crabs" };
+	for (int i = 0; i < 2; i++) {
+		struct xquery *q = build(en, words[i]);
+		struct xmset *ms = NULL;
+		cr_assert_eq(shard_set_search(set, q, 0, 10, &ms), STATUS_OK);
+		cr_assert_eq(xmset_size(ms), 1, "%s", words[i]);
+		struct xmset_hit h;
+		cr_assert_eq(xmset_hit(ms, 0, &h), STATUS_OK);
+		w[i] = h.weight;
+		xmset_free(ms);
+		xquery_free(q);
+	}
+	cr_assert_gt(w[0], w[1], "title %f, body %f", w[0], w[1]);
+}
+
+Test(query, each_language_of_the_shards)
+{
+	/* "каталогами" is an inflection of "каталоги" only Russian stemming
+	 * sees: the English analysis misses page 5, the Russian one and the
+	 * two together find it. */
+	cr_assert_str_eq(search(en, "каталогами"), "");
+	cr_assert_str_eq(search(ru, "каталогами"), "5");
+	struct analyzer *both[] = { en, ru };
+	struct xquery *q = NULL;
+	const char *text = "каталогами";
+	cr_assert_eq(query_build_multi(both, 2, text, strlen(text), 0, &q, NULL),
+		     STATUS_OK);
+	cr_assert_str_eq(found(q), "5");
+	xquery_free(q);
+
+	/* Words of the other languages still match as before. */
+	text = "swimming";
+	cr_assert_eq(query_build_multi(both, 2, text, strlen(text), 0, &q, NULL),
+		     STATUS_OK);
+	cr_assert_str_eq(found(q), "1 3");
+	xquery_free(q);
+
+	/* An exclusion counts in any language: English alone does not see
+	 * that "-каталогами" names page 5, the pair does. */
+	text = "файлы -каталогами";
+	cr_assert_str_eq(search(en, text), "5");
+	cr_assert_eq(query_build_multi(both, 2, text, strlen(text), 0, &q, NULL),
+		     STATUS_OK);
+	cr_assert_str_eq(found(q), "");
+	xquery_free(q);
+
+	/* One analyzer: the same as query_build(). */
+	struct xquery *one = NULL;
+	text = "otters -lake";
+	cr_assert_eq(query_build_multi(&en, 1, text, strlen(text), 0, &one, NULL),
+		     STATUS_OK);
+	q = build(en, text);
+	char *d1 = xquery_describe(one), *d2 = xquery_describe(q);
+	cr_assert_str_eq(d1, d2);
+	free(d1);
+	free(d2);
+	xquery_free(one);
+	xquery_free(q);
+}
+
+/* The snippet of the only or first hit of text's query with an. */
+static char *snippet_of(struct analyzer *an, const char *text, const char *lang,
+			unsigned flags)
+{
+	struct xquery *q = build(an, text);
+	struct xmset *ms = NULL;
+	cr_assert_eq(shard_set_search(set, q, 0, 1, &ms), STATUS_OK);
+	cr_assert_eq(xmset_size(ms), 1, "%s: no hit", text);
+	struct xmset_hit h;
+	cr_assert_eq(xmset_hit(ms, 0, &h), STATUS_OK);
+	json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
+	const char *stored = json_string_value(json_object_get(d, "text"));
+	cr_assert_not_null(stored);
+	char *s = query_snippet(ms, stored, strlen(stored), lang, 200, "[", "]", flags);
+	cr_assert_not_null(s);
+	json_decref(d);
+	xmset_free(ms);
+	xquery_free(q);
+	return s;
+}
+
+Test(query, snippets_light_up_stemmed_and_exact_words)
+{
+	/* English stemming: "swims" lights up for "swimming". */
+	char *s = snippet_of(en, "mother swimming", "en", 0);
+	cr_assert(strstr(s, "[swims]"), "snippet: %s", s);
+	cr_assert(strstr(s, "[mother]"), "snippet: %s", s);
+	free(s);
+
+	/* Plain text by default, escaped on request. */
+	s = snippet_of(en, "goats", "en", 0);
+	cr_assert(strstr(s, "mountain & eat"), "snippet: %s", s);
+	free(s);
+	s = snippet_of(en, "goats", "en", QUERY_SNIPPET_HTML);
+	cr_assert(strstr(s, "mountain &amp; eat"), "snippet: %s", s);
+	free(s);
+
+	/* Greek has a stemmer in the plugins (the table) that Xapian may
+	 * lack: the snippet still lights up the exact word. */
+	const struct language *l = language_find("el");
+	cr_assert_not_null(l);
+	cr_assert_str_eq(l->stemmer, "greek");
+	s = snippet_of(el, "θάλασσα", "el", 0);
+	cr_assert(strstr(s, "[θάλασσα]"), "snippet: %s", s);
+	free(s);
+
+	/* A language without a stemmer, or none at all: exact words. */
+	s = snippet_of(en, "mill", "zh", 0);
+	cr_assert(strstr(s, "[mill]"), "snippet: %s", s);
+	free(s);
+	s = snippet_of(en, "mill", "", 0);
+	cr_assert(strstr(s, "[mill]"), "snippet: %s", s);
+	free(s);
+}
+
+Test(query, language_table_lookups)
+{
+	/* The primary subtag stands for a regional code. */
+	cr_assert_str_eq(language_find("pt-br")->stemmer, "portuguese");
+	cr_assert_str_eq(language_find("de_CH")->stemmer, "german");
+	cr_assert_str_eq(language_find("nb")->stemmer, "norwegian");
+	cr_assert_str_eq(language_find("ja")->plugin, "cjk");
+	cr_assert_null(language_find("ja")->stemmer);
+	cr_assert_null(language_find("xx"));
+	cr_assert_null(language_find(""));
+	cr_assert_null(language_find(NULL));
+
+	/* Each loaded plugin serves exactly the codes its rows name. */
+	for (size_t i = 0; i < loader_count(ld); i++) {
+		const struct freshet_analyzer_api *api = loader_plugin(ld, i);
+		if (strcmp(api->name, "generic") == 0)
+			continue;
+		const char *codes[64];
+		size_t n = language_codes(api->name, codes, 64);
+		cr_assert_gt(n, 0, "%s", api->name);
+		size_t k = 0;
+		for (; api->languages[k]; k++) {
+			cr_assert_lt(k, n, "%s serves more than its rows", api->name);
+			cr_assert_str_eq(api->languages[k], codes[k]);
+		}
+		cr_assert_eq(k, n, "%s serves fewer than its rows", api->name);
+	}
+}
