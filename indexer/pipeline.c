@@ -18,7 +18,6 @@
  *   - the stream's control connection (acks, nacks, dead letters, produce)
  *     is shared by the stages: the stream serialises it with its own mutex.
  */
-#include "now.h"
 #include "pipeline.h"
 
 #include <errno.h>
@@ -41,14 +40,12 @@
 #include "fetch.h"
 #include "lease.h"
 #include "log.h"
+#include "now.h"
+#include "pipeline-internal.h"
 #include "redis.h"
 #include "shard.h"
 #include "stream.h"
 #include "xmalloc.h"
-
-/* ACT_CHECK: the job goes to its writer first, which acks it unfetched
- * when the shard already holds its revision (or sends it on to fetch). */
-enum job_action { ACT_FETCH, ACT_REPLACE, ACT_DELETE, ACT_CHECK };
 
 /* A writer commits early, as soon as it is idle and none of its
  * partition's jobs is being fetched or analyzed, but not sooner than this
@@ -71,31 +68,6 @@ enum job_action { ACT_FETCH, ACT_REPLACE, ACT_DELETE, ACT_CHECK };
 #define PURGE_BATCH 50
 #define PURGE_BACKLOG 2000
 
-
-struct job {
-	struct job *next;              /* queue link */
-	int64_t page_id;
-	int partition;
-	struct stream_entry **entries; /* copies, owned by the job */
-	size_t n, cap;
-	uint64_t expected_rev;
-	int64_t event_time_ms;         /* newest event time */
-	enum job_action action;
-	struct fetch_result *fr;
-	struct shard_doc *doc;
-	char *an_lang, *an_name, *an_version;
-	int64_t t_start;               /* monotonic ms when dispatched */
-	bool upstream;                 /* counted in pipeline.upstream[] */
-	const char *outcome;           /* static string, set when it ends */
-	const char *reason;            /* why it did not index, or NULL */
-};
-
-struct queue {
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	struct job *head, *tail;
-	size_t n;
-};
 
 enum writer_state { W_RUN, W_DRAIN, W_ABORT };
 
@@ -168,87 +140,6 @@ static void sleep_ms(int ms)
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
-}
-
-/* ------------------------------------------------------------- queues */
-
-static void queue_init(struct queue *q)
-{
-	pthread_mutex_init(&q->mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	q->head = q->tail = NULL;
-	q->n = 0;
-}
-
-static void queue_destroy(struct queue *q)
-{
-	pthread_mutex_destroy(&q->mu);
-	pthread_cond_destroy(&q->cond);
-}
-
-static void queue_push_locked(struct queue *q, struct job *j)
-{
-	j->next = NULL;
-	if (q->tail)
-		q->tail->next = j;
-	else
-		q->head = j;
-	q->tail = j;
-	q->n++;
-	pthread_cond_signal(&q->cond);
-}
-
-static void queue_push(struct queue *q, struct job *j)
-{
-	pthread_mutex_lock(&q->mu);
-	queue_push_locked(q, j);
-	pthread_mutex_unlock(&q->mu);
-}
-
-/* Pops a job, waiting up to wait_ms (0: do not wait).  NULL when none. */
-static struct job *queue_pop(struct queue *q, int wait_ms)
-{
-	pthread_mutex_lock(&q->mu);
-	if (!q->head && wait_ms > 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += wait_ms / 1000;
-		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&q->cond, &q->mu, &ts);
-	}
-	struct job *j = q->head;
-	if (j) {
-		q->head = j->next;
-		if (!q->head)
-			q->tail = NULL;
-		q->n--;
-		j->next = NULL;
-	}
-	pthread_mutex_unlock(&q->mu);
-	return j;
-}
-
-static size_t queue_len(struct queue *q)
-{
-	pthread_mutex_lock(&q->mu);
-	size_t n = q->n;
-	pthread_mutex_unlock(&q->mu);
-	return n;
-}
-
-static void queue_wake(struct queue *q)
-{
-	pthread_mutex_lock(&q->mu);
-	pthread_cond_broadcast(&q->cond);
-	pthread_mutex_unlock(&q->mu);
 }
 
 /* --------------------------------------------------------------- jobs */
@@ -343,8 +234,9 @@ static void job_account(struct pipeline *p, struct job *j)
 			  p->wiki->id, j->page_id, rev, j->outcome, j->n, dur);
 }
 
-/* Sends j to the fetch stage, counted as upstream of its writer. */
-static void job_to_fetch(struct pipeline *p, struct job *j)
+/* Sends j to the fetch stage, counted as upstream of its writer (also
+ * called by a writer, pipeline-internal.h). */
+void pipeline_job_to_fetch(struct pipeline *p, struct job *j)
 {
 	j->action = ACT_FETCH;
 	j->upstream = true;
@@ -361,9 +253,10 @@ static void job_leave_upstream(struct pipeline *p, struct job *j)
 	}
 }
 
-/* Ends a job: accounts for it and hands it back to the reader. */
-static void job_done(struct pipeline *p, struct job *j, const char *outcome,
-		     const char *reason)
+/* Ends a job: accounts for it and hands it back to the reader (also
+ * called by the writers). */
+void pipeline_job_done(struct pipeline *p, struct job *j, const char *outcome,
+		       const char *reason)
 {
 	job_leave_upstream(p, j);
 	j->outcome = outcome;
@@ -390,9 +283,9 @@ static enum status nack_retry(struct pipeline *p, const struct stream_entry *e,
 }
 
 /* Redelivers (or, when permanent or out of deliveries, dead-letters) every
- * entry of j, then ends it. */
-static void job_nack(struct pipeline *p, struct job *j, const char *reason,
-		     bool permanent)
+ * entry of j, then ends it (also called by the writers). */
+void pipeline_job_nack(struct pipeline *p, struct job *j, const char *reason,
+		       bool permanent)
 {
 	bool dead = permanent;
 	for (size_t i = 0; i < j->n; i++) {
@@ -407,8 +300,8 @@ static void job_nack(struct pipeline *p, struct job *j, const char *reason,
 	/* The reason string may live in a buffer about to be freed: keep a
 	 * static description in the job. */
 	(void)reason;
-	job_done(p, j, dead ? "dead_lettered" : "retried",
-		 dead ? "dead-lettered" : "will retry");
+	pipeline_job_done(p, j, dead ? "dead_lettered" : "retried",
+			  dead ? "dead-lettered" : "will retry");
 }
 
 /* Hands a job to its partition's writer, or ends it when the partition is
@@ -427,7 +320,7 @@ static void route_to_writer(struct pipeline *p, struct job *j)
 		return;
 	}
 	pthread_mutex_unlock(&p->writers_mu);
-	job_done(p, j, "dropped", "partition no longer owned");
+	pipeline_job_done(p, j, "dropped", "partition no longer owned");
 }
 
 /* ------------------------------------------------------------ fetcher */
@@ -463,14 +356,14 @@ static bool on_fetched(struct pipeline *p, struct job *j, struct fetch_result *r
 		char reason[300];
 		snprintf(reason, sizeof reason, "fetch %s: %s",
 			 fetch_class_str(r->cls), r->error ? r->error : "");
-		job_nack(p, j, reason, false);
+		pipeline_job_nack(p, j, reason, false);
 		return false;
 	}
 	case FETCH_PERMANENT: {
 		char reason[300];
 		snprintf(reason, sizeof reason, "fetch permanent: %s",
 			 r->error ? r->error : "");
-		job_nack(p, j, reason, true);
+		pipeline_job_nack(p, j, reason, true);
 		return false;
 	}
 	}
@@ -492,7 +385,7 @@ static void *fetcher_main(void *arg)
 			wait = 0;
 			if (fetch_submit(f, p->fw, (uint64_t)j->page_id,
 					 j->expected_rev, j) != STATUS_OK) {
-				job_nack(p, j, "fetch refused the page id", true);
+				pipeline_job_nack(p, j, "fetch refused the page id", true);
 				continue;
 			}
 			if (n_subm == cap_subm) {
@@ -534,7 +427,7 @@ static void *fetcher_main(void *arg)
 	/* Requests still running are abandoned: their entries stay pending. */
 	fetch_free(f);
 	for (size_t i = 0; i < n_subm; i++)
-		job_done(p, subm[i], "dropped", "shutdown");
+		pipeline_job_done(p, subm[i], "dropped", "shutdown");
 	free(subm);
 	return NULL;
 }
@@ -575,8 +468,8 @@ static void *analyzer_main(void *arg)
 			log_error("wiki=%s page=%" PRId64 " action=analyze reason=%s",
 				  p->wiki->id, j->page_id,
 				  log_quote(document_builder_errmsg(b)));
-			job_nack(p, j, document_builder_errmsg(b),
-				 st != STATUS_NOMEM);
+			pipeline_job_nack(p, j, document_builder_errmsg(b),
+					  st != STATUS_NOMEM);
 		}
 	}
 	document_builder_free(b);
@@ -603,9 +496,9 @@ static void writer_abandon(struct writer *w, const char *why, bool nack)
 	struct pipeline *p = w->p;
 	for (size_t i = 0; i < w->n_pend; i++) {
 		if (nack)
-			job_nack(p, w->pend[i], why, false);
+			pipeline_job_nack(p, w->pend[i], why, false);
 		else
-			job_done(p, w->pend[i], "dropped", why);
+			pipeline_job_done(p, w->pend[i], "dropped", why);
 	}
 	w->n_pend = 0;
 }
@@ -639,9 +532,9 @@ static void writer_apply(struct writer *w, struct job *j)
 		if (shard_get_rev(w->sh, (uint64_t)j->page_id, &have) != STATUS_OK ||
 		    have < j->expected_rev) {
 			if (atomic_load(&p->stages_stop))
-				job_done(p, j, "dropped", "shutdown");
+				pipeline_job_done(p, j, "dropped", "shutdown");
 			else
-				job_to_fetch(p, j);
+				pipeline_job_to_fetch(p, j);
 			return;
 		}
 		j->outcome = "current";
@@ -651,8 +544,9 @@ static void writer_apply(struct writer *w, struct job *j)
 			log_error("wiki=%s partition=%d action=refuse reason=%s",
 				  p->wiki->id, w->partition,
 				  log_quote(shard_errmsg(w->sh)));
-			job_nack(p, j, "analyzer version differs from the shard's: rebuild",
-				 true);
+			pipeline_job_nack(p, j,
+					  "analyzer version differs from the shard's: rebuild",
+					  true);
 			return;
 		}
 		if (st == STATUS_OK)
@@ -669,7 +563,7 @@ static void writer_apply(struct writer *w, struct job *j)
 	if (!j->outcome) {
 		log_error("wiki=%s page=%" PRId64 " action=write reason=%s",
 			  p->wiki->id, j->page_id, log_quote(shard_errmsg(w->sh)));
-		job_nack(p, j, "shard write failed", false);
+		pipeline_job_nack(p, j, "shard write failed", false);
 		return;
 	}
 	if (w->n_pend == w->cap_pend) {
@@ -813,7 +707,7 @@ static void writer_commit(struct writer *w)
 			    (double)(now_wall_ms() - newest) / 1000.0);
 	}
 	for (size_t i = 0; i < w->n_pend; i++)
-		job_done(p, w->pend[i], w->pend[i]->outcome, NULL);
+		pipeline_job_done(p, w->pend[i], w->pend[i]->outcome, NULL);
 	w->n_pend = 0;
 }
 
@@ -902,7 +796,7 @@ static void *writer_main(void *arg)
 	writer_abandon(w, "writer stopped", false);
 	struct job *j;
 	while ((j = queue_pop(&w->q, 0)))
-		job_done(p, j, "dropped", "writer stopped");
+		pipeline_job_done(p, j, "dropped", "writer stopped");
 	shard_close(w->sh);
 	atomic_store(&w->exited, true);
 	return NULL;
@@ -1088,7 +982,7 @@ static void dispatch(struct pipeline *p, struct slot *s)
 		route_to_writer(p, j);
 		return;
 	}
-	job_to_fetch(p, j);
+	pipeline_job_to_fetch(p, j);
 }
 
 /* Takes one entry of a batch into the slot table, or refuses it. */
@@ -1427,9 +1321,9 @@ static void stop_stages(struct pipeline *p)
 	/* Jobs left in the stage queues end here (their entries stay pending). */
 	struct job *j;
 	while ((j = queue_pop(&p->fetch_q, 0)))
-		job_done(p, j, "dropped", "shutdown");
+		pipeline_job_done(p, j, "dropped", "shutdown");
 	while ((j = queue_pop(&p->analyze_q, 0)))
-		job_done(p, j, "dropped", "shutdown");
+		pipeline_job_done(p, j, "dropped", "shutdown");
 }
 
 enum status pipeline_run(struct pipeline *p)
