@@ -1,6 +1,8 @@
 /*
  * pipeline.c: reader -> fetcher -> analyzers -> per-shard writers, for one
- * wiki (see pipeline.h for the stages and the rules they keep).
+ * wiki (see pipeline.h for the stages and the rules they keep).  This file
+ * runs the reader, the fetch and analysis stages, starts and retires the
+ * writers (writer.c) as leases come and go, and stops it all.
  *
  * A job is one page's coalesced events.  It is created by the reader,
  * travels through the stages by queue, and always ends in the done queue,
@@ -13,12 +15,12 @@
  *   - only the reader thread touches the slot table (pages in flight), the
  *     lease handle and the read connection;
  *   - only a partition's writer thread touches its shard; writers[] is
- *     guarded by writers_mu, and a job is pushed to a writer's queue under
- *     that mutex, so a retired writer never receives new jobs;
+ *     guarded by writers_mu, and a job is pushed to a writer (writer_push())
+ *     and a writer is stopped (writer_stop()) only under that mutex, so a
+ *     retired writer never receives new jobs;
  *   - the stream's control connection (acks, nacks, dead letters, produce)
  *     is shared by the stages: the stream serialises it with its own mutex.
  */
-#include "now.h"
 #include "pipeline.h"
 
 #include <errno.h>
@@ -41,82 +43,14 @@
 #include "fetch.h"
 #include "lease.h"
 #include "log.h"
+#include "now.h"
+#include "pipeline-internal.h"
 #include "redis.h"
 #include "shard.h"
 #include "stream-ops.h"
 #include "stream.h"
+#include "writer.h"
 #include "xmalloc.h"
-
-/* ACT_CHECK: the job goes to its writer first, which acks it unfetched
- * when the shard already holds its revision (or sends it on to fetch). */
-enum job_action { ACT_FETCH, ACT_REPLACE, ACT_DELETE, ACT_CHECK };
-
-/* A writer commits early, as soon as it is idle and none of its
- * partition's jobs is being fetched or analyzed, but not sooner than this
- * after its previous commit (nor more often than commit_ms): under steady
- * load it still gathers many pages per commit, while the last pages of a
- * burst do not wait a whole commit_ms (which also paces the reader, whose
- * in-flight limit counts jobs until their commit). */
-#define IDLE_COMMIT_GAP_MS 150
-/* How often a writer with uncommitted writes looks again whether its
- * partition's jobs upstream are done (a job dropped upstream wakes no one). */
-#define IDLE_POLL_MS 50
-/* Deleted pages stay in the shard as dead documents (shard.h) until the
- * writer purges them: once its partition has had no job for PURGE_IDLE_MS,
- * one batch of PURGE_BATCH per commit, so a job that arrives meanwhile
- * waits for one batch at most (50 deletes into a 5,000-page shard of the
- * bench corpus commit in ~0.5 s on a slow day).  Under load that never
- * idles, a commit also purges a batch whenever more than PURGE_BACKLOG are
- * dead. */
-#define PURGE_IDLE_MS 1000
-#define PURGE_BATCH 50
-#define PURGE_BACKLOG 2000
-
-
-struct job {
-	struct job *next;              /* queue link */
-	int64_t page_id;
-	int partition;
-	struct stream_entry **entries; /* copies, owned by the job */
-	size_t n, cap;
-	uint64_t expected_rev;
-	int64_t event_time_ms;         /* newest event time */
-	enum job_action action;
-	struct fetch_result *fr;
-	struct shard_doc *doc;
-	char *an_lang, *an_name, *an_version;
-	int64_t t_start;               /* monotonic ms when dispatched */
-	bool upstream;                 /* counted in pipeline.upstream[] */
-	const char *outcome;           /* static string, set when it ends */
-	const char *reason;            /* why it did not index, or NULL */
-};
-
-struct queue {
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	struct job *head, *tail;
-	size_t n;
-};
-
-enum writer_state { W_RUN, W_DRAIN, W_ABORT };
-
-struct writer {
-	struct pipeline *p;
-	int partition;
-	uint64_t token;
-	pthread_t thread;
-	struct queue q;
-	atomic_int state;
-	atomic_bool exited;
-	struct shard *sh;
-	struct job **pend;     /* applied, waiting for the commit */
-	size_t n_pend, cap_pend;
-	char **checked;        /* "lang\tname\tversion" already checked */
-	size_t n_checked;
-	char stream_key[160];
-	char position[STREAM_ID_MAX];  /* last position stored in the shard */
-	struct writer *retired_next;
-};
 
 struct slot {
 	int64_t page_id;
@@ -140,7 +74,9 @@ struct pipeline {
 
 	pthread_mutex_t writers_mu;
 	struct writer **writers;     /* [shards], NULL when not owned */
-	struct writer *retired;      /* stopped writers, to join */
+	struct writer **retired;     /* stopped writers, to join */
+	size_t n_retired, cap_retired;
+	struct writer_env wenv;      /* what every writer borrows */
 	/* [shards]: jobs of the partition in the fetch or analyze stage
 	 * (between fetch_q and their writer's queue).  A writer commits
 	 * early only when its count is 0. */
@@ -169,87 +105,6 @@ static void sleep_ms(int ms)
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
-}
-
-/* ------------------------------------------------------------- queues */
-
-static void queue_init(struct queue *q)
-{
-	pthread_mutex_init(&q->mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	q->head = q->tail = NULL;
-	q->n = 0;
-}
-
-static void queue_destroy(struct queue *q)
-{
-	pthread_mutex_destroy(&q->mu);
-	pthread_cond_destroy(&q->cond);
-}
-
-static void queue_push_locked(struct queue *q, struct job *j)
-{
-	j->next = NULL;
-	if (q->tail)
-		q->tail->next = j;
-	else
-		q->head = j;
-	q->tail = j;
-	q->n++;
-	pthread_cond_signal(&q->cond);
-}
-
-static void queue_push(struct queue *q, struct job *j)
-{
-	pthread_mutex_lock(&q->mu);
-	queue_push_locked(q, j);
-	pthread_mutex_unlock(&q->mu);
-}
-
-/* Pops a job, waiting up to wait_ms (0: do not wait).  NULL when none. */
-static struct job *queue_pop(struct queue *q, int wait_ms)
-{
-	pthread_mutex_lock(&q->mu);
-	if (!q->head && wait_ms > 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += wait_ms / 1000;
-		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&q->cond, &q->mu, &ts);
-	}
-	struct job *j = q->head;
-	if (j) {
-		q->head = j->next;
-		if (!q->head)
-			q->tail = NULL;
-		q->n--;
-		j->next = NULL;
-	}
-	pthread_mutex_unlock(&q->mu);
-	return j;
-}
-
-static size_t queue_len(struct queue *q)
-{
-	pthread_mutex_lock(&q->mu);
-	size_t n = q->n;
-	pthread_mutex_unlock(&q->mu);
-	return n;
-}
-
-static void queue_wake(struct queue *q)
-{
-	pthread_mutex_lock(&q->mu);
-	pthread_cond_broadcast(&q->cond);
-	pthread_mutex_unlock(&q->mu);
 }
 
 /* --------------------------------------------------------------- jobs */
@@ -344,8 +199,9 @@ static void job_account(struct pipeline *p, struct job *j)
 			  p->wiki->id, j->page_id, rev, j->outcome, j->n, dur);
 }
 
-/* Sends j to the fetch stage, counted as upstream of its writer. */
-static void job_to_fetch(struct pipeline *p, struct job *j)
+/* Sends j to the fetch stage, counted as upstream of its writer (also
+ * called by a writer, pipeline-internal.h). */
+void pipeline_job_to_fetch(struct pipeline *p, struct job *j)
 {
 	j->action = ACT_FETCH;
 	j->upstream = true;
@@ -362,9 +218,10 @@ static void job_leave_upstream(struct pipeline *p, struct job *j)
 	}
 }
 
-/* Ends a job: accounts for it and hands it back to the reader. */
-static void job_done(struct pipeline *p, struct job *j, const char *outcome,
-		     const char *reason)
+/* Ends a job: accounts for it and hands it back to the reader (also
+ * called by the writers). */
+void pipeline_job_done(struct pipeline *p, struct job *j, const char *outcome,
+		       const char *reason)
 {
 	job_leave_upstream(p, j);
 	j->outcome = outcome;
@@ -391,9 +248,9 @@ static enum status nack_retry(struct pipeline *p, const struct stream_entry *e,
 }
 
 /* Redelivers (or, when permanent or out of deliveries, dead-letters) every
- * entry of j, then ends it. */
-static void job_nack(struct pipeline *p, struct job *j, const char *reason,
-		     bool permanent)
+ * entry of j, then ends it (also called by the writers). */
+void pipeline_job_nack(struct pipeline *p, struct job *j, const char *reason,
+		       bool permanent)
 {
 	bool dead = permanent;
 	for (size_t i = 0; i < j->n; i++) {
@@ -408,8 +265,8 @@ static void job_nack(struct pipeline *p, struct job *j, const char *reason,
 	/* The reason string may live in a buffer about to be freed: keep a
 	 * static description in the job. */
 	(void)reason;
-	job_done(p, j, dead ? "dead_lettered" : "retried",
-		 dead ? "dead-lettered" : "will retry");
+	pipeline_job_done(p, j, dead ? "dead_lettered" : "retried",
+			  dead ? "dead-lettered" : "will retry");
 }
 
 /* Hands a job to its partition's writer, or ends it when the partition is
@@ -422,13 +279,12 @@ static void route_to_writer(struct pipeline *p, struct job *j)
 	job_leave_upstream(p, j);
 	pthread_mutex_lock(&p->writers_mu);
 	struct writer *w = p->writers[j->partition];
-	if (w && atomic_load(&w->state) == W_RUN) {
-		queue_push(&w->q, j);
+	if (w && writer_push(w, j)) {
 		pthread_mutex_unlock(&p->writers_mu);
 		return;
 	}
 	pthread_mutex_unlock(&p->writers_mu);
-	job_done(p, j, "dropped", "partition no longer owned");
+	pipeline_job_done(p, j, "dropped", "partition no longer owned");
 }
 
 /* ------------------------------------------------------------ fetcher */
@@ -464,14 +320,14 @@ static bool on_fetched(struct pipeline *p, struct job *j, struct fetch_result *r
 		char reason[300];
 		snprintf(reason, sizeof reason, "fetch %s: %s",
 			 fetch_class_str(r->cls), r->error ? r->error : "");
-		job_nack(p, j, reason, false);
+		pipeline_job_nack(p, j, reason, false);
 		return false;
 	}
 	case FETCH_PERMANENT: {
 		char reason[300];
 		snprintf(reason, sizeof reason, "fetch permanent: %s",
 			 r->error ? r->error : "");
-		job_nack(p, j, reason, true);
+		pipeline_job_nack(p, j, reason, true);
 		return false;
 	}
 	}
@@ -493,7 +349,7 @@ static void *fetcher_main(void *arg)
 			wait = 0;
 			if (fetch_submit(f, p->fw, (uint64_t)j->page_id,
 					 j->expected_rev, j) != STATUS_OK) {
-				job_nack(p, j, "fetch refused the page id", true);
+				pipeline_job_nack(p, j, "fetch refused the page id", true);
 				continue;
 			}
 			if (n_subm == cap_subm) {
@@ -535,7 +391,7 @@ static void *fetcher_main(void *arg)
 	/* Requests still running are abandoned: their entries stay pending. */
 	fetch_free(f);
 	for (size_t i = 0; i < n_subm; i++)
-		job_done(p, subm[i], "dropped", "shutdown");
+		pipeline_job_done(p, subm[i], "dropped", "shutdown");
 	free(subm);
 	return NULL;
 }
@@ -576,8 +432,8 @@ static void *analyzer_main(void *arg)
 			log_error("wiki=%s page=%" PRId64 " action=analyze reason=%s",
 				  p->wiki->id, j->page_id,
 				  log_quote(document_builder_errmsg(b)));
-			job_nack(p, j, document_builder_errmsg(b),
-				 st != STATUS_NOMEM);
+			pipeline_job_nack(p, j, document_builder_errmsg(b),
+					  st != STATUS_NOMEM);
 		}
 	}
 	document_builder_free(b);
@@ -586,394 +442,50 @@ static void *analyzer_main(void *arg)
 
 /* ------------------------------------------------------------- writers */
 
-/* Compares two stream ids "<ms>-<seq>" numerically. */
-static int id_cmp(const char *a, const char *b)
+/* Starts partition's writer and enters it in the table (logged when the
+ * thread cannot be created: the partition then has no writer and its jobs
+ * are dropped, their entries left pending). */
+static void start_writer(struct pipeline *p, int partition, uint64_t token)
 {
-	unsigned long long am = 0, as = 0, bm = 0, bs = 0;
-	sscanf(a, "%llu-%llu", &am, &as);
-	sscanf(b, "%llu-%llu", &bm, &bs);
-	if (am != bm)
-		return am < bm ? -1 : 1;
-	return as < bs ? -1 : as > bs;
-}
-
-/* Ends every job waiting for a commit without acking it: nack (redeliver)
- * while running, leave pending at shutdown or when the lease is gone. */
-static void writer_abandon(struct writer *w, const char *why, bool nack)
-{
-	struct pipeline *p = w->p;
-	for (size_t i = 0; i < w->n_pend; i++) {
-		if (nack)
-			job_nack(p, w->pend[i], why, false);
-		else
-			job_done(p, w->pend[i], "dropped", why);
-	}
-	w->n_pend = 0;
-}
-
-static enum status writer_check_analyzer(struct writer *w, struct job *j)
-{
-	char key[512];
-	snprintf(key, sizeof key, "%s\t%s\t%s", j->an_lang, j->an_name, j->an_version);
-	for (size_t i = 0; i < w->n_checked; i++)
-		if (strcmp(w->checked[i], key) == 0)
-			return STATUS_OK;
-	enum status st = shard_check_analyzer(w->sh, j->an_lang, j->an_name,
-					      j->an_version);
-	if (st == STATUS_OK) {
-		w->checked = xrealloc(w->checked, (w->n_checked + 1) * sizeof *w->checked);
-		w->checked[w->n_checked++] = xstrdup(key);
-	}
-	return st;
-}
-
-/* Applies one job to the shard; on success it waits in pend for the commit. */
-static void writer_apply(struct writer *w, struct job *j)
-{
-	struct pipeline *p = w->p;
-	enum status st;
-	if (j->action == ACT_CHECK) {
-		/* The writer's own handle sees its pending writes too: a job
-		 * acked here is acked by the commit that makes that revision
-		 * durable (or nacked with it when the commit fails). */
-		uint64_t have = 0;
-		if (shard_get_rev(w->sh, (uint64_t)j->page_id, &have) != STATUS_OK ||
-		    have < j->expected_rev) {
-			if (atomic_load(&p->stages_stop))
-				job_done(p, j, "dropped", "shutdown");
-			else
-				job_to_fetch(p, j);
-			return;
-		}
-		j->outcome = "current";
-	} else if (j->action == ACT_REPLACE) {
-		st = writer_check_analyzer(w, j);
-		if (st == STATUS_VERSION) {
-			log_error("wiki=%s partition=%d action=refuse reason=%s",
-				  p->wiki->id, w->partition,
-				  log_quote(shard_errmsg(w->sh)));
-			job_nack(p, j, "analyzer version differs from the shard's: rebuild",
-				 true);
-			return;
-		}
-		if (st == STATUS_OK)
-			st = shard_replace(w->sh, j->doc);
-		j->outcome = st == STATUS_OK ? "indexed"
-			   : st == STATUS_SKIPPED ? "skipped"
-			   : st == STATUS_NOOP ? "noop" : NULL;
-	} else {
-		st = shard_delete(w->sh, (uint64_t)j->page_id);
-		j->outcome = st == STATUS_OK ? "deleted" : st == STATUS_NOOP ? "noop" : NULL;
-	}
-	shard_doc_free(j->doc);
-	j->doc = NULL;
-	if (!j->outcome) {
-		log_error("wiki=%s page=%" PRId64 " action=write reason=%s",
-			  p->wiki->id, j->page_id, log_quote(shard_errmsg(w->sh)));
-		job_nack(p, j, "shard write failed", false);
+	struct writer *w = writer_start(&p->wenv, partition, token);
+	if (!w)
 		return;
-	}
-	if (w->n_pend == w->cap_pend) {
-		w->cap_pend = w->cap_pend ? w->cap_pend * 2 : 64;
-		w->pend = xrealloc(w->pend, w->cap_pend * sizeof *w->pend);
-	}
-	w->pend[w->n_pend++] = j;
-}
-
-/* Opens the writer's shard and loads its stored position.  Returns false
- * (logged) when it cannot be opened now. */
-static bool writer_open(struct writer *w)
-{
-	struct pipeline *p = w->p;
-	char *path = shard_set_path(p->set, NULL, (unsigned)w->partition);
-	enum status st = shard_open(w->sh, path, SHARD_CREATE | SHARD_WAIT_LOCK);
-	if (st != STATUS_OK) {
-		log_error("wiki=%s partition=%d action=open path=%s reason=%s",
-			  p->wiki->id, w->partition, log_quote(path),
-			  log_quote(shard_errmsg(w->sh)));
-		free(path);
-		return false;
-	}
-	free(path);
-	w->position[0] = '\0';
-	char *pos = NULL;
-	if (shard_get_position(w->sh, w->stream_key, &pos) == STATUS_OK) {
-		snprintf(w->position, sizeof w->position, "%s", pos);
-		free(pos);
-	}
-	/* Analyzer checks recorded but not committed are gone with a reopen. */
-	for (size_t i = 0; i < w->n_checked; i++)
-		free(w->checked[i]);
-	w->n_checked = 0;
-	return true;
-}
-
-/* Opens the shard, retrying every second while the writer should run.
- * Returns false when told to stop first. */
-static bool writer_open_retry(struct writer *w)
-{
-	while (!writer_open(w)) {
-		if (atomic_load(&w->state) != W_RUN)
-			return false;
-		sleep_ms(1000);
-	}
-	return true;
-}
-
-/* Throws the uncommitted writes away (close and open again), handing their
- * entries back for redelivery.  The writer keeps running: if the partition
- * is really gone, the reader retires it at the next lease tick. */
-static bool writer_discard(struct writer *w, const char *why)
-{
-	shard_close(w->sh);
-	writer_abandon(w, why, true);
-	return writer_open_retry(w);
-}
-
-/* Commits what is pending with the position and fencing token, then acks. */
-static void writer_commit(struct writer *w)
-{
-	struct pipeline *p = w->p;
-	if (!w->n_pend)
-		return;
-	if (!lease_valid(p->lease, w->partition)) {
-		/* Our lease lapsed: a successor may write this shard now. */
-		log_warn("wiki=%s partition=%d action=discard reason=\"lease lost\" writes=%zu",
-			 p->wiki->id, w->partition, w->n_pend);
-		if (!writer_discard(w, "lease lost"))
-			atomic_store(&w->state, W_ABORT);
-		return;
-	}
-	const char *maxid = NULL;
-	size_t n_entries = 0;
-	int64_t newest = 0;
-	for (size_t i = 0; i < w->n_pend; i++) {
-		struct job *j = w->pend[i];
-		n_entries += j->n;
-		if (j->event_time_ms > newest)
-			newest = j->event_time_ms;
-		for (size_t k = 0; k < j->n; k++)
-			if (!maxid || id_cmp(j->entries[k]->id, maxid) > 0)
-				maxid = j->entries[k]->id;
-	}
-	int64_t t0 = now_ms();
-	enum status st = STATUS_OK;
-	uint64_t dead = 0;
-	size_t purged = 0;
-	if (shard_dead_count(w->sh, &dead) == STATUS_OK && dead > PURGE_BACKLOG)
-		st = shard_purge(w->sh, PURGE_BATCH, &purged);
-	/* Redelivered entries are older than what the shard has seen: the
-	 * position only moves forward. */
-	bool forward = !w->position[0] || id_cmp(maxid, w->position) > 0;
-	if (st == STATUS_OK && forward)
-		st = shard_set_position(w->sh, w->stream_key, maxid);
-	if (st == STATUS_OK)
-		st = shard_commit(w->sh, w->token);
-	if (st == STATUS_OK && forward)
-		snprintf(w->position, sizeof w->position, "%s", maxid);
-	int64_t took = now_ms() - t0;
-	if (p->m)
-		metrics_observe(p->m, "freshet_commit_seconds", p->labels,
-				(double)took / 1000.0);
-	if (st != STATUS_OK) {
-		log_error("wiki=%s partition=%d action=commit reason=%s",
-			  p->wiki->id, w->partition, log_quote(shard_errmsg(w->sh)));
-		/* The shard discarded the writes; a fenced writer's lease is
-		 * gone and the reader retires it soon. */
-		writer_abandon(w, st == STATUS_FENCED ? "fenced" : "commit failed", true);
-		return;
-	}
-	const struct stream_entry **acks = xmalloc(n_entries * sizeof *acks);
-	size_t a = 0;
-	for (size_t i = 0; i < w->n_pend; i++)
-		for (size_t k = 0; k < w->pend[i]->n; k++)
-			acks[a++] = w->pend[i]->entries[k];
-	/* The commit is durable: the ack must land, or the entries would stay
-	 * in the stream's in-flight set, pending for ever.  Retry while Redis
-	 * is away (an ack is idempotent). */
-	int64_t until = now_ms() + 60000;
-	unsigned delay = 100;
-	while ((st = stream_ack_entries(p->s, (const struct stream_entry *const *)acks, a)) ==
-		       STATUS_TRANSIENT &&
-	       now_ms() < until && atomic_load(&w->state) != W_ABORT) {
-		sleep_ms((int)delay);
-		delay = delay < 2000 ? delay * 2 : 2000;
-	}
-	free(acks);
-	if (st != STATUS_OK)
-		log_warn("wiki=%s partition=%d action=ack reason=%s", p->wiki->id,
-			 w->partition, log_quote(stream_errmsg(p->s)));
-	log_debug("wiki=%s partition=%d action=commit docs=%zu entries=%zu purged=%zu "
-		  "duration_ms=%" PRId64 " position=%s", p->wiki->id, w->partition,
-		  w->n_pend, n_entries, purged, took, maxid);
-	if (p->m && newest) {
-		char labels[200];
-		snprintf(labels, sizeof labels, "%s,partition=\"%d\"", p->labels,
-			 w->partition);
-		metrics_set(p->m, "freshet_lag_seconds", labels,
-			    (double)(now_wall_ms() - newest) / 1000.0);
-	}
-	for (size_t i = 0; i < w->n_pend; i++)
-		job_done(p, w->pend[i], w->pend[i]->outcome, NULL);
-	w->n_pend = 0;
-}
-
-/* Purges one batch of dead documents and commits it alone (nothing else
- * is pending when this runs).  Returns true when it purged something. */
-static bool writer_purge(struct writer *w)
-{
-	struct pipeline *p = w->p;
-	uint64_t dead = 0;
-	if (shard_dead_count(w->sh, &dead) != STATUS_OK || dead == 0 ||
-	    !lease_valid(p->lease, w->partition))
-		return false;
-	int64_t t0 = now_ms();
-	size_t purged = 0;
-	enum status st = shard_purge(w->sh, PURGE_BATCH, &purged);
-	if (st == STATUS_OK)
-		st = shard_commit(w->sh, w->token);
-	if (st != STATUS_OK) {
-		log_warn("wiki=%s partition=%d action=purge reason=%s", p->wiki->id,
-			 w->partition, log_quote(shard_errmsg(w->sh)));
-		/* Whatever the batch left in the transaction goes. */
-		if (!writer_discard(w, "purge failed"))
-			atomic_store(&w->state, W_ABORT);
-		return false;
-	}
-	log_debug("wiki=%s partition=%d action=purge docs=%zu dead=%" PRIu64
-		  " duration_ms=%" PRId64, p->wiki->id, w->partition, purged,
-		  dead - purged, now_ms() - t0);
-	return purged > 0;
-}
-
-static void *writer_main(void *arg)
-{
-	struct writer *w = arg;
-	struct pipeline *p = w->p;
-	if (!writer_open_retry(w))
-		atomic_store(&w->state, W_ABORT);
-	int64_t first = 0, last_commit = 0, last_job = now_ms();
-	int64_t gap = p->cfg->commit_ms < IDLE_COMMIT_GAP_MS ? p->cfg->commit_ms
-							     : IDLE_COMMIT_GAP_MS;
-	for (;;) {
-		int state = atomic_load(&w->state);
-		if (state == W_ABORT)
-			break;
-		int wait = 200;
-		if (w->n_pend) {
-			int64_t now = now_ms();
-			int64_t left = first + p->cfg->commit_ms - now;
-			int64_t gap_left = last_commit + gap - now;
-			if (gap_left <= 0)
-				gap_left = IDLE_POLL_MS;
-			if (gap_left < left)
-				left = gap_left;
-			wait = left <= 0 ? 0 : left < 200 ? (int)left : 200;
-		}
-		struct job *j = queue_pop(&w->q, wait);
-		if (j) {
-			if (!w->n_pend)
-				first = now_ms();
-			last_job = now_ms();
-			writer_apply(w, j);
-		}
-		bool idle = !j;
-		/* Nothing queued and nothing of the partition still on its way:
-		 * waiting longer would only delay what is pending. */
-		bool quiet = (idle || queue_len(&w->q) == 0) &&
-			     atomic_load(&p->upstream[w->partition]) == 0;
-		int64_t now = now_ms();
-		bool due = w->n_pend &&
-			   ((int)w->n_pend >= p->cfg->commit_docs ||
-			    now - first >= p->cfg->commit_ms ||
-			    (quiet && now - last_commit >= gap) ||
-			    (idle && (state == W_DRAIN || atomic_load(&p->flushing))));
-		if (due) {
-			writer_commit(w);
-			last_commit = now_ms();
-		}
-		if (state == W_DRAIN && idle && !w->n_pend)
-			break;
-		if (state == W_RUN && idle && !w->n_pend &&
-		    now - last_job >= PURGE_IDLE_MS && queue_len(&w->q) == 0 &&
-		    atomic_load(&p->upstream[w->partition]) == 0 && !writer_purge(w))
-			last_job = now_ms(); /* nothing to purge: look again later */
-	}
-	/* Aborting: what is queued or uncommitted stays pending in Redis. */
-	writer_abandon(w, "writer stopped", false);
-	struct job *j;
-	while ((j = queue_pop(&w->q, 0)))
-		job_done(p, j, "dropped", "writer stopped");
-	shard_close(w->sh);
-	atomic_store(&w->exited, true);
-	return NULL;
-}
-
-static void writer_start(struct pipeline *p, int partition, uint64_t token)
-{
-	struct writer *w = xcalloc(1, sizeof *w);
-	w->p = p;
-	w->partition = partition;
-	w->token = token;
-	queue_init(&w->q);
-	atomic_init(&w->state, W_RUN);
-	atomic_init(&w->exited, false);
-	w->sh = shard_new();
-	stream_key(p->s, partition, w->stream_key, sizeof w->stream_key);
-	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
-		log_error("wiki=%s partition=%d action=start reason=\"cannot create a thread\"",
-			  p->wiki->id, partition);
-		shard_free(w->sh);
-		queue_destroy(&w->q);
-		free(w);
-		return;
-	}
 	pthread_mutex_lock(&p->writers_mu);
 	p->writers[partition] = w;
 	pthread_mutex_unlock(&p->writers_mu);
 }
 
-static void writer_join_free(struct writer *w)
-{
-	pthread_join(w->thread, NULL);
-	shard_free(w->sh);
-	for (size_t i = 0; i < w->n_checked; i++)
-		free(w->checked[i]);
-	free(w->checked);
-	free(w->pend);
-	queue_destroy(&w->q);
-	free(w);
-}
-
 /* Retires partition's writer: drain (finish and commit) or abort. */
-static void writer_stop(struct pipeline *p, int partition, enum writer_state how)
+static void retire_writer(struct pipeline *p, int partition, enum writer_state how)
 {
 	pthread_mutex_lock(&p->writers_mu);
 	struct writer *w = p->writers[partition];
 	p->writers[partition] = NULL;
 	if (w) {
-		atomic_store(&w->state, how);
-		w->retired_next = p->retired;
-		p->retired = w;
+		/* Under writers_mu, like every push: no job reaches w after. */
+		writer_stop(w, how);
+		if (p->n_retired == p->cap_retired) {
+			p->cap_retired = p->cap_retired ? p->cap_retired * 2 : 8;
+			p->retired = xrealloc(p->retired,
+					      p->cap_retired * sizeof *p->retired);
+		}
+		p->retired[p->n_retired++] = w;
 	}
 	pthread_mutex_unlock(&p->writers_mu);
-	if (w)
-		queue_wake(&w->q);
 }
 
 /* Joins retired writers that have exited (all of them when wait). */
 static void writers_reap(struct pipeline *p, bool wait)
 {
-	struct writer **pp = &p->retired;
-	while (*pp) {
-		struct writer *w = *pp;
-		if (wait || atomic_load(&w->exited)) {
-			*pp = w->retired_next;
+	size_t k = 0;
+	for (size_t i = 0; i < p->n_retired; i++) {
+		struct writer *w = p->retired[i];
+		if (wait || writer_exited(w))
 			writer_join_free(w);
-		} else {
-			pp = &w->retired_next;
-		}
+		else
+			p->retired[k++] = w;
 	}
+	p->n_retired = k;
 }
 
 /* -------------------------------------------------------------- reader */
@@ -992,22 +504,22 @@ static void on_lease(void *arg, int partition, enum lease_change what,
 		if (stale) {
 			/* Unassigning forgets the stream's in-flight entries of
 			 * the old holding, so that they are read again. */
-			writer_stop(p, partition, W_ABORT);
+			retire_writer(p, partition, W_ABORT);
 			stream_assign(p->s, partition, false);
 		}
-		writer_start(p, partition, token);
+		start_writer(p, partition, token);
 		stream_assign(p->s, partition, true);
 		break;
 	case LEASE_LOST:
 		log_warn("wiki=%s partition=%d action=lease_lost", p->wiki->id, partition);
 		stream_assign(p->s, partition, false);
-		writer_stop(p, partition, W_ABORT);
+		retire_writer(p, partition, W_ABORT);
 		break;
 	case LEASE_RELEASED:
 		log_info("wiki=%s partition=%d action=lease_released", p->wiki->id,
 			 partition);
 		stream_assign(p->s, partition, false);
-		writer_stop(p, partition, W_DRAIN);
+		retire_writer(p, partition, W_DRAIN);
 		break;
 	}
 }
@@ -1089,7 +601,7 @@ static void dispatch(struct pipeline *p, struct slot *s)
 		route_to_writer(p, j);
 		return;
 	}
-	job_to_fetch(p, j);
+	pipeline_job_to_fetch(p, j);
 }
 
 /* Takes one entry of a batch into the slot table, or refuses it. */
@@ -1428,9 +940,9 @@ static void stop_stages(struct pipeline *p)
 	/* Jobs left in the stage queues end here (their entries stay pending). */
 	struct job *j;
 	while ((j = queue_pop(&p->fetch_q, 0)))
-		job_done(p, j, "dropped", "shutdown");
+		pipeline_job_done(p, j, "dropped", "shutdown");
 	while ((j = queue_pop(&p->analyze_q, 0)))
-		job_done(p, j, "dropped", "shutdown");
+		pipeline_job_done(p, j, "dropped", "shutdown");
 }
 
 enum status pipeline_run(struct pipeline *p)
@@ -1438,6 +950,13 @@ enum status pipeline_run(struct pipeline *p)
 	enum status st = setup(p);
 	if (st != STATUS_OK)
 		return st == STATUS_TRANSIENT ? STATUS_OK : st; /* stopped early */
+	/* Before the first lease_tick(), which starts the writers. */
+	p->wenv = (struct writer_env){ .pipeline = p, .cfg = p->cfg, .wiki = p->wiki,
+				       .m = p->m, .labels = p->labels,
+				       .lease = p->lease, .s = p->s, .set = p->set,
+				       .upstream = p->upstream,
+				       .stages_stop = &p->stages_stop,
+				       .flushing = &p->flushing };
 	if (!start_stages(p)) {
 		snprintf(p->errmsg, sizeof p->errmsg, "cannot start threads");
 		stop_stages(p);
@@ -1499,7 +1018,7 @@ enum status pipeline_run(struct pipeline *p)
 		struct writer *w = p->writers[i];
 		pthread_mutex_unlock(&p->writers_mu);
 		if (w)
-			queue_wake(&w->q);
+			writer_wake(w);
 	}
 	int64_t deadline = now_ms() + cfg->shutdown_timeout_ms;
 	int64_t next = now_ms();
@@ -1513,7 +1032,7 @@ enum status pipeline_run(struct pipeline *p)
 	}
 	bool clean = p->active == 0;
 	for (int i = 0; i < p->wiki->shards; i++)
-		writer_stop(p, i, clean ? W_DRAIN : W_ABORT);
+		retire_writer(p, i, clean ? W_DRAIN : W_ABORT);
 	writers_reap(p, true);
 	stop_stages(p);
 	reap_done(p, 0);
@@ -1543,7 +1062,7 @@ void pipeline_free(struct pipeline *p)
 		return;
 	stop_stages(p);
 	for (int i = 0; p->writers && i < p->wiki->shards; i++)
-		writer_stop(p, i, W_ABORT);
+		retire_writer(p, i, W_ABORT);
 	writers_reap(p, true);
 	struct job *j;
 	/* A writer may have sent a job on to fetch after the stages stopped. */
@@ -1555,6 +1074,7 @@ void pipeline_free(struct pipeline *p)
 		job_free(p->slots[i].pending);
 	free(p->slots);
 	free(p->writers);
+	free(p->retired);
 	free(p->upstream);
 	free(p->analyzers);
 	lease_free(p->lease);

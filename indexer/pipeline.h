@@ -22,7 +22,7 @@
  *                  with rev guard and no-op check, or delete), group-commit
  *                  with the stream position and the lease's fencing token in
  *                  the shard metadata, then XACK the entries the commit
- *                  holds.
+ *                  holds (writer.h).
  *
  * Correctness rules (see README "Anatomy of an update"):
  *   - at most one job per page is in flight; events for a page that arrive
