@@ -1,5 +1,5 @@
 /*
- * ctl.c: freshetctl, the operator's view of queues and shards.
+ * freshetctl.c: freshetctl, the operator's view of queues and shards.
  *
  *   status                      partitions (lease owner, lag, pending, dead
  *                               letters) and shards (documents, last commit,
@@ -12,13 +12,13 @@
  * Compaction rule: a shard is compacted only while freshetctl itself holds
  * the partition's lease (taken like a worker takes it, renewed during the
  * run) and Xapian's write lock on the shard, so no worker can write it
- * meanwhile.  When a worker holds the partition, freshetctl holds the wiki
- * (lease_hold(): the workers hand their partitions over) for that shard's
- * compaction; a shard whose lease is not handed over within lease_ms, or
- * whose write lock is held elsewhere, is skipped.  The
- * compacted copy replaces the shard with renameat2(RENAME_EXCHANGE), one
- * atomic step, so a reader opening the shard finds either the old or the
- * compacted database, never nothing.
+ * meanwhile.  When a worker holds the partition, freshetctl takes it over
+ * (lease_take_over(): it holds the wiki, and the workers hand their
+ * partitions over) for that shard's compaction; a shard whose lease is not
+ * handed over within lease_ms, or whose write lock is held elsewhere, is
+ * skipped.  The compacted copy replaces the shard with
+ * renameat2(RENAME_EXCHANGE), one atomic step, so a reader opening the
+ * shard finds either the old or the compacted database, never nothing.
  *
  * Exit status: 0 success, 1 a failure or a finding (damaged shard, skipped
  * shard, unknown dead letter, bad spool line), 2 usage or configuration.
@@ -594,25 +594,13 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
-/* Polls for partition p's lease while holding the wiki, up to wait_ms
- * (a worker hands over within a third of lease_ms, plus its last commit),
- * renewing the hold.  Returns lease_acquire()'s last answer. */
-static enum status wait_for_lease(struct lease *l, int p, int wait_ms, uint64_t *token)
+/* The take-over's wait (lease_take_over()): until a signal arrives. */
+static bool keep_waiting(void *arg, const int *waiting, int n_waiting)
 {
-	struct timespec pause = { 0, 100 * 1000 * 1000 };
-	int renew_every = wait_ms / 300 * 100; /* a third of the hold's ttl */
-	if (renew_every < 100)
-		renew_every = 100;
-	enum status st = STATUS_LOCKED;
-	for (int waited = 0; waited < wait_ms && !stop_requested; waited += 100) {
-		nanosleep(&pause, NULL);
-		st = lease_acquire(l, p, token);
-		if (st != STATUS_LOCKED)
-			return st;
-		if (waited % renew_every == 0)
-			lease_hold(l);
-	}
-	return st;
+	(void)arg;
+	(void)waiting;
+	(void)n_waiting;
+	return !stop_requested;
 }
 
 static int compact_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
@@ -629,23 +617,20 @@ static int compact_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
 		return TOOL_EXIT_FAIL;
 	}
 	int rc = TOOL_EXIT_FAIL;
-	uint64_t token = 0;
 	struct shard *sh = NULL;
 	char *tmp = xasprintf("%s.compact-%d", path, (int)getpid());
-	bool holding = false;
-	enum status st = lease_acquire(l, (int)n, &token);
-	if (st == STATUS_LOCKED) {
-		/* A worker writes it: hold the wiki, so that the workers hand
-		 * their partitions over (lease.h), and wait for this one. */
-		st = lease_hold(l);
-		if (st == STATUS_LOCKED) {
-			printf("%s shard %u: skipped, %s\n", w->id, n, lease_errmsg(l));
-			goto out;
-		}
-		holding = st == STATUS_OK;
-		st = wait_for_lease(l, (int)n, lease_ms, &token);
-	}
-	if (st == STATUS_LOCKED) {
+	/* When a worker writes the partition, the take-over holds the wiki, so
+	 * that the workers hand their partitions over (lease.h), and waits for
+	 * this one up to lease_ms: a worker hands over within a third of
+	 * lease_ms, plus its last commit. */
+	int p = (int)n;
+	struct lease_takeover o = { .partitions = &p, .n_partitions = 1, .wait_ms = lease_ms,
+				    .poll_ms = 100, .fn = keep_waiting };
+	enum status st = lease_take_over(l, &o);
+	if (st == STATUS_LOCKED && !lease_holding(l)) {
+		printf("%s shard %u: skipped, %s\n", w->id, n, lease_errmsg(l));
+		goto out;
+	} else if (st == STATUS_LOCKED) {
 		printf("%s shard %u: skipped, a worker holds partition %u and did not "
 		       "hand it over within %d ms (stop it to compact)\n", w->id, n, n,
 		       lease_ms);
@@ -654,6 +639,7 @@ static int compact_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
 		fprintf(stderr, PROG ": %s shard %u: lease: %s\n", w->id, n, lease_errmsg(l));
 		goto out;
 	}
+	uint64_t token = lease_token(l, p);
 	/* Xapian's own write lock as well: a writer that ignores leases (a
 	 * reindex-page in direct mode) also keeps us out. */
 	sh = shard_new();
@@ -664,10 +650,8 @@ static int compact_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
 	     waited += 100) {
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
-		if (lease_renew(l, (int)n) != STATUS_OK)
+		if (lease_keep(l) != STATUS_OK)
 			break;
-		if (holding)
-			lease_hold(l);
 		st = shard_open(sh, path, 0);
 	}
 	if (st != STATUS_OK) {
@@ -682,7 +666,7 @@ static int compact_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
 		if (st == STATUS_OK)
 			st = shard_commit(sh, token);
 		purged += batch;
-	} while (st == STATUS_OK && batch && !stop_requested && lease_renew(l, (int)n) == STATUS_OK);
+	} while (st == STATUS_OK && batch && !stop_requested && lease_keep(l) == STATUS_OK);
 	if (st != STATUS_OK) {
 		printf("%s shard %u: skipped: purging deleted pages: %s\n", w->id, n,
 		       shard_errmsg(sh));
@@ -722,10 +706,8 @@ static int compact_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if ((now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000 >=
 		    lease_ms / 3) {
-			if (lease_renew(l, (int)n) != STATUS_OK)
+			if (lease_keep(l) != STATUS_OK)
 				lost = true;
-			if (holding)
-				lease_hold(l);
 			last = now;
 		}
 		if (stop_requested || lost) {
@@ -756,10 +738,7 @@ static int compact_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
 	rc = TOOL_EXIT_OK;
 out:
 	shard_free(sh);
-	if (token)
-		lease_release(l, (int)n);
-	if (holding)
-		lease_unhold(l);
+	lease_hand_back(l);
 	lease_free(l);
 	free(tmp);
 	return rc;

@@ -9,9 +9,12 @@
  * script that sets the lease, so every holding of a partition has a token
  * larger than every earlier holding's.  Times for the worker registry come
  * from Redis (TIME inside the script), so hosts' clocks need not agree.
+ * holding is true only between a successful lease_hold() and the moment the
+ * hold is refused to us or we let it go.
  */
 #include "lease.h"
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "buf.h"
 #include "log.h"
 #include "now.h"
 #include "xmalloc.h"
@@ -70,6 +74,7 @@ struct lease {
 	char *owner;
 	int partitions;
 	int ttl_ms;
+	bool holding;                /* the wiki's hold is ours */
 	unsigned offset;             /* where this worker starts looking */
 	bool *held;                  /* only the ticking thread */
 	_Atomic int64_t *deadline;   /* ms, monotonic; 0 when not held */
@@ -266,13 +271,16 @@ enum status lease_hold(struct lease *l)
 	if (!ok) {
 		seterr(l, "freshet:{%s}:hold is held by another owner (another rebuild?)",
 		       l->wiki);
+		l->holding = false;
 		return STATUS_LOCKED;
 	}
+	l->holding = true;
 	return STATUS_OK;
 }
 
 enum status lease_unhold(struct lease *l)
 {
+	l->holding = false;
 	enum status st;
 	redisReply *rep = redis_command(l->r, &st, "EVAL %s 1 freshet:{%s}:hold %s",
 	                                RELEASE_LUA, l->wiki, l->owner);
@@ -379,4 +387,129 @@ int lease_count(const struct lease *l)
 	for (int p = 0; p < l->partitions; p++)
 		n += l->held[p];
 	return n;
+}
+
+bool lease_holding(const struct lease *l)
+{
+	return l->holding;
+}
+
+/* ------------------------------------------------------------ take-over */
+
+enum status lease_keep(struct lease *l)
+{
+	enum status first = STATUS_OK;
+	int lost = -1;                   /* the first failure's partition; -1: the hold */
+	char why[sizeof l->errmsg] = "";
+	if (l->holding) {
+		first = lease_hold(l);
+		if (first != STATUS_OK)
+			memcpy(why, l->errmsg, sizeof why);
+	}
+	for (int p = 0; p < l->partitions; p++) {
+		if (!l->held[p])
+			continue;
+		enum status st = lease_renew(l, p);
+		if (st != STATUS_OK && first == STATUS_OK) {
+			memcpy(why, l->errmsg, sizeof why);
+			lost = p;
+			first = st;
+		}
+	}
+	if (first != STATUS_OK && lost < 0)
+		seterr(l, "lost the hold of %s: %s", l->wiki, why);
+	else if (first != STATUS_OK)
+		seterr(l, "lost the lease of partition %d: %s", lost, why);
+	return first;
+}
+
+enum status lease_hand_back(struct lease *l)
+{
+	enum status first = STATUS_OK;
+	for (int p = 0; p < l->partitions; p++) {
+		enum status st = lease_release(l, p);
+		if (st != STATUS_OK && first == STATUS_OK)
+			first = st;
+	}
+	if (l->holding) {
+		enum status st = lease_unhold(l);
+		if (st != STATUS_OK && first == STATUS_OK)
+			first = st;
+	}
+	return first;
+}
+
+/* Formats the partitions in waiting[0..n) as " 1 3 7". */
+static void list_partitions(struct buf *b, const int *waiting, int n)
+{
+	for (int i = 0; i < n; i++)
+		buf_addf(b, " %d", waiting[i]);
+}
+
+enum status lease_take_over(struct lease *l, const struct lease_takeover *o)
+{
+	int n = o->partitions ? o->n_partitions : l->partitions;
+	for (int i = 0; o->partitions && i < n; i++)
+		if (o->partitions[i] < 0 || o->partitions[i] >= l->partitions) {
+			seterr(l, "no partition %d: %s has %d", o->partitions[i], l->wiki,
+			       l->partitions);
+			return STATUS_INVALID;
+		}
+	int poll_ms = o->poll_ms > 0 ? o->poll_ms : 100;
+	int64_t start = now_ms(), last_keep = start;
+	enum status st;
+	if (o->hold_first && (st = lease_hold(l)) != STATUS_OK)
+		return st;
+	int *waiting = xcalloc(n > 0 ? (size_t)n : 1, sizeof *waiting);
+	for (;;) {
+		int n_waiting = 0;
+		for (int i = 0; i < n; i++) {
+			int p = o->partitions ? o->partitions[i] : i;
+			if (l->held[p])
+				continue;
+			st = lease_acquire(l, p, NULL);
+			if (st == STATUS_LOCKED) {
+				waiting[n_waiting++] = p;
+			} else if (st != STATUS_OK) {
+				char why[sizeof l->errmsg];
+				memcpy(why, l->errmsg, sizeof why);
+				seterr(l, "lease of partition %d: %s", p, why);
+				goto out;
+			}
+		}
+		if (!n_waiting) {
+			st = STATUS_OK;
+			goto out;
+		}
+		/* Someone else writes a wanted partition: hold the wiki, so
+		 * that the workers hand their partitions over at their next
+		 * tick (lease_tick() computes a share of zero). */
+		if (!l->holding && (st = lease_hold(l)) != STATUS_OK)
+			goto out;
+		bool go_on = !o->fn || o->fn(o->arg, waiting, n_waiting);
+		int64_t t = now_ms();
+		if (!go_on || (o->wait_ms > 0 && t - start >= o->wait_ms)) {
+			struct buf b = BUF_INIT;
+			list_partitions(&b, waiting, n_waiting);
+			if (go_on)
+				seterr(l, "partition(s)%s of %s not handed over within %d ms",
+				       b.data, l->wiki, o->wait_ms);
+			else
+				seterr(l, "stopped waiting for partition(s)%s of %s", b.data,
+				       l->wiki);
+			buf_release(&b);
+			st = STATUS_LOCKED;
+			goto out;
+		}
+		if (t - last_keep >= l->ttl_ms / 3) {
+			if ((st = lease_keep(l)) != STATUS_OK)
+				goto out;
+			last_keep = t;
+		}
+		struct timespec pause = { poll_ms / 1000, (long)(poll_ms % 1000) * 1000000L };
+		nanosleep(&pause, NULL);
+	}
+out:
+	free(waiting);
+	return st;
 }

@@ -33,6 +33,15 @@
  * the hold is gone (released, or expired with a crashed holder) the workers
  * take their partitions again and open whatever generation is current.
  *
+ * Taking partitions over: a tool that must write partitions the workers
+ * hold (`reindex-page --rebuild` swapping generations, `freshetctl compact`)
+ * calls lease_take_over().  It holds the wiki, so that every running worker
+ * hands its partitions over at its next tick, and takes each wanted
+ * partition's lease, with a new fencing token, as it comes free.  While the
+ * tool works it calls lease_keep() every third of the ttl; when it is done,
+ * lease_hand_back() releases the leases and the hold, and the workers take
+ * their partitions again at their next tick.
+ *
  * With stream.h: on LEASE_ACQUIRED call stream_assign(s, p, true) (the
  * consumer then re-reads its own pending entries of p and claims entries the
  * previous owner left), and hand the token to the shard store; on
@@ -110,6 +119,60 @@ enum status lease_unhold(struct lease *l);
 /* Releases every held lease and removes the heartbeat (clean shutdown),
  * reporting LEASE_RELEASED through fn. */
 enum status lease_release_all(struct lease *l, lease_change_fn fn, void *arg);
+
+/* Called by lease_take_over() after each round that left some wanted
+ * partitions with another owner: waiting[0..n_waiting), in the order they
+ * were wanted, borrowed for the call.  Returns false to stop waiting (the
+ * tool was interrupted). */
+typedef bool (*lease_wait_fn)(void *arg, const int *waiting, int n_waiting);
+
+/* What lease_take_over() takes and how long it waits. */
+struct lease_takeover {
+	const int *partitions;  /* the partitions wanted; NULL: every one */
+	int n_partitions;       /* their number (ignored when partitions is NULL) */
+	bool hold_first;        /* hold the wiki even when every partition is free:
+	                         * keeps a second holder out for the whole run */
+	int wait_ms;            /* give up after this long; 0: no limit */
+	int poll_ms;            /* pause between rounds; 0: 100 */
+	lease_wait_fn fn;       /* may be NULL */
+	void *arg;              /* passed to fn */
+};
+
+/*
+ * Takes the wanted partitions over from the running workers.  A round tries
+ * lease_acquire() on each wanted partition not held yet; when some other
+ * owner keeps one, the wiki is held (lease_hold(), at once with hold_first)
+ * and the rounds go on every poll_ms, renewing the hold and the leases
+ * taken so far (lease_keep()) every third of the ttl, until every wanted
+ * partition is held, wait_ms has passed, or fn returns false.  o is
+ * borrowed for the call.
+ *
+ * Returns STATUS_OK when every wanted partition is held (lease_token() gives
+ * each one's fencing token, newer than any earlier holding's); the hold, if
+ * taken, is kept (lease_holding()).  STATUS_LOCKED when another owner holds
+ * the wiki (lease_holding() is then false), or when wanted partitions were
+ * still held by others as wait_ms passed or fn stopped the wait (the hold
+ * is then ours).  STATUS_FENCED or STATUS_TRANSIENT when a lease, the hold
+ * or Redis failed; STATUS_INVALID for a partition out of range.  On failure
+ * lease_errmsg() says which partition or the hold, and what happened.
+ * Whatever it returns, lease_hand_back() gives up what it took.
+ */
+enum status lease_take_over(struct lease *l, const struct lease_takeover *o);
+
+/* Renews the hold (when ours) and every held lease, for a tool between
+ * lease_take_over() and lease_hand_back(); call it every third of the ttl.
+ * Returns STATUS_OK, or the first failure with lease_errmsg() naming the
+ * hold or the partition lost (the rest is still renewed). */
+enum status lease_keep(struct lease *l);
+
+/* Releases every held lease and the hold, if ours (compare-and-delete: what
+ * another owner took is left alone).  Returns the first failure; what is not
+ * released expires after the ttl. */
+enum status lease_hand_back(struct lease *l);
+
+/* True while this owner holds the wiki: its last lease_hold() succeeded and
+ * it has not let go since. */
+bool lease_holding(const struct lease *l);
 
 /* True while p is held and its local deadline has not passed. */
 bool lease_valid(const struct lease *l, int p);

@@ -1,10 +1,12 @@
 /*
- * test-core.c: the small shared pieces (status names, buffers, log quoting).
+ * test-core.c: the small shared pieces (status names, buffers, log quoting,
+ * id sets).
  */
 #include <criterion/criterion.h>
 #include <string.h>
 
 #include "buf.h"
+#include "idset.h"
 #include "log.h"
 #include "status.h"
 #include "testsupport.h"
@@ -66,4 +68,23 @@ Test(testsupport, redis_starts_and_restarts)
 	test_redis_pause(r);
 	test_redis_resume(r);
 	test_redis_stop(r);
+}
+
+Test(idset, adds_once_and_grows)
+{
+	struct idset s = { 0 };
+	cr_assert_not(idset_has(&s, 7), "an empty set holds nothing");
+	for (int64_t id = 1; id <= 5000; id++)
+		cr_assert(idset_add(&s, id * 1024), "id %lld refused", (long long)id);
+	cr_assert_eq(s.n, 5000);
+	cr_assert_not(idset_add(&s, 3 * 1024), "an id added twice");
+	cr_assert_eq(s.n, 5000);
+	for (int64_t id = 1; id <= 5000; id++)
+		cr_assert(idset_has(&s, id * 1024), "id %lld lost", (long long)id);
+	cr_assert_not(idset_has(&s, 1023));
+	idset_clear(&s);
+	cr_assert_eq(s.n, 0);
+	cr_assert_not(idset_has(&s, 1024));
+	cr_assert(idset_add(&s, 1024), "a cleared set takes ids again");
+	idset_clear(&s);
 }

@@ -4,6 +4,7 @@
  */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,4 +271,210 @@ Test(lease, hold_of_a_dead_holder_expires)
 	lease_free(worker);
 	redis_free(r1);
 	redis_free(r2);
+}
+
+/* ------------------------------------------------------------ take-over */
+
+/* True when key exists. */
+static bool exists(struct redis *r, const char *key)
+{
+	enum status st;
+	redisReply *rep = redis_command(r, &st, "EXISTS %s", key);
+	cr_assert_not_null(rep, "%s", redis_errmsg(r));
+	bool yes = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+	freeReplyObject(rep);
+	return yes;
+}
+
+/* The fencing counter of partition p (0 if never taken). */
+static uint64_t fence(struct redis *r, int p)
+{
+	enum status st;
+	redisReply *rep = redis_command(r, &st, "GET freshet:{w:p%d}:fence", p);
+	cr_assert_not_null(rep, "%s", redis_errmsg(r));
+	uint64_t v = rep->type == REDIS_REPLY_STRING ? strtoull(rep->str, NULL, 10) : 0;
+	freeReplyObject(rep);
+	return v;
+}
+
+struct waits {
+	int calls;
+	int last_n;
+	int stop_at;     /* return false at this call (0: never) */
+};
+
+static bool count_waits(void *arg, const int *waiting, int n_waiting)
+{
+	struct waits *w = arg;
+	(void)waiting;
+	w->calls++;
+	w->last_n = n_waiting;
+	return w->stop_at == 0 || w->calls < w->stop_at;
+}
+
+/* A running worker (another process, ticking) hands every partition over
+ * once the wiki is held; the taker's tokens are newer than the worker's,
+ * and once handed back the worker takes its partitions again. */
+Test(lease, take_over_waits_for_the_worker_to_hand_over)
+{
+	const int ttl = 1000;
+	struct redis *r = conn();
+	pid_t worker = spawn_worker("worker", ttl);
+	int64_t t0 = now_ms();
+	while (owned_by(r, "worker", 8) < 8 && now_ms() - t0 < 10000)
+		usleep(50 * 1000);
+	cr_assert_eq(owned_by(r, "worker", 8), 8, "the worker did not take its partitions");
+	uint64_t before[8];
+	for (int p = 0; p < 8; p++)
+		before[p] = fence(r, p);
+
+	struct lease *l = lease_new(r, "w", 8, "taker", 10000);
+	struct waits w = { 0 };
+	struct lease_takeover o = { .hold_first = true, .wait_ms = 10000, .poll_ms = 50,
+				    .fn = count_waits, .arg = &w };
+	enum status st = lease_take_over(l, &o);
+	cr_assert_eq(st, STATUS_OK, "%s", lease_errmsg(l));
+	cr_expect_geq(w.calls, 1, "it took over without waiting for the worker");
+	cr_expect(lease_holding(l));
+	cr_expect_eq(lease_count(l), 8);
+	cr_expect_eq(owned_by(r, "taker", 8), 8);
+	for (int p = 0; p < 8; p++)
+		cr_expect_gt(lease_token(l, p), before[p],
+			     "partition %d: token %llu, the worker's was at most %llu", p,
+			     (unsigned long long)lease_token(l, p),
+			     (unsigned long long)before[p]);
+	cr_expect_eq(lease_keep(l), STATUS_OK, "%s", lease_errmsg(l));
+
+	cr_assert_eq(lease_hand_back(l), STATUS_OK, "%s", lease_errmsg(l));
+	cr_expect_not(lease_holding(l));
+	cr_expect_eq(lease_count(l), 0);
+	cr_expect_not(exists(r, "freshet:{w}:hold"), "the hold outlived the hand-back");
+	t0 = now_ms();
+	while (owned_by(r, "worker", 8) < 8 && now_ms() - t0 < 10000)
+		usleep(50 * 1000);
+	cr_expect_eq(owned_by(r, "worker", 8), 8, "the worker did not take its partitions back");
+	kill(worker, SIGKILL);
+	waitpid(worker, NULL, 0);
+	lease_free(l);
+	redis_free(r);
+}
+
+/* A holder that never hands over (it does not tick) makes the take-over
+ * give up at its deadline, keeping what it took for lease_hand_back(). */
+Test(lease, take_over_gives_up_at_the_deadline)
+{
+	struct redis *r1 = conn(), *r2 = conn();
+	struct lease *stuck = lease_new(r1, "w", 4, "stuck", 10000);
+	struct lease *l = lease_new(r2, "w", 4, "taker", 10000);
+	cr_assert_eq(lease_acquire(stuck, 2, NULL), STATUS_OK);
+	int want[] = { 1, 2 };
+	struct waits w = { 0 };
+	struct lease_takeover o = { .partitions = want, .n_partitions = 2, .wait_ms = 300,
+				    .poll_ms = 50, .fn = count_waits, .arg = &w };
+	int64_t t0 = now_ms();
+	enum status st = lease_take_over(l, &o);
+	int64_t took = now_ms() - t0;
+	cr_expect_eq(st, STATUS_LOCKED, "%s", status_str(st));
+	cr_expect_geq(took, 300, "gave up after %lld ms", (long long)took);
+	cr_expect_lt(took, 3000, "gave up after %lld ms", (long long)took);
+	cr_expect_eq(w.last_n, 1, "waiting for %d partitions", w.last_n);
+	cr_expect(strstr(lease_errmsg(l), "partition(s) 2 of w not handed over"), "%s",
+		  lease_errmsg(l));
+	cr_expect(lease_holding(l), "the hold is kept for the hand-back");
+	cr_expect(lease_valid(l, 1), "the free partition was taken");
+	cr_expect_not(lease_valid(l, 2));
+	cr_expect(lease_valid(stuck, 2), "the holder keeps its lease");
+
+	cr_assert_eq(lease_hand_back(l), STATUS_OK);
+	cr_expect_not(exists(r1, "freshet:{w:p1}:lease"));
+	cr_expect(exists(r1, "freshet:{w:p2}:lease"), "another owner's lease was released");
+	cr_expect_not(exists(r1, "freshet:{w}:hold"));
+	lease_free(stuck);
+	lease_free(l);
+	redis_free(r1);
+	redis_free(r2);
+}
+
+/* Another owner's hold refuses the take-over at once; a take-over whose
+ * partitions are free does not hold the wiki unless asked to; the wait
+ * function can stop it. */
+Test(lease, take_over_refused_free_and_stopped)
+{
+	struct redis *r1 = conn(), *r2 = conn();
+	struct lease *other = lease_new(r1, "w", 4, "other", 10000);
+	struct lease *l = lease_new(r2, "w", 4, "taker", 10000);
+	int want[] = { 0 };
+	struct lease_takeover o = { .partitions = want, .n_partitions = 1, .wait_ms = 5000,
+				    .poll_ms = 50 };
+
+	/* Free: taken without holding the wiki. */
+	cr_assert_eq(lease_take_over(l, &o), STATUS_OK, "%s", lease_errmsg(l));
+	cr_expect_not(lease_holding(l));
+	cr_expect_not(exists(r1, "freshet:{w}:hold"));
+	cr_expect(lease_valid(l, 0));
+	lease_hand_back(l);
+
+	/* Free, but hold_first: the wiki is held all the same. */
+	o.hold_first = true;
+	cr_assert_eq(lease_take_over(l, &o), STATUS_OK, "%s", lease_errmsg(l));
+	cr_expect(lease_holding(l));
+	cr_expect(exists(r1, "freshet:{w}:hold"));
+	lease_hand_back(l);
+	o.hold_first = false;
+
+	/* Held by another owner while someone else holds the wiki. */
+	cr_assert_eq(lease_acquire(other, 0, NULL), STATUS_OK);
+	cr_assert_eq(lease_hold(other), STATUS_OK);
+	cr_expect_eq(lease_take_over(l, &o), STATUS_LOCKED);
+	cr_expect_not(lease_holding(l));
+	cr_expect(strstr(lease_errmsg(l), "held by another owner"), "%s", lease_errmsg(l));
+	lease_unhold(other);
+
+	/* The wait function stops it. */
+	struct waits w = { .stop_at = 2 };
+	o.fn = count_waits;
+	o.arg = &w;
+	cr_expect_eq(lease_take_over(l, &o), STATUS_LOCKED);
+	cr_expect_eq(w.calls, 2);
+	cr_expect(strstr(lease_errmsg(l), "stopped waiting for partition(s) 0"), "%s",
+		  lease_errmsg(l));
+	cr_expect(lease_holding(l));
+	lease_hand_back(l);
+
+	int bad[] = { 4 };
+	o.partitions = bad;
+	cr_expect_eq(lease_take_over(l, &o), STATUS_INVALID);
+	lease_free(other);
+	lease_free(l);
+	redis_free(r1);
+	redis_free(r2);
+}
+
+/* lease_keep() says which lease or hold was lost. */
+Test(lease, keep_names_what_was_lost)
+{
+	struct redis *r = conn();
+	struct lease *l = lease_new(r, "w", 4, "taker", 10000);
+	struct lease_takeover o = { .hold_first = true };
+	cr_assert_eq(lease_take_over(l, &o), STATUS_OK, "%s", lease_errmsg(l));
+	enum status st;
+	redisReply *rep = redis_command(r, &st, "SET freshet:{w:p3}:lease intruder");
+	cr_assert_not_null(rep);
+	freeReplyObject(rep);
+	cr_expect_eq(lease_keep(l), STATUS_FENCED);
+	cr_expect(strstr(lease_errmsg(l), "lost the lease of partition 3"), "%s",
+		  lease_errmsg(l));
+	cr_expect_eq(lease_count(l), 3);
+	cr_expect_eq(lease_keep(l), STATUS_OK, "%s", lease_errmsg(l));
+
+	rep = redis_command(r, &st, "SET freshet:{w}:hold intruder");
+	cr_assert_not_null(rep);
+	freeReplyObject(rep);
+	cr_expect_eq(lease_keep(l), STATUS_LOCKED);
+	cr_expect(strstr(lease_errmsg(l), "lost the hold of w"), "%s", lease_errmsg(l));
+	cr_expect_not(lease_holding(l));
+	cr_assert_eq(lease_hand_back(l), STATUS_OK);
+	cr_expect(exists(r, "freshet:{w}:hold"), "another owner's hold was removed");
+	lease_free(l);
+	redis_free(r);
 }
