@@ -660,8 +660,8 @@ enum status extract_html(struct extract *x, const char *html, size_t len,
 		return STATUS_NOMEM;
 	}
 	x->ctxt = ctxt;
-	/* Not HTML_PARSE_NOIMPLIED, although it saves libxml2 ~3% (the name
-	 * comparisons deciding whether to imply <html>/<body>): without an
+	/* Not HTML_PARSE_NOIMPLIED, although it would save libxml2 the name
+	 * comparisons deciding whether to imply <html>/<body>: without an
 	 * implied root the push parser drops everything after the first
 	 * top-level element of a fragment. */
 	htmlCtxtUseOptions(ctxt, HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
@@ -669,8 +669,8 @@ enum status extract_html(struct extract *x, const char *html, size_t len,
 				 HTML_PARSE_IGNORE_ENC | HTML_PARSE_COMPACT);
 	/* The whole document in one call with terminate set: libxml2's push
 	 * parser then skips its look-ahead for the end of each token (which it
-	 * does when more input may follow), about 9% of its instructions.
-	 * Only a document over FEED_MAX goes in pieces. */
+	 * does when more input may follow).  Only a document over FEED_MAX
+	 * goes in pieces. */
 	size_t off = 0;
 	do {
 		size_t n = clean.len - off;
