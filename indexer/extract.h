@@ -25,22 +25,22 @@
  * Text rules: block elements (p, div, li, td, br, h1-h6, ...) are word
  * breaks, so "end.</p><p>Next" gives "end. Next"; entities are decoded;
  * runs of white space (and U+00A0, &nbsp;) become one space, none leading
- * or trailing; invalid
- * UTF-8 is replaced with U+FFFD; the output is always valid UTF-8.
+ * or trailing; invalid UTF-8 is replaced with U+FFFD; the output is always
+ * valid UTF-8.
  *
  * Bounds: the parser is libxml2's HTML push parser in SAX mode (no tree is
- * built).  A pre-pass bounds element nesting at max_depth: a start tag
- * deeper than that, and an end tag that closes nothing, become a space (a
- * word break; text is kept, a script's or style's body is dropped), because
- * libxml2 scans its whole element stack for every unmatched end tag
- * (quadratic time on hostile input).  If libxml2's own depth still passes
- * the bound, the parse stops there and the document is marked truncated.
- * Each output field stops growing at max_output bytes on a character
- * boundary (truncated is then set), so memory and time are linear in the
- * input whatever its shape.  For speed the same pre-pass drops the
- * attributes that cannot change the fields (all but a class naming one of
- * the classes above and id="toc"), only where it reads the tags exactly
- * as libxml2 does; the fields are the same as without it.
+ * built).  A pre-pass (prepass.h) bounds element nesting at max_depth: a
+ * start tag deeper than that, and an end tag that closes nothing, become
+ * a space (a word break; text is kept, a script's or style's body is
+ * dropped), because libxml2 scans its whole element stack for every
+ * unmatched end tag (quadratic time on hostile input).  If libxml2's own
+ * depth still passes the bound, the parse stops there and the document is
+ * marked truncated.  Each output field stops growing at max_output bytes
+ * on a character boundary (truncated is then set), so memory and time are
+ * linear in the input whatever its shape.  For speed the same pre-pass
+ * drops the attributes that cannot change the fields (all but a class
+ * naming one of the classes above and id="toc"), only where it reads the
+ * tags exactly as libxml2 does; the fields are the same as without it.
  *
  * A struct extract is used by one thread at a time; use one per thread.
  */
