@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * analyzer.h: freshet's analyzer plugin ABI (installed header).
  *
@@ -151,9 +152,10 @@ struct freshet_analyzer_api {
 
 	/* Creates an instance for language lang (one of languages, or any code
 	 * for a "*" plugin) with options (NULL or a plugin-defined string of
-	 * "key=value" pairs separated by ';').  On success sets *out and returns
-	 * FRESHET_ANALYZER_OK; on failure leaves a NUL-terminated message in
-	 * errbuf (errlen bytes, may be 0) and returns the status.  Thread-safe. */
+	 * "key=value" pairs; freshet's plugins separate them with commas).
+	 * On success sets *out and returns FRESHET_ANALYZER_OK; on failure
+	 * leaves a NUL-terminated message in errbuf (errlen bytes, may be 0)
+	 * and returns the status.  Thread-safe. */
 	int (*create)(const char *lang, const char *options,
 	              struct freshet_analyzer **out, char *errbuf, size_t errlen);
 
@@ -180,8 +182,9 @@ struct freshet_analyzer_api {
 	 * positions, interleaved word by word (a word's plain term before its
 	 * text term).  Either callback may be NULL.  flags as for analyze(),
 	 * except FRESHET_ANALYZE_STEM_ONLY and FRESHET_ANALYZE_SEGMENTS, which
-	 * are single-view and refused.  Segmenting and case folding once saves
-	 * about a third of the work of two calls.  Returns as analyze(). */
+	 * are single-view and refused.  It exists so that a page's text is
+	 * segmented and case folded once, not once per view.  Returns as
+	 * analyze(). */
 	int (*analyze_both)(struct freshet_analyzer *an, unsigned flags,
 	                    const char *text, size_t len,
 	                    freshet_token_fn text_cb, void *text_ctx,

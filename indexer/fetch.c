@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fetch.c: the page fetcher, over one curl multi handle per thread.
  *
@@ -969,8 +970,7 @@ static void finish_info(struct fetch *f, struct req *r)
 			probe.cls = FETCH_OK;
 	}
 	/* Each batch entry's page in the answer, found in one pass over the
-	 * answer (looking every page up by key per entry cost ~7 K
-	 * instructions per fetch with 50 in a batch). */
+	 * answer rather than by a search of the answer per entry. */
 	json_t *found[INFO_BATCH] = { NULL };
 	for (size_t k = 0; probe.cls == FETCH_OK && k < json_array_size(pages);
 	     k++) {

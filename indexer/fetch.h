@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fetch.h: fetching pages from a wiki's Action API, asynchronously.
  *
@@ -27,9 +28,8 @@
  * decodes the small batched info answers.  A parse answer that is HTTP 200,
  * without that header and starting with '{' comes out of fetch_next()
  * provisionally FETCH_OK with its raw JSON kept in the result.  Decoding it
- * (about 140 instructions per byte with jansson: ~90% of a fetch's CPU time
- * for an 18 KB answer) is fetch_result_decode(), which the consumer calls on
- * its own thread (the pipeline's analysis threads, one per core), and which
+ * (most of a fetch's CPU time: bench/README.md) is fetch_result_decode(),
+ * which the consumer calls on its own thread (the pipeline's analysis threads, one per core), and which
  * may still turn the result permanent or lagging.  So every consumer calls
  * fetch_result_decode() before it looks at rev_id, html, title or the lists
  * (fetch_one() does it itself).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shard.c: the shard store: a wiki's shard set on disk, the documents in
  * it, and the rules every write passes before it reaches Xapian.
@@ -140,8 +141,8 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 
 /* Folds one term (prefix, bytes, position or a kind tag) into the
  * document's running hash.  The fingerprint is made from this hash rather
- * than by walking Xapian's term list at the end (which cost ~4% of a
- * worker's CPU): the document builder adds the same terms in the same
+ * than by walking Xapian's term list at the end (a second pass over every
+ * term of every document): the document builder adds the same terms in the same
  * order for the same content, so the hash is as good for the no-op check. */
 static void doc_hash_term(struct shard_doc *d, const char *prefix,
 			  const char *term, size_t len, uint64_t pos)

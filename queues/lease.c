@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lease.c: partition leases with fencing tokens (see lease.h).
  *
@@ -269,7 +270,7 @@ enum status lease_hold(struct lease *l)
 	long long ok = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
 	freeReplyObject(rep);
 	if (!ok) {
-		seterr(l, "freshet:{%s}:hold is held by another owner (another rebuild?)",
+		seterr(l, "freshet:{%s}:hold is held by another owner (a rebuild or compaction)",
 		       l->wiki);
 		l->holding = false;
 		return STATUS_LOCKED;

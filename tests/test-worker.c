@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-worker.c: freshet-worker end to end, against a real redis-server and
  * a real MediaWiki with the Freshet extension publishing its changes.
@@ -11,8 +12,8 @@
  * dead letters, nothing pending, and xapian-check clean.
  *
  * Size: FRESHET_TEST_PAGES and FRESHET_TEST_OPS; the defaults, 300 and
- * 1000, are the issue's size (a few minutes under ASan); smaller values
- * make quick runs while developing.
+ * 1000, take a few minutes under ASan; smaller values make quick runs
+ * while developing.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
