@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pipeline.c: reader -> fetcher -> analyzers -> per-shard writers, for one
  * wiki (see pipeline.h for the stages and the rules they keep).  This file
@@ -99,13 +100,6 @@ struct pipeline {
 
 	char errmsg[512];
 };
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
 
 /* --------------------------------------------------------------- jobs */
 

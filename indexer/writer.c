@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * writer.c: the writer thread of one partition's shard (see writer.h for
  * what it does with a job and when it commits).
@@ -67,13 +68,6 @@ struct writer {
 	char stream_key[160];
 	char position[STREAM_ID_MAX];  /* last position stored in the shard */
 };
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
 
 /* Compares two stream ids "<ms>-<seq>" numerically. */
 static int id_cmp(const char *a, const char *b)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backoff.c: capped exponential backoff with full jitter.
  *
@@ -6,8 +7,8 @@
  * doubling stops once the cap is reached).
  */
 #include "backoff.h"
+#include "now.h"
 
-#include <errno.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -52,8 +53,6 @@ void backoff_reset(struct backoff *b)
 unsigned backoff_sleep(struct backoff *b)
 {
 	unsigned ms = backoff_next(b);
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+	sleep_ms(ms);
 	return ms;
 }
