@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chain.c: the analysis chain shared by every freshet analyzer plugin.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * language.c: the language table (see language.h) and its two lookups.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * language.h: the one table of the languages freshet analyzes with more
  * than the generic chain: which plugin serves each language code, which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loader.c: loads analyzer plugins and picks one per language.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loader.h: finds, loads and picks analyzer plugins (part of libfreshet).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stopwords.h: the Snowball stopword lists compiled into the snowball plugin
  * (generated from analyzers/stopwords/<code>.stop by analyzers/stopwords/gen.sh).

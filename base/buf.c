@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * buf.c: the growable buffer.  Empty buffers share buf_empty so that
  * initialisation never allocates; the first append moves to the heap.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * idset.c: the page id set (see idset.h).  The hash is a Fibonacci
  * multiplication, so ids that follow each other spread over the table.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * idset.h: a set of page ids (positive 64-bit integers).
  *

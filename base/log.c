@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.c: logfmt lines on stderr.  Each line is formatted into a local buffer
  * and written with one write(2) so that concurrent threads never interleave

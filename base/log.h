@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.h: one logfmt line per event of note, on stderr.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * status.c: names of the status codes.  The table is indexed by the enum, so
  * a new code must be added in both places; the static assertion checks it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * status.h: the one status code every fallible call in freshet returns.
  *

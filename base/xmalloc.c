@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xmalloc.c: allocators that never return NULL.  A zero-sized request gets a
  * real one-byte allocation so that callers can always free the result.

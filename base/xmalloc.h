@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xmalloc.h: allocation for the programs.  Out of memory is not a condition a
  * worker can recover from, so these abort with a message instead of returning

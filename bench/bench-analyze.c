@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench-analyze.c: analyzer throughput per core on real text.
  *

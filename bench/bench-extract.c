@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench-extract.c: MB/s of rendered HTML turned into fields, on one core.
  *

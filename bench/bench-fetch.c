@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench-fetch.c: pages per second through one fetch handle (one curl multi
  * handle) from a local static server, at 1, 8 and 64 transfers in flight.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench-pipeline.c: freshet end to end, the real freshet-worker binary
  * against a real redis-server and a static copy of a wiki's Action API.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench-queue.c: events per second through the queue, against a
  * redis-server this program starts on loopback and stops by its pid.

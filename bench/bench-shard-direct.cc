@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench-shard-direct.cc: the writes of bench-shard.c's "shim" method done
  * straight on Xapian in C++, term for term, so that the difference between

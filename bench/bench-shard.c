@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench-shard.c: how fast pages can be written into one shard, and what the
  * shim costs.

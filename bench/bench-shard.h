@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench-shard.h: what bench-shard.c (C, through the shard store and the
  * shim) and bench-shard-direct.cc (the same writes in C++ straight on

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/bench-tools.sh: figures for the operator programs, against a real
 # MediaWiki and redis-server started privately on loopback (stopped by pid).
 #

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/make-corpus.sh OUTDIR [COUNT] [LANG]
 #
 # Builds a corpus of real rendered pages for the benchmarks: Debian's man

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/make-pipeline-corpus.sh OUTDIR [COUNT]
 #
 # Builds the corpus of bench/bench-pipeline: COUNT (default 20000) distinct

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conf.h: freshet.conf, the one INI file every freshet program reads.
  *

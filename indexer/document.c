@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * document.c: builds a page's shard document from the fetcher's result, the
  * extractor's fields and the analyzer of the page's language.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * document.h: a fetched page -> the shard document that indexes it.
  *

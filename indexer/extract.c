@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * extract.c: rendered MediaWiki HTML to search fields, in one streaming pass.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * extract.h: MediaWiki's rendered HTML -> the fields a search index wants.
  *

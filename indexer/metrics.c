@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * metrics.c: a mutex-guarded registry of Prometheus series and a one-thread
  * HTTP/1.0 server for them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * metrics.h: Prometheus text metrics and the tiny HTTP server that serves
  * them (freshet-worker's metrics_listen, off by default).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pagelist.c: page listings from MediaWiki's Action API (allpages, info,
  * siteinfo) for reindex-page.

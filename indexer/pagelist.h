@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pagelist.h: which pages exist, asked of a wiki's Action API.
  *

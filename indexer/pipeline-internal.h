@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pipeline-internal.h: what pipeline.c and writer.c share, and nothing
  * else: the job, the blocking job queue, and the three ways a job leaves

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pipeline.h: one wiki's indexing pipeline, as freshet-worker runs it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * prepass.c: the bytes libxml2 is given, made safe and small before parsing.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * prepass.h: HTML made safe for libxml2's parser, before it parses.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * progress.h: progress reporting for long operator runs (reindex-page).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * query.c: parses query text into word groups, phrases and exclusions and
  * builds their Xapian query over the prefixes document.c writes.

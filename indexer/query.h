@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * query.h: query text -> the Xapian query (xapian-shim.h) that finds the
  * documents document.h writes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rebuild.c: a whole new generation, swapped in when complete (see
  * rebuild.h for the steps).

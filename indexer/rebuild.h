@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rebuild.h: building a whole new generation of a wiki's shards beside the
  * live one, and swapping it in once it is complete (reindex-page --rebuild).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reindex.c: reindexing a list of pages into a generation's shards (see
  * reindex.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reindex.h: reindexing a list of pages, as the worker would, from a tool.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shard.h: a wiki's Xapian shards on disk, the documents in them, and the
  * rules a write must pass (schema and analyzer versions, fencing token, rev

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tool.c: shared start-up of the operator programs.  Every failure here is
  * a usage or configuration error, reported once on stderr with the program

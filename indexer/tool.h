@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tool.h: what the operator programs (reindex-page, freshet-search,
  * freshetctl) share: loading the configuration, picking a wiki, connecting

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * writer.h: the writer of one partition's shard, the last stage of the
  * worker pipeline (pipeline.h).  Internal to the pipeline: pipeline.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xapian-shim.cc: the C API of xapian-shim.h over Xapian's C++ API.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xapian-shim.h: a small C API over the parts of Xapian freshet uses.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * freshet-search.c: freshet-search, the command-line search of a wiki's
  * shards.

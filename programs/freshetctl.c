@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * freshetctl.c: freshetctl, the operator's view of queues and shards.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reindex-page.c: reindex-page, the operator's reindexing tool.
  *

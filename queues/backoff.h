@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backoff.h: exponential backoff with full jitter, capped.
  *

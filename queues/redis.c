@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redis.c: a hiredis connection that survives Redis going away.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redis.h: one Redis connection (hiredis 0.14) with timeouts, AUTH and
  * reconnection.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stream-ops.c: the operator's side of the event queue (see stream-ops.h):
  * partition count, queue depth, trimming and the dead letters.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stream-ops.h: the operator's side of a wiki's event queue: the published
  * partition count, queue depth, trimming, and the dead letters (list, show,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stream-private.h: what the two halves of the stream module share.
  *

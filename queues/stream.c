@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stream.c: the change-event queue on Redis Streams (see stream.h): setup,
  * producing, and the consumer's side (read, ack, nack, retries, claims,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stream.h: a wiki's change-event queue on Redis Streams.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-analyzers-cjk.c: the CJK plugin's run cache and fast paths give the
  * terms, positions and offsets that plain ICU segmentation gives.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-analyzers.c: the analyzer plugins, run through the loader, on real
  * sentences: exact terms and positions for both views, per plugin family.

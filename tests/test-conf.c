@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-conf.c: freshet.conf: the defaults, every key, and each error with
  * the file name and line it names.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-core.c: the small shared pieces (status names, buffers, log quoting,
  * id sets).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-event.c: decoding of Wikimedia page change and rerender events.
  *

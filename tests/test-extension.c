@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-extension.c: the Freshet MediaWiki extension end to end.
  *

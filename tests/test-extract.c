@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-extract.c: the HTML field extractor on fixture and hand-made HTML,
  * offline.

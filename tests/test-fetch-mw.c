@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-fetch-mw.c: the fetcher and the extractor against a real MediaWiki
  * (Debian's package, started privately by tests/lib/mw.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-fetch.c: the fetcher against a hostile local HTTP server
  * (tests/lib/hostile.c): timeouts, status codes, byte caps, redirects,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-lease.c: partition leases, fencing tokens and the split of
  * partitions between workers, against a real redis-server.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-loader.c: plugin discovery, refusal of broken plugins with a reason,
  * duplicates, and language fallback (de-ch -> de -> generic).

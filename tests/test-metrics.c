@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-metrics.c: the Prometheus registry and its HTTP endpoint: what a
  * scraper sees.

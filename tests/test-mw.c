@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-mw.c: the private-MediaWiki harness (tests/lib/mw.c and
  * tests/integration/mediawiki.sh) that every end-to-end test stands on.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-prepass.c: the HTML pre-pass on its own, on small hand-made inputs
  * and on the fixture pages: what it drops, what it keeps, where it stops

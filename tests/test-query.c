@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-query.c: the query builder (query.h) against real shards: pages
  * built by document_build() with the real analyzer plugins

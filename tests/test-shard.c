@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-shard.c: the shard store through its public API: documents, the
  * write rules (rev guard, no-op, fencing, schema and analyzer versions),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-shim.c: the Xapian C shim through its C API: writing and reading
  * documents, metadata, queries and snippets, and the catch paths (locked,

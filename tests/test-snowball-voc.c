@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-snowball-voc.c: every Snowball stemmer the snowball plugin uses,
  * run through the plugin (loader, analyzer_run, FRESHET_ANALYZE_STEM_ONLY),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-stream.c: the change-event queue against a real redis-server.
  *

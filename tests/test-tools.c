@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-tools.c: the operator programs, run as real binaries (fork/exec from
  * $FRESHET_BUILDDIR) against a real MediaWiki (tests/lib/mw.h) and a real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-wordbreak.c: ICU word segmentation, run through the generic plugin
  * (FRESHET_ANALYZE_SEGMENTS emits every segment with its byte offsets),

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # gen.sh FILE...: writes C source with the stopword lists compiled in.
 # Each FILE is analyzers/stopwords/<code>.stop (one word a line, UTF-8);
 # the words are sorted bytewise so the plugin can bsearch them with strcmp.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-analyzers.c: libFuzzer target for every analyzer plugin.
  *

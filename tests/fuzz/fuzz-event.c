@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-event.c: libFuzzer target for event_decode().
  *

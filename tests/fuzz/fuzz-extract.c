@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-extract.c: libFuzzer target for the HTML extractor.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/integration/mediawiki.sh: a private MediaWiki 1.39 on loopback, for the
 # tests and the demo.
 #

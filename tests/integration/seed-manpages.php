@@ -1,4 +1,5 @@
 <?php
+// SPDX-License-Identifier: MIT
 /*
  * seed-manpages.php: fills a MediaWiki with real text in several languages,
  * taken from Debian's manual pages, through the Action API (so that the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hostile.c: the misbehaving HTTP server of hostile.h.
  *

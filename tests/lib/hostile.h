@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hostile.h: a misbehaving HTTP server for the fetcher's tests.
  *

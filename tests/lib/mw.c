@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mw.c: a private MediaWiki for the tests (see mw.h).
  *

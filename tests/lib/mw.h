@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mw.h: a private, real MediaWiki 1.39 for the tests, driven through its API.
  *

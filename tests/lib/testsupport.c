@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * testsupport.c: throwaway redis-server instances and scratch directories.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * testsupport.h: throwaway servers and scratch space for the tests.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * broken.c: deliberately broken analyzer plugins for tests/test-loader.c.
  * BROKEN_NOENTRY exports no entry symbol, BROKEN_BADABI returns a table of

@@ -1,4 +1,5 @@
 <?php
+// SPDX-License-Identifier: MIT
 /**
  * EventFactory: builds mediawiki/page/change 1.2.0 and
  * mediawiki/cirrussearch/page_rerender 1.0.0 events as Wikimedia's EventBus

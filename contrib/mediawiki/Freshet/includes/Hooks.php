@@ -1,4 +1,5 @@
 <?php
+// SPDX-License-Identifier: MIT
 /**
  * Hooks: turns MediaWiki 1.39's page lifecycle hooks into freshet events.
  *

@@ -1,4 +1,5 @@
 <?php
+// SPDX-License-Identifier: MIT
 /**
  * Publisher: delivers one event to its Redis stream, or to the spool file.
  *
