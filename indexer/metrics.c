@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * metrics.c: a mutex-guarded registry of Prometheus series and a one-thread
- * HTTP/1.0 server for them.
+ * metrics.c: a mutex-guarded registry of Prometheus series and, apart from
+ * it, the HTTP server that exposes them.
  *
  * Invariants: series are only ever added, never removed, so a rendering
  * sees each series once; a series' type is its metric's declared type (an
- * undeclared name is an untyped gauge).  The server thread polls its
- * listening socket with a timeout so that metrics_free() can stop it
- * without signals.
+ * undeclared name is an untyped gauge).  The registry knows nothing of the
+ * server: the server only calls metrics_render().
  */
 #include "metrics.h"
 
@@ -15,18 +14,20 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
+#include <microhttpd.h>
+
 #include "buf.h"
+#include "now.h"
 #include "xmalloc.h"
 
 struct family {
@@ -53,18 +54,16 @@ struct metrics {
 	struct series *series;
 	size_t n_series;
 
-	int listen_fd;
+	struct server *server; /* NULL when not listening */
 	int port;
-	pthread_t thread;
-	bool running;
-	atomic_bool stop;
 };
+
+static void server_free(struct server *sv);
 
 struct metrics *metrics_new(void)
 {
 	struct metrics *m = xcalloc(1, sizeof *m);
 	pthread_mutex_init(&m->mu, NULL);
-	m->listen_fd = -1;
 	return m;
 }
 
@@ -72,12 +71,7 @@ void metrics_free(struct metrics *m)
 {
 	if (!m)
 		return;
-	if (m->running) {
-		atomic_store(&m->stop, true);
-		pthread_join(m->thread, NULL);
-	}
-	if (m->listen_fd >= 0)
-		close(m->listen_fd);
+	server_free(m->server);
 	for (size_t i = 0; i < m->n_families; i++) {
 		free(m->families[i].name);
 		free(m->families[i].help);
@@ -258,73 +252,154 @@ char *metrics_render(struct metrics *m)
 	return buf_detach(&b, NULL);
 }
 
-/* Answers one connection. */
-static void serve_one(struct metrics *m, int fd)
+/*
+ * The HTTP server.  libmicrohttpd parses the requests; one thread of ours
+ * drives its event loop (epoll, never blocking longer than POLL_MS) so that
+ * the loop can also enforce what libmicrohttpd cannot: a deadline on the
+ * whole connection.  libmicrohttpd's own timeout only measures idleness, so
+ * a client that sends one byte now and then would keep a connection for
+ * ever.  Every connection is noted in a list when it starts and dropped when
+ * it closes, both from this thread (libmicrohttpd calls back from the thread
+ * that runs it), so the deadline check needs no lock and never touches a
+ * closed descriptor: it shuts the socket down and libmicrohttpd then closes
+ * the connection as it would a client that went away.
+ */
+
+/* Idle time after which libmicrohttpd drops a connection, in seconds. */
+#define IDLE_TIMEOUT_S 2
+/* Time a connection may live, from accept to the last byte sent. */
+#define DEADLINE_MS 5000
+/* Connections served at once; more wait in the listen backlog. */
+#define MAX_CONNECTIONS 32
+/* Longest wait for network events before the loop checks deadlines and
+ * whether it must stop. */
+#define POLL_MS 100
+
+struct conn {
+	int fd;
+	int64_t deadline;
+	bool cut;
+	struct conn *next;
+};
+
+struct server {
+	struct MHD_Daemon *d;
+	struct conn *conns;
+	pthread_t thread;
+	atomic_bool stop;
+};
+
+/* Notes each connection with its deadline and forgets it when it closes. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+			  enum MHD_ConnectionNotificationCode code)
 {
-	struct timeval tv = { 2, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	char req[2048];
-	size_t n = 0;
-	while (n < sizeof req - 1) {
-		ssize_t r = read(fd, req + n, sizeof req - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-		req[n] = '\0';
-		if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
-			break;
+	struct server *sv = cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		struct conn *cn = xcalloc(1, sizeof *cn);
+		cn->fd = ci ? ci->connect_fd : -1;
+		cn->deadline = now_ms() + DEADLINE_MS;
+		cn->next = sv->conns;
+		sv->conns = cn;
+		*ctx = cn;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *ctx) {
+		for (struct conn **pp = &sv->conns; *pp; pp = &(*pp)->next)
+			if (*pp == *ctx) {
+				*pp = (*pp)->next;
+				break;
+			}
+		free(*ctx);
+		*ctx = NULL;
 	}
-	req[n] = '\0';
-	struct buf out = BUF_INIT;
-	if (strncmp(req, "GET /metrics ", 13) == 0 ||
-	    strncmp(req, "GET /metrics?", 13) == 0) {
-		char *body = metrics_render(m);
-		buf_addf(&out, "HTTP/1.0 200 OK\r\n"
-			 "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-			 strlen(body), body);
+}
+
+/* Cuts the connections past their deadline. */
+static void enforce_deadlines(struct server *sv)
+{
+	int64_t now = now_ms();
+	for (struct conn *cn = sv->conns; cn; cn = cn->next)
+		if (!cn->cut && cn->fd >= 0 && now >= cn->deadline) {
+			shutdown(cn->fd, SHUT_RDWR);
+			cn->cut = true;
+		}
+}
+
+static enum MHD_Result queue_text(struct MHD_Connection *c, unsigned int code,
+				  const char *type, char *body)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
 		free(body);
-	} else {
-		buf_adds(&out, "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
-			 "Content-Length: 20\r\nConnection: close\r\n\r\ntry GET /metrics\r\n\r\n");
+		return MHD_NO;
 	}
-	size_t off = 0;
-	while (off < out.len) {
-		ssize_t w = write(fd, out.data + off, out.len - off);
-		if (w <= 0)
-			break;
-		off += (size_t)w;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+	enum MHD_Result ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Answers GET (or HEAD) /metrics with the exposition text, the rest with
+ * 404.  A request body is read and ignored. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+				  const char *url, const char *method,
+				  const char *version, const char *upload,
+				  size_t *upload_size, void **req_ctx)
+{
+	struct metrics *m = cls;
+	(void)version;
+	(void)upload;
+	if (!*req_ctx) {
+		/* First call: headers only; answer once the body (if any) is in. */
+		*req_ctx = m;
+		return MHD_YES;
 	}
-	buf_release(&out);
+	if (*upload_size) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+		   strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+	if (get && strcmp(url, "/metrics") == 0)
+		return queue_text(c, MHD_HTTP_OK,
+				  "text/plain; version=0.0.4; charset=utf-8",
+				  metrics_render(m));
+	return queue_text(c, MHD_HTTP_NOT_FOUND, "text/plain",
+			  xstrdup("try GET /metrics\r\n"));
 }
 
 static void *server_main(void *arg)
 {
-	struct metrics *m = arg;
-	while (!atomic_load(&m->stop)) {
-		struct pollfd p = { m->listen_fd, POLLIN, 0 };
-		int r = poll(&p, 1, 200);
-		if (r <= 0)
-			continue;
-		int fd = accept(m->listen_fd, NULL, NULL);
-		if (fd < 0)
-			continue;
-		serve_one(m, fd);
-		close(fd);
+	struct server *sv = arg;
+	while (!atomic_load(&sv->stop)) {
+		MHD_run_wait(sv->d, POLL_MS);
+		enforce_deadlines(sv);
 	}
 	return NULL;
 }
 
-enum status metrics_listen(struct metrics *m, const char *host, int port,
-			   char *errbuf, size_t errlen)
+/* Stops the thread, closes every connection and the listening socket. */
+static void server_free(struct server *sv)
 {
-	if (m->running) {
-		snprintf(errbuf, errlen, "metrics server already running");
-		return STATUS_INVALID;
+	if (!sv)
+		return;
+	atomic_store(&sv->stop, true);
+	pthread_join(sv->thread, NULL);
+	/* Closing calls on_connection() for each connection still open. */
+	MHD_stop_daemon(sv->d);
+	while (sv->conns) {
+		struct conn *cn = sv->conns;
+		sv->conns = cn->next;
+		free(cn);
 	}
-	if (!host)
-		host = "127.0.0.1";
+	free(sv);
+}
+
+/* Binds and listens on host:port; returns the socket or -1 with errbuf. */
+static int listen_on(const char *host, int port, char *errbuf, size_t errlen)
+{
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
@@ -334,7 +409,7 @@ enum status metrics_listen(struct metrics *m, const char *host, int port,
 	if (rc != 0) {
 		snprintf(errbuf, errlen, "metrics_listen %s:%d: %s", host, port,
 			 gai_strerror(rc));
-		return STATUS_IO;
+		return -1;
 	}
 	int fd = -1, err = 0;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -345,34 +420,62 @@ enum status metrics_listen(struct metrics *m, const char *host, int port,
 		}
 		int one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 16) == 0)
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0)
 			break;
 		err = errno;
 		close(fd);
 		fd = -1;
 	}
 	freeaddrinfo(res);
-	if (fd < 0) {
+	if (fd < 0)
 		snprintf(errbuf, errlen, "metrics_listen %s:%d: %s", host, port,
 			 strerror(err));
-		return STATUS_IO;
+	return fd;
+}
+
+enum status metrics_listen(struct metrics *m, const char *host, int port,
+			   char *errbuf, size_t errlen)
+{
+	if (m->server) {
+		snprintf(errbuf, errlen, "metrics server already running");
+		return STATUS_INVALID;
 	}
+	if (!host)
+		host = "127.0.0.1";
+	int fd = listen_on(host, port, errbuf, errlen);
+	if (fd < 0)
+		return STATUS_IO;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
 	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	m->port = ntohs(ss.ss_family == AF_INET6
-				? ((struct sockaddr_in6 *)&ss)->sin6_port
-				: ((struct sockaddr_in *)&ss)->sin_port);
-	m->listen_fd = fd;
-	atomic_store(&m->stop, false);
-	if (pthread_create(&m->thread, NULL, server_main, m) != 0) {
-		snprintf(errbuf, errlen, "metrics_listen: cannot start a thread");
-		close(fd);
-		m->listen_fd = -1;
-		m->port = 0;
+	int bound = ntohs(ss.ss_family == AF_INET6
+				  ? ((struct sockaddr_in6 *)&ss)->sin6_port
+				  : ((struct sockaddr_in *)&ss)->sin_port);
+
+	struct server *sv = xcalloc(1, sizeof *sv);
+	atomic_init(&sv->stop, false);
+	/* From here on libmicrohttpd owns fd: MHD_stop_daemon() closes it. */
+	sv->d = MHD_start_daemon(
+		MHD_USE_EPOLL, 0, NULL, NULL, on_request, m,
+		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)IDLE_TIMEOUT_S,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)MAX_CONNECTIONS,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, sv,
+		MHD_OPTION_END);
+	if (!sv->d) {
+		snprintf(errbuf, errlen, "metrics_listen %s:%d: cannot start the HTTP server",
+			 host, port);
+		free(sv);
 		return STATUS_IO;
 	}
-	m->running = true;
+	if (pthread_create(&sv->thread, NULL, server_main, sv) != 0) {
+		snprintf(errbuf, errlen, "metrics_listen: cannot start a thread");
+		MHD_stop_daemon(sv->d);
+		free(sv);
+		return STATUS_IO;
+	}
+	m->server = sv;
+	m->port = bound;
 	return STATUS_OK;
 }
 

@@ -12,8 +12,11 @@
  *
  * metrics_listen() starts one thread that answers `GET /metrics` with the
  * text exposition format (version 0.0.4) and anything else with 404.  It
- * serves one connection at a time, each with a 2-second I/O timeout, so a
- * slow client cannot hold the worker.
+ * serves up to 32 connections at once (libmicrohttpd, HTTP/1.1 answers with
+ * `Connection: close`); a connection idle for 2 seconds, or still open 5
+ * seconds after it was accepted, is closed, so slow clients can neither
+ * hold the endpoint nor delay metrics_free() by more than a fraction of a
+ * second.
  */
 #ifndef FRESHET_METRICS_H
 #define FRESHET_METRICS_H
@@ -29,7 +32,9 @@ struct metrics;
 /* Returns a new empty registry.  Never NULL (aborts on out of memory). */
 struct metrics *metrics_new(void);
 
-/* Stops the server thread (if any) and frees m.  NULL is a no-op. */
+/* Stops the server thread (if any), closing its connections whatever their
+ * state, and frees m.  Call it after every thread updating m has stopped.
+ * NULL is a no-op. */
 void metrics_free(struct metrics *m);
 
 /* Declares metric name with its type and help text (copied); call before
