@@ -30,7 +30,8 @@
  *  - every URL is "<configured api>?<fixed parameters with numeric ids>";
  *    an event contributes integers only;
  *  - redirects are followed by hand (FOLLOWLOCATION off), at most
- *    max_redirects, only to http/https on the API's own host;
+ *    max_redirects, only to the API's own scheme, host and port
+ *    (fetch_redirect_refusal(), which reindex-page's listings use too);
  *  - the body is counted in the write callback after curl has decoded any
  *    Content-Encoding, and the transfer is aborted the moment it would pass
  *    max_body, so neither a chunked body nor a compression bomb can grow a
@@ -67,7 +68,6 @@
 struct fetch_wiki {
 	struct fetch_wiki_config cfg; /* strings below are ours */
 	char *name, *api, *language, *contact, *user_agent;
-	char *host;                   /* lowercase host of api */
 	uint64_t serial;              /* unique per wiki ever created: tells a
 	                                 pooled easy handle set up for it */
 	pthread_mutex_t mu;
@@ -143,6 +143,60 @@ out:
 	return ok;
 }
 
+/* Sets the lowercase scheme and host and the port (the scheme's default
+ * when absent) of an absolute http(s) URL; returns false for anything else.
+ * The caller frees *scheme and *host with curl_free(). */
+static bool url_origin(const char *url, char **scheme, char **host, long *port)
+{
+	CURLU *u = curl_url();
+	if (!u)
+		return false;
+	char *s = NULL, *h = NULL, *p = NULL;
+	bool ok = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		  curl_url_get(u, CURLUPART_SCHEME, &s, 0) == CURLUE_OK &&
+		  curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK && *h &&
+		  curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+		  (strcasecmp(s, "http") == 0 || strcasecmp(s, "https") == 0);
+	curl_url_cleanup(u);
+	if (!ok) {
+		curl_free(s);
+		curl_free(h);
+		curl_free(p);
+		return false;
+	}
+	for (char *c = s; *c; c++)
+		*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+	for (char *c = h; *c; c++)
+		*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+	*scheme = s;
+	*host = h;
+	*port = strtol(p, NULL, 10);
+	curl_free(p);
+	return true;
+}
+
+const char *fetch_redirect_refusal(const char *api, const char *location)
+{
+	char *as = NULL, *ah = NULL, *ls = NULL, *lh = NULL;
+	long ap = 0, lp = 0;
+	const char *why = NULL;
+	if (!url_origin(location, &ls, &lh, &lp))
+		return "not http or https";
+	if (!url_origin(api, &as, &ah, &ap))
+		why = "another scheme";  /* api is checked when configured */
+	else if (strcmp(as, ls) != 0)
+		why = "another scheme";
+	else if (strcmp(ah, lh) != 0)
+		why = "another host";
+	else if (ap != lp)
+		why = "another port";
+	curl_free(as);
+	curl_free(ah);
+	curl_free(ls);
+	curl_free(lh);
+	return why;
+}
+
 char *fetch_user_agent(const char *contact)
 {
 	if (contact && *contact)
@@ -198,7 +252,7 @@ struct fetch_wiki *fetch_wiki_new(const struct fetch_wiki_config *cfg,
 	w->cfg.language = w->language;
 	w->cfg.user_agent_contact = w->contact;
 	w->user_agent = fetch_user_agent(w->contact);
-	w->host = host;
+	free(host);
 	pthread_mutex_init(&w->mu, NULL);
 	static uint64_t serials;
 	w->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
@@ -217,7 +271,6 @@ void fetch_wiki_free(struct fetch_wiki *w)
 	free(w->language);
 	free(w->contact);
 	free(w->user_agent);
-	free(w->host);
 	free(w);
 }
 
@@ -1077,7 +1130,7 @@ static bool classify_transfer(struct fetch *f, struct req *r, CURLcode cc,
 	if (code >= 300 && code < 400) {
 		char *loc = NULL;
 		curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &loc);
-		char *host = NULL;
+		const char *why = NULL;
 		if (!loc) {
 			classify(res, FETCH_PERMANENT, "HTTP %ld without a Location",
 				 code);
@@ -1085,13 +1138,9 @@ static bool classify_transfer(struct fetch *f, struct req *r, CURLcode cc,
 			classify(res, FETCH_PERMANENT,
 				 "refused redirect: more than %d redirects",
 				 c->max_redirects);
-		} else if (!url_scheme_host(loc, NULL, &host, NULL)) {
+		} else if ((why = fetch_redirect_refusal(r->w->api, loc))) {
 			classify(res, FETCH_PERMANENT,
-				 "refused redirect to %.200s: not http or https",
-				 loc);
-		} else if (strcmp(host, r->w->host) != 0) {
-			classify(res, FETCH_PERMANENT,
-				 "refused redirect to %.200s: another host", loc);
+				 "refused redirect to %.200s: %s", loc, why);
 		} else {
 			char *url = xstrdup(loc);
 			r->redirects++;
@@ -1100,7 +1149,6 @@ static bool classify_transfer(struct fetch *f, struct req *r, CURLcode cc,
 			free(url);
 			*restarted = true;
 		}
-		free(host);
 		return false;
 	}
 	if (code == 429 || code >= 500) {

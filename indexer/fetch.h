@@ -279,4 +279,13 @@ struct fetch_result *fetch_one(struct fetch *f, struct fetch_wiki *w,
  * "freshet/<version>".  Caller frees. */
 char *fetch_user_agent(const char *contact);
 
+/* The one redirect rule of every request freshet makes to a wiki (the
+ * fetcher's and reindex-page's listings): a redirect from the wiki whose
+ * API is `api` may be followed to the absolute URL `location` only if both
+ * have the same scheme (http or https), host (case aside) and port (a
+ * missing port is the scheme's default).  Returns NULL when it may, else
+ * why not, as a static string for a message: "not http or https",
+ * "another scheme", "another host" or "another port".  Thread-safe. */
+const char *fetch_redirect_refusal(const char *api, const char *location);
+
 #endif

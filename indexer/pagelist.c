@@ -5,7 +5,8 @@
  *
  * Invariants: only the configured API URL is requested (query strings are
  * appended to it, never a host taken from an answer); protocols are limited
- * to http and https, redirects to 3, bodies to 16 MiB counted in the write
+ * to http and https, redirects to 3 under the fetcher's rule (the API's own
+ * scheme, host and port), bodies to 16 MiB counted in the write
  * callback (Content-Length is not trusted).  MediaWiki reports errors with
  * HTTP 200 and an "error" object: those are failures here too.  Requests use
  * formatversion=2 so booleans are booleans and pages come as an array.
@@ -21,10 +22,12 @@
 #include <time.h>
 
 #include "buf.h"
+#include "fetch.h"
 #include "xmalloc.h"
 
 #define BODY_CAP (16u << 20)
 #define IDS_PER_REQUEST 50
+#define MAX_REDIRECTS 3
 
 struct pagelist {
 	char *api;
@@ -94,23 +97,49 @@ static enum status get_json(struct pagelist *pl, const char *query, json_t **out
 	char *url = xasprintf("%s%s%s&format=json&formatversion=2", pl->api,
 			      strchr(pl->api, '?') ? "&" : "?", query);
 	CURL *c = pl->curl;
-	curl_easy_reset(c);
-	buf_reset(&pl->body);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, pl->user_agent);
-	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120000L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &pl->body);
-	CURLcode cc = curl_easy_perform(c);
+	CURLcode cc;
 	long code = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	for (int redirects = 0;; redirects++) {
+		curl_easy_reset(c);
+		buf_reset(&pl->body);
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+		/* Redirects are followed by hand, under the fetcher's rule. */
+		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+		curl_easy_setopt(c, CURLOPT_USERAGENT, pl->user_agent);
+		curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120000L);
+		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &pl->body);
+		cc = curl_easy_perform(c);
+		code = 0;
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+		if (cc != CURLE_OK || code < 300 || code >= 400)
+			break;
+		char *loc = NULL;
+		curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc);
+		const char *why = NULL;
+		enum status st = STATUS_OK;
+		if (!loc)
+			st = fail(pl, STATUS_PERMANENT, "GET %s: HTTP %ld without a Location",
+				  url, code);
+		else if (redirects >= MAX_REDIRECTS)
+			st = fail(pl, STATUS_PERMANENT,
+				  "GET %s: refused redirect: more than %d redirects", url,
+				  MAX_REDIRECTS);
+		else if ((why = fetch_redirect_refusal(pl->api, loc)))
+			st = fail(pl, STATUS_PERMANENT, "GET %s: refused redirect to %.200s: %s",
+				  url, loc, why);
+		if (st != STATUS_OK) {
+			free(url);
+			return st;
+		}
+		char *next = xstrdup(loc);
+		free(url);
+		url = next;
+	}
 	if (cc != CURLE_OK) {
 		enum status st = fail(pl, cc == CURLE_WRITE_ERROR ? STATUS_DECODE
 				      : STATUS_TRANSIENT, "GET %s: %s", url,

@@ -7,7 +7,10 @@
  * list=allpages (continued until the API says it is done) and prop=info
  * for titles and ids (50 per request, the API's limit for a normal user).
  * Only the configured API URL is ever requested, over http or https, with
- * redirects limited and bodies capped, as the fetcher does.
+ * bodies capped and redirects limited, as the fetcher does: at most 3, each
+ * to the API's own scheme, host and port (fetch_redirect_refusal()); any
+ * other is refused with STATUS_PERMANENT and a message naming the
+ * Location and the reason.
  *
  * Threads: a struct pagelist is used by one thread at a time.
  */

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "fetch.h"
 #include "hostile.h"
+#include "pagelist.h"
 #include "testsupport.h"
 
 #include <criterion/criterion.h>
@@ -280,6 +281,85 @@ Test(fetch, redirects_are_limited)
 	expect_class("redir-host", FETCH_PERMANENT, "another host");
 	expect_class("redir-loop", FETCH_PERMANENT, "more than 3 redirects");
 	expect_class("redir-ok", FETCH_OK, NULL);
+}
+
+Test(fetch, redirects_keep_the_scheme_host_and_port_of_the_api)
+{
+	/* A second server that would answer well: only the rule refuses it. */
+	struct hostile *other = hostile_start();
+	cr_assert_not_null(other);
+	char route[64];
+	snprintf(route, sizeof route, "redir-port-%d", hostile_port(other));
+	expect_class(route, FETCH_PERMANENT, "another port");
+	expect_class("redir-scheme", FETCH_PERMANENT, "another scheme");
+	cr_expect_eq(hostile_requests(other), 0);
+	hostile_stop(other);
+}
+
+Test(fetch, redirect_rule_compares_scheme_host_and_port)
+{
+	const char *api = "http://Wiki.Example:80/w/api.php";
+	cr_expect_null(fetch_redirect_refusal(api, "http://wiki.example/w/api.php?x=1"));
+	cr_expect_null(fetch_redirect_refusal(api, "HTTP://WIKI.EXAMPLE:80/other"));
+	cr_expect_str_eq(fetch_redirect_refusal(api, "https://wiki.example/w/api.php"),
+			 "another scheme");
+	cr_expect_str_eq(fetch_redirect_refusal(api, "http://wiki.example:8080/w/api.php"),
+			 "another port");
+	cr_expect_str_eq(fetch_redirect_refusal(api, "http://other.example/w/api.php"),
+			 "another host");
+	cr_expect_str_eq(fetch_redirect_refusal(api, "file:///etc/passwd"),
+			 "not http or https");
+	cr_expect_str_eq(fetch_redirect_refusal("https://w.example/api.php",
+						"http://w.example:443/api.php"),
+			 "another scheme");
+}
+
+/* Lists page 7 through pagelist at route; returns its status and sets
+ * *msg to its message (caller frees). */
+static enum status list_one(const char *route, char **msg, struct pagelist_entries *out)
+{
+	char *api = hostile_api(srv, route);
+	struct pagelist *pl = pagelist_new(api, NULL);
+	const int64_t ids[] = { 7 };
+	enum status st = pagelist_by_ids(pl, ids, 1, out);
+	*msg = strdup(pagelist_errmsg(pl));
+	pagelist_free(pl);
+	free(api);
+	return st;
+}
+
+Test(fetch, listings_follow_the_same_redirect_rule)
+{
+	struct hostile *other = hostile_start();
+	cr_assert_not_null(other);
+	struct pagelist_entries e = { 0 };
+	char *msg;
+	char route[64];
+	snprintf(route, sizeof route, "redir-port-%d", hostile_port(other));
+	cr_expect_eq(list_one(route, &msg, &e), STATUS_PERMANENT, "%s", msg);
+	cr_expect(strstr(msg, "refused redirect to http://127.0.0.1:") &&
+		  strstr(msg, ": another port"), "%s", msg);
+	free(msg);
+	cr_expect_eq(hostile_requests(other), 0);
+	cr_expect_eq(list_one("redir-scheme", &msg, &e), STATUS_PERMANENT, "%s", msg);
+	cr_expect(strstr(msg, "refused redirect to https://127.0.0.1:") &&
+		  strstr(msg, ": another scheme"), "%s", msg);
+	free(msg);
+	cr_expect_eq(list_one("redir-host", &msg, &e), STATUS_PERMANENT, "%s", msg);
+	cr_expect(strstr(msg, ": another host"), "%s", msg);
+	free(msg);
+	cr_expect_eq(list_one("redir-loop", &msg, &e), STATUS_PERMANENT, "%s", msg);
+	cr_expect(strstr(msg, "more than 3 redirects"), "%s", msg);
+	free(msg);
+	cr_expect_eq(e.n, 0);
+	/* A redirect on the API's own origin is followed. */
+	cr_expect_eq(list_one("redir-ok", &msg, &e), STATUS_OK, "%s", msg);
+	free(msg);
+	cr_assert_eq(e.n, 1);
+	cr_expect_eq(e.v[0].page_id, 7);
+	cr_expect_str_eq(e.v[0].title, "Hostile");
+	pagelist_entries_free(&e);
+	hostile_stop(other);
 }
 
 Test(fetch, bad_bodies_are_permanent_with_a_clear_message)

@@ -248,6 +248,12 @@ static bool answer(struct hostile *h, int fd, const char *path)
 		else if (!strcmp(route, "redir-host"))
 			snprintf(loc, sizeof(loc), "http://localhost:%d/ok/api.php%s",
 				 h->port, strchr(path, '?') ? strchr(path, '?') : "");
+		else if (!strcmp(route, "redir-scheme"))
+			snprintf(loc, sizeof(loc), "https://127.0.0.1:%d/ok/api.php%s",
+				 h->port, strchr(path, '?') ? strchr(path, '?') : "");
+		else if (!strncmp(route, "redir-port-", 11))
+			snprintf(loc, sizeof(loc), "http://127.0.0.1:%d/ok/api.php%s",
+				 atoi(route + 11), strchr(path, '?') ? strchr(path, '?') : "");
 		else if (!strcmp(route, "redir-ok"))
 			snprintf(loc, sizeof(loc), "/ok/api.php%s",
 				 strchr(path, '?') ? strchr(path, '?') : "");

@@ -19,6 +19,8 @@
  *   gzipbomb    200, Content-Encoding: gzip, ~1 MiB that decodes to 1 GiB
  *   redir-file  302 to file:///etc/passwd
  *   redir-host  302 to the same path on "localhost" (another host name)
+ *   redir-scheme 302 to https on the same host and port
+ *   redir-port-<n> 302 to /ok/api.php on the same host, port n
  *   redir-loop  302 to /redir-loop/api.php again, forever
  *   redir-ok    302 to /ok/api.php on the same host
  *   html        200 text/html
