@@ -25,6 +25,7 @@
 
 #include <ini.h>
 
+#include "redis.h"
 #include "xmalloc.h"
 
 #ifndef PKGLIBDIR
@@ -559,37 +560,24 @@ static int handler(void *user, const char *section, const char *key,
 	return 0;
 }
 
-/* Applies FRESHET_REDIS_PASSWORD, else reads password_file. */
+/* Loads the password as every Redis connection will (redis.h decides:
+ * FRESHET_REDIS_PASSWORD, else password_file), so that a bad file is
+ * reported with its line when the configuration is loaded. */
 static enum status load_password(struct parse *p)
 {
 	struct conf *cfg = p->cfg;
+	if (cfg->redis_password)
+		explicit_bzero(cfg->redis_password, strlen(cfg->redis_password));
 	free(cfg->redis_password);
 	cfg->redis_password = NULL;
-	const char *env = getenv("FRESHET_REDIS_PASSWORD");
-	if (env && *env) {
-		cfg->redis_password = xstrdup(env);
-		return STATUS_OK;
+	char err[600];
+	enum status st = redis_password_load(cfg->redis_password_file,
+					     &cfg->redis_password, err, sizeof err);
+	if (st != STATUS_OK) {
+		p->line = p->password_line;
+		fail(p, "%s", err);
 	}
-	if (!*cfg->redis_password_file)
-		return STATUS_OK;
-	p->line = p->password_line;
-	FILE *f = fopen(cfg->redis_password_file, "r");
-	if (!f) {
-		fail(p, "cannot read password_file '%s': %s",
-		     cfg->redis_password_file, strerror(errno));
-		return STATUS_IO;
-	}
-	char line[1024];
-	if (!fgets(line, sizeof line, f))
-		line[0] = '\0';
-	fclose(f);
-	line[strcspn(line, "\r\n")] = '\0';
-	if (!*line) {
-		fail(p, "password_file '%s' is empty", cfg->redis_password_file);
-		return STATUS_CONFIG;
-	}
-	cfg->redis_password = xstrdup(line);
-	return STATUS_OK;
+	return st;
 }
 
 static enum status run(struct parse *p)

@@ -5,8 +5,9 @@
  * Invariants: ctx is either NULL (disconnected) or a context without an
  * error; any I/O error frees the context at once, so the next command
  * reconnects (hiredis leaves a context unusable after an error, including a
- * read timeout).  The password is held only in this struct, read from a file
- * or the environment, never from the URL or argv.  generation counts
+ * read timeout).  The password is held only in this struct, from the
+ * environment or a file as redis_password_load() decides, never from the
+ * URL or argv.  generation counts
  * successful connects: users that hold server-side state tied to a
  * connection (a consumer's position in its pending list) compare it to know
  * when to start over.
@@ -15,12 +16,15 @@
 #include "redis.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "backoff.h"
+#include "log.h"
 #include "xmalloc.h"
 
 struct redis {
@@ -119,33 +123,68 @@ enum status redis_url_parse(const char *url, struct redis_url *out, char *err, s
 	return STATUS_OK;
 }
 
+/* Warns about a password file open to group or others, once per path and
+ * process: every connection of a worker loads the file. */
+static void warn_loose_mode(const char *path, mode_t mode)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static char *warned;
+	pthread_mutex_lock(&mu);
+	if (!warned || strcmp(warned, path) != 0) {
+		free(warned);
+		warned = xstrdup(path);
+		log_warn("action=redis_password_file file=%s mode=%04o "
+			 "reason=\"readable or writable by group or others: chmod 600 it\"",
+			 log_quote(path), (unsigned)(mode & 07777));
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+enum status redis_password_load(const char *password_file, char **out,
+				char *err, size_t errlen)
+{
+	const char *env = getenv("FRESHET_REDIS_PASSWORD");
+	if (env && *env) {
+		*out = xstrdup(env);
+		return STATUS_OK;
+	}
+	if (!password_file || !*password_file) {
+		*out = NULL;
+		return STATUS_OK;
+	}
+	FILE *f = fopen(password_file, "r");
+	if (!f) {
+		if (err && errlen)
+			snprintf(err, errlen, "cannot read password_file '%s': %s",
+				 password_file, strerror(errno));
+		return STATUS_IO;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+		warn_loose_mode(password_file, st.st_mode);
+	char line[1024];
+	if (!fgets(line, sizeof line, f))
+		line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	if (!line[0]) {
+		if (err && errlen)
+			snprintf(err, errlen, "password_file '%s' is empty", password_file);
+		return STATUS_CONFIG;
+	}
+	*out = xstrdup(line);
+	explicit_bzero(line, sizeof line);
+	return STATUS_OK;
+}
+
 struct redis *redis_new(const struct redis_opts *opts, char *err, size_t errlen)
 {
 	struct redis_url u;
 	if (redis_url_parse(opts->url, &u, err, errlen) != STATUS_OK)
 		return NULL;
 	char *password = NULL;
-	if (opts->password_file && *opts->password_file) {
-		FILE *f = fopen(opts->password_file, "r");
-		if (!f) {
-			if (err && errlen)
-				snprintf(err, errlen, "redis password file %s: %s",
-				         opts->password_file, strerror(errno));
-			return NULL;
-		}
-		char line[1024];
-		if (!fgets(line, sizeof line, f))
-			line[0] = '\0';
-		fclose(f);
-		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0])
-			password = xstrdup(line);
-		explicit_bzero(line, sizeof line);
-	} else {
-		const char *env = getenv("FRESHET_REDIS_PASSWORD");
-		if (env && *env)
-			password = xstrdup(env);
-	}
+	if (redis_password_load(opts->password_file, &password, err, errlen) != STATUS_OK)
+		return NULL;
 	struct redis *r = xcalloc(1, sizeof *r);
 	r->url = u;
 	r->password = password;

@@ -5,10 +5,11 @@
  *
  * URLs: redis://host:port[/db] and unix:///path/to/redis.sock[?db=N].
  * A password in the URL (redis://:pw@host...) is rejected: URLs end up in
- * argv, logs and ps output.  The password comes from the file named by
- * password_file (first line, trailing newline stripped) or, when that is
- * NULL or empty, from the environment variable FRESHET_REDIS_PASSWORD; it is
- * sent with AUTH after every (re)connect, followed by SELECT db.
+ * argv, logs and ps output.  The password comes from the environment
+ * variable FRESHET_REDIS_PASSWORD when it is set and not empty, else from
+ * the file named by password_file (first line, trailing newline stripped);
+ * redis_password_load() is the one place that decides.  It is sent with
+ * AUTH after every (re)connect, followed by SELECT db.
  *
  * Timeouts: connect_timeout_ms bounds the connect; read_timeout_ms bounds
  * every reply (hiredis' socket timeout).  A connection used for blocking
@@ -41,7 +42,7 @@ struct redis;
 
 struct redis_opts {
 	const char *url;            /* required */
-	const char *password_file;  /* NULL or "": FRESHET_REDIS_PASSWORD */
+	const char *password_file;  /* NULL or "": none; FRESHET_REDIS_PASSWORD wins */
 	int connect_timeout_ms;     /* 0: 2000 */
 	int read_timeout_ms;        /* 0: 5000 */
 };
@@ -60,9 +61,21 @@ struct redis_url {
 enum status redis_url_parse(const char *url, struct redis_url *out,
                             char *err, size_t errlen);
 
+/* Decides the Redis password, for redis_new() and the configuration alike:
+ * FRESHET_REDIS_PASSWORD when set and not empty (password_file is then not
+ * opened), else the first line of password_file, else none.  A file open to
+ * group or others (mode & 077) is used but logged as a warning naming it,
+ * once per path and process.  On STATUS_OK sets *out to the password or
+ * NULL for none (caller frees, ideally after explicit_bzero()).  Returns
+ * STATUS_IO when the file cannot be read and STATUS_CONFIG when its first
+ * line is empty, with the reason in err (errlen bytes, may be 0).
+ * Thread-safe. */
+enum status redis_password_load(const char *password_file, char **out,
+				char *err, size_t errlen);
+
 /* Creates a handle (not yet connected; copies what it needs from opts).
- * Returns NULL only when the URL is malformed or the password file cannot
- * be read, with the reason in err (errlen bytes). */
+ * Returns NULL only when the URL is malformed or the password cannot be
+ * loaded (redis_password_load()), with the reason in err (errlen bytes). */
 struct redis *redis_new(const struct redis_opts *opts, char *err, size_t errlen);
 
 /* Connects (or reconnects), sends AUTH and SELECT.  Returns STATUS_OK,

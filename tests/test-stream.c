@@ -6,10 +6,12 @@
  * port and socket, so the binaries run in parallel.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -699,6 +701,130 @@ Test(stream, unix_socket_url_and_password)
 	redis_free(tcp);
 	redis_free(c);
 	free(url);
+}
+
+/* Writes pw and a newline to a new file dir/name with mode; returns its
+ * path (caller frees). */
+static char *pw_file(const char *dir, const char *name, const char *pw, mode_t mode)
+{
+	char *path;
+	cr_assert(asprintf(&path, "%s/%s", dir, name) > 0);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "%s\n", pw);
+	fclose(f);
+	cr_assert_eq(chmod(path, mode), 0);
+	return path;
+}
+
+/* Sends stderr to a new file under dir until stderr_end(), which returns
+ * what was written (caller frees). */
+static int saved_stderr = -1;
+static char *captured;
+static void stderr_begin(const char *dir)
+{
+	cr_assert(asprintf(&captured, "%s/stderr", dir) > 0);
+	int fd = open(captured, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	fflush(stderr);
+	saved_stderr = dup(2);
+	dup2(fd, 2);
+	close(fd);
+}
+
+static char *stderr_end(void)
+{
+	fflush(stderr);
+	dup2(saved_stderr, 2);
+	close(saved_stderr);
+	char *text = test_read_file(captured, NULL);
+	cr_assert_not_null(text);
+	free(captured);
+	return text;
+}
+
+/* Makes the test's Redis require s3cret. */
+static void require_password(void)
+{
+	struct redis *c = conn(R->url, 2000);
+	enum status st;
+	redisReply *rep = redis_command(c, &st, "CONFIG SET requirepass s3cret");
+	cr_assert_not_null(rep, "%s", redis_errmsg(c));
+	freeReplyObject(rep);
+	redis_free(c);
+}
+
+Test(stream, password_from_the_environment_wins_over_the_file)
+{
+	char *dir = test_mkdtemp("pw");
+	char *wrong = pw_file(dir, "wrong", "wrong", 0600);
+	require_password();
+	setenv("FRESHET_REDIS_PASSWORD", "s3cret", 1);
+	struct redis_opts o = { .url = R->url, .password_file = wrong };
+	char err[256];
+	struct redis *r = redis_new(&o, err, sizeof err);
+	cr_assert_not_null(r, "%s", err);
+	cr_expect_eq(redis_connect(r), STATUS_OK, "%s", redis_errmsg(r));
+	enum status st;
+	redisReply *rep = redis_command(r, &st, "PING");
+	cr_expect_not_null(rep, "%s", redis_errmsg(r));
+	if (rep)
+		freeReplyObject(rep);
+	redis_free(r);
+	/* The configuration decides the same way. */
+	char *pw = NULL;
+	cr_assert_eq(redis_password_load(wrong, &pw, err, sizeof err), STATUS_OK);
+	cr_expect_str_eq(pw, "s3cret");
+	free(pw);
+	/* Without the variable the wrong file is used, and refused. */
+	unsetenv("FRESHET_REDIS_PASSWORD");
+	r = redis_new(&o, err, sizeof err);
+	cr_assert_not_null(r, "%s", err);
+	cr_expect_eq(redis_connect(r), STATUS_CONFIG);
+	cr_expect(strstr(redis_errmsg(r), "AUTH"), "%s", redis_errmsg(r));
+	redis_free(r);
+	test_rmtree(dir);
+	free(dir);
+	free(wrong);
+}
+
+Test(stream, password_file_open_to_others_is_used_with_one_warning)
+{
+	char *dir = test_mkdtemp("pw");
+	char *loose = pw_file(dir, "loose", "s3cret", 0644);
+	char *tight = pw_file(dir, "tight", "s3cret", 0600);
+	require_password();
+	unsetenv("FRESHET_REDIS_PASSWORD");
+	stderr_begin(dir);
+	struct redis_opts o = { .url = R->url, .password_file = loose };
+	struct redis *r[3];
+	for (int i = 0; i < 3; i++) {
+		r[i] = redis_new(&o, NULL, 0);
+		cr_assert_not_null(r[i]);
+	}
+	struct redis_opts ot = { .url = R->url, .password_file = tight };
+	struct redis *rt = redis_new(&ot, NULL, 0);
+	char *log = stderr_end();
+	for (int i = 0; i < 3; i++) {
+		cr_expect_eq(redis_connect(r[i]), STATUS_OK, "%s", redis_errmsg(r[i]));
+		redis_free(r[i]);
+	}
+	cr_expect_eq(redis_connect(rt), STATUS_OK, "%s", redis_errmsg(rt));
+	redis_free(rt);
+	char *want;
+	cr_assert(asprintf(&want, "level=warn action=redis_password_file file=%s mode=0644 ",
+			   loose) > 0);
+	const char *hit = strstr(log, want);
+	cr_expect(hit, "no warning naming %s in: %s", loose, log);
+	cr_expect(hit && !strstr(hit + strlen(want), "action=redis_password_file"),
+		  "warned more than once: %s", log);
+	cr_expect(!strstr(log, tight), "warned about a 0600 file: %s", log);
+	free(want);
+	free(log);
+	test_rmtree(dir);
+	free(dir);
+	free(loose);
+	free(tight);
 }
 
 Test(stream, url_parsing)
