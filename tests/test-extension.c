@@ -13,12 +13,17 @@
  * for the expected number of entries before they look, and then a little
  * longer to see that nothing else arrives.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,8 +44,10 @@ static void connect_redis(void)
 
 static void start_wiki(void)
 {
+	/* A short circuit breaker, so that a test can see Redis used again
+	 * soon after an outage. */
 	struct mw_opts o = { .freshet = true, .redis_socket = redis->socket,
-			     .partitions = PARTITIONS };
+			     .partitions = PARTITIONS, .redis_retry_after = 1 };
 	mw = mw_start(&o);
 }
 
@@ -411,9 +418,11 @@ Test(extension, redis_down_spools_and_the_edit_succeeds)
 	free(spool);
 	free(key);
 
-	/* Back up: the next change goes to Redis again. */
+	/* Back up: once the breaker's second is over, the next change goes to
+	 * Redis again. */
 	test_redis_resume(redis);
 	connect_redis();
+	sleep(2);
 	mw_edit(mw, "After outage", "text", NULL, NULL);
 	wait_total(2);
 }
@@ -492,4 +501,186 @@ Test(extension_tcp, with_password, .init = setup_redis_only, .fini = teardown,
 	free(key);
 	/* Nothing was spooled. */
 	cr_assert_null(test_read_file(mw_spool_path(mw), NULL));
+}
+
+/* A "Redis" that completes TCP handshakes (the kernel does, from the
+ * listen backlog) and never answers: every command waits for its read
+ * timeout. */
+static int hang_fd = -1;
+static char *scratch;
+
+static void setup_hanging_redis(void)
+{
+	redis = test_redis_start();
+	connect_redis();
+	hang_fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(hang_fd, (struct sockaddr *)&a, sizeof a), 0);
+	cr_assert_eq(listen(hang_fd, 128), 0);
+	scratch = test_mkdtemp("spooldir");
+}
+
+static void teardown_hanging_redis(void)
+{
+	teardown();
+	close(hang_fd);
+	test_rmtree(scratch);
+	free(scratch);
+}
+
+static int64_t ms_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs a built program with args (NULL-terminated); returns its exit status. */
+static int run_prog(const char *prog, const char *const *args)
+{
+	const char *b = getenv("FRESHET_BUILDDIR");
+	char *path;
+	cr_assert(asprintf(&path, "%s/%s", b && *b ? b : ".", prog) > 0);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		const char *argv[16] = { path };
+		for (int i = 0; args[i] && i < 14; i++)
+			argv[i + 1] = args[i];
+		execv(path, (char **)argv);
+		_exit(127);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	free(path);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static size_t count_lines(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+TestSuite(extension_hang, .init = setup_hanging_redis, .fini = teardown_hanging_redis,
+	  .timeout = 120);
+
+Test(extension_hang, saves_skip_a_hanging_redis_and_spool_privately)
+{
+	struct sockaddr_in a;
+	socklen_t al = sizeof a;
+	getsockname(hang_fd, (struct sockaddr *)&a, &al);
+	char *spool_dir;
+	cr_assert(asprintf(&spool_dir, "%s/spool", scratch) > 0);
+	cr_assert_eq(mkdir(spool_dir, 0700), 0);
+	struct mw_opts o = { .freshet = true, .redis_host = "127.0.0.1",
+			     .redis_port = ntohs(a.sin_port), .partitions = PARTITIONS,
+			     .spool_dir = spool_dir, .redis_retry_after = 120 };
+	mw = mw_start(&o);
+
+	/* The first save may wait for Redis's read timeout... */
+	long pid;
+	cr_assert(mw_edit(mw, "Hang one", "first", &pid, NULL));
+	/* ...the next ones, within the breaker's period, do not. */
+	const char *titles[] = { "Hang two", "Hang three", "Hang four" };
+	for (int i = 0; i < 3; i++) {
+		int64_t t0 = ms_now();
+		cr_assert(mw_edit(mw, titles[i], "text", NULL, NULL));
+		int64_t took = ms_now() - t0;
+		cr_expect_lt(took, 1000, "save of %s took %lld ms", titles[i], (long long)took);
+	}
+	/* A move (two events) neither. */
+	int64_t t0 = ms_now();
+	mw_move(mw, "Hang two", "Hang two moved", true);
+	int64_t took = ms_now() - t0;
+	cr_expect_lt(took, 1000, "the move took %lld ms", (long long)took);
+
+	/* Every event is in the spool, in $wgFreshetSpoolDir, mode 0600. */
+	const char *path = mw_spool_path(mw);
+	cr_assert(strncmp(path, spool_dir, strlen(spool_dir)) == 0, "%s", path);
+	char *text = NULL;
+	size_t len = 0;
+	for (int i = 0; i < 50; i++) {
+		free(text);
+		text = test_read_file(path, &len);
+		if (text && count_lines(text) >= 6)
+			break;
+		usleep(100 * 1000);
+	}
+	cr_assert_not_null(text, "no spool file %s", path);
+	cr_assert_geq(count_lines(text), 6, "spool: %s", text);
+	cr_assert(strstr(text, "Hang_one") && strstr(text, "Hang_four") &&
+		  strstr(text, "Hang_two_moved"), "spool: %s", text);
+	free(text);
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0600, "spool mode %o", st.st_mode & 0777);
+	char *state;
+	cr_assert(asprintf(&state, "%s.retry-at", path) > 0);
+	cr_assert_eq(stat(state, &st), 0, "no breaker state %s", state);
+	cr_expect_eq(st.st_mode & 0777, 0600, "breaker state mode %o", st.st_mode & 0777);
+	free(state);
+
+	/* freshetctl replays it into the real Redis. */
+	char *conf;
+	cr_assert(asprintf(&conf, "%s/freshet.conf", scratch) > 0);
+	FILE *f = fopen(conf, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "[redis]\nurl = unix://%s\n\n[worker]\ndata_dir = %s/data\n\n"
+		"[wiki testwiki]\napi = %s\nlanguage = en\nshards = %d\n",
+		redis->socket, scratch, mw_api_url(mw), PARTITIONS);
+	fclose(f);
+	const char *args[] = { "--config", conf, "spool", "replay", path, NULL };
+	cr_assert_eq(run_prog("freshetctl", args), 0);
+	cr_expect_geq(count_all(), 6);
+	char *key = stream_key(pid, PARTITIONS);
+	json_t *evs = stream_events(key);
+	bool found = false;
+	for (size_t i = 0; i < json_array_size(evs); i++)
+		if (iget(json_array_get(evs, i), "page", "page_id") == pid)
+			found = true;
+	cr_expect(found, "the first page's event is not on %s", key);
+	json_decref(evs);
+	free(key);
+	free(conf);
+	free(spool_dir);
+}
+
+Test(extension_hang, spool_never_grows_past_its_cap)
+{
+	char *spool_dir;
+	cr_assert(asprintf(&spool_dir, "%s/spool", scratch) > 0);
+	cr_assert_eq(mkdir(spool_dir, 0700), 0);
+	/* Redis refuses at once (nothing listens on the port). */
+	struct mw_opts o = { .freshet = true, .redis_host = "127.0.0.1",
+			     .redis_port = test_free_port(), .partitions = PARTITIONS,
+			     .spool_dir = spool_dir, .spool_max_bytes = 2500 };
+	mw = mw_start(&o);
+	for (int i = 0; i < 6; i++) {
+		char title[32];
+		snprintf(title, sizeof title, "Capped %d", i);
+		cr_assert(mw_edit(mw, title, "text", NULL, NULL));
+	}
+	const char *path = mw_spool_path(mw);
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0, "no spool %s", path);
+	cr_expect_leq(st.st_size, 2500);
+	cr_expect_gt(st.st_size, 0);
+	char *text = test_read_file(path, NULL);
+	size_t kept = count_lines(text);
+	free(text);
+	cr_expect_lt(kept, 6);
+	/* What did not fit is counted, next to the spool. */
+	char *dropped_path;
+	cr_assert(asprintf(&dropped_path, "%s.dropped", path) > 0);
+	char *dropped = test_read_file(dropped_path, NULL);
+	cr_assert_not_null(dropped, "no %s", dropped_path);
+	cr_expect_eq(strtol(dropped, NULL, 10), (long)(6 - kept), "dropped %s, kept %zu",
+		     dropped, kept);
+	free(dropped);
+	free(dropped_path);
+	free(spool_dir);
 }

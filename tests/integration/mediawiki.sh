@@ -32,7 +32,9 @@
 # FRESHET_MW_EXTENSION=1 or FRESHET_MW_REDIS_HOST or FRESHET_MW_REDIS_SOCKET is
 # set; its settings come from FRESHET_MW_REDIS_HOST, FRESHET_MW_REDIS_PORT,
 # FRESHET_MW_REDIS_SOCKET (wins), FRESHET_MW_REDIS_PASSWORD,
-# FRESHET_MW_PARTITIONS and FRESHET_MW_SPOOL (default DIR/freshet-spool.jsonl).
+# FRESHET_MW_PARTITIONS, FRESHET_MW_SPOOL (default DIR/freshet-spool.jsonl),
+# FRESHET_MW_SPOOL_DIR (instead of FRESHET_MW_SPOOL), FRESHET_MW_RETRY_AFTER
+# and FRESHET_MW_SPOOL_MAX.
 # FRESHET_MW_PORT picks the port (default: a free one).  FRESHET_MW_OWNER_PID
 # names a process whose end stops the server (tests set it to themselves).
 set -eu
@@ -167,8 +169,18 @@ write_freshet_settings() {
 wfLoadExtension( 'Freshet', '$ext_dir/extension.json' );
 \$wgFreshetRedisServer = $(php_quote "$server");
 \$wgFreshetRedisPort = ${FRESHET_MW_REDIS_PORT:-6379};
-\$wgFreshetSpool = $(php_quote "${FRESHET_MW_SPOOL:-$1/freshet-spool.jsonl}");
 EOF
+	if [ -n "${FRESHET_MW_SPOOL_DIR:-}" ]; then
+		printf '$wgFreshetSpoolDir = %s;\n' "$(php_quote "$FRESHET_MW_SPOOL_DIR")"
+	else
+		printf '$wgFreshetSpool = %s;\n' "$(php_quote "${FRESHET_MW_SPOOL:-$1/freshet-spool.jsonl}")"
+	fi
+	if [ -n "${FRESHET_MW_RETRY_AFTER:-}" ]; then
+		printf "\$wgFreshetRedisRetryAfter = %d;\n" "$FRESHET_MW_RETRY_AFTER"
+	fi
+	if [ -n "${FRESHET_MW_SPOOL_MAX:-}" ]; then
+		printf "\$wgFreshetSpoolMaxBytes = %d;\n" "$FRESHET_MW_SPOOL_MAX"
+	fi
 	if [ -n "${FRESHET_MW_REDIS_PASSWORD:-}" ]; then
 		printf '$wgFreshetRedisPassword = %s;\n' "$(php_quote "$FRESHET_MW_REDIS_PASSWORD")"
 	fi

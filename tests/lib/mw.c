@@ -271,7 +271,19 @@ static int run_script(const struct mw *mw, const char *cmd,
 				snprintf(num, sizeof num, "%d", o->partitions);
 				setenv("FRESHET_MW_PARTITIONS", num, 1);
 			}
-			setenv("FRESHET_MW_SPOOL", mw->spool, 1);
+			if (o->spool_dir)
+				setenv("FRESHET_MW_SPOOL_DIR", o->spool_dir, 1);
+			else
+				setenv("FRESHET_MW_SPOOL", mw->spool, 1);
+			if (o->redis_retry_after) {
+				snprintf(num, sizeof num, "%d",
+					 o->redis_retry_after < 0 ? 0 : o->redis_retry_after);
+				setenv("FRESHET_MW_RETRY_AFTER", num, 1);
+			}
+			if (o->spool_max_bytes > 0) {
+				snprintf(num, sizeof num, "%ld", o->spool_max_bytes);
+				setenv("FRESHET_MW_SPOOL_MAX", num, 1);
+			}
 		} else {
 			unsetenv("FRESHET_MW_EXTENSION");
 			unsetenv("FRESHET_MW_REDIS_HOST");
@@ -309,8 +321,12 @@ struct mw *mw_start(const struct mw_opts *opts)
 		mw->own_dir = true;
 	}
 	mw->script = test_srcpath("tests/integration/mediawiki.sh");
-	mw->spool = opts && opts->spool ? xstrdup(opts->spool)
-				       : xasprintf("%s/freshet-spool.jsonl", mw->dir);
+	if (opts && opts->spool_dir)
+		mw->spool = xasprintf("%s/freshet-spool-%s.jsonl", opts->spool_dir,
+				      opts->wiki_id ? opts->wiki_id : "testwiki");
+	else
+		mw->spool = opts && opts->spool ? xstrdup(opts->spool)
+					       : xasprintf("%s/freshet-spool.jsonl", mw->dir);
 	int rc = run_script(mw, "start", opts);
 	cr_assert_eq(rc, 0, "mediawiki.sh start %s failed (exit %d); see %s/server.log",
 		     mw->dir, rc, mw->dir);

@@ -51,6 +51,12 @@ struct mw_opts {
 	int partitions;             /* $wgFreshetPartitions [extension default 4] */
 	const char *spool;          /* spool file when Redis is down
 				       [<dir>/freshet-spool.jsonl] */
+	const char *spool_dir;      /* $wgFreshetSpoolDir instead of a spool
+				       file: the spool is then
+				       <spool_dir>/freshet-spool-<wiki>.jsonl */
+	int redis_retry_after;      /* $wgFreshetRedisRetryAfter, seconds;
+				       0: the extension's default, -1: 0 */
+	long spool_max_bytes;       /* $wgFreshetSpoolMaxBytes [extension's] */
 };
 
 /* Starts a wiki and logs in as Admin.  opts may be NULL (all defaults).

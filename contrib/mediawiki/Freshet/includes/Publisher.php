@@ -17,6 +17,20 @@
  * them later).  Only if the spool cannot be written either is the event lost,
  * and then it is logged with its whole JSON.
  *
+ * A hanging Redis must not slow every save: after a failure, events go
+ * straight to the spool for $wgFreshetRedisRetryAfter seconds without trying
+ * Redis (a circuit breaker).  Its state is the time of the next attempt, in
+ * a small file next to the spool (<spool>.retry-at), because PHP's worker
+ * processes share no memory (APCu is per process under php -S).
+ *
+ * The spool lives in $wgFreshetSpoolDir (freshet-spool-<wiki>.jsonl), or is
+ * the file $wgFreshetSpool names; with neither, the temporary directory is
+ * used and a warning says so (a systemd PrivateTmp wipes it).  It holds IPs
+ * and edit summaries, so its files are created mode 0600 (an existing one is
+ * narrowed to 0600) and a symbolic link in its place is refused.  It never
+ * grows past $wgFreshetSpoolMaxBytes: an event that does not fit is dropped,
+ * counted in <spool>.dropped and logged with the count so far.
+ *
  * Events are published after the database transaction that made the change
  * commits (onTransactionCommitOrIdle), so a consumer that fetches the page
  * right away sees the change.  A rolled-back change publishes nothing.
@@ -69,6 +83,13 @@ class Publisher {
 		$wiki = $event['wiki_id'];
 		$json = json_encode( $event, self::JSON_FLAGS );
 		$stream = null;
+		$path = self::spoolPath( $config, $wiki );
+		$retryAt = self::retryAt( $path );
+		if ( $retryAt > time() ) {
+			$n = self::$partitions ?? max( 1, (int)$config->get( 'FreshetPartitions' ) );
+			self::spool( $config, $path, self::streamKey( $wiki, $pageId, $n ), $event );
+			return;
+		}
 		try {
 			$redis = self::connect( $config );
 			$n = self::partitions( $redis, $wiki, (int)$config->get( 'FreshetPartitions' ) );
@@ -80,14 +101,57 @@ class Publisher {
 			return;
 		} catch ( Throwable $e ) {
 			self::$redis = null;
-			self::logger()->warning( 'Redis unavailable, spooling the event: {error}',
-				[ 'error' => $e->getMessage() ] );
+			$after = max( 0, (int)$config->get( 'FreshetRedisRetryAfter' ) );
+			if ( $after > 0 ) {
+				self::setRetryAt( $path, time() + $after );
+			}
+			self::logger()->warning( 'Redis unavailable, spooling events for {seconds} s: {error}',
+				[ 'error' => $e->getMessage(), 'seconds' => $after ] );
 		}
 		if ( $stream === null ) {
 			$n = self::$partitions ?? max( 1, (int)$config->get( 'FreshetPartitions' ) );
 			$stream = self::streamKey( $wiki, $pageId, $n );
 		}
-		self::spool( $config, $wiki, $stream, $event );
+		self::spool( $config, $path, $stream, $event );
+	}
+
+	/**
+	 * @param mixed $config
+	 * @param string $wiki
+	 * @return string the spool file of $wiki
+	 */
+	public static function spoolPath( $config, string $wiki ): string {
+		$file = $config->get( 'FreshetSpool' );
+		if ( $file !== null && $file !== '' ) {
+			return (string)$file;
+		}
+		$dir = $config->get( 'FreshetSpoolDir' );
+		if ( $dir !== null && $dir !== '' ) {
+			return rtrim( (string)$dir, '/' ) . "/freshet-spool-$wiki.jsonl";
+		}
+		static $warned = false;
+		if ( !$warned ) {
+			$warned = true;
+			self::logger()->warning( 'Set $wgFreshetSpoolDir: spooling to the temporary ' .
+				'directory, which a service\'s PrivateTmp wipes' );
+		}
+		return wfTempDir() . "/freshet-spool-$wiki.jsonl";
+	}
+
+	/** The time before which Redis is not tried, 0 if none. */
+	private static function retryAt( string $spool ): int {
+		$v = @file_get_contents( $spool . '.retry-at' );
+		return $v === false ? 0 : (int)trim( $v );
+	}
+
+	private static function setRetryAt( string $spool, int $at ): void {
+		$path = $spool . '.retry-at';
+		if ( is_link( $path ) ) {
+			return;
+		}
+		$old = umask( 0077 );
+		@file_put_contents( $path, "$at\n", LOCK_EX );
+		umask( $old );
 	}
 
 	/**
@@ -145,18 +209,59 @@ class Publisher {
 		return $n;
 	}
 
-	private static function spool( $config, string $wiki, string $stream, array $event ): void {
-		$path = $config->get( 'FreshetSpool' );
-		if ( $path === null || $path === '' ) {
-			$path = wfTempDir() . "/freshet-spool-$wiki.jsonl";
-		}
+	private static function spool( $config, string $path, string $stream, array $event ): void {
 		$line = json_encode( [ 'stream' => $stream, 'event' => $event ], self::JSON_FLAGS ) . "\n";
-		// One write with O_APPEND and a lock: concurrent requests never
-		// interleave their lines.
-		if ( @file_put_contents( $path, $line, FILE_APPEND | LOCK_EX ) !== strlen( $line ) ) {
+		$fh = false;
+		if ( !is_link( $path ) ) {
+			$old = umask( 0077 );
+			$fh = @fopen( $path, 'ab' );
+			umask( $old );
+		}
+		// One write under an exclusive lock: concurrent requests never
+		// interleave their lines, and the size check holds.
+		if ( !$fh || !flock( $fh, LOCK_EX ) ) {
+			if ( $fh ) {
+				fclose( $fh );
+			}
+			self::logger()->error( 'Event lost: neither Redis nor the spool {path} took it: {line}',
+				[ 'path' => $path, 'line' => trim( $line ) ] );
+			return;
+		}
+		$st = fstat( $fh );
+		if ( $st && ( $st['mode'] & 0077 ) ) {
+			@chmod( $path, 0600 );
+		}
+		$max = (int)$config->get( 'FreshetSpoolMaxBytes' );
+		if ( $max > 0 && $st && $st['size'] + strlen( $line ) > $max ) {
+			$dropped = self::countDropped( $path );
+			flock( $fh, LOCK_UN );
+			fclose( $fh );
+			self::logger()->error( 'Spool {path} is full ({max} bytes): event for {stream} ' .
+				'dropped, {dropped} dropped so far', [ 'path' => $path, 'max' => $max,
+					'stream' => $stream, 'dropped' => $dropped ] );
+			return;
+		}
+		$ok = fwrite( $fh, $line ) === strlen( $line ) && fflush( $fh );
+		flock( $fh, LOCK_UN );
+		fclose( $fh );
+		if ( !$ok ) {
 			self::logger()->error( 'Event lost: neither Redis nor the spool {path} took it: {line}',
 				[ 'path' => $path, 'line' => trim( $line ) ] );
 		}
+	}
+
+	/** Adds one to <spool>.dropped (the spool's lock is held); returns the count. */
+	private static function countDropped( string $spool ): int {
+		$path = $spool . '.dropped';
+		if ( is_link( $path ) ) {
+			return 0;
+		}
+		$v = @file_get_contents( $path );
+		$n = ( $v === false ? 0 : (int)trim( $v ) ) + 1;
+		$old = umask( 0077 );
+		@file_put_contents( $path, "$n\n" );
+		umask( $old );
+		return $n;
 	}
 
 	private static function logger() {
