@@ -579,11 +579,13 @@ static void dispatch(struct pipeline *p, struct slot *s)
 			  ? 0 : (uint64_t)ev->rev_id;
 	if (ev->kind != EVENT_DELETE &&
 	    !conf_wiki_indexes(p->wiki, (int)ev->namespace_id)) {
-		/* Moved (or created) out of the indexed namespaces: delete
-		 * without fetching; a later event brings it back if it returns.
-		 * A delete is fetched like the rest: the page may have been
-		 * undeleted since, and that event may already be acked. */
-		j->action = ACT_DELETE;
+		/* The event says the page is outside the indexed namespaces
+		 * (a talk page, or one moved out).  It is a claim, not the
+		 * truth: the writer fetches the page when the shard holds a
+		 * document for it, and the fetch's namespace decides whether
+		 * it goes; otherwise there is nothing to delete and the job
+		 * is acknowledged without a fetch. */
+		j->action = ACT_PROBE;
 		route_to_writer(p, j);
 		return;
 	}
