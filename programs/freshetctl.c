@@ -158,7 +158,13 @@ static int cmd_status(struct ctx *c, bool json)
 			rc = TOOL_EXIT_FAIL;
 		}
 		int published = 0;
-		enum status pst = stream_partitions_get(c->redis, w->id, &published);
+		char perr[300];
+		enum status pst = stream_partitions_get(c->redis, w->id, &published, perr,
+							sizeof perr);
+		if (pst == STATUS_INVALID) {
+			fprintf(stderr, PROG ": %s: %s\n", w->id, perr);
+			rc = TOOL_EXIT_FAIL;
+		}
 		if (!json) {
 			printf("wiki %s: %d partitions", w->id, w->shards);
 			if (pst == STATUS_OK && published != w->shards)
@@ -434,7 +440,10 @@ static bool spool_key_ok(struct ctx *c, const char *key, const struct event *ev,
 			 char *why, size_t n)
 {
 	int parts = 0;
-	if (stream_partitions_get(c->redis, ev->wiki, &parts) != STATUS_OK) {
+	enum status st = stream_partitions_get(c->redis, ev->wiki, &parts, why, n);
+	if (st != STATUS_OK && st != STATUS_NOT_FOUND)
+		return false; /* never a guess: the worker would refuse it */
+	if (st == STATUS_NOT_FOUND) {
 		const struct conf_wiki *w = conf_wiki(c->cfg, ev->wiki);
 		if (!w) {
 			snprintf(why, n, "wiki %s has no published partition count and is "
@@ -442,6 +451,7 @@ static bool spool_key_ok(struct ctx *c, const char *key, const struct event *ev,
 			return false;
 		}
 		parts = w->shards;
+		why[0] = '\0';
 	}
 	char want[300];
 	snprintf(want, sizeof want, "freshet:{%s:p%lld}", ev->wiki,

@@ -69,6 +69,23 @@ static inline enum status redis_fail(struct stream *s, struct redis *r, enum sta
 	return st;
 }
 
+/* Parses a value read back from Redis as a decimal integer in 0..max:
+ * digits only, no sign, no spaces, no trailing text.  Anything else
+ * (a hand-set key, a corrupted value) is refused rather than read as 0. */
+static inline bool parse_count(const char *s, long long max, long long *out)
+{
+	long long v = 0;
+	if (!s || !*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (max - (*s - '0')) / 10)
+			return false;
+		v = v * 10 + (*s - '0');
+	}
+	*out = v;
+	return true;
+}
+
 static inline bool parse_sid(const char *s, struct sid *out)
 {
 	char *end;

@@ -66,6 +66,9 @@
 #define STREAM_GROUP "freshet"
 /* Longest entry id "<ms>-<seq>" plus NUL. */
 #define STREAM_ID_MAX 48
+/* The highest partition count a stream accepts (stream_new(), and the
+ * published count read back from Redis). */
+#define STREAM_MAX_PARTITIONS 65536
 
 struct stream;
 

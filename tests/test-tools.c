@@ -647,6 +647,40 @@ Test(tools, ctl_spool_replay, .init = setup_redis, .fini = teardown, .timeout = 
 	free(spool);
 }
 
+/* A partition count set by hand to nonsense is refused, never divided by. */
+Test(tools, ctl_spool_replay_refuses_bad_partition_count, .init = setup_redis,
+     .fini = teardown, .timeout = 60)
+{
+	char *spool;
+	cr_assert(asprintf(&spool, "%s/spool.jsonl", E.dir) > 0);
+	FILE *f = fopen(spool, "w");
+	char *ev = test_event("rerender", WIKI, 3, "P", 0);
+	fprintf(f, "{\"stream\":\"freshet:{" WIKI ":p1}\",\"event\":%s}\n", ev);
+	free(ev);
+	fclose(f);
+	redisContext *c = redis_ctx();
+	const char *values[] = { "0", "abc", "-2", "99999999999" };
+	for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+		redisReply *r = redisCommand(c, "SET freshet:{" WIKI "}:partitions %s",
+					     values[i]);
+		freeReplyObject(r);
+		struct out o = run("freshetctl", "spool", "replay", spool, NULL);
+		cr_assert_eq(o.status, 1, "partitions=%s: exit %d, stderr %s", values[i],
+			     o.status, o.err);
+		cr_assert(strstr(o.err, "partitions holds no partition count"),
+			  "partitions=%s: %s", values[i], o.err);
+		cr_assert(strstr(o.out, "0 events added"), "%s", o.out);
+		out_free(&o);
+		o = run("freshetctl", "status", NULL);
+		cr_assert_eq(o.status, 1, "status with partitions=%s: %s", values[i], o.err);
+		cr_assert(strstr(o.err, "partitions holds no partition count"), "%s", o.err);
+		out_free(&o);
+	}
+	cr_assert_eq(xlen(c, "freshet:{" WIKI ":p1}"), 0);
+	redisFree(c);
+	free(spool);
+}
+
 static void setup_dir(void)
 {
 	memset(&E, 0, sizeof E);
