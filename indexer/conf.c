@@ -25,6 +25,7 @@
 
 #include <ini.h>
 
+#include "redact.h"
 #include "xmalloc.h"
 
 #ifndef PKGLIBDIR
@@ -63,6 +64,10 @@ static void fail(struct parse *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(p->cfg->errmsg + n, sizeof p->cfg->errmsg - (size_t)n, fmt, ap);
 	va_end(ap);
+	/* Values are quoted back: never a URL's credentials. */
+	char *clean = redact_userinfo(p->cfg->errmsg);
+	snprintf(p->cfg->errmsg, sizeof p->cfg->errmsg, "%s", clean);
+	free(clean);
 }
 
 static void set_str(char **dst, const char *v)

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "backoff.h"
+#include "redact.h"
 #include "xmalloc.h"
 
 struct redis {
@@ -46,8 +47,12 @@ static void seterr(struct redis *r, const char *fmt, ...)
 
 static enum status url_fail(char *err, size_t errlen, const char *url, const char *why)
 {
-	if (err && errlen)
-		snprintf(err, errlen, "redis url \"%s\": %s", url, why);
+	if (err && errlen) {
+		/* A URL refused for its password must not show it. */
+		char *clean = redact_userinfo(url);
+		snprintf(err, errlen, "redis url \"%s\": %s", clean, why);
+		free(clean);
+	}
 	return STATUS_CONFIG;
 }
 

@@ -246,7 +246,10 @@ Test(conf, bad_values_name_their_line)
 	expect_error("[redis]\nurl = http://127.0.0.1:6379\n",
 		     "freshet.conf:2: bad url 'http://127.0.0.1:6379' in [redis]: expected redis://host[:port][/db] or unix:///path[?db=N]");
 	expect_error("[redis]\nurl = redis://:pw@127.0.0.1\n",
-		     "freshet.conf:2: bad url 'redis://:pw@127.0.0.1' in [redis]: no credentials in the URL: use password_file or FRESHET_REDIS_PASSWORD");
+		     "freshet.conf:2: bad url 'redis://127.0.0.1' in [redis]: no credentials in the URL: use password_file or FRESHET_REDIS_PASSWORD");
+	/* The message never quotes a URL's credentials back. */
+	expect_error("[wiki w]\napi = http://u:s3cret@h/w/api php\n",
+		     "freshet.conf:2: bad api 'http://h/w/api php' in [wiki w]: expected an http:// or https:// URL");
 	expect_error("[redis]\nurl = redis://127.0.0.1:99999\n",
 		     "freshet.conf:2: bad url 'redis://127.0.0.1:99999' in [redis]: bad port");
 	expect_error("[redis]\nurl = unix://relative.sock\n",

@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include "buf.h"
+#include "document.h"
 #include "idset.h"
 #include "log.h"
+#include "redact.h"
 #include "status.h"
 #include "testsupport.h"
 
@@ -60,6 +62,45 @@ Test(log, quotes_values_with_spaces)
 	cr_assert_str_eq(log_quote(""), "\"\"");
 	cr_assert_eq(log_level_parse("WARN"), LOG_LEVEL_WARN);
 	cr_assert_eq(log_level_parse("loud"), -1);
+}
+
+Test(redact, urls_lose_their_userinfo_and_nothing_else)
+{
+	const char *cases[][2] = {
+		{ "http://user:pass@wiki.example/w/api.php",
+		  "http://wiki.example/w/api.php" },
+		{ "GET https://a:b@c@h:8080/api.php?x=1: HTTP 404",
+		  "GET https://h:8080/api.php?x=1: HTTP 404" },
+		{ "refused redirect to http://u:p@h/x and ftp://v@g",
+		  "refused redirect to http://h/x and ftp://g" },
+		{ "mail me@example.org at http://h/a@b", "mail me@example.org at http://h/a@b" },
+		{ "no url here", "no url here" },
+		{ "http://", "http://" },
+		{ "", "" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *r = redact_userinfo(cases[i][0]);
+		cr_expect_str_eq(r, cases[i][1], "%s", cases[i][0]);
+		free(r);
+	}
+	char *r = redact_userinfo(NULL);
+	cr_expect_str_eq(r, "");
+	free(r);
+}
+
+Test(redact, page_urls_keep_the_host_and_lose_credentials)
+{
+	const char *cases[][2] = {
+		{ "http://u:p@h/w/api.php", "http://h/w/index.php?title=A_b" },
+		{ "https://h/api.php", "https://h/index.php?title=A_b" },
+		{ "http://h", "http://h/index.php?title=A_b" },
+		{ "http://u:p@h:8080", "http://h:8080/index.php?title=A_b" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *u = document_page_url(cases[i][0], "A b");
+		cr_expect_str_eq(u, cases[i][1], "%s", cases[i][0]);
+		free(u);
+	}
 }
 
 Test(testsupport, redis_starts_and_restarts)

@@ -346,6 +346,59 @@ Test(tools, direct_reindex_then_search, .init = setup_wiki, .fini = teardown,
 	out_free(&o);
 }
 
+/* Writes freshet.conf with api as the wiki's api. */
+static void write_conf_api(const char *api)
+{
+	FILE *f = fopen(E.conf, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "[redis]\nurl = unix://%s\n\n[worker]\ndata_dir = %s\n\n"
+		"[wiki " WIKI "]\napi = %s\nlanguage = en\nshards = 2\nrate = 0\n",
+		E.redis->socket, E.data, api);
+	fclose(f);
+}
+
+/* Credentials in the api URL reach the wiki, never a document or a message. */
+Test(tools, api_credentials_are_not_shown, .init = setup_wiki, .fini = teardown,
+     .timeout = 120)
+{
+	seed_pages();
+	const char *api = mw_api_url(E.mw);
+	cr_assert(strncmp(api, "http://", 7) == 0);
+	char *secret_api;
+	cr_assert(asprintf(&secret_api, "http://freshet:s3cret@%s", api + 7) > 0);
+	write_conf_api(secret_api);
+	struct out o = run("reindex-page", "--wiki", WIKI, "--all", NULL);
+	cr_assert_eq(o.status, 0, "reindex-page --all failed: %s", o.err);
+	cr_assert_null(strstr(o.err, "s3cret"), "%s", o.err);
+	out_free(&o);
+	json_t *root;
+	json_t *res = search_json(&root, "termites");
+	cr_assert_eq(json_array_size(res), 1);
+	const char *url = json_string_value(json_object_get(json_array_get(res, 0), "url"));
+	char *want;
+	cr_assert(asprintf(&want, "http://127.0.0.1:%d/index.php?title=Aardvark_facts",
+			   mw_port(E.mw)) > 0);
+	cr_assert_str_eq(url, want);
+	free(want);
+	json_decref(root);
+	o = run("freshet-search", "--wiki", WIKI, "termites", NULL);
+	cr_assert_null(strstr(o.out, "s3cret"), "%s", o.out);
+	out_free(&o);
+
+	/* A wiki that cannot be reached: the error names the URL, without
+	 * the credentials. */
+	free(secret_api);
+	cr_assert(asprintf(&secret_api, "http://freshet:s3cret@127.0.0.1:%d/w/api.php",
+			   test_free_port()) > 0);
+	write_conf_api(secret_api);
+	o = run("reindex-page", "--wiki", WIKI, "--all", NULL);
+	cr_assert_neq(o.status, 0);
+	cr_assert(strstr(o.err, "127.0.0.1"), "the error names no URL: %s", o.err);
+	cr_assert_null(strstr(o.err, "s3cret"), "%s", o.err);
+	out_free(&o);
+	free(secret_api);
+}
+
 Test(tools, dry_run_writes_nothing, .init = setup_wiki, .fini = teardown,
      .timeout = 120)
 {
