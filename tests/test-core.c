@@ -4,7 +4,11 @@
  * id sets).
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "document.h"
@@ -60,6 +64,10 @@ Test(log, quotes_values_with_spaces)
 	cr_assert_str_eq(log_quote("two words"), "\"two words\"");
 	cr_assert_str_eq(log_quote("a\"b"), "\"a\\\"b\"");
 	cr_assert_str_eq(log_quote(""), "\"\"");
+	/* Control characters never reach the terminal raw. */
+	cr_assert_str_eq(log_quote("a\x1b[2Jb"), "\"a\\x1b[2Jb\"");
+	cr_assert_str_eq(log_quote("l1\nl2\tx\x7f"), "\"l1\\x0al2\\x09x\\x7f\"");
+	cr_assert_str_eq(log_quote("csi\xc2\x9b" "1m é"), "\"csi\\xc2\\x9b1m é\"");
 	cr_assert_eq(log_level_parse("WARN"), LOG_LEVEL_WARN);
 	cr_assert_eq(log_level_parse("loud"), -1);
 }
@@ -101,6 +109,44 @@ Test(redact, page_urls_keep_the_host_and_lose_credentials)
 		cr_expect_str_eq(u, cases[i][1], "%s", cases[i][0]);
 		free(u);
 	}
+}
+
+Test(log, lines_carry_no_raw_control_characters)
+{
+	char *dir = test_mkdtemp("log");
+	char path[512];
+	snprintf(path, sizeof path, "%s/err", dir);
+	fflush(stderr);
+	int saved = dup(2);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert(fd >= 0 && saved >= 0);
+	dup2(fd, 2);
+	close(fd);
+	/* Quoted, and not quoted (a caller that forgot log_quote()). */
+	log_error("action=test reason=%s raw=%s", log_quote("bad\x1b]0;t\x07"),
+		  "x\x1b[31my\nlevel=forged");
+	dup2(saved, 2);
+	close(saved);
+	size_t len = 0;
+	char *text = test_read_file(path, &len);
+	cr_assert_not_null(text);
+	for (size_t i = 0; i + 1 < len; i++)
+		cr_assert(!((unsigned char)text[i] < 0x20 || text[i] == 0x7f),
+			  "raw byte 0x%02x at %zu: %s", (unsigned char)text[i], i, text);
+	cr_assert_eq(text[len - 1], '\n');
+	cr_assert(strstr(text, "reason=\"bad\\x1b]0;t\\x07\" raw=x\\x1b[31my\\x0alevel=forged\n"),
+		  "%s", text);
+	free(text);
+	test_rmtree(dir);
+	free(dir);
+}
+
+Test(buf, escaped_text_has_no_control_characters)
+{
+	struct buf b = BUF_INIT;
+	buf_add_escaped(&b, "a\x1b[0m\0b\x7f\xc2\x9b\xc2\xa0", 12);
+	cr_assert_str_eq(b.data, "a\\x1b[0m\\x00b\\x7f\\xc2\\x9b\xc2\xa0");
+	buf_release(&b);
 }
 
 Test(testsupport, redis_starts_and_restarts)

@@ -671,6 +671,56 @@ Test(tools, ctl_dead_letters, .init = setup_redis, .fini = teardown, .timeout = 
 	redisFree(c);
 }
 
+/* The first control byte (C0, DEL) of s, or -1 when it has none but
+ * newlines. */
+static int raw_control(const char *s)
+{
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+		if ((*c < 0x20 && *c != '\n') || *c == 0x7f)
+			return *c;
+	return -1;
+}
+
+/* Dead letters hold text from outside: what freshetctl prints of them
+ * cannot drive the operator's terminal. */
+Test(tools, ctl_dead_letters_escape_control_characters, .init = setup_redis,
+     .fini = teardown, .timeout = 60)
+{
+	redisContext *c = redis_ctx();
+	const char *reason = "API error x: \x1b[2J\x1b]0;pwned\x07 gone\x7f";
+	const char *payload = "not json \x1b[31mred\r\x1b[0m\x08";
+	redisReply *r = redisCommand(c, "XADD freshet:{" WIKI "}:dead * payload %s "
+				     "reason %s stream freshet:{" WIKI ":p0} id 1-1 "
+				     "deliveries 5 time 2026-11-29T12:00:01Z", payload, reason);
+	cr_assert(r && r->type == REDIS_REPLY_STRING);
+	char *id = strdup(r->str);
+	freeReplyObject(r);
+	char *json_id = add_dead(c, 4, 0, "in\x1b[1mjson");
+
+	struct out o = run("freshetctl", "--wiki", WIKI, "dead", "list", NULL);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	cr_assert_eq(raw_control(o.out), -1, "raw control byte in: %s", o.out);
+	cr_assert(strstr(o.out, "API error x: \\x1b[2J\\x1b]0;pwned\\x07 gone\\x7f"),
+		  "list: %s", o.out);
+	out_free(&o);
+
+	o = run("freshetctl", "--wiki", WIKI, "dead", "show", id, NULL);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	cr_assert_eq(raw_control(o.out), -1, "raw control byte in: %s", o.out);
+	cr_assert(strstr(o.out, "not json \\x1b[31mred\\x0d\\x1b[0m\\x08"), "show: %s", o.out);
+	out_free(&o);
+
+	o = run("freshetctl", "--wiki", WIKI, "dead", "show", json_id, NULL);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	cr_assert_eq(raw_control(o.out), -1, "raw control byte in: %s", o.out);
+	cr_assert(strstr(o.out, "in\\x1b[1mjson"), "show: %s", o.out);
+	cr_assert(strstr(o.out, "\"page_id\": 4"), "show: %s", o.out);
+	out_free(&o);
+	free(id);
+	free(json_id);
+	redisFree(c);
+}
+
 Test(tools, ctl_spool_replay, .init = setup_redis, .fini = teardown, .timeout = 60)
 {
 	char *spool;
