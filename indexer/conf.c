@@ -442,6 +442,7 @@ static int handle_worker(struct parse *p, const char *key, const char *value)
 		{ "commit_ms", offsetof(struct conf, commit_ms), 1, 3600000 },
 		{ "max_deliveries", offsetof(struct conf, max_deliveries), 1, 1000 },
 		{ "max_interrupted", offsetof(struct conf, max_interrupted), 1, 100000 },
+		{ "max_event_bytes", offsetof(struct conf, max_event_bytes), 1024, 67108864 },
 		{ "lease_ms", offsetof(struct conf, lease_ms), 1000, 3600000 },
 		{ "shutdown_timeout_ms", offsetof(struct conf, shutdown_timeout_ms), 0, 3600000 },
 	};
@@ -663,6 +664,7 @@ struct conf *conf_new(void)
 	cfg->commit_ms = 1000;
 	cfg->max_deliveries = 5;
 	cfg->max_interrupted = 20;
+	cfg->max_event_bytes = 65536;
 	cfg->lease_ms = 30000;
 	cfg->shutdown_timeout_ms = 30000;
 	cfg->metrics_listen = xstrdup("");

@@ -41,6 +41,7 @@ struct stream {
 	char *consumer;
 	int partitions;
 	int batch, block_ms, max_deliveries, max_interrupted, claim_idle_ms;
+	size_t max_event_bytes;
 	struct part *parts;
 	uint64_t rd_generation;
 	bool partitions_checked;

@@ -108,6 +108,7 @@ struct stream *stream_new(struct redis *rd, struct redis *ctl, const struct stre
 	s->block_ms = o->block_ms > 0 ? o->block_ms : 1000;
 	s->max_deliveries = o->max_deliveries > 0 ? o->max_deliveries : 5;
 	s->max_interrupted = o->max_interrupted > 0 ? o->max_interrupted : 20;
+	s->max_event_bytes = o->max_event_bytes > 0 ? o->max_event_bytes : 65536;
 	s->claim_idle_ms = o->claim_idle_ms > 0 ? o->claim_idle_ms : 60000;
 	backoff_init(&s->nack_backoff, o->retry_base_ms > 0 ? (unsigned)o->retry_base_ms : 100,
 	             o->retry_cap_ms > 0 ? (unsigned)o->retry_cap_ms : 30000);
@@ -977,6 +978,10 @@ enum status stream_read(struct stream *s, struct stream_batch **out)
 			reason[0] = '\0';
 			if (r->no_field)
 				snprintf(reason, sizeof reason, "entry has no `event` field");
+			else if (r->len > s->max_event_bytes)
+				snprintf(reason, sizeof reason,
+				         "too large: %zu bytes, more than max_event_bytes (%zu)",
+				         r->len, s->max_event_bytes);
 			else if (interrupted(r) > s->max_interrupted)
 				snprintf(reason, sizeof reason,
 				         "delivered %ld times, %ld of them ended without a result "

@@ -47,6 +47,7 @@ Test(conf, defaults_without_a_file)
 	cr_assert_eq(cfg->commit_ms, 1000);
 	cr_assert_eq(cfg->max_deliveries, 5);
 	cr_assert_eq(cfg->max_interrupted, 20);
+	cr_assert_eq(cfg->max_event_bytes, 65536);
 	cr_assert_eq(cfg->lease_ms, 30000);
 	cr_assert_eq(cfg->shutdown_timeout_ms, 30000);
 	cr_assert_str_eq(cfg->metrics_listen, "");
@@ -94,6 +95,7 @@ Test(conf, every_key)
 		"commit_ms = 250\n"
 		"max_deliveries = 7\n"
 		"max_interrupted = 40\n"
+		"max_event_bytes = 2048\n"
 		"lease_ms = 5000\n"
 		"shutdown_timeout_ms = 9000\n"
 		"metrics_listen = 127.0.0.1:9187\n"
@@ -127,6 +129,7 @@ Test(conf, every_key)
 	cr_assert_eq(cfg->commit_ms, 250);
 	cr_assert_eq(cfg->max_deliveries, 7);
 	cr_assert_eq(cfg->max_interrupted, 40);
+	cr_assert_eq(cfg->max_event_bytes, 2048);
 	cr_assert_eq(cfg->lease_ms, 5000);
 	cr_assert_eq(cfg->shutdown_timeout_ms, 9000);
 	cr_assert_str_eq(cfg->metrics_host, "127.0.0.1");

@@ -939,6 +939,64 @@ Test(worker, malformed_event_is_dead_lettered_with_reason)
 	env_stop(e);
 }
 
+/* An event over max_event_bytes is dead-lettered undecoded, and neither it
+ * nor the events after it cost the worker its leases. */
+Test(worker, oversized_event_is_dead_lettered_and_leases_kept)
+{
+	struct env *e = env_start_ext(NULL, false);
+	worker_start(e);
+	const char *titles[] = { "Mu" };
+	const char *texts[] = { "A village by the river." };
+	long ids[1], revs[1];
+	mw_seed(e->mw, 1, titles, texts, ids, revs);
+	redisContext *c = redis_conn(e);
+	double end = now_s() + 30;
+	while (now_s() < end && redis_int(c, "EXISTS freshet:{" WIKI ":p%ld}:lease",
+					  ids[0] % SHARDS) != 1)
+		msleep(100);
+	/* 4 MiB: a comment no wiki would send, in a well-formed event. */
+	size_t big = 4u << 20;
+	char *comment = malloc(big + 1);
+	memset(comment, 'x', big);
+	comment[big] = '\0';
+	json_t *ev = test_event_json("edit", WIKI, ids[0], titles[0], revs[0]);
+	json_object_set_new(ev, "comment", json_string(comment));
+	free(comment);
+	xadd_json(c, ids[0], ev);
+	xadd_event(c, WIKI, ids[0] % SHARDS, "create", ids[0], titles[0], revs[0]);
+	converge(e, 60);
+
+	redisReply *r = redisCommand(c, "XRANGE freshet:{" WIKI "}:dead - +");
+	cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1,
+		  "the oversized event is not in the dead-letter stream");
+	redisReply *fields = r->element[0]->element[1];
+	const char *reason = NULL;
+	for (size_t i = 0; i + 1 < fields->elements; i += 2)
+		if (!strcmp(fields->element[i]->str, "reason"))
+			reason = fields->element[i + 1]->str;
+	cr_assert(reason && strstr(reason, "too large"), "reason: %s", reason ? reason : "-");
+	freeReplyObject(r);
+
+	/* Every lease is still this worker's, and none was lost meanwhile. */
+	char *log = test_read_file(e->log, NULL);
+	cr_assert_not_null(log);
+	cr_assert_null(strstr(log, "action=lease_lost"), "log: %s", log);
+	const char *cons = strstr(log, "consumer=");
+	cr_assert_not_null(cons, "log: %s", log);
+	cons += strlen("consumer=");
+	for (int p = 0; p < SHARDS; p++) {
+		r = redisCommand(c, "GET freshet:{" WIKI ":p%d}:lease", p);
+		cr_assert(r && r->type == REDIS_REPLY_STRING, "partition %d has no lease", p);
+		cr_assert(strncmp(cons, r->str, strlen(r->str)) == 0,
+			  "partition %d leased to %s", p, r->str);
+		freeReplyObject(r);
+	}
+	free(log);
+	redisFree(c);
+	worker_term(e);
+	env_stop(e);
+}
+
 /* Puts one edit event of page 7 on partition 1 of wiki (once the worker
  * created the stream), waits up to timeout_s for its dead letter, and
  * returns its delivery count and reason (caller frees).  The entry must be
