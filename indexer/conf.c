@@ -26,6 +26,7 @@
 #include <ini.h>
 
 #include "redact.h"
+#include "redis.h"
 #include "xmalloc.h"
 
 #ifndef PKGLIBDIR
@@ -136,6 +137,10 @@ static bool parse_redis_url(struct conf *cfg, const char *url,
 				*why = "the only query allowed is ?db=N";
 				return false;
 			}
+			if (cfg->redis_db > REDIS_MAX_DB) {
+				*why = "bad database number (0 to 65535)";
+				return false;
+			}
 			cfg->redis_socket = xstrndup(path, (size_t)(q - path));
 		} else {
 			cfg->redis_socket = xstrdup(path);
@@ -174,8 +179,8 @@ static bool parse_redis_url(struct conf *cfg, const char *url,
 		rest += 1 + plen;
 	}
 	if (*rest == '/' && rest[1]) {
-		if (!parse_int(rest + 1, 0, INT_MAX, &cfg->redis_db)) {
-			*why = "bad database number";
+		if (!parse_int(rest + 1, 0, REDIS_MAX_DB, &cfg->redis_db)) {
+			*why = "bad database number (0 to 65535)";
 			return false;
 		}
 	} else if (*rest && strcmp(rest, "/") != 0) {
@@ -251,6 +256,13 @@ static bool valid_api(const char *s)
 		if (isspace((unsigned char)*c) || iscntrl((unsigned char)*c))
 			return false;
 	return true;
+}
+
+/* The api is a script URL: freshet appends its own query string, and the
+ * page URLs replace its last path segment. */
+static bool api_has_query(const char *s)
+{
+	return strpbrk(s, "?#") != NULL;
 }
 
 static bool parse_namespaces(struct conf_wiki *w, const char *v)
@@ -413,8 +425,15 @@ static int handle_redis(struct parse *p, const char *key, const char *value)
 	struct conf *cfg = p->cfg;
 	if (strcmp(key, "url") == 0) {
 		const char *why = NULL;
+		struct redis_url ru;
+		char rerr[512];
 		if (!parse_redis_url(cfg, value, &why)) {
 			fail(p, "bad url '%s' in [redis]: %s", value, why);
+			return 0;
+		}
+		/* What the connection will accept, checked now, with the line. */
+		if (redis_url_parse(value, &ru, rerr, sizeof rerr) != STATUS_OK) {
+			fail(p, "bad url in [redis]: %s", rerr);
 			return 0;
 		}
 		set_str(&cfg->redis_url, value);
@@ -487,6 +506,11 @@ static int handle_wiki(struct parse *p, const char *key, const char *value)
 		if (!valid_api(value)) {
 			fail(p, "bad api '%s' in [wiki %s]: expected an http:// or https:// URL",
 			     value, w->id);
+			return 0;
+		}
+		if (api_has_query(value)) {
+			fail(p, "bad api '%s' in [wiki %s]: no query string or fragment: "
+			     "give the api.php URL itself", value, w->id);
 			return 0;
 		}
 		set_str(&w->api, value);

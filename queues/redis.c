@@ -77,7 +77,7 @@ enum status redis_url_parse(const char *url, struct redis_url *out, char *err, s
 				return url_fail(err, errlen, url, "only ?db=N is understood");
 			errno = 0;
 			long db = strtol(q + 4, &end, 10);
-			if (*end || errno || db < 0 || db > 65535)
+			if (*end || errno || db < 0 || db > REDIS_MAX_DB)
 				return url_fail(err, errlen, url, "bad db number");
 			u.db = (int)db;
 		}
@@ -116,7 +116,7 @@ enum status redis_url_parse(const char *url, struct redis_url *out, char *err, s
 		char *end;
 		errno = 0;
 		long db = strtol(slash + 1, &end, 10);
-		if (*end || errno || db < 0 || db > 65535)
+		if (*end || errno || db < 0 || db > REDIS_MAX_DB)
 			return url_fail(err, errlen, url, "bad db number");
 		u.db = (int)db;
 	}

@@ -253,6 +253,14 @@ Test(conf, bad_values_name_their_line)
 	/* The message never quotes a URL's credentials back. */
 	expect_error("[wiki w]\napi = http://u:s3cret@h/w/api php\n",
 		     "freshet.conf:2: bad api 'http://h/w/api php' in [wiki w]: expected an http:// or https:// URL");
+	expect_error("[redis]\nurl = redis://127.0.0.1/70000\n",
+		     "freshet.conf:2: bad url 'redis://127.0.0.1/70000' in [redis]: bad database number (0 to 65535)");
+	expect_error("[redis]\n\nurl = unix:///run/r.sock?db=99999\n",
+		     "freshet.conf:3: bad url 'unix:///run/r.sock?db=99999' in [redis]: bad database number (0 to 65535)");
+	expect_error("[wiki w]\napi = http://h/w/api.php?action=query\n",
+		     "freshet.conf:2: bad api 'http://h/w/api.php?action=query' in [wiki w]: no query string or fragment: give the api.php URL itself");
+	expect_error("[wiki w]\napi = http://h/w/api.php#x\n",
+		     "freshet.conf:2: bad api 'http://h/w/api.php#x' in [wiki w]: no query string or fragment: give the api.php URL itself");
 	expect_error("[redis]\nurl = redis://127.0.0.1:99999\n",
 		     "freshet.conf:2: bad url 'redis://127.0.0.1:99999' in [redis]: bad port");
 	expect_error("[redis]\nurl = unix://relative.sock\n",
