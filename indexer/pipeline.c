@@ -787,13 +787,13 @@ static int mkdir_p(const char *path)
 		if (*c != '/')
 			continue;
 		*c = '\0';
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+		if (mkdir(tmp, 0750) != 0 && errno != EEXIST) {
 			free(tmp);
 			return -1;
 		}
 		*c = '/';
 	}
-	int rc = mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+	int rc = mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
 	free(tmp);
 	return rc;
 }
@@ -864,7 +864,7 @@ static enum status setup(struct pipeline *p)
 	char *lockpath = xasprintf("%s/.create.lock", wdir);
 	int lockfd = -1;
 	if (mkdir_p(wdir) == 0)
-		lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	if (lockfd < 0 || flock(lockfd, LOCK_EX) != 0) {
 		snprintf(p->errmsg, sizeof p->errmsg, "%s: %s", lockpath, strerror(errno));
 		if (lockfd >= 0)

@@ -784,6 +784,8 @@ out:
 
 int main(int argc, char **argv)
 {
+	/* The index is not for other users, whatever the shell's umask. */
+	shard_private_umask();
 	const char *config = NULL;
 	struct ctx c = { 0 };
 	bool json = false;

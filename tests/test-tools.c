@@ -399,6 +399,59 @@ Test(tools, api_credentials_are_not_shown, .init = setup_wiki, .fini = teardown,
 	free(secret_api);
 }
 
+/* Counts what under path (itself included) has a world permission bit,
+ * and names the first in *first (caller frees). */
+static int world_accessible(const char *path, char **first)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0 || S_ISLNK(st.st_mode))
+		return 0;
+	int n = 0;
+	if (st.st_mode & S_IRWXO) {
+		if (!*first)
+			*first = strdup(path);
+		n++;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return n;
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "ls -A '%s'", path);
+	FILE *f = popen(cmd, "r");
+	char name[512];
+	while (f && fgets(name, sizeof name, f)) {
+		name[strcspn(name, "\n")] = '\0';
+		char *child;
+		cr_assert(asprintf(&child, "%s/%s", path, name) > 0);
+		n += world_accessible(child, first);
+		free(child);
+	}
+	if (f)
+		pclose(f);
+	return n;
+}
+
+/* An operator's shell umask (022) does not make the index world-readable. */
+Test(tools, index_is_not_world_readable, .init = setup_wiki, .fini = teardown,
+     .timeout = 120)
+{
+	seed_pages();
+	mode_t old = umask(022);
+	struct out o = run("reindex-page", "--wiki", WIKI, "--all", NULL);
+	cr_assert_eq(o.status, 0, "reindex-page --all failed: %s", o.err);
+	out_free(&o);
+	o = run("freshetctl", "compact", NULL);
+	cr_assert_eq(o.status, 0, "freshetctl compact failed: %s%s", o.out, o.err);
+	out_free(&o);
+	umask(old);
+	char *first = NULL;
+	int n = world_accessible(E.data, &first);
+	cr_assert_eq(n, 0, "%d paths world-accessible, the first %s", n, first);
+	struct stat st;
+	cr_assert_eq(stat(E.data, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0750, "data_dir mode %o", st.st_mode & 0777);
+	free(first);
+}
+
 Test(tools, dry_run_writes_nothing, .init = setup_wiki, .fini = teardown,
      .timeout = 120)
 {
