@@ -69,6 +69,29 @@ void buf_addch(struct buf *b, char c)
 	buf_add(b, &c, 1);
 }
 
+void buf_add_escaped(struct buf *b, const void *data, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = data;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = s[i];
+		size_t n = 0;
+		if (c < 0x20 || c == 0x7f)
+			n = 1;
+		else if (c == 0xc2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f)
+			n = 2;
+		if (!n) {
+			buf_addch(b, (char)c);
+			continue;
+		}
+		for (size_t k = 0; k < n; k++) {
+			char e[4] = { '\\', 'x', hex[s[i + k] >> 4], hex[s[i + k] & 15] };
+			buf_add(b, e, sizeof e);
+		}
+		i += n - 1;
+	}
+}
+
 void buf_vaddf(struct buf *b, const char *fmt, va_list ap)
 {
 	va_list cp;

@@ -37,6 +37,13 @@ void buf_addch(struct buf *b, char c);
 void buf_addf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void buf_vaddf(struct buf *b, const char *fmt, va_list ap);
+/* Appends len bytes of data for a terminal or a log line: every control
+ * character (bytes 0x00-0x1f and 0x7f, and C1 controls U+0080-U+009F in
+ * UTF-8) is written as \xNN, one per byte, so that text from outside
+ * (a wiki's error message, an event payload) cannot move the cursor,
+ * change colours or forge lines.  Other bytes, valid UTF-8 or not, are
+ * copied unchanged. */
+void buf_add_escaped(struct buf *b, const void *data, size_t len);
 /* Returns the bytes (NUL-terminated, caller frees) and leaves b empty. */
 char *buf_detach(struct buf *b, size_t *len);
 

@@ -25,6 +25,7 @@
 
 #include <ini.h>
 
+#include "redact.h"
 #include "redis.h"
 #include "xmalloc.h"
 
@@ -64,6 +65,10 @@ static void fail(struct parse *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(p->cfg->errmsg + n, sizeof p->cfg->errmsg - (size_t)n, fmt, ap);
 	va_end(ap);
+	/* Values are quoted back: never a URL's credentials. */
+	char *clean = redact_userinfo(p->cfg->errmsg);
+	snprintf(p->cfg->errmsg, sizeof p->cfg->errmsg, "%s", clean);
+	free(clean);
 }
 
 static void set_str(char **dst, const char *v)
@@ -132,6 +137,10 @@ static bool parse_redis_url(struct conf *cfg, const char *url,
 				*why = "the only query allowed is ?db=N";
 				return false;
 			}
+			if (cfg->redis_db > REDIS_MAX_DB) {
+				*why = "bad database number (0 to 65535)";
+				return false;
+			}
 			cfg->redis_socket = xstrndup(path, (size_t)(q - path));
 		} else {
 			cfg->redis_socket = xstrdup(path);
@@ -170,8 +179,8 @@ static bool parse_redis_url(struct conf *cfg, const char *url,
 		rest += 1 + plen;
 	}
 	if (*rest == '/' && rest[1]) {
-		if (!parse_int(rest + 1, 0, INT_MAX, &cfg->redis_db)) {
-			*why = "bad database number";
+		if (!parse_int(rest + 1, 0, REDIS_MAX_DB, &cfg->redis_db)) {
+			*why = "bad database number (0 to 65535)";
 			return false;
 		}
 	} else if (*rest && strcmp(rest, "/") != 0) {
@@ -247,6 +256,13 @@ static bool valid_api(const char *s)
 		if (isspace((unsigned char)*c) || iscntrl((unsigned char)*c))
 			return false;
 	return true;
+}
+
+/* The api is a script URL: freshet appends its own query string, and the
+ * page URLs replace its last path segment. */
+static bool api_has_query(const char *s)
+{
+	return strpbrk(s, "?#") != NULL;
 }
 
 static bool parse_namespaces(struct conf_wiki *w, const char *v)
@@ -409,8 +425,15 @@ static int handle_redis(struct parse *p, const char *key, const char *value)
 	struct conf *cfg = p->cfg;
 	if (strcmp(key, "url") == 0) {
 		const char *why = NULL;
+		struct redis_url ru;
+		char rerr[512];
 		if (!parse_redis_url(cfg, value, &why)) {
 			fail(p, "bad url '%s' in [redis]: %s", value, why);
+			return 0;
+		}
+		/* What the connection will accept, checked now, with the line. */
+		if (redis_url_parse(value, &ru, rerr, sizeof rerr) != STATUS_OK) {
+			fail(p, "bad url in [redis]: %s", rerr);
 			return 0;
 		}
 		set_str(&cfg->redis_url, value);
@@ -438,6 +461,7 @@ static int handle_worker(struct parse *p, const char *key, const char *value)
 		{ "commit_ms", offsetof(struct conf, commit_ms), 1, 3600000 },
 		{ "max_deliveries", offsetof(struct conf, max_deliveries), 1, 1000 },
 		{ "max_interrupted", offsetof(struct conf, max_interrupted), 1, 100000 },
+		{ "max_event_bytes", offsetof(struct conf, max_event_bytes), 1024, 67108864 },
 		{ "lease_ms", offsetof(struct conf, lease_ms), 1000, 3600000 },
 		{ "shutdown_timeout_ms", offsetof(struct conf, shutdown_timeout_ms), 0, 3600000 },
 	};
@@ -482,6 +506,11 @@ static int handle_wiki(struct parse *p, const char *key, const char *value)
 		if (!valid_api(value)) {
 			fail(p, "bad api '%s' in [wiki %s]: expected an http:// or https:// URL",
 			     value, w->id);
+			return 0;
+		}
+		if (api_has_query(value)) {
+			fail(p, "bad api '%s' in [wiki %s]: no query string or fragment: "
+			     "give the api.php URL itself", value, w->id);
 			return 0;
 		}
 		set_str(&w->api, value);
@@ -646,6 +675,7 @@ struct conf *conf_new(void)
 	cfg->commit_ms = 1000;
 	cfg->max_deliveries = 5;
 	cfg->max_interrupted = 20;
+	cfg->max_event_bytes = 65536;
 	cfg->lease_ms = 30000;
 	cfg->shutdown_timeout_ms = 30000;
 	cfg->metrics_listen = xstrdup("");

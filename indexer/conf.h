@@ -73,6 +73,8 @@ struct conf {
 	int max_interrupted;      /* deliveries ended by a killed worker, a lost
 	                             lease or connection, then the dead-letter
 	                             stream [20] */
+	int max_event_bytes;      /* a larger entry is dead-lettered undecoded
+	                             [65536] */
 	int lease_ms;             /* [30000] */
 	int shutdown_timeout_ms;  /* [30000] */
 	char *metrics_listen;     /* "host:port", or "" for off [""] */

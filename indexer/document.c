@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "redact.h"
 #include "xmalloc.h"
 
 struct lang_slot {
@@ -163,11 +164,18 @@ static enum status index_list(struct document_builder *b, struct analyzer *an,
 char *document_page_url(const char *api, const char *title)
 {
 	struct buf u = BUF_INIT;
-	const char *slash = strrchr(api, '/');
-	size_t keep = slash ? (size_t)(slash - api) + 1 : strlen(api);
-	buf_add(&u, api, keep);
+	/* Stored and shown in every search result: never the credentials. */
+	char *clean = redact_userinfo(api);
+	/* The last '/' of the path, never one of "scheme://": an api with no
+	 * path keeps its host. */
+	const char *auth = strstr(clean, "://");
+	const char *path = auth ? auth + 3 + strcspn(auth + 3, "/") : clean;
+	const char *slash = strrchr(path, '/');
+	size_t keep = slash ? (size_t)(slash - clean) + 1 : strlen(clean);
+	buf_add(&u, clean, keep);
 	if (!slash)
 		buf_addch(&u, '/');
+	free(clean);
 	buf_adds(&u, "index.php?title=");
 	for (const unsigned char *c = (const unsigned char *)title; *c; c++) {
 		if (*c == ' ')

@@ -81,9 +81,11 @@ enum status document_build(struct document_builder *b,
 const char *document_builder_errmsg(const struct document_builder *b);
 
 /* Returns the URL of the page titled title (as MediaWiki shows it, spaces
- * allowed) on the wiki whose Action API is api: the api URL with its last
- * path segment replaced by "index.php?title=<title with underscores,
- * percent-encoded>".  Caller frees. */
+ * allowed) on the wiki whose Action API is api: the api URL without its
+ * userinfo (redact.h) and with its last path segment replaced by
+ * "index.php?title=<title with underscores, percent-encoded>" (an api
+ * without a path gets "/index.php?title=..." after its host).  Caller
+ * frees. */
 char *document_page_url(const char *api, const char *title);
 
 #endif

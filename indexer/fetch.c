@@ -43,6 +43,7 @@
 #include "fetch.h"
 #include "buf.h"
 #include "now.h"
+#include "redact.h"
 #include "xmalloc.h"
 
 #include <curl/curl.h>
@@ -364,7 +365,10 @@ static void classify(struct fetch_result *r, enum fetch_class c,
 		va_start(ap, fmt);
 		buf_vaddf(&b, fmt, ap);
 		va_end(ap);
-		r->error = buf_detach(&b, NULL);
+		/* Redirect targets and curl's messages may hold the api's
+		 * credentials: the message ends in logs and dead letters. */
+		r->error = redact_userinfo(b.data);
+		buf_release(&b);
 	}
 	if (c == FETCH_LAGGING && !r->retry_after_ms)
 		r->retry_after_ms = r->wiki->cfg.lag_retry_ms;

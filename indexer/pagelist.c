@@ -23,6 +23,7 @@
 
 #include "buf.h"
 #include "fetch.h"
+#include "redact.h"
 #include "xmalloc.h"
 
 #define BODY_CAP (16u << 20)
@@ -76,6 +77,10 @@ static enum status fail(struct pagelist *pl, enum status st, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(pl->err, sizeof pl->err, fmt, ap);
 	va_end(ap);
+	/* The messages name the URL asked: never with its credentials. */
+	char *clean = redact_userinfo(pl->err);
+	snprintf(pl->err, sizeof pl->err, "%s", clean);
+	free(clean);
 	return st;
 }
 

@@ -26,8 +26,11 @@
 struct pipeline;
 
 /* ACT_CHECK: the job goes to its writer first, which acks it unfetched
- * when the shard already holds its revision (or sends it on to fetch). */
-enum job_action { ACT_FETCH, ACT_REPLACE, ACT_DELETE, ACT_CHECK };
+ * when the shard already holds its revision (or sends it on to fetch).
+ * ACT_PROBE: likewise, for an event outside the indexed namespaces: acked
+ * unfetched when the shard holds no document of the page, else fetched
+ * (only a fetch may decide that a document goes). */
+enum job_action { ACT_FETCH, ACT_REPLACE, ACT_DELETE, ACT_CHECK, ACT_PROBE };
 
 struct job {
 	struct job *next;              /* queue link */

@@ -579,11 +579,13 @@ static void dispatch(struct pipeline *p, struct slot *s)
 			  ? 0 : (uint64_t)ev->rev_id;
 	if (ev->kind != EVENT_DELETE &&
 	    !conf_wiki_indexes(p->wiki, (int)ev->namespace_id)) {
-		/* Moved (or created) out of the indexed namespaces: delete
-		 * without fetching; a later event brings it back if it returns.
-		 * A delete is fetched like the rest: the page may have been
-		 * undeleted since, and that event may already be acked. */
-		j->action = ACT_DELETE;
+		/* The event says the page is outside the indexed namespaces
+		 * (a talk page, or one moved out).  It is a claim, not the
+		 * truth: the writer fetches the page when the shard holds a
+		 * document for it, and the fetch's namespace decides whether
+		 * it goes; otherwise there is nothing to delete and the job
+		 * is acknowledged without a fetch. */
+		j->action = ACT_PROBE;
 		route_to_writer(p, j);
 		return;
 	}
@@ -785,13 +787,13 @@ static int mkdir_p(const char *path)
 		if (*c != '/')
 			continue;
 		*c = '\0';
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+		if (mkdir(tmp, 0750) != 0 && errno != EEXIST) {
 			free(tmp);
 			return -1;
 		}
 		*c = '/';
 	}
-	int rc = mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+	int rc = mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
 	free(tmp);
 	return rc;
 }
@@ -821,6 +823,7 @@ static enum status setup(struct pipeline *p)
 				  .batch = cfg->batch, .block_ms = block_ms,
 				  .max_deliveries = cfg->max_deliveries,
 				  .max_interrupted = cfg->max_interrupted,
+				  .max_event_bytes = (size_t)cfg->max_event_bytes,
 				  .claim_idle_ms = claim < 2000 ? 2000 : claim };
 	p->s = stream_new(p->rd, p->ctl, &so, err, sizeof err);
 	p->ms = p->s ? stream_new(NULL, p->mr, &so, err, sizeof err) : NULL;
@@ -861,7 +864,7 @@ static enum status setup(struct pipeline *p)
 	char *lockpath = xasprintf("%s/.create.lock", wdir);
 	int lockfd = -1;
 	if (mkdir_p(wdir) == 0)
-		lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	if (lockfd < 0 || flock(lockfd, LOCK_EX) != 0) {
 		snprintf(p->errmsg, sizeof p->errmsg, "%s: %s", lockpath, strerror(errno));
 		if (lockfd >= 0)
@@ -939,6 +942,22 @@ static void stop_stages(struct pipeline *p)
 		pipeline_job_done(p, j, "dropped", "shutdown");
 }
 
+/* Renews the leases (and reaps retired writers) when *next_tick is due.
+ * Reader thread only: on_lease() touches what the reader owns.  Called
+ * between reads and between the entries of a batch, so a slow batch
+ * cannot outlast a lease. */
+static void lease_tick_due(struct pipeline *p, int64_t *next_tick)
+{
+	int64_t now = now_ms();
+	if (now < *next_tick)
+		return;
+	if (lease_tick(p->lease, on_lease, p) != STATUS_OK)
+		log_warn("wiki=%s action=lease reason=%s", p->wiki->id,
+			 log_quote(lease_errmsg(p->lease)));
+	*next_tick = now + p->cfg->lease_ms / 3;
+	writers_reap(p, false);
+}
+
 enum status pipeline_run(struct pipeline *p)
 {
 	enum status st = setup(p);
@@ -967,14 +986,8 @@ enum status pipeline_run(struct pipeline *p)
 	struct backoff bo;
 	backoff_init(&bo, 50, 2000);
 	while (!atomic_load(&p->stop)) {
+		lease_tick_due(p, &next_tick);
 		int64_t now = now_ms();
-		if (now >= next_tick) {
-			if (lease_tick(p->lease, on_lease, p) != STATUS_OK)
-				log_warn("wiki=%s action=lease reason=%s", p->wiki->id,
-					 log_quote(lease_errmsg(p->lease)));
-			next_tick = now + cfg->lease_ms / 3;
-			writers_reap(p, false);
-		}
 		if (now >= next_gauges) {
 			refresh_gauges(p);
 			next_gauges = now + 2000;
@@ -993,13 +1006,20 @@ enum status pipeline_run(struct pipeline *p)
 			stream_batch_free(b);
 			/* Keep finishing jobs while Redis is away. */
 			int64_t until = now_ms() + (int)backoff_next(&bo);
-			while (now_ms() < until && !atomic_load(&p->stop))
+			while (now_ms() < until && !atomic_load(&p->stop)) {
 				reap_done(p, 50);
+				lease_tick_due(p, &next_tick);
+			}
 			continue;
 		}
 		backoff_reset(&bo);
-		for (size_t i = 0; i < b->n; i++)
+		for (size_t i = 0; i < b->n; i++) {
+			/* A lease acquired or lost here changes what the next
+			 * entries meet (their writer): take_entry() routes
+			 * by the table as it is then. */
+			lease_tick_due(p, &next_tick);
 			take_entry(p, &b->entries[i]);
+		}
 		stream_batch_free(b);
 		dispatch_ready(p);
 	}

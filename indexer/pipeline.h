@@ -34,7 +34,18 @@
  *     redelivered (stream_nack: with backoff, dead-lettered at the
  *     max_deliveries-th failure) or left pending for the next owner;
  *   - the number of stream entries held by the pipeline is bounded (4 x
- *     batch), so memory does not grow with the backlog.
+ *     batch), so memory does not grow with the backlog; an entry longer
+ *     than [worker] max_event_bytes is dead-lettered by the stream before
+ *     it is decoded (stream.h).
+ *
+ * Leases: the reader both reads and renews the leases (lease_tick()
+ * every lease_ms / 3), because what a lease change does (starting and
+ * retiring writers, assigning partitions to the stream) touches what only
+ * the reader owns; a timer thread would need all of it behind locks.  So
+ * the renewal is by deadline, checked before every read, between the
+ * entries of a batch and while waiting out a Redis outage: no batch,
+ * however slow to take in, delays it by more than one entry.  A read
+ * blocks for at most lease_ms / 4.
  *
  * Threads: pipeline_run() runs the reader in the calling thread and starts
  * and joins the others.  pipeline_stop() may be called from any thread or a

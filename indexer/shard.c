@@ -1101,6 +1101,12 @@ enum status shard_set_count(struct shard_set *set, const char *generation,
 	return n ? STATUS_OK : st;
 }
 
+void shard_private_umask(void)
+{
+	mode_t old = umask(027);
+	umask(old | 027);
+}
+
 static enum status mkdir_p(struct shard_set *set, const char *path)
 {
 	char *p = xstrdup(path);
@@ -1108,7 +1114,7 @@ static enum status mkdir_p(struct shard_set *set, const char *path)
 		if (*s == '/' || *s == '\0') {
 			char c = *s;
 			*s = '\0';
-			if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+			if (mkdir(p, 0750) != 0 && errno != EEXIST) {
 				enum status st = set_fail(set, STATUS_IO, "mkdir %s: %s",
 							  p, strerror(errno));
 				free(p);
@@ -1144,7 +1150,7 @@ enum status shard_set_create(struct shard_set *set, const char *generation,
 	if ((st = mkdir_p(set, set->wikidir)) != STATUS_OK)
 		return st;
 	char *dir = shard_set_path(set, generation, SHARD_SET_DIR);
-	if (mkdir(dir, 0755) != 0) {
+	if (mkdir(dir, 0750) != 0) {
 		st = set_fail(set, errno == EEXIST ? STATUS_INVALID : STATUS_IO,
 			      "mkdir %s: %s", dir, strerror(errno));
 		free(dir);

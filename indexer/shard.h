@@ -156,6 +156,17 @@ char *shard_doc_dump(struct shard_doc *d);
 
 struct shard;
 
+/* Makes the process's umask keep group write and all world bits off
+ * (umask |= 027), so that everything written under data_dir is 0750
+ * (directories) or 0640 (files) at most, whatever umask the shell had.
+ * Xapian creates the files itself, at shard_open() and again at every
+ * commit (a new version file renamed into place), so a chmod after
+ * creation would miss the later ones: the umask is set for the whole
+ * process instead.  It is process-wide, so every program that writes
+ * shards calls this once at the start of main(), before threads start;
+ * the directories are also created with mode 0750 explicitly. */
+void shard_private_umask(void);
+
 /* Flags of shard_open(). */
 #define SHARD_CREATE    0x1u /* create the database if missing */
 #define SHARD_WAIT_LOCK 0x2u /* wait for another writer instead of LOCKED */

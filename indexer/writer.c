@@ -131,6 +131,16 @@ static void writer_apply(struct writer *w, struct job *j)
 			return;
 		}
 		j->outcome = "current";
+	} else if (j->action == ACT_PROBE) {
+		uint64_t have = 0;
+		if (shard_get_rev(w->sh, (uint64_t)j->page_id, &have) != STATUS_NOT_FOUND) {
+			if (atomic_load(e->stages_stop))
+				pipeline_job_done(e->pipeline, j, "dropped", "shutdown");
+			else
+				pipeline_job_to_fetch(e->pipeline, j);
+			return;
+		}
+		j->outcome = "ignored";
 	} else if (j->action == ACT_REPLACE) {
 		st = writer_check_analyzer(w, j);
 		if (st == STATUS_VERSION) {

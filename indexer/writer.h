@@ -14,6 +14,10 @@
  *           ACT_CHECK: when the shard already holds the job's revision the
  *           job needs no fetch and waits for the commit like a write,
  *           otherwise it goes back to the fetch stage.
+ *           ACT_PROBE (an event outside the indexed namespaces): when
+ *           the shard holds no document of the page the job waits for
+ *           the commit with the outcome "ignored", otherwise it goes to
+ *           the fetch stage, whose answer decides.
  *           An applied job waits, uncommitted, for the group commit.
  *   commit  when commit_docs jobs wait, when the first of them has waited
  *           commit_ms, or earlier once nothing of the partition is queued,
@@ -26,8 +30,8 @@
  *   ack     only after that commit returned (the commit is durable), the
  *           stream entries of every job it holds are acknowledged
  *           (XACK, retried while Redis is away) and each job ends with
- *           its outcome: "indexed", "skipped", "noop", "deleted" or
- *           "current".
+ *           its outcome: "indexed", "skipped", "noop", "deleted",
+ *           "current" or "ignored".
  *   purge   once the partition has been idle for a while, one batch of
  *           dead documents at a time, each committed alone.
  *

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "shard.h"
 #include "xmalloc.h"
 
 struct run {
@@ -95,6 +96,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* The index is not for other users, whatever the shell's umask. */
+	shard_private_umask();
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },

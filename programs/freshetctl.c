@@ -158,7 +158,13 @@ static int cmd_status(struct ctx *c, bool json)
 			rc = TOOL_EXIT_FAIL;
 		}
 		int published = 0;
-		enum status pst = stream_partitions_get(c->redis, w->id, &published);
+		char perr[300];
+		enum status pst = stream_partitions_get(c->redis, w->id, &published, perr,
+							sizeof perr);
+		if (pst == STATUS_INVALID) {
+			fprintf(stderr, PROG ": %s: %s\n", w->id, perr);
+			rc = TOOL_EXIT_FAIL;
+		}
 		if (!json) {
 			printf("wiki %s: %d partitions", w->id, w->shards);
 			if (pst == STATUS_OK && published != w->shards)
@@ -278,6 +284,23 @@ static int cmd_status(struct ctx *c, bool json)
 /* --------------------------------------------------------- dead letters */
 
 /* A one-line summary of the page a payload names. */
+/* s (len bytes; NUL-terminated when len is -1, NULL as "-") escaped for
+ * the terminal (buf_add_escaped()).  The result lives in a ring of 8, so
+ * up to 8 may appear in one printf(). */
+static const char *tty(const char *s, ssize_t len)
+{
+	static char *ring[8];
+	static unsigned next;
+	if (!s)
+		s = "-", len = -1;
+	struct buf b = BUF_INIT;
+	buf_add_escaped(&b, s, len < 0 ? strlen(s) : (size_t)len);
+	char **slot = &ring[next++ & 7];
+	free(*slot);
+	*slot = buf_detach(&b, NULL);
+	return *slot;
+}
+
 static void payload_page(const char *payload, size_t len, char *b, size_t n)
 {
 	struct event *ev = NULL;
@@ -324,11 +347,12 @@ static int cmd_dead(struct ctx *c, int argc, char **argv)
 		for (size_t i = 0; i < n; i++) {
 			char page[512];
 			payload_page(d[i].payload, d[i].len, page, sizeof page);
+			/* Every field may hold text from outside (a wiki's
+			 * error message, a hand-made entry): escaped. */
 			printf("%s time=%s deliveries=%ld stream=%s id=%s reason=%s %s\n",
-			       d[i].id, d[i].time ? d[i].time : "-", d[i].deliveries,
-			       d[i].stream ? d[i].stream : "-",
-			       d[i].source_id ? d[i].source_id : "-",
-			       d[i].reason ? d[i].reason : "-", page);
+			       tty(d[i].id, -1), tty(d[i].time, -1), d[i].deliveries,
+			       tty(d[i].stream, -1), tty(d[i].source_id, -1),
+			       tty(d[i].reason, -1), tty(page, -1));
 		}
 		stream_dead_free(d, n);
 	} else if (strcmp(sub, "show") == 0) {
@@ -346,20 +370,27 @@ static int cmd_dead(struct ctx *c, int argc, char **argv)
 			goto out;
 		}
 		printf("id:         %s\ntime:       %s\nreason:     %s\nstream:     %s\n"
-		       "source id:  %s\ndeliveries: %ld\npayload:\n", d->id,
-		       d->time ? d->time : "-", d->reason ? d->reason : "-",
-		       d->stream ? d->stream : "-", d->source_id ? d->source_id : "-",
-		       d->deliveries);
+		       "source id:  %s\ndeliveries: %ld\npayload:\n", tty(d->id, -1),
+		       tty(d->time, -1), tty(d->reason, -1), tty(d->stream, -1),
+		       tty(d->source_id, -1), d->deliveries);
 		json_error_t jerr;
 		json_t *j = json_loadb(d->payload, d->len, 0, &jerr);
 		if (j) {
 			char *pretty = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-			puts(pretty);
+			/* jansson escapes C0 controls in strings but not DEL
+			 * or C1 controls; its own newlines (indentation) are
+			 * the only raw ones, so each line is escaped alone. */
+			for (char *line = pretty, *nl; line; line = nl) {
+				nl = strchr(line, '\n');
+				puts(tty(line, nl ? nl - line : -1));
+				if (nl)
+					nl++;
+			}
 			free(pretty);
 			json_decref(j);
 		} else {
-			fwrite(d->payload, 1, d->len, stdout);
-			putchar('\n');
+			/* Not JSON: shown escaped, never raw. */
+			puts(tty(d->payload, (ssize_t)d->len));
 		}
 		stream_dead_free(d, 1);
 	} else if (strcmp(sub, "replay") == 0 || strcmp(sub, "drop") == 0) {
@@ -434,7 +465,10 @@ static bool spool_key_ok(struct ctx *c, const char *key, const struct event *ev,
 			 char *why, size_t n)
 {
 	int parts = 0;
-	if (stream_partitions_get(c->redis, ev->wiki, &parts) != STATUS_OK) {
+	enum status st = stream_partitions_get(c->redis, ev->wiki, &parts, why, n);
+	if (st != STATUS_OK && st != STATUS_NOT_FOUND)
+		return false; /* never a guess: the worker would refuse it */
+	if (st == STATUS_NOT_FOUND) {
 		const struct conf_wiki *w = conf_wiki(c->cfg, ev->wiki);
 		if (!w) {
 			snprintf(why, n, "wiki %s has no published partition count and is "
@@ -442,6 +476,7 @@ static bool spool_key_ok(struct ctx *c, const char *key, const struct event *ev,
 			return false;
 		}
 		parts = w->shards;
+		why[0] = '\0';
 	}
 	char want[300];
 	snprintf(want, sizeof want, "freshet:{%s:p%lld}", ev->wiki,
@@ -749,6 +784,8 @@ out:
 
 int main(int argc, char **argv)
 {
+	/* The index is not for other users, whatever the shell's umask. */
+	shard_private_umask();
 	const char *config = NULL;
 	struct ctx c = { 0 };
 	bool json = false;

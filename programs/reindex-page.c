@@ -400,6 +400,8 @@ static int sel_done(struct selection *sel, int rc)
 
 int main(int argc, char **argv)
 {
+	/* The index is not for other users, whatever the shell's umask. */
+	shard_private_umask();
 	const char *config = NULL, *wiki = NULL;
 	struct selection sel = { 0 };
 	bool rebuild = false;

@@ -25,6 +25,7 @@
 
 #include "backoff.h"
 #include "log.h"
+#include "redact.h"
 #include "xmalloc.h"
 
 struct redis {
@@ -50,8 +51,12 @@ static void seterr(struct redis *r, const char *fmt, ...)
 
 static enum status url_fail(char *err, size_t errlen, const char *url, const char *why)
 {
-	if (err && errlen)
-		snprintf(err, errlen, "redis url \"%s\": %s", url, why);
+	if (err && errlen) {
+		/* A URL refused for its password must not show it. */
+		char *clean = redact_userinfo(url);
+		snprintf(err, errlen, "redis url \"%s\": %s", clean, why);
+		free(clean);
+	}
 	return STATUS_CONFIG;
 }
 
@@ -76,7 +81,7 @@ enum status redis_url_parse(const char *url, struct redis_url *out, char *err, s
 				return url_fail(err, errlen, url, "only ?db=N is understood");
 			errno = 0;
 			long db = strtol(q + 4, &end, 10);
-			if (*end || errno || db < 0 || db > 65535)
+			if (*end || errno || db < 0 || db > REDIS_MAX_DB)
 				return url_fail(err, errlen, url, "bad db number");
 			u.db = (int)db;
 		}
@@ -115,7 +120,7 @@ enum status redis_url_parse(const char *url, struct redis_url *out, char *err, s
 		char *end;
 		errno = 0;
 		long db = strtol(slash + 1, &end, 10);
-		if (*end || errno || db < 0 || db > 65535)
+		if (*end || errno || db < 0 || db > REDIS_MAX_DB)
 			return url_fail(err, errlen, url, "bad db number");
 		u.db = (int)db;
 	}

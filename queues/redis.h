@@ -47,6 +47,9 @@ struct redis_opts {
 	int read_timeout_ms;        /* 0: 5000 */
 };
 
+/* The highest database number a URL may name. */
+#define REDIS_MAX_DB 65535
+
 /* A parsed URL (see redis_url_parse()). */
 struct redis_url {
 	char host[256];   /* empty for unix sockets */

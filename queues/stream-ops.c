@@ -20,17 +20,33 @@
 #include "stream-private.h"
 #include "xmalloc.h"
 
-enum status stream_partitions_get(struct redis *r, const char *wiki, int *out)
+enum status stream_partitions_get(struct redis *r, const char *wiki, int *out,
+                                  char *err, size_t errlen)
 {
 	enum status st;
 	redisReply *rep = redis_command(r, &st, "GET freshet:{%s}:partitions", wiki);
-	if (!rep)
+	if (!rep) {
+		if (err && errlen)
+			snprintf(err, errlen, "redis: %s", redis_errmsg(r));
 		return st;
+	}
 	if (rep->type != REDIS_REPLY_STRING) {
 		freeReplyObject(rep);
+		if (err && errlen)
+			snprintf(err, errlen, "wiki %s has no published partition count", wiki);
 		return STATUS_NOT_FOUND;
 	}
-	*out = atoi(rep->str);
+	long long n = 0;
+	if (!parse_count(rep->str, STREAM_MAX_PARTITIONS, &n) || n < 1) {
+		/* Dividing by it would crash; guessing would misroute. */
+		if (err && errlen)
+			snprintf(err, errlen, "Redis key freshet:{%s}:partitions holds no "
+			         "partition count (an integer from 1 to %d): set it to "
+			         "the wiki's shards", wiki, STREAM_MAX_PARTITIONS);
+		freeReplyObject(rep);
+		return STATUS_INVALID;
+	}
+	*out = (int)n;
 	freeReplyObject(rep);
 	return STATUS_OK;
 }

@@ -27,8 +27,13 @@
 #include "stream.h"
 
 /* Reads the published partition count of wiki through r into *out.
- * STATUS_NOT_FOUND when it was never published. */
-enum status stream_partitions_get(struct redis *r, const char *wiki, int *out);
+ * STATUS_NOT_FOUND when it was never published; STATUS_INVALID when the key
+ * holds anything but a decimal integer from 1 to STREAM_MAX_PARTITIONS;
+ * STATUS_TRANSIENT or STATUS_INVALID (a Redis error reply) when Redis
+ * fails.  On any failure the reason is written to err (errlen bytes; err
+ * may be NULL). */
+enum status stream_partitions_get(struct redis *r, const char *wiki, int *out,
+                                  char *err, size_t errlen);
 
 /*
  * Trims partition p without ever dropping an entry that was not delivered

@@ -41,6 +41,7 @@ struct stream {
 	char *consumer;
 	int partitions;
 	int batch, block_ms, max_deliveries, max_interrupted, claim_idle_ms;
+	size_t max_event_bytes;
 	struct part *parts;
 	uint64_t rd_generation;
 	bool partitions_checked;
@@ -67,6 +68,23 @@ static inline enum status redis_fail(struct stream *s, struct redis *r, enum sta
 {
 	seterr(s, "%s: %s", what, redis_errmsg(r));
 	return st;
+}
+
+/* Parses a value read back from Redis as a decimal integer in 0..max:
+ * digits only, no sign, no spaces, no trailing text.  Anything else
+ * (a hand-set key, a corrupted value) is refused rather than read as 0. */
+static inline bool parse_count(const char *s, long long max, long long *out)
+{
+	long long v = 0;
+	if (!s || !*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (max - (*s - '0')) / 10)
+			return false;
+		v = v * 10 + (*s - '0');
+	}
+	*out = v;
+	return true;
 }
 
 static inline bool parse_sid(const char *s, struct sid *out)

@@ -24,6 +24,7 @@
 #include "stream.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,7 +80,8 @@ static bool wiki_ok(const char *w)
 struct stream *stream_new(struct redis *rd, struct redis *ctl, const struct stream_opts *o,
                           char *err, size_t errlen)
 {
-	if (!ctl || !o || !wiki_ok(o->wiki) || o->partitions < 1 || o->partitions > 65536) {
+	if (!ctl || !o || !wiki_ok(o->wiki) || o->partitions < 1 ||
+	    o->partitions > STREAM_MAX_PARTITIONS) {
 		if (err && errlen)
 			snprintf(err, errlen, "stream: %s", !ctl ? "no control connection"
 			         : (!o || !wiki_ok(o->wiki)) ? "invalid wiki id"
@@ -106,6 +108,7 @@ struct stream *stream_new(struct redis *rd, struct redis *ctl, const struct stre
 	s->block_ms = o->block_ms > 0 ? o->block_ms : 1000;
 	s->max_deliveries = o->max_deliveries > 0 ? o->max_deliveries : 5;
 	s->max_interrupted = o->max_interrupted > 0 ? o->max_interrupted : 20;
+	s->max_event_bytes = o->max_event_bytes > 0 ? o->max_event_bytes : 65536;
 	s->claim_idle_ms = o->claim_idle_ms > 0 ? o->claim_idle_ms : 60000;
 	backoff_init(&s->nack_backoff, o->retry_base_ms > 0 ? (unsigned)o->retry_base_ms : 100,
 	             o->retry_cap_ms > 0 ? (unsigned)o->retry_cap_ms : 30000);
@@ -186,7 +189,10 @@ static enum status check_partitions(struct stream *s)
 	                                s->wiki, s->partitions);
 	if (!rep)
 		return redis_fail(s, s->ctl, st, "publishing the partition count");
-	if (rep->type == REDIS_REPLY_STRING && atoi(rep->str) != s->partitions) {
+	long long stored = 0;
+	if (rep->type == REDIS_REPLY_STRING &&
+	    (!parse_count(rep->str, STREAM_MAX_PARTITIONS, &stored) ||
+	     stored != s->partitions)) {
 		seterr(s, "wiki %s: Redis key freshet:{%s}:partitions says %s partitions but "
 		       "this process is configured with %d; refusing to misroute events "
 		       "(fix the configuration, or rebuild and reset the key)",
@@ -499,7 +505,12 @@ static enum status fetch_failures(struct stream *s, int p, struct raw *raws, siz
 	}
 	for (size_t j = 0; rep->type == REDIS_REPLY_ARRAY && j < rep->elements && j < k; j++)
 		if (rep->element[j]->type == REDIS_REPLY_STRING)
-			raws[at[j]].failures = atol(rep->element[j]->str);
+		{
+			/* A counter that is not one counts as no failure. */
+			long long v = 0;
+			if (parse_count(rep->element[j]->str, LONG_MAX, &v))
+				raws[at[j]].failures = (long)v;
+		}
 	freeReplyObject(rep);
 	free(at);
 	return STATUS_OK;
@@ -967,6 +978,10 @@ enum status stream_read(struct stream *s, struct stream_batch **out)
 			reason[0] = '\0';
 			if (r->no_field)
 				snprintf(reason, sizeof reason, "entry has no `event` field");
+			else if (r->len > s->max_event_bytes)
+				snprintf(reason, sizeof reason,
+				         "too large: %zu bytes, more than max_event_bytes (%zu)",
+				         r->len, s->max_event_bytes);
 			else if (interrupted(r) > s->max_interrupted)
 				snprintf(reason, sizeof reason,
 				         "delivered %ld times, %ld of them ended without a result "

@@ -36,7 +36,9 @@
  * the dead-letter stream instead of crashing it forever.  An entry that fails
  * to decode, or that was interrupted more than max_interrupted times, is
  * never handed out: it is moved to the dead-letter stream and acked in one
- * MULTI/EXEC.
+ * MULTI/EXEC.  So is an entry whose `event` field is longer than
+ * max_event_bytes: its length is checked on the reply, before any JSON
+ * decoding, so one huge event costs its bytes once, not a parse tree.
  *
  * Connections: `rd` is used only by stream_read() (XREADGROUP with BLOCK,
  * XPENDING, XAUTOCLAIM, and the XCLAIM that hands out a nacked entry again);
@@ -66,6 +68,9 @@
 #define STREAM_GROUP "freshet"
 /* Longest entry id "<ms>-<seq>" plus NUL. */
 #define STREAM_ID_MAX 48
+/* The highest partition count a stream accepts (stream_new(), and the
+ * published count read back from Redis). */
+#define STREAM_MAX_PARTITIONS 65536
 
 struct stream;
 
@@ -76,6 +81,8 @@ struct stream_opts {
 	int batch;               /* entries per read; 0: 100 */
 	int block_ms;            /* XREADGROUP BLOCK; 0: 1000 */
 	int max_deliveries;      /* failures before the dead letter; 0: 5 */
+	size_t max_event_bytes;  /* a longer `event` field is dead-lettered
+	                          * with "too large", never decoded; 0: 65536 */
 	int max_interrupted;     /* interrupted deliveries before the dead
 	                          * letter (see above); 0: 20 */
 	int claim_idle_ms;       /* claim others' entries idle this long; 0: 60000.

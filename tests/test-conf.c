@@ -47,6 +47,7 @@ Test(conf, defaults_without_a_file)
 	cr_assert_eq(cfg->commit_ms, 1000);
 	cr_assert_eq(cfg->max_deliveries, 5);
 	cr_assert_eq(cfg->max_interrupted, 20);
+	cr_assert_eq(cfg->max_event_bytes, 65536);
 	cr_assert_eq(cfg->lease_ms, 30000);
 	cr_assert_eq(cfg->shutdown_timeout_ms, 30000);
 	cr_assert_str_eq(cfg->metrics_listen, "");
@@ -94,6 +95,7 @@ Test(conf, every_key)
 		"commit_ms = 250\n"
 		"max_deliveries = 7\n"
 		"max_interrupted = 40\n"
+		"max_event_bytes = 2048\n"
 		"lease_ms = 5000\n"
 		"shutdown_timeout_ms = 9000\n"
 		"metrics_listen = 127.0.0.1:9187\n"
@@ -127,6 +129,7 @@ Test(conf, every_key)
 	cr_assert_eq(cfg->commit_ms, 250);
 	cr_assert_eq(cfg->max_deliveries, 7);
 	cr_assert_eq(cfg->max_interrupted, 40);
+	cr_assert_eq(cfg->max_event_bytes, 2048);
 	cr_assert_eq(cfg->lease_ms, 5000);
 	cr_assert_eq(cfg->shutdown_timeout_ms, 9000);
 	cr_assert_str_eq(cfg->metrics_host, "127.0.0.1");
@@ -246,7 +249,18 @@ Test(conf, bad_values_name_their_line)
 	expect_error("[redis]\nurl = http://127.0.0.1:6379\n",
 		     "freshet.conf:2: bad url 'http://127.0.0.1:6379' in [redis]: expected redis://host[:port][/db] or unix:///path[?db=N]");
 	expect_error("[redis]\nurl = redis://:pw@127.0.0.1\n",
-		     "freshet.conf:2: bad url 'redis://:pw@127.0.0.1' in [redis]: no credentials in the URL: use password_file or FRESHET_REDIS_PASSWORD");
+		     "freshet.conf:2: bad url 'redis://127.0.0.1' in [redis]: no credentials in the URL: use password_file or FRESHET_REDIS_PASSWORD");
+	/* The message never quotes a URL's credentials back. */
+	expect_error("[wiki w]\napi = http://u:s3cret@h/w/api php\n",
+		     "freshet.conf:2: bad api 'http://h/w/api php' in [wiki w]: expected an http:// or https:// URL");
+	expect_error("[redis]\nurl = redis://127.0.0.1/70000\n",
+		     "freshet.conf:2: bad url 'redis://127.0.0.1/70000' in [redis]: bad database number (0 to 65535)");
+	expect_error("[redis]\n\nurl = unix:///run/r.sock?db=99999\n",
+		     "freshet.conf:3: bad url 'unix:///run/r.sock?db=99999' in [redis]: bad database number (0 to 65535)");
+	expect_error("[wiki w]\napi = http://h/w/api.php?action=query\n",
+		     "freshet.conf:2: bad api 'http://h/w/api.php?action=query' in [wiki w]: no query string or fragment: give the api.php URL itself");
+	expect_error("[wiki w]\napi = http://h/w/api.php#x\n",
+		     "freshet.conf:2: bad api 'http://h/w/api.php#x' in [wiki w]: no query string or fragment: give the api.php URL itself");
 	expect_error("[redis]\nurl = redis://127.0.0.1:99999\n",
 		     "freshet.conf:2: bad url 'redis://127.0.0.1:99999' in [redis]: bad port");
 	expect_error("[redis]\nurl = unix://relative.sock\n",

@@ -177,7 +177,7 @@ Test(stream, partitions_published_and_mismatch_refused)
 	struct test_redis *r = R;
 	struct q *q = q_open(r->url, 4, "c1", NULL);
 	int n = 0;
-	cr_assert_eq(stream_partitions_get(q->ctl, "testwiki", &n), STATUS_OK);
+	cr_assert_eq(stream_partitions_get(q->ctl, "testwiki", &n, NULL, 0), STATUS_OK);
 	cr_expect_eq(n, 4);
 
 	/* A producer configured with 8 partitions must not misroute. */

@@ -346,6 +346,112 @@ Test(tools, direct_reindex_then_search, .init = setup_wiki, .fini = teardown,
 	out_free(&o);
 }
 
+/* Writes freshet.conf with api as the wiki's api. */
+static void write_conf_api(const char *api)
+{
+	FILE *f = fopen(E.conf, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "[redis]\nurl = unix://%s\n\n[worker]\ndata_dir = %s\n\n"
+		"[wiki " WIKI "]\napi = %s\nlanguage = en\nshards = 2\nrate = 0\n",
+		E.redis->socket, E.data, api);
+	fclose(f);
+}
+
+/* Credentials in the api URL reach the wiki, never a document or a message. */
+Test(tools, api_credentials_are_not_shown, .init = setup_wiki, .fini = teardown,
+     .timeout = 120)
+{
+	seed_pages();
+	const char *api = mw_api_url(E.mw);
+	cr_assert(strncmp(api, "http://", 7) == 0);
+	char *secret_api;
+	cr_assert(asprintf(&secret_api, "http://freshet:s3cret@%s", api + 7) > 0);
+	write_conf_api(secret_api);
+	struct out o = run("reindex-page", "--wiki", WIKI, "--all", NULL);
+	cr_assert_eq(o.status, 0, "reindex-page --all failed: %s", o.err);
+	cr_assert_null(strstr(o.err, "s3cret"), "%s", o.err);
+	out_free(&o);
+	json_t *root;
+	json_t *res = search_json(&root, "termites");
+	cr_assert_eq(json_array_size(res), 1);
+	const char *url = json_string_value(json_object_get(json_array_get(res, 0), "url"));
+	char *want;
+	cr_assert(asprintf(&want, "http://127.0.0.1:%d/index.php?title=Aardvark_facts",
+			   mw_port(E.mw)) > 0);
+	cr_assert_str_eq(url, want);
+	free(want);
+	json_decref(root);
+	o = run("freshet-search", "--wiki", WIKI, "termites", NULL);
+	cr_assert_null(strstr(o.out, "s3cret"), "%s", o.out);
+	out_free(&o);
+
+	/* A wiki that cannot be reached: the error names the URL, without
+	 * the credentials. */
+	free(secret_api);
+	cr_assert(asprintf(&secret_api, "http://freshet:s3cret@127.0.0.1:%d/w/api.php",
+			   test_free_port()) > 0);
+	write_conf_api(secret_api);
+	o = run("reindex-page", "--wiki", WIKI, "--all", NULL);
+	cr_assert_neq(o.status, 0);
+	cr_assert(strstr(o.err, "127.0.0.1"), "the error names no URL: %s", o.err);
+	cr_assert_null(strstr(o.err, "s3cret"), "%s", o.err);
+	out_free(&o);
+	free(secret_api);
+}
+
+/* Counts what under path (itself included) has a world permission bit,
+ * and names the first in *first (caller frees). */
+static int world_accessible(const char *path, char **first)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0 || S_ISLNK(st.st_mode))
+		return 0;
+	int n = 0;
+	if (st.st_mode & S_IRWXO) {
+		if (!*first)
+			*first = strdup(path);
+		n++;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return n;
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "ls -A '%s'", path);
+	FILE *f = popen(cmd, "r");
+	char name[512];
+	while (f && fgets(name, sizeof name, f)) {
+		name[strcspn(name, "\n")] = '\0';
+		char *child;
+		cr_assert(asprintf(&child, "%s/%s", path, name) > 0);
+		n += world_accessible(child, first);
+		free(child);
+	}
+	if (f)
+		pclose(f);
+	return n;
+}
+
+/* An operator's shell umask (022) does not make the index world-readable. */
+Test(tools, index_is_not_world_readable, .init = setup_wiki, .fini = teardown,
+     .timeout = 120)
+{
+	seed_pages();
+	mode_t old = umask(022);
+	struct out o = run("reindex-page", "--wiki", WIKI, "--all", NULL);
+	cr_assert_eq(o.status, 0, "reindex-page --all failed: %s", o.err);
+	out_free(&o);
+	o = run("freshetctl", "compact", NULL);
+	cr_assert_eq(o.status, 0, "freshetctl compact failed: %s%s", o.out, o.err);
+	out_free(&o);
+	umask(old);
+	char *first = NULL;
+	int n = world_accessible(E.data, &first);
+	cr_assert_eq(n, 0, "%d paths world-accessible, the first %s", n, first);
+	struct stat st;
+	cr_assert_eq(stat(E.data, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0750, "data_dir mode %o", st.st_mode & 0777);
+	free(first);
+}
+
 Test(tools, dry_run_writes_nothing, .init = setup_wiki, .fini = teardown,
      .timeout = 120)
 {
@@ -618,6 +724,56 @@ Test(tools, ctl_dead_letters, .init = setup_redis, .fini = teardown, .timeout = 
 	redisFree(c);
 }
 
+/* The first control byte (C0, DEL) of s, or -1 when it has none but
+ * newlines. */
+static int raw_control(const char *s)
+{
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+		if ((*c < 0x20 && *c != '\n') || *c == 0x7f)
+			return *c;
+	return -1;
+}
+
+/* Dead letters hold text from outside: what freshetctl prints of them
+ * cannot drive the operator's terminal. */
+Test(tools, ctl_dead_letters_escape_control_characters, .init = setup_redis,
+     .fini = teardown, .timeout = 60)
+{
+	redisContext *c = redis_ctx();
+	const char *reason = "API error x: \x1b[2J\x1b]0;pwned\x07 gone\x7f";
+	const char *payload = "not json \x1b[31mred\r\x1b[0m\x08";
+	redisReply *r = redisCommand(c, "XADD freshet:{" WIKI "}:dead * payload %s "
+				     "reason %s stream freshet:{" WIKI ":p0} id 1-1 "
+				     "deliveries 5 time 2026-11-29T12:00:01Z", payload, reason);
+	cr_assert(r && r->type == REDIS_REPLY_STRING);
+	char *id = strdup(r->str);
+	freeReplyObject(r);
+	char *json_id = add_dead(c, 4, 0, "in\x1b[1mjson");
+
+	struct out o = run("freshetctl", "--wiki", WIKI, "dead", "list", NULL);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	cr_assert_eq(raw_control(o.out), -1, "raw control byte in: %s", o.out);
+	cr_assert(strstr(o.out, "API error x: \\x1b[2J\\x1b]0;pwned\\x07 gone\\x7f"),
+		  "list: %s", o.out);
+	out_free(&o);
+
+	o = run("freshetctl", "--wiki", WIKI, "dead", "show", id, NULL);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	cr_assert_eq(raw_control(o.out), -1, "raw control byte in: %s", o.out);
+	cr_assert(strstr(o.out, "not json \\x1b[31mred\\x0d\\x1b[0m\\x08"), "show: %s", o.out);
+	out_free(&o);
+
+	o = run("freshetctl", "--wiki", WIKI, "dead", "show", json_id, NULL);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	cr_assert_eq(raw_control(o.out), -1, "raw control byte in: %s", o.out);
+	cr_assert(strstr(o.out, "in\\x1b[1mjson"), "show: %s", o.out);
+	cr_assert(strstr(o.out, "\"page_id\": 4"), "show: %s", o.out);
+	out_free(&o);
+	free(id);
+	free(json_id);
+	redisFree(c);
+}
+
 Test(tools, ctl_spool_replay, .init = setup_redis, .fini = teardown, .timeout = 60)
 {
 	char *spool;
@@ -643,6 +799,40 @@ Test(tools, ctl_spool_replay, .init = setup_redis, .fini = teardown, .timeout = 
 	redisContext *c = redis_ctx();
 	cr_assert_eq(xlen(c, "freshet:{" WIKI ":p1}"), 1);
 	cr_assert_eq(xlen(c, "freshet:{" WIKI ":p0}"), 1);
+	redisFree(c);
+	free(spool);
+}
+
+/* A partition count set by hand to nonsense is refused, never divided by. */
+Test(tools, ctl_spool_replay_refuses_bad_partition_count, .init = setup_redis,
+     .fini = teardown, .timeout = 60)
+{
+	char *spool;
+	cr_assert(asprintf(&spool, "%s/spool.jsonl", E.dir) > 0);
+	FILE *f = fopen(spool, "w");
+	char *ev = test_event("rerender", WIKI, 3, "P", 0);
+	fprintf(f, "{\"stream\":\"freshet:{" WIKI ":p1}\",\"event\":%s}\n", ev);
+	free(ev);
+	fclose(f);
+	redisContext *c = redis_ctx();
+	const char *values[] = { "0", "abc", "-2", "99999999999" };
+	for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+		redisReply *r = redisCommand(c, "SET freshet:{" WIKI "}:partitions %s",
+					     values[i]);
+		freeReplyObject(r);
+		struct out o = run("freshetctl", "spool", "replay", spool, NULL);
+		cr_assert_eq(o.status, 1, "partitions=%s: exit %d, stderr %s", values[i],
+			     o.status, o.err);
+		cr_assert(strstr(o.err, "partitions holds no partition count"),
+			  "partitions=%s: %s", values[i], o.err);
+		cr_assert(strstr(o.out, "0 events added"), "%s", o.out);
+		out_free(&o);
+		o = run("freshetctl", "status", NULL);
+		cr_assert_eq(o.status, 1, "status with partitions=%s: %s", values[i], o.err);
+		cr_assert(strstr(o.err, "partitions holds no partition count"), "%s", o.err);
+		out_free(&o);
+	}
+	cr_assert_eq(xlen(c, "freshet:{" WIKI ":p1}"), 0);
 	redisFree(c);
 	free(spool);
 }

@@ -660,6 +660,59 @@ Test(worker, indexes_hand_made_events)
 	env_stop(e);
 }
 
+/* XADDs the event ev (JSON object, consumed) to page's partition. */
+static void xadd_json(redisContext *c, long page_id, json_t *ev)
+{
+	char *text = json_dumps(ev, JSON_COMPACT);
+	json_decref(ev);
+	redisReply *r = redisCommand(c, "XADD freshet:{" WIKI ":p%ld} * event %s",
+				     page_id % SHARDS, text);
+	cr_assert(r && r->type == REDIS_REPLY_STRING);
+	freeReplyObject(r);
+	free(text);
+}
+
+/* An event is a trigger: only what the wiki answers may delete a page. */
+Test(worker, namespace_claimed_by_an_event_deletes_nothing)
+{
+	struct env *e = env_start_ext(NULL, false);
+	worker_start(e);
+	const char *titles[] = { "Kappa", "Lambda" };
+	const char *texts[] = { "The river floods in spring.", "A bridge in winter." };
+	long ids[2], revs[2];
+	mw_seed(e->mw, 2, titles, texts, ids, revs);
+	redisContext *c = redis_conn(e);
+	for (int i = 0; i < 2; i++)
+		xadd_event(c, WIKI, ids[i] % SHARDS, "create", ids[i], titles[i], revs[i]);
+	converge(e, 60);
+	double fetches = metric_sum(e, "freshet_fetches_total{", NULL);
+
+	/* A hand-made edit that says Kappa is a user page (namespace 2,
+	 * not indexed): the wiki is asked, says namespace 0, and the page
+	 * stays. */
+	json_t *ev = test_event_json("edit", WIKI, ids[0], "User:Kappa", revs[0]);
+	json_object_set_new(json_object_get(ev, "page"), "namespace_id", json_integer(2));
+	xadd_json(c, ids[0], ev);
+	cr_assert_eq(metric_wait(e, "freshet_fetches_total{", NULL, fetches + 1, 30),
+		     fetches + 1, "the wiki was not asked about the page");
+	converge(e, 60);
+
+	/* Lambda really moved to the talk namespace: its document goes. */
+	mw_move(e->mw, "Lambda", "Talk:Lambda", false);
+	struct mw_page_info info;
+	cr_assert(mw_page_info_id(e->mw, ids[1], &info) && info.ns == 1);
+	ev = test_event_json("move", WIKI, ids[1], "Talk:Lambda", info.rev_id);
+	json_object_set_new(json_object_get(ev, "page"), "namespace_id", json_integer(1));
+	json_object_del(ev, "created_redirect_page");
+	json_object_set_new(json_object_get(json_object_get(ev, "prior_state"), "page"),
+			    "page_id", json_integer(ids[1]));
+	xadd_json(c, ids[1], ev);
+	redisFree(c);
+	converge(e, 60);
+	worker_term(e);
+	env_stop(e);
+}
+
 Test(worker, converges_with_random_changes_in_five_languages)
 {
 	struct env *e = env_start(NULL);
@@ -881,6 +934,64 @@ Test(worker, malformed_event_is_dead_lettered_with_reason)
 	cr_assert_str_eq(src, id);
 	freeReplyObject(r);
 	cr_assert_eq(pending_count(c, WIKI, 0), 0, "the malformed entry is still pending");
+	redisFree(c);
+	worker_term(e);
+	env_stop(e);
+}
+
+/* An event over max_event_bytes is dead-lettered undecoded, and neither it
+ * nor the events after it cost the worker its leases. */
+Test(worker, oversized_event_is_dead_lettered_and_leases_kept)
+{
+	struct env *e = env_start_ext(NULL, false);
+	worker_start(e);
+	const char *titles[] = { "Mu" };
+	const char *texts[] = { "A village by the river." };
+	long ids[1], revs[1];
+	mw_seed(e->mw, 1, titles, texts, ids, revs);
+	redisContext *c = redis_conn(e);
+	double end = now_s() + 30;
+	while (now_s() < end && redis_int(c, "EXISTS freshet:{" WIKI ":p%ld}:lease",
+					  ids[0] % SHARDS) != 1)
+		msleep(100);
+	/* 4 MiB: a comment no wiki would send, in a well-formed event. */
+	size_t big = 4u << 20;
+	char *comment = malloc(big + 1);
+	memset(comment, 'x', big);
+	comment[big] = '\0';
+	json_t *ev = test_event_json("edit", WIKI, ids[0], titles[0], revs[0]);
+	json_object_set_new(ev, "comment", json_string(comment));
+	free(comment);
+	xadd_json(c, ids[0], ev);
+	xadd_event(c, WIKI, ids[0] % SHARDS, "create", ids[0], titles[0], revs[0]);
+	converge(e, 60);
+
+	redisReply *r = redisCommand(c, "XRANGE freshet:{" WIKI "}:dead - +");
+	cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1,
+		  "the oversized event is not in the dead-letter stream");
+	redisReply *fields = r->element[0]->element[1];
+	const char *reason = NULL;
+	for (size_t i = 0; i + 1 < fields->elements; i += 2)
+		if (!strcmp(fields->element[i]->str, "reason"))
+			reason = fields->element[i + 1]->str;
+	cr_assert(reason && strstr(reason, "too large"), "reason: %s", reason ? reason : "-");
+	freeReplyObject(r);
+
+	/* Every lease is still this worker's, and none was lost meanwhile. */
+	char *log = test_read_file(e->log, NULL);
+	cr_assert_not_null(log);
+	cr_assert_null(strstr(log, "action=lease_lost"), "log: %s", log);
+	const char *cons = strstr(log, "consumer=");
+	cr_assert_not_null(cons, "log: %s", log);
+	cons += strlen("consumer=");
+	for (int p = 0; p < SHARDS; p++) {
+		r = redisCommand(c, "GET freshet:{" WIKI ":p%d}:lease", p);
+		cr_assert(r && r->type == REDIS_REPLY_STRING, "partition %d has no lease", p);
+		cr_assert(strncmp(cons, r->str, strlen(r->str)) == 0,
+			  "partition %d leased to %s", p, r->str);
+		freeReplyObject(r);
+	}
+	free(log);
 	redisFree(c);
 	worker_term(e);
 	env_stop(e);
