@@ -293,6 +293,30 @@ enum status shard_set_reopen(struct shard_set *set);
 enum status shard_set_search(struct shard_set *set, const struct xquery *q,
 			     unsigned offset, unsigned count,
 			     struct xmset **mset);
+/* As shard_set_search(), with the search options o (xapian-shim.h; NULL
+ * for none): a time limit, how many matches to count exactly. */
+enum status shard_set_search_opts(struct shard_set *set, const struct xquery *q,
+				  unsigned offset, unsigned count,
+				  const struct xsearch_opts *o,
+				  struct xmset **mset);
+
+/* Makes shard_set_open() and shard_set_reopen() go on without the shards
+ * that cannot be opened, for a server that must answer from the others:
+ * the generation is taken to have at least `shards` shards (the wiki's
+ * configured count, so that a missing shard directory is a failed shard,
+ * not a smaller set), each shard that fails to open is left out and
+ * counted (shard_set_failed(); shard_set_errmsg() says why), and opening
+ * fails only when no shard opens.  While a shard is left out, every
+ * shard_set_reopen() tries them all again.  Call before the first open. */
+void shard_set_allow_missing(struct shard_set *set, unsigned shards);
+/* The number of shards of the open generation left out of the reader
+ * (0 unless shard_set_allow_missing()). */
+unsigned shard_set_failed(const struct shard_set *set);
+/* How many times the reader was opened anew (a new generation, shards
+ * left out before) or reopened after a concurrent commit made it stale
+ * (STATUS_MODIFIED), counting the first open.  For metrics. */
+uint64_t shard_set_opens(const struct shard_set *set);
+
 /* The shard a hit of the combined reader comes from. */
 unsigned shard_set_hit_shard(const struct shard_set *set, uint32_t docid);
 
