@@ -63,7 +63,7 @@
 #include "status.h"
 #include "xapian-shim.h"
 
-#define SHARD_SCHEMA_VERSION 1
+#define SHARD_SCHEMA_VERSION 2
 
 /* Value slots (doc/shards.md). */
 #define SHARD_VALUE_REV         0
@@ -85,6 +85,9 @@
 #define SHARD_PREFIX_NAMESPACE  "XNS"
 #define SHARD_PREFIX_LANGUAGE   "L"
 #define SHARD_PREFIX_CATEGORY   "XC"
+/* The whole title folded (document_fold_title()), one boolean term per
+ * page, for title completion. */
+#define SHARD_PREFIX_TITLE_FOLDED "XT"
 
 /* The stored text (for snippets) is cut to this many bytes. */
 #define SHARD_TEXT_MAX (64 * 1024)
