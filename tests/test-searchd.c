@@ -274,6 +274,13 @@ static void daemon_term(void)
 	cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
 		  "freshet-searchd did not exit 0 on SIGTERM (status %d); log in %s",
 		  ws, E.log);
+	/* Built with sanitizers, the daemon reports leaks and errors in its
+	 * log at exit. */
+	char *log = test_read_file(E.log, NULL);
+	cr_assert(log && !strstr(log, "Sanitizer"), "sanitizer report in %s:\n%s",
+		  E.log, log ? log : "");
+	cr_assert(strstr(log, "action=exit code=0"), "%s", log);
+	free(log);
 }
 
 static const char *jstr(json_t *o, const char *k)
