@@ -33,7 +33,7 @@
 #define PKGLIBDIR "/usr/local/lib/freshet"
 #endif
 
-enum section_kind { SEC_NONE, SEC_REDIS, SEC_WORKER, SEC_WIKI, SEC_BAD };
+enum section_kind { SEC_NONE, SEC_REDIS, SEC_WORKER, SEC_SEARCHD, SEC_WIKI, SEC_BAD };
 
 struct parse {
 	struct conf *cfg;
@@ -46,6 +46,7 @@ struct parse {
 	bool file_wikis;         /* a [wiki] section replaced the default wiki */
 	bool failed;
 	int password_line;
+	int token_line;
 };
 
 static void fail(struct parse *p, const char *fmt, ...)
@@ -309,6 +310,8 @@ static void begin_section(struct parse *p, const char *name)
 		p->kind = SEC_REDIS;
 	} else if (strcmp(name, "worker") == 0) {
 		p->kind = SEC_WORKER;
+	} else if (strcmp(name, "searchd") == 0) {
+		p->kind = SEC_SEARCHD;
 	} else if (strncmp(name, "wiki", 4) == 0 &&
 		   (name[4] == '\0' || isspace((unsigned char)name[4]))) {
 		const char *id = name + 4;
@@ -498,6 +501,111 @@ static int handle_worker(struct parse *p, const char *key, const char *value)
 	return 1;
 }
 
+/* Parses "host:port" or "port" (host then "127.0.0.1"); "[::1]:80" too. */
+static bool parse_hostport(const char *v, char **host, int *port)
+{
+	const char *colon = strrchr(v, ':');
+	int n;
+	if (!parse_int(colon ? colon + 1 : v, 1, 65535, &n))
+		return false;
+	char *h;
+	if (colon && colon > v) {
+		size_t len = (size_t)(colon - v);
+		if (*v == '[' && len >= 2 && v[len - 1] == ']')
+			h = xstrndup(v + 1, len - 2);
+		else
+			h = xstrndup(v, len);
+	} else {
+		h = xstrdup("127.0.0.1");
+	}
+	free(*host);
+	*host = h;
+	*port = n;
+	return true;
+}
+
+static int handle_searchd(struct parse *p, const char *key, const char *value)
+{
+	struct conf *cfg = p->cfg;
+	static const struct {
+		const char *key;
+		size_t off;
+		long min, max;
+	} ints[] = {
+		{ "threads", offsetof(struct conf, searchd_threads), 0, 1024 },
+		{ "max_query_bytes", offsetof(struct conf, searchd_max_query_bytes), 1, 65536 },
+		{ "max_terms", offsetof(struct conf, searchd_max_terms), 1, 1024 },
+		{ "timeout_ms", offsetof(struct conf, searchd_timeout_ms), 1, 600000 },
+		{ "max_connections", offsetof(struct conf, searchd_max_connections), 1, 100000 },
+		{ "connection_timeout_s", offsetof(struct conf, searchd_connection_timeout_s), 1, 3600 },
+		{ "shutdown_timeout_ms", offsetof(struct conf, searchd_shutdown_timeout_ms), 0, 3600000 },
+	};
+	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+		if (strcmp(key, ints[i].key) != 0)
+			continue;
+		int *dst = (int *)((char *)cfg + ints[i].off);
+		if (!parse_int(value, ints[i].min, ints[i].max, dst)) {
+			fail(p, "bad value '%s' for %s in [searchd]: expected an integer from %ld to %ld",
+			     value, key, ints[i].min, ints[i].max);
+			return 0;
+		}
+		return 1;
+	}
+	if (strcmp(key, "listen") == 0) {
+		if (!parse_hostport(value, &cfg->searchd_host, &cfg->searchd_port)) {
+			fail(p, "bad value '%s' for listen in [searchd]: expected host:port or port",
+			     value);
+			return 0;
+		}
+		set_str(&cfg->searchd_listen, value);
+	} else if (strcmp(key, "token_file") == 0) {
+		set_str(&cfg->searchd_token_file, value);
+		p->token_line = p->line;
+	} else if (strcmp(key, "allow_anonymous") == 0) {
+		if (strcmp(value, "true") == 0) {
+			cfg->searchd_allow_anonymous = true;
+		} else if (strcmp(value, "false") == 0) {
+			cfg->searchd_allow_anonymous = false;
+		} else {
+			fail(p, "bad value '%s' for allow_anonymous in [searchd]: expected true or false",
+			     value);
+			return 0;
+		}
+	} else {
+		fail(p, "unknown key '%s' in [searchd]", key);
+		return 0;
+	}
+	return 1;
+}
+
+/* Reads the searchd token from token_file: its first line, not empty. */
+static enum status load_token(struct parse *p)
+{
+	struct conf *cfg = p->cfg;
+	free(cfg->searchd_token);
+	cfg->searchd_token = NULL;
+	if (!*cfg->searchd_token_file)
+		return STATUS_OK;
+	p->line = p->token_line;
+	FILE *f = fopen(cfg->searchd_token_file, "r");
+	if (!f) {
+		fail(p, "cannot read token_file '%s': %s",
+		     cfg->searchd_token_file, strerror(errno));
+		return STATUS_IO;
+	}
+	char line[1024];
+	if (!fgets(line, sizeof line, f))
+		line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	if (!*line) {
+		fail(p, "token_file '%s' is empty", cfg->searchd_token_file);
+		return STATUS_CONFIG;
+	}
+	cfg->searchd_token = xstrdup(line);
+	return STATUS_OK;
+}
+
 static int handle_wiki(struct parse *p, const char *key, const char *value)
 {
 	struct conf_wiki *w = p->wiki;
@@ -581,6 +689,8 @@ static int handler(void *user, const char *section, const char *key,
 		return handle_redis(p, key, value);
 	case SEC_WORKER:
 		return handle_worker(p, key, value);
+	case SEC_SEARCHD:
+		return handle_searchd(p, key, value);
 	case SEC_WIKI:
 		return handle_wiki(p, key, value);
 	case SEC_BAD:
@@ -621,6 +731,9 @@ static enum status run(struct parse *p)
 	}
 	if (p->failed)
 		return STATUS_CONFIG;
+	enum status st = load_token(p);
+	if (st != STATUS_OK)
+		return st;
 	return load_password(p);
 }
 
@@ -679,6 +792,17 @@ struct conf *conf_new(void)
 	cfg->lease_ms = 30000;
 	cfg->shutdown_timeout_ms = 30000;
 	cfg->metrics_listen = xstrdup("");
+	cfg->searchd_listen = xstrdup("127.0.0.1:7190");
+	cfg->searchd_host = xstrdup("127.0.0.1");
+	cfg->searchd_port = 7190;
+	cfg->searchd_threads = 0;
+	cfg->searchd_max_query_bytes = 1024;
+	cfg->searchd_max_terms = 32;
+	cfg->searchd_timeout_ms = 2000;
+	cfg->searchd_token_file = xstrdup("");
+	cfg->searchd_max_connections = 256;
+	cfg->searchd_connection_timeout_s = 10;
+	cfg->searchd_shutdown_timeout_ms = 10000;
 	cfg->wikis = xmalloc(sizeof *cfg->wikis);
 	wiki_defaults(&cfg->wikis[0], CONF_DEFAULT_WIKI);
 	cfg->n_wikis = 1;
@@ -730,6 +854,10 @@ void conf_free(struct conf *cfg)
 	free(cfg->analyzer_dir);
 	free(cfg->metrics_listen);
 	free(cfg->metrics_host);
+	free(cfg->searchd_listen);
+	free(cfg->searchd_host);
+	free(cfg->searchd_token_file);
+	free(cfg->searchd_token);
 	for (size_t i = 0; i < cfg->n_wikis; i++)
 		wiki_release(&cfg->wikis[i]);
 	free(cfg->wikis);

@@ -11,8 +11,8 @@
  *
  *     freshet.conf:12: unknown key 'comit_ms' in [worker]
  *
- * The file has three kinds of section: [redis], [worker] and one
- * [wiki NAME] per wiki, NAME being MediaWiki's wiki id ($wgDBname, the
+ * The file has four kinds of section: [redis], [worker], [searchd] (the
+ * search service, freshet-searchd) and one [wiki NAME] per wiki, NAME being MediaWiki's wiki id ($wgDBname, the
  * `wiki_id` of its events).  When the file has no [wiki] section, the
  * configuration describes one wiki with the id CONF_DEFAULT_WIKI ("my_wiki",
  * the database name MediaWiki's installer proposes, so that a default
@@ -81,6 +81,24 @@ struct conf {
 	char *metrics_host;       /* parsed: NULL when off; "127.0.0.1" if the
 	                             value was a bare port */
 	int metrics_port;         /* parsed; 0 when off */
+
+	/* [searchd] (freshet-searchd) */
+	char *searchd_listen;     /* as written ["127.0.0.1:7190"] */
+	char *searchd_host;       /* parsed: "127.0.0.1" if a bare port */
+	int searchd_port;         /* parsed [7190] */
+	int searchd_threads;      /* request threads; 0 = one per core [0] */
+	int searchd_max_query_bytes; /* longest q parameter [1024] */
+	int searchd_max_terms;    /* most words in q [32] */
+	int searchd_timeout_ms;   /* matching time of one query [2000] */
+	char *searchd_token_file; /* bearer token file, "" for none [""] */
+	char *searchd_token;      /* its first line, NULL when none */
+	bool searchd_allow_anonymous; /* no token on a non-loopback address
+	                             [false] */
+	int searchd_max_connections; /* open connections at once [256] */
+	int searchd_connection_timeout_s; /* idle connection closed after
+	                             this many seconds [10] */
+	int searchd_shutdown_timeout_ms; /* in-flight requests get this long
+	                             to finish on SIGTERM [10000] */
 
 	struct conf_wiki *wikis;/* at least one */
 	size_t n_wikis;

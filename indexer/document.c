@@ -14,6 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unicode/uchar.h>
+#include <unicode/unorm2.h>
+#include <unicode/uscript.h>
+#include <unicode/ustring.h>
+#include <unicode/utf16.h>
 
 #include "buf.h"
 #include "redact.h"
@@ -161,6 +166,131 @@ static enum status index_list(struct document_builder *b, struct analyzer *an,
 	return STATUS_OK;
 }
 
+/* True for the scripts whose accents completion ignores: elsewhere a
+ * combining mark is part of the letter (Cyrillic й, Devanagari, kana). */
+static bool fold_script(UChar32 c)
+{
+	UErrorCode e = U_ZERO_ERROR;
+	UScriptCode s = uscript_getScript(c, &e);
+	return U_SUCCESS(e) && (s == USCRIPT_LATIN || s == USCRIPT_GREEK);
+}
+
+/* Letters with a stroke have no decomposition; they fold by hand. */
+static const char *fold_special(UChar32 c)
+{
+	switch (c) {
+	case 0xD8: case 0xF8: return "o";
+	case 0xC6: case 0xE6: return "ae";
+	case 0x152: case 0x153: return "oe";
+	case 0x141: case 0x142: return "l";
+	case 0x110: case 0x111: return "d";
+	default: return NULL;
+	}
+}
+
+char *document_fold_title(const char *title, size_t len)
+{
+	UErrorCode e = U_ZERO_ERROR;
+	int32_t n16 = 0;
+	/* Invalid UTF-8 becomes U+FFFD rather than failing. */
+	u_strFromUTF8WithSub(NULL, 0, &n16, title, (int32_t)len, 0xFFFD, NULL, &e);
+	e = U_ZERO_ERROR;
+	UChar *u = xmalloc(((size_t)n16 + 1) * sizeof *u);
+	u_strFromUTF8WithSub(u, n16 + 1, NULL, title, (int32_t)len, 0xFFFD, NULL, &e);
+	const UNormalizer2 *nfd = unorm2_getNFDInstance(&e);
+	const UNormalizer2 *fold = unorm2_getNFKCCasefoldInstance(&e);
+	if (U_FAILURE(e)) {
+		free(u);
+		return xstrdup("");
+	}
+	int32_t cap = n16 * 4 + 16, dn;
+	UChar *d = xmalloc((size_t)cap * sizeof *d);
+	dn = unorm2_normalize(nfd, u, n16, d, cap, &e);
+	if (U_FAILURE(e))
+		dn = 0;
+	/* Drop the accents of Latin and Greek letters, map the letters with
+	 * strokes, and make every run of spaces, underscores and other
+	 * separators one space (titles use both " " and "_"). */
+	struct buf b = BUF_INIT;
+	bool base_folds = false, space = true;
+	for (int32_t i = 0; i < dn;) {
+		UChar32 c;
+		U16_NEXT(d, i, dn, c);
+		bool mark = u_charType(c) == U_NON_SPACING_MARK;
+		if (mark && base_folds)
+			continue;
+		if (c == '_' || u_isUWhiteSpace(c)) {
+			if (!space)
+				buf_addch(&b, ' ');
+			space = true;
+			base_folds = false;
+			continue;
+		}
+		space = false;
+		const char *sp = fold_special(c);
+		if (sp) {
+			buf_adds(&b, sp);
+			base_folds = true;
+			continue;
+		}
+		if (!mark)
+			base_folds = fold_script(c);
+		char tmp[4];
+		int32_t k = 0;
+		UBool err = false;
+		U8_APPEND((uint8_t *)tmp, k, 4, c, err);
+		if (!err)
+			buf_add(&b, tmp, (size_t)k);
+	}
+	while (b.len && b.data[b.len - 1] == ' ')
+		b.data[--b.len] = '\0';
+	free(d);
+	free(u);
+	/* Then case folding with compatibility normalisation (NFKC_Casefold:
+	 * "ß" -> "ss", full-width -> ASCII), which also recomposes. */
+	e = U_ZERO_ERROR;
+	u_strFromUTF8WithSub(NULL, 0, &n16, b.data ? b.data : "", (int32_t)b.len,
+			     0xFFFD, NULL, &e);
+	e = U_ZERO_ERROR;
+	u = xmalloc(((size_t)n16 + 1) * sizeof *u);
+	u_strFromUTF8WithSub(u, n16 + 1, NULL, b.data ? b.data : "",
+			     (int32_t)b.len, 0xFFFD, NULL, &e);
+	buf_release(&b);
+	cap = n16 * 4 + 16;
+	d = xmalloc((size_t)cap * sizeof *d);
+	dn = unorm2_normalize(fold, u, n16, d, cap, &e);
+	if (U_FAILURE(e))
+		dn = 0;
+	int32_t n8 = 0;
+	e = U_ZERO_ERROR;
+	u_strToUTF8(NULL, 0, &n8, d, dn, &e);
+	char *out = xmalloc((size_t)n8 + 1);
+	e = U_ZERO_ERROR;
+	u_strToUTF8(out, n8 + 1, NULL, d, dn, &e);
+	if (U_FAILURE(e))
+		out[0] = '\0';
+	out[n8] = '\0';
+	free(d);
+	free(u);
+	return out;
+}
+
+/* Adds the folded-title term, cut at a character boundary to fit a term. */
+static void add_folded_title(struct shard_doc *doc, const char *title)
+{
+	char *f = document_fold_title(title, strlen(title));
+	size_t max = XDB_MAX_TERM - strlen(SHARD_PREFIX_TITLE_FOLDED), n = strlen(f);
+	if (n > max) {
+		n = max;
+		while (n > 0 && ((unsigned char)f[n] & 0xC0) == 0x80)
+			n--;
+		f[n] = '\0';
+	}
+	if (*f)
+		shard_doc_add_boolean(doc, SHARD_PREFIX_TITLE_FOLDED, f);
+	free(f);
+}
+
 char *document_page_url(const char *api, const char *title)
 {
 	struct buf u = BUF_INIT;
@@ -238,6 +368,7 @@ enum status document_build(struct document_builder *b,
 		if (colon)
 			title = colon + 1;
 	}
+	add_folded_title(doc, title);
 	struct sink s = { doc, SHARD_PREFIX_TITLE, SHARD_PREFIX_TITLE_STEM, 0, 0 };
 	st = index_text(b, an, &s, title, strlen(title));
 	if (st == STATUS_OK) {

@@ -88,4 +88,21 @@ const char *document_builder_errmsg(const struct document_builder *b);
  * frees. */
 char *document_page_url(const char *api, const char *title);
 
+/*
+ * Returns title (len bytes of UTF-8) folded for title completion: accents
+ * of Latin and Greek letters removed (other scripts keep their marks,
+ * which are part of their letters: Cyrillic "й", Devanagari, kana),
+ * letters with strokes mapped ("ø" -> "o", "ł" -> "l", "æ" -> "ae"),
+ * NFKC_Casefold ("Straße" -> "strasse", full-width -> ASCII), and runs of
+ * spaces and underscores made one space, trimmed.  "Élan_Vital" and
+ * "elan vital" fold alike.  Invalid UTF-8 is replaced by U+FFFD.
+ *
+ * The builder indexes the page's title (without its namespace prefix) so
+ * folded as one boolean term SHARD_PREFIX_TITLE_FOLDED + fold; the search
+ * side folds what the user typed with the same function and expands it as
+ * a prefix of those terms (search.h).  Never NULL; caller frees.  Any
+ * thread.
+ */
+char *document_fold_title(const char *title, size_t len);
+
 #endif

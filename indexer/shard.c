@@ -978,6 +978,11 @@ struct shard_set {
 	struct xdb *db;       /* combined reader, NULL when closed */
 	char *generation;     /* of the open reader */
 	unsigned shards;
+	unsigned expect;      /* shard_set_allow_missing(): 0 = all or nothing */
+	unsigned failed;      /* shards of the generation not in db */
+	unsigned n_open;      /* shards in db ... */
+	unsigned *open_idx;   /* ... and their numbers, in db's order */
+	uint64_t opens;       /* reader (re)opens, for shard_set_opens() */
 	char err[ERRMSG_MAX];
 };
 
@@ -1010,6 +1015,10 @@ static void reader_close(struct shard_set *set)
 	free(set->generation);
 	set->generation = NULL;
 	set->shards = 0;
+	set->failed = 0;
+	set->n_open = 0;
+	free(set->open_idx);
+	set->open_idx = NULL;
 }
 
 void shard_set_free(struct shard_set *set)
@@ -1233,29 +1242,70 @@ enum status shard_set_remove(struct shard_set *set, const char *generation)
 	return st;
 }
 
-/* Opens generation gen (all its shards) as set->db. */
+/* Opens generation gen (all its shards) as set->db.  With
+ * shard_set_allow_missing(), a shard that cannot be opened (or is missing
+ * below the expected count) is left out and counted in set->failed, its
+ * message kept in set->err; only when none opens does this fail. */
 static enum status reader_open_gen(struct shard_set *set, const char *gen)
 {
-	unsigned n;
+	unsigned n = 0;
 	enum status st = shard_set_count(set, gen, &n);
-	if (st != STATUS_OK)
+	if (st != STATUS_OK && !set->expect)
 		return st;
+	if (n < set->expect)
+		n = set->expect;
 	struct xdb *db = need(xdb_new());
+	unsigned *idx = xcalloc(n, sizeof *idx);
+	unsigned opened = 0, failed = 0;
+	char first_err[ERRMSG_MAX] = "";
+	enum status first_st = STATUS_OK;
 	for (unsigned i = 0; i < n; i++) {
 		char *p = shard_set_path(set, gen, i);
-		st = i == 0 ? xdb_open_read(db, p) : xdb_add_read(db, p);
+		st = opened == 0 ? xdb_open_read(db, p) : xdb_add_read(db, p);
 		free(p);
-		if (st != STATUS_OK) {
-			set_fail(set, st, "%s", xdb_errmsg(db));
-			xdb_free(db);
-			return st;
+		if (st == STATUS_OK) {
+			idx[opened++] = i;
+			continue;
 		}
+		if (!failed++) {
+			first_st = st;
+			snprintf(first_err, sizeof first_err, "%s", xdb_errmsg(db));
+		}
+		if (!set->expect)
+			break;
+	}
+	if (failed && (!set->expect || opened == 0)) {
+		set_fail(set, first_st, "%s", first_err);
+		xdb_free(db);
+		free(idx);
+		return first_st;
 	}
 	reader_close(set);
 	set->db = db;
 	set->generation = xstrdup(gen);
 	set->shards = n;
+	set->failed = failed;
+	set->n_open = opened;
+	set->open_idx = idx;
+	set->opens++;
+	if (failed)
+		set_fail(set, first_st, "%s", first_err);
 	return STATUS_OK;
+}
+
+void shard_set_allow_missing(struct shard_set *set, unsigned shards)
+{
+	set->expect = shards ? shards : 1;
+}
+
+unsigned shard_set_failed(const struct shard_set *set)
+{
+	return set->failed;
+}
+
+uint64_t shard_set_opens(const struct shard_set *set)
+{
+	return set->opens;
 }
 
 enum status shard_set_open(struct shard_set *set)
@@ -1302,7 +1352,8 @@ enum status shard_set_reopen(struct shard_set *set)
 	enum status st = shard_set_current(set, &gen);
 	if (st != STATUS_OK)
 		return st;
-	if (strcmp(gen, set->generation) != 0) {
+	/* A new generation, or shards left out last time: open afresh. */
+	if (strcmp(gen, set->generation) != 0 || set->failed) {
 		free(gen);
 		return shard_set_open(set);
 	}
@@ -1315,16 +1366,26 @@ enum status shard_set_reopen(struct shard_set *set)
 enum status shard_set_search(struct shard_set *set, const struct xquery *q,
 			     unsigned offset, unsigned count, struct xmset **mset)
 {
+	return shard_set_search_opts(set, q, offset, count, NULL, mset);
+}
+
+enum status shard_set_search_opts(struct shard_set *set, const struct xquery *q,
+				  unsigned offset, unsigned count,
+				  const struct xsearch_opts *opts,
+				  struct xmset **mset)
+{
 	if (!set->db)
 		return set_fail(set, STATUS_INVALID, "%s: shard set not open", set->wikidir);
 	/* Deleted pages wait for the purge as dead documents: never show them. */
 	struct xquery *dead = need(xquery_value_ge(SHARD_VALUE_DEAD, "0", 1));
 	struct xquery *live = need(xquery_combine(XQUERY_AND_NOT, q, dead));
 	xquery_free(dead);
-	enum status st = xdb_search(set->db, live, offset, count, mset);
+	enum status st = xdb_search_opts(set->db, live, offset, count, opts, mset);
 	if (st == STATUS_MODIFIED) {
+		set->opens++;
 		if ((st = shard_set_reopen(set)) == STATUS_OK)
-			st = xdb_search(set->db, live, offset, count, mset);
+			st = xdb_search_opts(set->db, live, offset, count, opts,
+					     mset);
 		else {
 			xquery_free(live);
 			return st;
@@ -1338,7 +1399,7 @@ enum status shard_set_search(struct shard_set *set, const struct xquery *q,
 
 unsigned shard_set_hit_shard(const struct shard_set *set, uint32_t docid)
 {
-	return set->shards && docid ? (docid - 1) % set->shards : 0;
+	return set->n_open && docid ? set->open_idx[(docid - 1) % set->n_open] : 0;
 }
 
 enum status shard_set_stats(struct shard_set *set, unsigned n,

@@ -63,7 +63,7 @@
 #include "status.h"
 #include "xapian-shim.h"
 
-#define SHARD_SCHEMA_VERSION 1
+#define SHARD_SCHEMA_VERSION 2
 
 /* Value slots (doc/shards.md). */
 #define SHARD_VALUE_REV         0
@@ -85,6 +85,9 @@
 #define SHARD_PREFIX_NAMESPACE  "XNS"
 #define SHARD_PREFIX_LANGUAGE   "L"
 #define SHARD_PREFIX_CATEGORY   "XC"
+/* The whole title folded (document_fold_title()), one boolean term per
+ * page, for title completion. */
+#define SHARD_PREFIX_TITLE_FOLDED "XT"
 
 /* The stored text (for snippets) is cut to this many bytes. */
 #define SHARD_TEXT_MAX (64 * 1024)
@@ -304,6 +307,30 @@ enum status shard_set_reopen(struct shard_set *set);
 enum status shard_set_search(struct shard_set *set, const struct xquery *q,
 			     unsigned offset, unsigned count,
 			     struct xmset **mset);
+/* As shard_set_search(), with the search options o (xapian-shim.h; NULL
+ * for none): a time limit, how many matches to count exactly. */
+enum status shard_set_search_opts(struct shard_set *set, const struct xquery *q,
+				  unsigned offset, unsigned count,
+				  const struct xsearch_opts *o,
+				  struct xmset **mset);
+
+/* Makes shard_set_open() and shard_set_reopen() go on without the shards
+ * that cannot be opened, for a server that must answer from the others:
+ * the generation is taken to have at least `shards` shards (the wiki's
+ * configured count, so that a missing shard directory is a failed shard,
+ * not a smaller set), each shard that fails to open is left out and
+ * counted (shard_set_failed(); shard_set_errmsg() says why), and opening
+ * fails only when no shard opens.  While a shard is left out, every
+ * shard_set_reopen() tries them all again.  Call before the first open. */
+void shard_set_allow_missing(struct shard_set *set, unsigned shards);
+/* The number of shards of the open generation left out of the reader
+ * (0 unless shard_set_allow_missing()). */
+unsigned shard_set_failed(const struct shard_set *set);
+/* How many times the reader was opened anew (a new generation, shards
+ * left out before) or reopened after a concurrent commit made it stale
+ * (STATUS_MODIFIED), counting the first open.  For metrics. */
+uint64_t shard_set_opens(const struct shard_set *set);
+
 /* The shard a hit of the combined reader comes from. */
 unsigned shard_set_hit_shard(const struct shard_set *set, uint32_t docid);
 

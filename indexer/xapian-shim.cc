@@ -802,6 +802,13 @@ char *xquery_describe(const struct xquery *q)
 enum status xdb_search(struct xdb *db, const struct xquery *q, unsigned offset,
 		       unsigned count, struct xmset **mset)
 {
+	return xdb_search_opts(db, q, offset, count, nullptr, mset);
+}
+
+enum status xdb_search_opts(struct xdb *db, const struct xquery *q,
+			    unsigned offset, unsigned count,
+			    const struct xsearch_opts *o, struct xmset **mset)
+{
 	if (!db->mode)
 		return invalid(db->err, "xdb_search: database not open");
 	xmset *m = nullptr;
@@ -809,10 +816,20 @@ enum status xdb_search(struct xdb *db, const struct xquery *q, unsigned offset,
 		m = new xmset;
 		Xapian::Enquire enq(db->db());
 		enq.set_query(q->q);
-		m->ms = enq.get_mset(offset, count);
+		if (o && o->time_limit_ms)
+			enq.set_time_limit(o->time_limit_ms / 1000.0);
+		/* Xapian 1.4's MSet::fetch() reads out of bounds on an MSet
+		 * that starts past its first item: ask from the first item
+		 * and skip `offset` of them (their documents are not read). */
+		Xapian::doccount want = static_cast<Xapian::doccount>(offset) + count;
+		m->ms = enq.get_mset(0, want, o ? o->check_at_least : 0);
 		m->first = offset;
-		m->ms.fetch();
-		for (Xapian::MSetIterator i = m->ms.begin(); i != m->ms.end(); ++i) {
+		Xapian::MSetIterator from = m->ms.begin();
+		for (unsigned k = 0; k < offset && from != m->ms.end(); k++)
+			++from;
+		if (from != m->ms.end())
+			m->ms.fetch(from, m->ms.end());
+		for (Xapian::MSetIterator i = from; i != m->ms.end(); ++i) {
 			m->docids.push_back(*i);
 			m->weights.push_back(i.get_weight());
 			m->data.push_back(i.get_document().get_data());
@@ -847,6 +864,35 @@ size_t xmset_size(const struct xmset *mset)
 uint64_t xmset_estimate(const struct xmset *mset)
 {
 	return mset->ms.get_matches_estimated();
+}
+
+void xmset_bounds(const struct xmset *mset, uint64_t *lower, uint64_t *upper)
+{
+	*lower = mset->ms.get_matches_lower_bound();
+	*upper = mset->ms.get_matches_upper_bound();
+}
+
+enum status xdb_terms(struct xdb *db, const char *prefix, size_t max,
+		      xdb_term_fn fn, void *ctx)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_terms: database not open");
+	try {
+		db->err.clear();
+		std::string p(prefix ? prefix : "");
+		Xapian::Database &d = db->db();
+		size_t n = 0;
+		for (Xapian::TermIterator t = d.allterms_begin(p);
+		     t != d.allterms_end(p); ++t) {
+			if (max && n++ == max)
+				break;
+			std::string term = *t;
+			if (fn(ctx, term.data(), term.size(), t.get_termfreq()))
+				break;
+		}
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
 }
 
 enum status xmset_hit(const struct xmset *mset, size_t i, struct xmset_hit *hit)

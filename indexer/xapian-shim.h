@@ -263,6 +263,32 @@ XSHIM_API enum status xdb_search(struct xdb *db, const struct xquery *q,
 				 unsigned offset, unsigned count,
 				 struct xmset **mset);
 
+/* Options of xdb_search_opts(); zero fields mean Xapian's defaults. */
+struct xsearch_opts {
+	/* Count at least this many matches exactly (when there are that
+	 * many), so that xmset_bounds() is exact for smaller result sets. */
+	unsigned check_at_least;
+	/* Stop matching after this many milliseconds (0: no limit); the
+	 * results are then the best found so far and the bounds inexact. */
+	unsigned time_limit_ms;
+};
+
+/* xdb_search() with options o (NULL: none). */
+XSHIM_API enum status xdb_search_opts(struct xdb *db, const struct xquery *q,
+				      unsigned offset, unsigned count,
+				      const struct xsearch_opts *o,
+				      struct xmset **mset);
+
+/* Calls fn for each distinct term starting with prefix (all databases of
+ * a set merged), in byte order, with the number of documents holding it,
+ * until fn returns non-zero or max terms were given (max 0: no bound).
+ * The term is borrowed for the call.  Dead (marked) documents count too:
+ * the caller filters them through a search. */
+typedef int (*xdb_term_fn)(void *ctx, const char *term, size_t len,
+			   uint64_t docs);
+XSHIM_API enum status xdb_terms(struct xdb *db, const char *prefix,
+				size_t max, xdb_term_fn fn, void *ctx);
+
 struct xmset_hit {
 	uint32_t docid;   /* global docid (see xdb_add_read for sets) */
 	unsigned rank;    /* 0-based rank in the whole result list */
@@ -279,6 +305,10 @@ XSHIM_API const char *xmset_errmsg(const struct xmset *mset);
 XSHIM_API size_t xmset_size(const struct xmset *mset);
 /* Xapian's estimate of the total number of matches. */
 XSHIM_API uint64_t xmset_estimate(const struct xmset *mset);
+/* Sets *lower and *upper to Xapian's bounds on the number of matches:
+ * equal when the count is exact. */
+XSHIM_API void xmset_bounds(const struct xmset *mset, uint64_t *lower,
+			    uint64_t *upper);
 /* Fills *hit with hit i (0 <= i < xmset_size()); STATUS_INVALID otherwise. */
 XSHIM_API enum status xmset_hit(const struct xmset *mset, size_t i,
 				struct xmset_hit *hit);

@@ -3,14 +3,17 @@
  * freshet-search.c: freshet-search, the command-line search of a wiki's
  * shards.
  *
- * The front end only: options, the wiki's analyzer, the shards and the
- * output.  The query text becomes a query in query.c (query.h says what
- * the syntax means); --namespace filters it on the boolean XNS<n> terms.
+ * The front end only: options, the output.  The query path (the wiki's
+ * shards, the analyzers, the query, the snippets) is search.c's, shared
+ * with freshet-searchd: the query text becomes a query in query.c
+ * (query.h says what the syntax means), analyzed in every language the
+ * shards hold unless --language names one; --namespace filters it on the
+ * boolean XNS<n> terms.
  *
- * The shards of the current generation are opened as one database
- * (shard_set_open); shard_set_search reopens and retries when a concurrent
- * commit made the reader's revision stale, so searching works while the
- * worker writes, and after a rebuild swapped `current`.
+ * The shards of the current generation are opened as one database; a
+ * search reopens and retries when a concurrent commit made the reader's
+ * revision stale, so searching works while the worker writes, and after a
+ * rebuild swapped `current`.
  *
  * Exit status: 0 when the search ran (also with no result), 1 when it
  * could not, 2 on a usage or configuration error.
@@ -26,11 +29,8 @@
 #include "conf.h"
 #include "loader.h"
 #include "log.h"
-#include "query.h"
-#include "shard.h"
+#include "search.h"
 #include "tool.h"
-#include "xapian-shim.h"
-#include "xmalloc.h"
 
 #define PROG "freshet-search"
 #define SNIPPET_BYTES 200
@@ -52,16 +52,10 @@ static void usage(FILE *out)
 		"  --limit K         results to show (default 10)\n"
 		"  --offset K        results to skip (default 0)\n"
 		"  --json            one JSON object instead of text\n"
-		"  --language CODE   analyze the query as this language (default: the wiki's)\n"
+		"  --language CODE   analyze the query as this language only (default: every\n"
+		"                    language the wiki's shards hold)\n"
 		"  --help            this text\n");
 }
-
-struct hit {
-	json_t *data;   /* the document data (owned) */
-	double score;
-	unsigned rank;
-	char *snippet;
-};
 
 static const char *jstr(json_t *o, const char *k)
 {
@@ -123,89 +117,55 @@ int main(int argc, char **argv)
 
 	struct conf *cfg = tool_load_conf(PROG, config);
 	const struct conf_wiki *w = tool_wiki(PROG, cfg, wiki_name);
-	if (!language)
-		language = w->language;
 	int rc = TOOL_EXIT_FAIL;
 	struct loader *ld = loader_new();
-	struct analyzer *an = NULL;
-	struct shard_set *set = NULL;
-	struct xquery *q = NULL;
-	struct xmset *ms = NULL;
-	struct hit *hits = NULL;
-	size_t n_hits = 0;
+	struct searcher *se = NULL;
+	struct search_result res = { 0 };
 
 	const char *adir = conf_analyzer_dir(cfg);
 	if (loader_load_dir(ld, adir) != STATUS_OK) {
 		fprintf(stderr, PROG ": analyzers: %s\n", loader_errmsg(ld));
 		goto out;
 	}
-	char *aerr = NULL;
-	if (analyzer_open(ld, language, NULL, &an, &aerr) != STATUS_OK) {
-		fprintf(stderr, PROG ": no analyzer for language '%s' in %s: %s\n",
-			language, adir, aerr ? aerr : "");
-		free(aerr);
-		goto out;
-	}
-	char *qerr = NULL;
-	enum status st = query_build(an, qs.data, qs.len, 0, &q, &qerr);
-	if (st != STATUS_OK) {
-		fprintf(stderr, PROG ": analyzing the query: %s\n", qerr);
-		free(qerr);
-		goto out;
-	}
-	query_filter_namespaces(&q, namespaces, n_ns);
-
-	set = shard_set_new(cfg->data_dir, w->id);
-	st = shard_set_open(set);
-	if (st != STATUS_OK) {
-		fprintf(stderr, PROG ": %s: %s\n", w->id, shard_set_errmsg(set));
-		goto out;
-	}
-	uint64_t estimate = 0;
-	if (q) {
-		st = shard_set_search(set, q, (unsigned)offset, (unsigned)limit, &ms);
-		if (st != STATUS_OK) {
-			fprintf(stderr, PROG ": search: %s\n", shard_set_errmsg(set));
-			goto out;
-		}
-		estimate = xmset_estimate(ms);
-		n_hits = xmset_size(ms);
-	}
-	hits = xcalloc(n_hits ? n_hits : 1, sizeof *hits);
+	se = searcher_new(cfg, ld, 0);
 	const char *hs = json ? "[" : isatty(STDOUT_FILENO) ? "\033[1m" : "[";
 	const char *he = json ? "]" : isatty(STDOUT_FILENO) ? "\033[0m" : "]";
-	for (size_t i = 0; i < n_hits; i++) {
-		struct xmset_hit h;
-		if (xmset_hit(ms, i, &h) != STATUS_OK)
-			continue;
-		json_error_t jerr;
-		hits[i].data = json_loadb(h.data, h.data_len, 0, &jerr);
-		if (!hits[i].data)
-			hits[i].data = json_object();
-		hits[i].score = h.weight;
-		hits[i].rank = h.rank;
-		const char *text = jstr(hits[i].data, "text");
-		const char *lang = jstr(hits[i].data, "language");
-		/* Plain text: the output is a terminal or JSON, never HTML. */
-		hits[i].snippet = query_snippet(ms, text, strlen(text),
-						*lang ? lang : language,
-						SNIPPET_BYTES, hs, he, 0);
+	/* Plain text snippets: the output is a terminal or JSON, never HTML. */
+	struct search_request rq = {
+		.wiki = w->id,
+		.query = qs.data ? qs.data : "",
+		.query_len = qs.len,
+		.ns = namespaces,
+		.n_ns = n_ns,
+		.offset = (unsigned)offset,
+		.limit = (unsigned)limit,
+		.lang = language,
+		.hi_start = hs,
+		.hi_end = he,
+		.snippet_bytes = SNIPPET_BYTES,
+	};
+	enum status st = searcher_search(se, &rq, &res);
+	if (st != STATUS_OK) {
+		fprintf(stderr, PROG ": %s\n", searcher_errmsg(se));
+		if (st == STATUS_INVALID)
+			rc = TOOL_EXIT_USAGE;
+		goto out;
 	}
 
 	if (json) {
 		/* One array of results, best first (empty when nothing matched). */
 		json_t *arr = json_array();
-		for (size_t i = 0; i < n_hits; i++) {
-			json_t *d = hits[i].data, *r = json_object();
-			json_object_set_new(r, "rank", json_integer(hits[i].rank + 1));
+		for (size_t i = 0; i < res.n_hits; i++) {
+			json_t *d = res.hits[i].data, *r = json_object();
+			json_object_set_new(r, "rank", json_integer(res.hits[i].rank + 1));
 			json_object_set(r, "page_id", json_object_get(d, "page_id"));
 			json_object_set_new(r, "title", json_string(jstr(d, "title")));
 			json_object_set(r, "namespace", json_object_get(d, "namespace"));
 			json_object_set_new(r, "url", json_string(jstr(d, "url")));
 			json_object_set_new(r, "language", json_string(jstr(d, "language")));
 			json_object_set(r, "rev_id", json_object_get(d, "rev_id"));
-			json_object_set_new(r, "score", json_real(hits[i].score));
-			json_object_set_new(r, "snippet", json_string(hits[i].snippet));
+			json_object_set_new(r, "score", json_real(res.hits[i].score));
+			json_object_set_new(r, "snippet", json_string(res.hits[i].snippet));
 			json_array_append_new(arr, r);
 		}
 		char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -213,29 +173,23 @@ int main(int argc, char **argv)
 		free(s);
 		json_decref(arr);
 	} else {
-		if (n_hits == 0)
+		if (res.n_hits == 0)
 			printf("no results for: %s\n", qs.data);
 		else
-			printf("%zu-%zu of about %llu results for: %s\n", (size_t)offset + 1,
-			       (size_t)offset + n_hits, (unsigned long long)estimate, qs.data);
-		for (size_t i = 0; i < n_hits; i++) {
-			json_t *d = hits[i].data;
-			printf("\n%u. %s  (score %.3f)\n   %s\n   %s\n", hits[i].rank + 1,
-			       jstr(d, "title"), hits[i].score, jstr(d, "url"),
-			       hits[i].snippet);
+			printf("%zu-%zu of %s%llu results for: %s\n", (size_t)offset + 1,
+			       (size_t)offset + res.n_hits, res.total_exact ? "" : "at least ",
+			       (unsigned long long)res.total, qs.data);
+		for (size_t i = 0; i < res.n_hits; i++) {
+			json_t *d = res.hits[i].data;
+			printf("\n%u. %s  (score %.3f)\n   %s\n   %s\n", res.hits[i].rank + 1,
+			       jstr(d, "title"), res.hits[i].score, jstr(d, "url"),
+			       res.hits[i].snippet);
 		}
 	}
 	rc = TOOL_EXIT_OK;
 out:
-	for (size_t i = 0; i < n_hits; i++) {
-		json_decref(hits[i].data);
-		free(hits[i].snippet);
-	}
-	free(hits);
-	xmset_free(ms);
-	xquery_free(q);
-	shard_set_free(set);
-	analyzer_close(an);
+	search_result_release(&res);
+	searcher_free(se);
 	loader_free(ld);
 	conf_free(cfg);
 	buf_release(&qs);

@@ -310,3 +310,61 @@ Test(conf, long_line_is_an_error_not_a_truncation)
 		  "%s", conf_errmsg(cfg));
 	conf_free(cfg);
 }
+
+Test(conf, searchd_section)
+{
+	struct conf *cfg = load("", STATUS_OK);
+	cr_assert_str_eq(cfg->searchd_listen, "127.0.0.1:7190");
+	cr_assert_eq(cfg->searchd_port, 7190);
+	cr_assert_eq(cfg->searchd_max_query_bytes, 1024);
+	cr_assert_eq(cfg->searchd_max_terms, 32);
+	cr_assert_eq(cfg->searchd_timeout_ms, 2000);
+	cr_assert_null(cfg->searchd_token);
+	cr_assert_not(cfg->searchd_allow_anonymous);
+	conf_free(cfg);
+
+	char *dir = test_mkdtemp("conf");
+	char path[512], text[1024];
+	snprintf(path, sizeof path, "%s/token", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("t0ken\n", f);
+	fclose(f);
+	snprintf(text, sizeof text,
+		 "[searchd]\nlisten = [::1]:8080\nthreads = 3\nmax_query_bytes = 10\n"
+		 "max_terms = 4\ntimeout_ms = 50\ntoken_file = %s\nallow_anonymous = true\n"
+		 "max_connections = 9\nconnection_timeout_s = 7\nshutdown_timeout_ms = 5\n",
+		 path);
+	cfg = load(text, STATUS_OK);
+	cr_assert_str_eq(cfg->searchd_host, "::1");
+	cr_assert_eq(cfg->searchd_port, 8080);
+	cr_assert_eq(cfg->searchd_threads, 3);
+	cr_assert_eq(cfg->searchd_max_query_bytes, 10);
+	cr_assert_eq(cfg->searchd_max_terms, 4);
+	cr_assert_eq(cfg->searchd_timeout_ms, 50);
+	cr_assert_str_eq(cfg->searchd_token, "t0ken");
+	cr_assert(cfg->searchd_allow_anonymous);
+	cr_assert_eq(cfg->searchd_max_connections, 9);
+	cr_assert_eq(cfg->searchd_connection_timeout_s, 7);
+	cr_assert_eq(cfg->searchd_shutdown_timeout_ms, 5);
+	conf_free(cfg);
+	test_rmtree(dir);
+	free(dir);
+
+	struct { const char *text, *msg; enum status st; } bad[] = {
+		{ "[searchd]\nlisten = nowhere\n",
+		  "freshet.conf:2: bad value 'nowhere' for listen in [searchd]", STATUS_CONFIG },
+		{ "[searchd]\nmax_terms = 0\n",
+		  "freshet.conf:2: bad value '0' for max_terms in [searchd]", STATUS_CONFIG },
+		{ "[searchd]\nallow_anonymous = yes\n",
+		  "freshet.conf:2: bad value 'yes' for allow_anonymous in [searchd]", STATUS_CONFIG },
+		{ "[searchd]\ntoken_file = /nonexistent/token\n",
+		  "freshet.conf:2: cannot read token_file '/nonexistent/token'", STATUS_IO },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cfg = load(bad[i].text, bad[i].st);
+		cr_assert(strncmp(conf_errmsg(cfg), bad[i].msg, strlen(bad[i].msg)) == 0,
+			  "message: %s", conf_errmsg(cfg));
+		conf_free(cfg);
+	}
+}

@@ -1,0 +1,682 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * search.c: a request -> its results, for freshet-search and
+ * freshet-searchd alike.
+ *
+ * Invariants: a searcher's readers and analyzers belong to the thread
+ * using it; every call brings the wiki's reader up to date before
+ * searching (shard_set_reopen(): new commits, a swapped generation, shards
+ * left out before), so no answer comes from a reader older than the call.
+ * A result never hides a failed shard: the count is in the result.
+ */
+#include "search.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "document.h"
+#include "now.h"
+#include "query.h"
+#include "shard.h"
+#include "xmalloc.h"
+
+#define DEFAULT_SNIPPET_BYTES 200
+#define MAX_LANGS 64
+
+/* The prefixes of the folded titles completion expands. */
+static const char *const complete_prefixes[] = {
+	SHARD_PREFIX_TITLE_FOLDED,
+};
+#define N_COMPLETE_PREFIXES (sizeof complete_prefixes / sizeof complete_prefixes[0])
+
+struct swiki {
+	const struct conf_wiki *w;
+	struct shard_set *set;
+	bool open;
+};
+
+struct slang {
+	char *code;
+	struct analyzer *an;
+};
+
+struct searcher {
+	const struct conf *cfg;
+	const struct loader *ld;
+	unsigned flags;
+	struct swiki *wikis;
+	size_t n_wikis;
+	struct slang *langs;
+	size_t n_langs;
+	char err[512];
+	char code[32];
+};
+
+static void set_err(struct searcher *s, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(struct searcher *s, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->err, sizeof s->err, fmt, ap);
+	va_end(ap);
+	snprintf(s->code, sizeof s->code, "%s", code);
+}
+
+struct searcher *searcher_new(const struct conf *cfg, const struct loader *ld,
+			      unsigned flags)
+{
+	struct searcher *s = xcalloc(1, sizeof *s);
+	s->cfg = cfg;
+	s->ld = ld;
+	s->flags = flags;
+	s->n_wikis = cfg->n_wikis;
+	s->wikis = xcalloc(cfg->n_wikis, sizeof *s->wikis);
+	for (size_t i = 0; i < cfg->n_wikis; i++) {
+		s->wikis[i].w = &cfg->wikis[i];
+		s->wikis[i].set = shard_set_new(cfg->data_dir, cfg->wikis[i].id);
+		if (flags & SEARCHER_PARTIAL)
+			shard_set_allow_missing(s->wikis[i].set,
+						(unsigned)cfg->wikis[i].shards);
+	}
+	return s;
+}
+
+void searcher_free(struct searcher *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_wikis; i++)
+		shard_set_free(s->wikis[i].set);
+	free(s->wikis);
+	for (size_t i = 0; i < s->n_langs; i++) {
+		analyzer_close(s->langs[i].an);
+		free(s->langs[i].code);
+	}
+	free(s->langs);
+	free(s);
+}
+
+const char *searcher_errmsg(const struct searcher *s)
+{
+	return s->err;
+}
+
+const char *searcher_errcode(const struct searcher *s)
+{
+	return s->code;
+}
+
+static struct swiki *find_wiki(struct searcher *s, const char *id)
+{
+	for (size_t i = 0; i < s->n_wikis; i++)
+		if (id && strcmp(s->wikis[i].w->id, id) == 0)
+			return &s->wikis[i];
+	set_err(s, "unknown_wiki", "no wiki '%s' is configured", id ? id : "");
+	return NULL;
+}
+
+/* Opens the wiki's reader, or brings it to the newest commit. */
+static enum status refresh(struct searcher *s, struct swiki *sw)
+{
+	enum status st = sw->open ? shard_set_reopen(sw->set)
+				  : shard_set_open(sw->set);
+	/* A shard that vanished under the open reader fails its reopen:
+	 * open afresh, which leaves it out (SEARCHER_PARTIAL) or fails. */
+	if (st != STATUS_OK && sw->open)
+		st = shard_set_open(sw->set);
+	sw->open = st == STATUS_OK;
+	if (st != STATUS_OK)
+		set_err(s, "shards_unavailable", "%s: %s", sw->w->id,
+			shard_set_errmsg(sw->set));
+	return st;
+}
+
+/* The searcher's analyzer for code, opened on first use. */
+static struct analyzer *get_analyzer(struct searcher *s, const char *code)
+{
+	for (size_t i = 0; i < s->n_langs; i++)
+		if (strcmp(s->langs[i].code, code) == 0)
+			return s->langs[i].an;
+	struct analyzer *an = NULL;
+	char *msg = NULL;
+	enum status st = analyzer_open(s->ld, code, NULL, &an, &msg);
+	if (st != STATUS_OK) {
+		set_err(s, "bad_parameter", "no analyzer for language '%s': %s",
+			code, msg ? msg : status_str(st));
+		free(msg);
+		return NULL;
+	}
+	s->langs = xrealloc(s->langs, (s->n_langs + 1) * sizeof *s->langs);
+	s->langs[s->n_langs].code = xstrdup(code);
+	s->langs[s->n_langs].an = an;
+	s->n_langs++;
+	return an;
+}
+
+struct lang_list {
+	char codes[MAX_LANGS][32];
+	size_t n;
+};
+
+static int on_lang(void *ctx, const char *term, size_t len, uint64_t docs)
+{
+	struct lang_list *l = ctx;
+	(void)docs;
+	size_t plen = strlen(SHARD_PREFIX_LANGUAGE);
+	if (len <= plen || len - plen >= sizeof l->codes[0])
+		return 0;
+	memcpy(l->codes[l->n], term + plen, len - plen);
+	l->codes[l->n][len - plen] = '\0';
+	l->n++;
+	return l->n == MAX_LANGS;
+}
+
+/* Counts the words of a query: runs of characters other than spaces and
+ * tabs, quotes and a leading '-' not counting. */
+static size_t count_words(const char *q, size_t len)
+{
+	size_t n = 0;
+	bool in = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = q[i];
+		bool sep = c == ' ' || c == '\t' || c == '"' || c == '\n' || c == '\r';
+		if (!sep && c == '-' && !in)
+			sep = true;
+		if (!sep && !in)
+			n++;
+		in = !sep;
+	}
+	return n;
+}
+
+static bool blank(const char *q, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (q[i] != ' ' && q[i] != '\t')
+			return false;
+	return true;
+}
+
+static bool valid_utf8(const char *q, size_t len)
+{
+	json_t *j = json_stringn(q ? q : "", q ? len : 0);
+	json_decref(j);
+	return j != NULL;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+	return v ? v : "";
+}
+
+static uint64_t count_text_words(const char *t)
+{
+	uint64_t n = 0;
+	bool in = false;
+	for (; *t; t++) {
+		bool sp = *t == ' ' || *t == '\n' || *t == '\t' || *t == '\r';
+		if (!sp && !in)
+			n++;
+		in = !sp;
+	}
+	return n;
+}
+
+static void fill_shards(struct swiki *sw, bool ok, unsigned *total,
+			unsigned *okc, unsigned *failed, char **why)
+{
+	unsigned n = shard_set_shards(sw->set);
+	if (!ok || n == 0) {
+		n = (unsigned)sw->w->shards;
+		*total = n;
+		*okc = 0;
+		*failed = n;
+	} else {
+		*total = n;
+		*failed = shard_set_failed(sw->set);
+		*okc = n - *failed;
+	}
+	if (why && *failed)
+		*why = xstrdup(shard_set_errmsg(sw->set));
+}
+
+enum status searcher_search(struct searcher *s, const struct search_request *rq,
+			    struct search_result *res)
+{
+	int64_t t0 = now_ms();
+	memset(res, 0, sizeof *res);
+	s->err[0] = s->code[0] = '\0';
+	struct swiki *sw = find_wiki(s, rq->wiki);
+	if (!sw)
+		return STATUS_NOT_FOUND;
+	const char *q = rq->query ? rq->query : "";
+	size_t qlen = rq->query ? rq->query_len : 0;
+	if (blank(q, qlen)) {
+		set_err(s, "bad_parameter", "the query is empty");
+		return STATUS_INVALID;
+	}
+	if (!valid_utf8(q, qlen)) {
+		set_err(s, "bad_parameter", "the query is not UTF-8");
+		return STATUS_INVALID;
+	}
+	if (rq->max_query_bytes && qlen > rq->max_query_bytes) {
+		set_err(s, "query_too_long", "the query has %zu bytes; at most %zu",
+			qlen, rq->max_query_bytes);
+		return STATUS_INVALID;
+	}
+	size_t words = count_words(q, qlen);
+	if (rq->max_terms && words > rq->max_terms) {
+		set_err(s, "too_many_terms", "the query has %zu words; at most %zu",
+			words, rq->max_terms);
+		return STATUS_INVALID;
+	}
+	/* The analyzers: one language asked for, else those of the shards. */
+	struct analyzer *ans[MAX_LANGS];
+	size_t n_ans = 0;
+	if (rq->lang) {
+		struct analyzer *an = get_analyzer(s, rq->lang);
+		if (!an)
+			return STATUS_INVALID;
+		ans[n_ans++] = an;
+	}
+	enum status st = refresh(s, sw);
+	bool ok = st == STATUS_OK;
+	if (!ok && !(s->flags & SEARCHER_PARTIAL))
+		return st;
+	fill_shards(sw, ok, &res->shards_total, &res->shards_ok,
+		    &res->shards_failed, &res->shard_error);
+	if (!ok) {
+		res->took_ms = (double)(now_ms() - t0);
+		return STATUS_OK;
+	}
+	if (!rq->lang) {
+		struct lang_list langs = { .n = 0 };
+		xdb_terms(shard_set_db(sw->set), SHARD_PREFIX_LANGUAGE, MAX_LANGS,
+			  on_lang, &langs);
+		for (size_t i = 0; i < langs.n; i++) {
+			struct analyzer *an = get_analyzer(s, langs.codes[i]);
+			if (an)
+				ans[n_ans++] = an;
+		}
+		if (n_ans == 0) {
+			struct analyzer *an = get_analyzer(s, sw->w->language);
+			if (!an) {
+				snprintf(s->code, sizeof s->code, "search_failed");
+				search_result_release(res);
+				return STATUS_NOT_FOUND;
+			}
+			ans[n_ans++] = an;
+		}
+	}
+	struct xquery *xq = NULL;
+	char *qerr = NULL;
+	st = query_build_multi(ans, n_ans, q, qlen, 0, &xq, &qerr);
+	if (st != STATUS_OK) {
+		set_err(s, "bad_parameter", "analyzing the query: %s", qerr ? qerr : "");
+		free(qerr);
+		search_result_release(res);
+		return STATUS_INVALID;
+	}
+	query_filter_namespaces(&xq, rq->ns, rq->n_ns);
+	struct xmset *ms = NULL;
+	if (xq) {
+		struct xsearch_opts o = {
+			.check_at_least = SEARCH_COUNT_EXACT,
+			.time_limit_ms = rq->timeout_ms,
+		};
+		st = shard_set_search_opts(sw->set, xq, rq->offset, rq->limit, &o, &ms);
+		xquery_free(xq);
+		if (st != STATUS_OK) {
+			set_err(s, "search_failed", "%s: %s", sw->w->id,
+				shard_set_errmsg(sw->set));
+			search_result_release(res);
+			return st;
+		}
+		uint64_t lo, hi;
+		xmset_bounds(ms, &lo, &hi);
+		res->total = lo;
+		res->total_exact = lo == hi;
+		res->n_hits = xmset_size(ms);
+	} else {
+		res->total_exact = true;
+	}
+	res->hits = xcalloc(res->n_hits ? res->n_hits : 1, sizeof *res->hits);
+	size_t sb = rq->snippet_bytes ? rq->snippet_bytes : DEFAULT_SNIPPET_BYTES;
+	size_t n = 0;
+	for (size_t i = 0; i < res->n_hits; i++) {
+		struct xmset_hit h;
+		if (xmset_hit(ms, i, &h) != STATUS_OK)
+			continue;
+		struct search_hit *r = &res->hits[n++];
+		r->data = json_loadb(h.data, h.data_len, 0, NULL);
+		if (!r->data)
+			r->data = json_object();
+		r->rank = h.rank;
+		r->score = h.weight;
+		const char *text = jstr(r->data, "text");
+		const char *lang = jstr(r->data, "language");
+		const char *title = jstr(r->data, "title");
+		r->snippet = query_snippet(ms, text, strlen(text), lang, sb,
+					   rq->hi_start, rq->hi_end,
+					   rq->snippet_flags);
+		/* The whole title, its matches marked. */
+		r->title_snippet = query_snippet(ms, title, strlen(title), lang,
+						 strlen(title) + 64, rq->hi_start,
+						 rq->hi_end, rq->snippet_flags);
+		/* The redirect a page matched through goes here once redirect
+		 * titles are indexed; until then no page matches through one. */
+		r->redirect_title = NULL;
+		r->size = strlen(text);
+		r->word_count = count_text_words(text);
+	}
+	res->n_hits = n;
+	xmset_free(ms);
+	res->took_ms = (double)(now_ms() - t0);
+	return STATUS_OK;
+}
+
+void search_result_release(struct search_result *res)
+{
+	for (size_t i = 0; i < res->n_hits; i++) {
+		json_decref(res->hits[i].data);
+		free(res->hits[i].snippet);
+		free(res->hits[i].title_snippet);
+		free(res->hits[i].redirect_title);
+	}
+	free(res->hits);
+	free(res->shard_error);
+	memset(res, 0, sizeof *res);
+}
+
+static json_t *shards_json(unsigned total, unsigned ok, unsigned failed)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "total", json_integer(total));
+	json_object_set_new(o, "ok", json_integer(ok));
+	json_object_set_new(o, "failed", json_integer(failed));
+	return o;
+}
+
+static json_t *str_or_null(const char *v)
+{
+	return v ? json_string(v) : json_null();
+}
+
+/* Unix seconds -> "2026-12-06T00:12:00Z" (MediaWiki's API form). */
+static json_t *iso_time(json_int_t t)
+{
+	char b[32];
+	struct tm tm;
+	time_t tt = (time_t)t;
+	if (t <= 0 || !gmtime_r(&tt, &tm))
+		return json_null();
+	strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(b);
+}
+
+/* json_string() refuses invalid UTF-8; a snippet cut by Xapian is valid,
+ * but never let a result vanish: fall back to "". */
+static json_t *text_json(const char *v)
+{
+	json_t *j = json_string(v ? v : "");
+	return j ? j : json_string("");
+}
+
+json_t *search_result_json(const struct search_result *res,
+			   const struct search_request *rq)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "query", json_stringn(rq->query ? rq->query : "",
+						     rq->query ? rq->query_len : 0));
+	if (!json_object_get(o, "query"))
+		json_object_set_new(o, "query", json_string(""));
+	json_object_set_new(o, "total", json_integer((json_int_t)res->total));
+	json_object_set_new(o, "total_relation",
+			    json_string(res->total_exact ? "eq" : "gte"));
+	json_object_set_new(o, "shards", shards_json(res->shards_total, res->shards_ok,
+						     res->shards_failed));
+	json_object_set_new(o, "took_ms", json_integer((json_int_t)res->took_ms));
+	json_t *arr = json_array();
+	for (size_t i = 0; i < res->n_hits; i++) {
+		const struct search_hit *h = &res->hits[i];
+		json_t *d = h->data, *r = json_object();
+		json_object_set(r, "page_id", json_object_get(d, "page_id"));
+		json_object_set(r, "namespace", json_object_get(d, "namespace"));
+		json_object_set_new(r, "title", json_string(jstr(d, "title")));
+		json_object_set_new(r, "url", json_string(jstr(d, "url")));
+		json_object_set_new(r, "language", json_string(jstr(d, "language")));
+		json_object_set(r, "rev_id", json_object_get(d, "rev_id"));
+		json_object_set_new(r, "timestamp",
+				    iso_time(json_integer_value(
+					    json_object_get(d, "rev_timestamp"))));
+		json_object_set_new(r, "score", json_real(h->score));
+		json_object_set_new(r, "snippet", text_json(h->snippet));
+		json_object_set_new(r, "title_snippet", text_json(h->title_snippet));
+		json_object_set_new(r, "redirect_title", str_or_null(h->redirect_title));
+		json_object_set_new(r, "size", json_integer((json_int_t)h->size));
+		json_object_set_new(r, "word_count",
+				    json_integer((json_int_t)h->word_count));
+		json_array_append_new(arr, r);
+	}
+	json_object_set_new(o, "results", arr);
+	return o;
+}
+
+/* ------------------------------------------------------------ completion */
+
+struct term_list {
+	char **v;
+	size_t n;
+};
+
+static int on_title_term(void *ctx, const char *term, size_t len, uint64_t docs)
+{
+	struct term_list *l = ctx;
+	(void)docs;
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+	l->v[l->n++] = xstrndup(term, len);
+	return l->n >= SEARCH_COMPLETE_EXPAND;
+}
+
+struct candidate {
+	uint64_t page_id;
+	bool exact;
+	size_t size;
+	char *title, *url, *redirect_title;
+};
+
+static int cmp_candidate(const void *a, const void *b)
+{
+	const struct candidate *x = a, *y = b;
+	if (x->exact != y->exact)
+		return x->exact ? -1 : 1;
+	if (x->size != y->size)
+		return x->size > y->size ? -1 : 1;
+	return strcmp(x->title, y->title);
+}
+
+/* The title without its namespace prefix, as document.c folds it. */
+static const char *bare_title(const char *title, int ns)
+{
+	const char *colon = ns != 0 ? strchr(title, ':') : NULL;
+	return colon ? colon + 1 : title;
+}
+
+enum status searcher_complete(struct searcher *s,
+			      const struct complete_request *rq,
+			      struct complete_result *res)
+{
+	memset(res, 0, sizeof *res);
+	s->err[0] = s->code[0] = '\0';
+	struct swiki *sw = find_wiki(s, rq->wiki);
+	if (!sw)
+		return STATUS_NOT_FOUND;
+	size_t qlen = rq->query ? rq->query_len : 0;
+	if (rq->max_query_bytes && qlen > rq->max_query_bytes) {
+		set_err(s, "query_too_long", "the query has %zu bytes; at most %zu",
+			qlen, rq->max_query_bytes);
+		return STATUS_INVALID;
+	}
+	if (!valid_utf8(rq->query, qlen)) {
+		set_err(s, "bad_parameter", "the query is not UTF-8");
+		return STATUS_INVALID;
+	}
+	char *folded = document_fold_title(rq->query ? rq->query : "", qlen);
+	if (!*folded) {
+		free(folded);
+		set_err(s, "bad_parameter", "the query is empty");
+		return STATUS_INVALID;
+	}
+	enum status st = refresh(s, sw);
+	bool ok = st == STATUS_OK;
+	if (!ok && !(s->flags & SEARCHER_PARTIAL)) {
+		free(folded);
+		return st;
+	}
+	fill_shards(sw, ok, &res->shards_total, &res->shards_ok,
+		    &res->shards_failed, NULL);
+	if (!ok || rq->limit == 0) {
+		free(folded);
+		return STATUS_OK;
+	}
+	/* Expand the folded prefix over each kind of folded title. */
+	struct term_list terms = { NULL, 0 };
+	for (size_t p = 0; p < N_COMPLETE_PREFIXES; p++) {
+		char *prefix = xasprintf("%s%s", complete_prefixes[p], folded);
+		st = xdb_terms(shard_set_db(sw->set), prefix, SEARCH_COMPLETE_EXPAND,
+			       on_title_term, &terms);
+		free(prefix);
+		if (st != STATUS_OK)
+			break;
+	}
+	struct xquery *xq = NULL;
+	for (size_t i = 0; i < terms.n && st == STATUS_OK; i++) {
+		struct xquery *t = xquery_term(terms.v[i], strlen(terms.v[i]), 1);
+		struct xquery *c = xquery_combine(XQUERY_OR, xq, t);
+		xquery_free(t);
+		xquery_free(xq);
+		xq = c;
+	}
+	for (size_t i = 0; i < terms.n; i++)
+		free(terms.v[i]);
+	free(terms.v);
+	query_filter_namespaces(&xq, rq->ns, rq->n_ns);
+	struct xmset *ms = NULL;
+	if (st == STATUS_OK && xq)
+		st = shard_set_search(sw->set, xq, 0, SEARCH_COMPLETE_EXPAND, &ms);
+	xquery_free(xq);
+	if (st != STATUS_OK) {
+		set_err(s, "search_failed", "%s: %s", sw->w->id,
+			shard_set_errmsg(sw->set));
+		free(folded);
+		return st;
+	}
+	size_t n = ms ? xmset_size(ms) : 0;
+	struct candidate *c = xcalloc(n ? n : 1, sizeof *c);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct xmset_hit h;
+		if (xmset_hit(ms, i, &h) != STATUS_OK)
+			continue;
+		json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
+		if (!d)
+			continue;
+		const char *title = jstr(d, "title");
+		int ns = (int)json_integer_value(json_object_get(d, "namespace"));
+		const char *bare = bare_title(title, ns);
+		char *f = document_fold_title(bare, strlen(bare));
+		c[k].page_id = (uint64_t)json_integer_value(json_object_get(d, "page_id"));
+		c[k].exact = strcmp(f, folded) == 0;
+		c[k].size = strlen(jstr(d, "text"));
+		c[k].title = xstrdup(title);
+		c[k].url = xstrdup(jstr(d, "url"));
+		/* A page found through one of its redirects names it here
+		 * once redirect titles are indexed. */
+		c[k].redirect_title = NULL;
+		k++;
+		free(f);
+		json_decref(d);
+	}
+	xmset_free(ms);
+	free(folded);
+	qsort(c, k, sizeof *c, cmp_candidate);
+	size_t keep = k < rq->limit ? k : rq->limit;
+	res->hits = xcalloc(keep ? keep : 1, sizeof *res->hits);
+	for (size_t i = 0; i < k; i++) {
+		if (i < keep) {
+			res->hits[i].page_id = c[i].page_id;
+			res->hits[i].title = c[i].title;
+			res->hits[i].url = c[i].url;
+			res->hits[i].redirect_title = c[i].redirect_title;
+		} else {
+			free(c[i].title);
+			free(c[i].url);
+			free(c[i].redirect_title);
+		}
+	}
+	res->n_hits = keep;
+	free(c);
+	return STATUS_OK;
+}
+
+void complete_result_release(struct complete_result *res)
+{
+	for (size_t i = 0; i < res->n_hits; i++) {
+		free(res->hits[i].title);
+		free(res->hits[i].url);
+		free(res->hits[i].redirect_title);
+	}
+	free(res->hits);
+	memset(res, 0, sizeof *res);
+}
+
+json_t *complete_result_json(const struct complete_result *res,
+			     const struct complete_request *rq)
+{
+	json_t *o = json_object();
+	json_t *qs = json_stringn(rq->query ? rq->query : "",
+				  rq->query ? rq->query_len : 0);
+	json_object_set_new(o, "query", qs ? qs : json_string(""));
+	json_t *arr = json_array();
+	for (size_t i = 0; i < res->n_hits; i++) {
+		json_t *r = json_object();
+		json_object_set_new(r, "page_id",
+				    json_integer((json_int_t)res->hits[i].page_id));
+		json_object_set_new(r, "title", text_json(res->hits[i].title));
+		json_object_set_new(r, "url", text_json(res->hits[i].url));
+		json_object_set_new(r, "redirect_title",
+				    str_or_null(res->hits[i].redirect_title));
+		json_array_append_new(arr, r);
+	}
+	json_object_set_new(o, "results", arr);
+	return o;
+}
+
+/* ---------------------------------------------------------------- health */
+
+enum status searcher_check(struct searcher *s, const char *wiki,
+			   unsigned *total, unsigned *failed)
+{
+	struct swiki *sw = find_wiki(s, wiki);
+	if (!sw)
+		return STATUS_NOT_FOUND;
+	enum status st = refresh(s, sw);
+	unsigned ok;
+	fill_shards(sw, st == STATUS_OK, total, &ok, failed, NULL);
+	return st;
+}
+
+uint64_t searcher_opens(const struct searcher *s, const char *wiki)
+{
+	for (size_t i = 0; i < s->n_wikis; i++)
+		if (strcmp(s->wikis[i].w->id, wiki) == 0)
+			return shard_set_opens(s->wikis[i].set);
+	return 0;
+}
