@@ -3,9 +3,11 @@
  * freshet-search.c: freshet-search, the command-line search of a wiki's
  * shards.
  *
- * The front end only: options, the wiki's analyzer, the shards and the
- * output.  The query text becomes a query in query.c (query.h says what
- * the syntax means); --namespace filters it on the boolean XNS<n> terms.
+ * The front end only: options, the analyzers, the shards and the output.
+ * The query text becomes a query in query.c (query.h says what the syntax
+ * means and how a query in several languages matches); --namespace
+ * filters it on the boolean XNS<n> terms.  Without --language the query
+ * is analyzed in every language the shards hold and the wiki's own.
  *
  * The shards of the current generation are opened as one database
  * (shard_set_open); shard_set_search reopens and retries when a concurrent
@@ -40,11 +42,15 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: " PROG " [--config FILE] --wiki WIKI [--namespace N]...\n"
-		"                      [--limit K] [--offset K] [--json] [--language CODE] QUERY\n"
+		"                      [--limit K] [--offset K] [--json] [--language CODE]\n"
+		"                      [--max-terms N] [--] QUERY\n"
 		"\n"
 		"Searches every shard of the wiki's live index as one database.\n"
 		"QUERY: words (all must match; title matches weigh more),\n"
-		"\"quoted phrases\" (exact, in order), -word to exclude.\n"
+		"\"quoted phrases\" (exact, in order), -word to exclude.  Put -- before\n"
+		"a query that starts with -word.  The query is analyzed in every\n"
+		"language the shards hold (stems of a language match its pages only;\n"
+		"exact words rank above other inflections).\n"
 		"\n"
 		"  --config FILE     configuration (default: $FRESHET_CONFIG, else built-in defaults)\n"
 		"  --wiki WIKI       the wiki to search (may be omitted if only one is configured)\n"
@@ -52,7 +58,10 @@ static void usage(FILE *out)
 		"  --limit K         results to show (default 10)\n"
 		"  --offset K        results to skip (default 0)\n"
 		"  --json            one JSON object instead of text\n"
-		"  --language CODE   analyze the query as this language (default: the wiki's)\n"
+		"  --language CODE   analyze the query in this language only (default: every\n"
+		"                    language the shards hold, and the wiki's)\n"
+		"  --max-terms N     refuse a query of more than N words, phrases and\n"
+		"                    exclusions (default 32)\n"
 		"  --help            this text\n");
 }
 
@@ -74,7 +83,7 @@ int main(int argc, char **argv)
 	const char *config = NULL, *wiki_name = NULL, *language = NULL;
 	int namespaces[MAX_NAMESPACES];
 	size_t n_ns = 0;
-	long limit = 10, offset = 0;
+	long limit = 10, offset = 0, max_terms = QUERY_MAX_TERMS;
 	bool json = false;
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -84,6 +93,7 @@ int main(int argc, char **argv)
 		{ "offset", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "language", required_argument, NULL, 'L' },
+		{ "max-terms", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -104,6 +114,10 @@ int main(int argc, char **argv)
 		case 'o': offset = (long)tool_int(PROG, "--offset", optarg, 0, 100000000); break;
 		case 'j': json = true; break;
 		case 'L': language = optarg; break;
+		case 'm':
+			max_terms = (long)tool_int(PROG, "--max-terms", optarg, 1,
+						   1000000);
+			break;
 		case 'h': usage(stdout); return TOOL_EXIT_OK;
 		default: usage(stderr); return TOOL_EXIT_USAGE;
 		}
@@ -123,11 +137,12 @@ int main(int argc, char **argv)
 
 	struct conf *cfg = tool_load_conf(PROG, config);
 	const struct conf_wiki *w = tool_wiki(PROG, cfg, wiki_name);
-	if (!language)
-		language = w->language;
 	int rc = TOOL_EXIT_FAIL;
 	struct loader *ld = loader_new();
-	struct analyzer *an = NULL;
+	struct analyzer **ans = NULL;
+	size_t n_ans = 0;
+	char **codes = NULL;
+	size_t n_codes = 0;
 	struct shard_set *set = NULL;
 	struct xquery *q = NULL;
 	struct xmset *ms = NULL;
@@ -139,15 +154,34 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": analyzers: %s\n", loader_errmsg(ld));
 		goto out;
 	}
-	char *aerr = NULL;
-	if (analyzer_open(ld, language, NULL, &an, &aerr) != STATUS_OK) {
-		fprintf(stderr, PROG ": no analyzer for language '%s' in %s: %s\n",
-			language, adir, aerr ? aerr : "");
-		free(aerr);
+	set = shard_set_new(cfg->data_dir, w->id);
+	enum status st = shard_set_open(set);
+	if (st != STATUS_OK) {
+		fprintf(stderr, PROG ": %s: %s\n", w->id, shard_set_errmsg(set));
 		goto out;
 	}
+	/* The languages to analyze the query in: the one asked for, else the
+	 * wiki's and every one the shards were written in. */
+	if (!language && shard_set_languages(set, &codes, &n_codes) != STATUS_OK) {
+		fprintf(stderr, PROG ": %s: %s\n", w->id, shard_set_errmsg(set));
+		goto out;
+	}
+	ans = xcalloc(n_codes + 1, sizeof *ans);
+	for (size_t i = 0; i <= n_codes; i++) {
+		const char *code = i == 0 ? (language ? language : w->language)
+					  : codes[i - 1];
+		char *aerr = NULL;
+		if (analyzer_open(ld, code, NULL, &ans[n_ans], &aerr) != STATUS_OK) {
+			fprintf(stderr, PROG ": no analyzer for language '%s' in %s: %s\n",
+				code, adir, aerr ? aerr : "");
+			free(aerr);
+			goto out;
+		}
+		n_ans++;
+	}
 	char *qerr = NULL;
-	enum status st = query_build(an, qs.data, qs.len, 0, &q, &qerr);
+	struct query_options qopt = { .flags = 0, .max_terms = (size_t)max_terms };
+	st = query_build_opts(ans, n_ans, qs.data, qs.len, &qopt, &q, &qerr);
 	if (st != STATUS_OK) {
 		fprintf(stderr, PROG ": analyzing the query: %s\n", qerr);
 		free(qerr);
@@ -155,12 +189,6 @@ int main(int argc, char **argv)
 	}
 	query_filter_namespaces(&q, namespaces, n_ns);
 
-	set = shard_set_new(cfg->data_dir, w->id);
-	st = shard_set_open(set);
-	if (st != STATUS_OK) {
-		fprintf(stderr, PROG ": %s: %s\n", w->id, shard_set_errmsg(set));
-		goto out;
-	}
 	uint64_t estimate = 0;
 	if (q) {
 		st = shard_set_search(set, q, (unsigned)offset, (unsigned)limit, &ms);
@@ -188,7 +216,7 @@ int main(int argc, char **argv)
 		const char *lang = jstr(hits[i].data, "language");
 		/* Plain text: the output is a terminal or JSON, never HTML. */
 		hits[i].snippet = query_snippet(ms, text, strlen(text),
-						*lang ? lang : language,
+						*lang ? lang : w->language,
 						SNIPPET_BYTES, hs, he, 0);
 	}
 
@@ -235,7 +263,12 @@ out:
 	xmset_free(ms);
 	xquery_free(q);
 	shard_set_free(set);
-	analyzer_close(an);
+	for (size_t i = 0; i < n_ans; i++)
+		analyzer_close(ans[i]);
+	free(ans);
+	for (size_t i = 0; i < n_codes; i++)
+		free(codes[i]);
+	free(codes);
 	loader_free(ld);
 	conf_free(cfg);
 	buf_release(&qs);
