@@ -424,6 +424,24 @@ Test(query, stems_match_their_own_language_only)
 	cr_assert_str_eq(search(en, "gift"), "10");
 }
 
+Test(query, shard_set_lists_its_languages)
+{
+	/* The analyzers' languages: en-gb's pages were analyzed as en. */
+	char **codes = NULL;
+	size_t n = 0;
+	cr_assert_eq(shard_set_languages(set, &codes, &n), STATUS_OK, "%s",
+		     shard_set_errmsg(set));
+	struct buf b = BUF_INIT;
+	buf_adds(&b, "");
+	for (size_t i = 0; i < n; i++) {
+		buf_addf(&b, "%s%s", i ? " " : "", codes[i]);
+		free(codes[i]);
+	}
+	free(codes);
+	cr_assert_str_eq(b.data, "de el en fr ru zh");
+	buf_release(&b);
+}
+
 Test(query, accents_fold_and_cjk_segments)
 {
 	/* The stemmed view folds accents (doc/analyzers.md): "eglise" finds
