@@ -93,8 +93,8 @@ static struct xquery *qlist_join(struct qlist *l, enum xquery_op op)
 	if (l->n == 1)
 		q = l->v[0];
 	else if (l->n > 1)
-		q = need(xquery_combine_n(op, (const struct xquery *const *)l->v,
-					  l->n));
+		q = need(xquery_combine_n(
+			op, (const struct xquery *const *)l->v, l->n));
 	for (size_t i = 0; l->n > 1 && i < l->n; i++)
 		xquery_free(l->v[i]);
 	free(l->v);
@@ -164,9 +164,9 @@ static const struct field {
 
 /* What a query is built into while the languages are analyzed in turn. */
 struct build {
-	struct qlist weight;   /* the weighted terms and phrases (deduplicated) */
-	struct strset seen;    /* keys of what weight holds */
-	struct qlist stems;    /* this language's weighted stems */
+	struct qlist weight; /* the weighted terms and phrases (deduplicated) */
+	struct strset seen;  /* keys of what weight holds */
+	struct qlist stems;  /* this language's weighted stems */
 };
 
 /* Returns "this language's documents": L<code> or L<code>-<region>
@@ -209,9 +209,9 @@ static struct xquery *word_group(const struct analyzer_term *plain, size_t np,
 			char *key = xasprintf("P%s%s", fields[f].plain,
 					      plain[i].term);
 			if (b && strset_add(&b->seen, key))
-				qlist_add(&b->weight, pterm(fields[f].plain,
-							    plain[i].term,
-							    fields[f].weight));
+				qlist_add(&b->weight,
+					  pterm(fields[f].plain, plain[i].term,
+						fields[f].weight));
 			free(key);
 		}
 	for (size_t i = 0; i < ns; i++)
@@ -220,10 +220,10 @@ static struct xquery *word_group(const struct analyzer_term *plain, size_t np,
 			char *key = xasprintf("Z%s %s%s", code, fields[f].stem,
 					      stem[i].term);
 			if (b && strset_add(&b->seen, key))
-				qlist_add(&b->stems, pterm(fields[f].stem,
-							   stem[i].term,
-							   QUERY_STEM_WEIGHT *
-							   fields[f].weight));
+				qlist_add(&b->stems,
+					  pterm(fields[f].stem, stem[i].term,
+						QUERY_STEM_WEIGHT *
+							fields[f].weight));
 			free(key);
 		}
 	if (xstems)
@@ -283,12 +283,14 @@ static struct xquery *phrase_terms(const struct analyzer_terms *plain,
 	for (size_t k = 0; k < 2; k++) {
 		char **terms = xcalloc(plain->count, sizeof(char *));
 		for (size_t i = 0; i < plain->count; i++)
-			terms[i] = xasprintf("%s%s", prefixes[k], plain->v[i].term);
+			terms[i] = xasprintf("%s%s", prefixes[k],
+					     plain->v[i].term);
 		struct xquery *p;
 		if (plain->count == 1)
 			p = xquery_term(terms[0], strlen(terms[0]), 1);
 		else
-			p = xquery_phrase((const char *const *)terms, plain->count, 0);
+			p = xquery_phrase((const char *const *)terms,
+					  plain->count, 0);
 		for (size_t i = 0; i < plain->count; i++)
 			free(terms[i]);
 		free(terms);
@@ -330,10 +332,10 @@ static struct xquery *phrase_query(struct analyzer *an, const char *text,
 
 /* One word or phrase of the query text, as query.h's syntax cuts it. */
 struct item {
-	const char *p;   /* into the text */
+	const char *p; /* into the text */
 	size_t len;
-	bool minus;      /* an exclusion */
-	bool phrase;     /* a quoted phrase (p, len: inside the quotes) */
+	bool minus;  /* an exclusion */
+	bool phrase; /* a quoted phrase (p, len: inside the quotes) */
 };
 
 /* Cuts s (NUL-terminated) into its items; sets *n.  Caller frees. */
@@ -407,8 +409,8 @@ static enum status parse(struct analyzer *an, const struct item *items,
 	qlist_add(&neg, restrict_to(qlist_join(&xstems, XQUERY_OR), lf));
 	buf_release(&loose);
 	/* This language's stems weigh only on this language's documents. */
-	qlist_add(&b->weight, restrict_to(qlist_join(&b->stems, XQUERY_OR),
-					  lf));
+	qlist_add(&b->weight,
+		  restrict_to(qlist_join(&b->stems, XQUERY_OR), lf));
 	xquery_free(lf);
 	struct xquery *p = qlist_join(&pos, XQUERY_AND);
 	struct xquery *m = qlist_join(&neg, XQUERY_OR);

@@ -1423,7 +1423,8 @@ enum status shard_set_languages(struct shard_set *set, char ***codes, size_t *n)
 		char *path = shard_set_path(set, gen, i);
 		struct xdb *db = need(xdb_new());
 		if ((st = xdb_open_read(db, path)) == STATUS_OK)
-			st = xdb_metadata_keys(db, META_ANALYZER, add_language, &l);
+			st = xdb_metadata_keys(db, META_ANALYZER, add_language,
+					       &l);
 		if (st != STATUS_OK)
 			set_fail(set, st, "%s", xdb_errmsg(db));
 		xdb_free(db);

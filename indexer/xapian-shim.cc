@@ -331,8 +331,8 @@ enum status xdb_get_metadata(struct xdb *db, const char *key, char **value)
 	CATCH_ALL(db->err, db->path)
 }
 
-enum status xdb_metadata_keys(struct xdb *db, const char *prefix,
-			      xdb_key_fn fn, void *ctx)
+enum status xdb_metadata_keys(struct xdb *db, const char *prefix, xdb_key_fn fn,
+			      void *ctx)
 {
 	if (!db->mode)
 		return invalid(db->err, "xdb_metadata_keys: database not open");
@@ -777,9 +777,14 @@ struct xquery *xquery_combine_n(enum xquery_op op,
 	try {
 		Xapian::Query::op xop;
 		switch (op) {
-		case XQUERY_AND: xop = Xapian::Query::OP_AND; break;
-		case XQUERY_OR: xop = Xapian::Query::OP_OR; break;
-		default: return nullptr;
+		case XQUERY_AND:
+			xop = Xapian::Query::OP_AND;
+			break;
+		case XQUERY_OR:
+			xop = Xapian::Query::OP_OR;
+			break;
+		default:
+			return nullptr;
 		}
 		/* One constructor call over all the parts: joining them two at
 		 * a time copies the growing list of subqueries at every step. */

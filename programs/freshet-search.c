@@ -41,7 +41,8 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: " PROG " [--config FILE] --wiki WIKI [--namespace N]...\n"
+		"usage: " PROG
+		" [--config FILE] --wiki WIKI [--namespace N]...\n"
 		"                      [--limit K] [--offset K] [--json] [--language CODE]\n"
 		"                      [--max-terms N] [--] QUERY\n"
 		"\n"
@@ -115,8 +116,7 @@ int main(int argc, char **argv)
 		case 'j': json = true; break;
 		case 'L': language = optarg; break;
 		case 'm':
-			max_terms = (long)tool_int(PROG, "--max-terms", optarg, 1,
-						   1000000);
+			max_terms = (long)tool_int(PROG, "--max-terms", optarg, 1, 1000000);
 			break;
 		case 'h': usage(stdout); return TOOL_EXIT_OK;
 		default: usage(stderr); return TOOL_EXIT_USAGE;
@@ -168,12 +168,11 @@ int main(int argc, char **argv)
 	}
 	ans = xcalloc(n_codes + 1, sizeof *ans);
 	for (size_t i = 0; i <= n_codes; i++) {
-		const char *code = i == 0 ? (language ? language : w->language)
-					  : codes[i - 1];
+		const char *code = i == 0 ? (language ? language : w->language) : codes[i - 1];
 		char *aerr = NULL;
 		if (analyzer_open(ld, code, NULL, &ans[n_ans], &aerr) != STATUS_OK) {
-			fprintf(stderr, PROG ": no analyzer for language '%s' in %s: %s\n",
-				code, adir, aerr ? aerr : "");
+			fprintf(stderr, PROG ": no analyzer for language '%s' in %s: %s\n", code,
+				adir, aerr ? aerr : "");
 			free(aerr);
 			goto out;
 		}
@@ -215,8 +214,7 @@ int main(int argc, char **argv)
 		const char *text = jstr(hits[i].data, "text");
 		const char *lang = jstr(hits[i].data, "language");
 		/* Plain text: the output is a terminal or JSON, never HTML. */
-		hits[i].snippet = query_snippet(ms, text, strlen(text),
-						*lang ? lang : w->language,
+		hits[i].snippet = query_snippet(ms, text, strlen(text), *lang ? lang : w->language,
 						SNIPPET_BYTES, hs, he, 0);
 	}
 

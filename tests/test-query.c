@@ -35,25 +35,18 @@ struct page {
 static const struct page pages[] = {
 	{ 1, 0, "en", "River otters",
 	  "<p>The otters were swimming in the river near the old mill.</p>" },
-	{ 2, 0, "en", "Mountain goats",
-	  "<p>Goats climb the steep mountain &amp; eat grass.</p>" },
+	{ 2, 0, "en", "Mountain goats", "<p>Goats climb the steep mountain &amp; eat grass.</p>" },
 	{ 3, 0, "en", "Otter kits",
 	  "<p>A young otter swims with its mother in the lake.</p>"
 	  "<h2>Food</h2><p>Fish and crabs.</p>" },
-	{ 4, 1, "en", "Talk:River otters",
-	  "<p>Discussion about otters and rivers.</p>" },
-	{ 5, 0, "ru", "Копирование файлов",
-	  "<p>Программа копирует каталоги и файлы.</p>" },
-	{ 6, 0, "el", "Θάλασσα",
-	  "<p>Η θάλασσα είναι γαλάζια.</p>" },
+	{ 4, 1, "en", "Talk:River otters", "<p>Discussion about otters and rivers.</p>" },
+	{ 5, 0, "ru", "Копирование файлов", "<p>Программа копирует каталоги и файлы.</p>" },
+	{ 6, 0, "el", "Θάλασσα", "<p>Η θάλασσα είναι γαλάζια.</p>" },
 	{ 7, 0, "de", "Alte Bauten",
 	  "<p>Die Häuser am Markt sind alt. Manche Gifte wirken langsam.</p>" },
-	{ 8, 0, "fr", "Le village",
-	  "<p>Nous avons visité l'église du village.</p>" },
-	{ 9, 0, "zh", "城市",
-	  "<p>我昨天在图书馆看书。</p>" },
-	{ 10, 0, "en-gb", "Birthday",
-	  "<p>Gifts were wrapped for her birthday party.</p>" },
+	{ 8, 0, "fr", "Le village", "<p>Nous avons visité l'église du village.</p>" },
+	{ 9, 0, "zh", "城市", "<p>我昨天在图书馆看书。</p>" },
+	{ 10, 0, "en-gb", "Birthday", "<p>Gifts were wrapped for her birthday party.</p>" },
 };
 #define N_PAGES (sizeof pages / sizeof pages[0])
 
@@ -377,8 +370,8 @@ static const char *search_all(const char *text)
 	struct analyzer *all[] = { en, ru, el, de, fr, zh };
 	struct xquery *q = NULL;
 	char *msg = NULL;
-	cr_assert_eq(query_build_multi(all, 6, text, strlen(text), 0, &q, &msg),
-		     STATUS_OK, "%s: %s", text, msg);
+	cr_assert_eq(query_build_multi(all, 6, text, strlen(text), 0, &q, &msg), STATUS_OK,
+		     "%s: %s", text, msg);
 	const char *r = found(q);
 	xquery_free(q);
 	return r;
@@ -389,8 +382,8 @@ static char *ranked(struct analyzer *const *an, size_t n, const char *text)
 {
 	struct xquery *q = NULL;
 	char *msg = NULL;
-	cr_assert_eq(query_build_multi(an, n, text, strlen(text), 0, &q, &msg),
-		     STATUS_OK, "%s: %s", text, msg);
+	cr_assert_eq(query_build_multi(an, n, text, strlen(text), 0, &q, &msg), STATUS_OK, "%s: %s",
+		     text, msg);
 	struct xmset *ms = NULL;
 	cr_assert_eq(shard_set_search(set, q, 0, 100, &ms), STATUS_OK);
 	static char out[128];
@@ -399,8 +392,7 @@ static char *ranked(struct analyzer *const *an, size_t n, const char *text)
 		struct xmset_hit h;
 		cr_assert_eq(xmset_hit(ms, i, &h), STATUS_OK);
 		json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
-		snprintf(out + strlen(out), sizeof out - strlen(out), "%s%lld",
-			 out[0] ? " " : "",
+		snprintf(out + strlen(out), sizeof out - strlen(out), "%s%lld", out[0] ? " " : "",
 			 (long long)json_integer_value(json_object_get(d, "page_id")));
 		json_decref(d);
 	}
@@ -429,8 +421,7 @@ Test(query, shard_set_lists_its_languages)
 	/* The analyzers' languages: en-gb's pages were analyzed as en. */
 	char **codes = NULL;
 	size_t n = 0;
-	cr_assert_eq(shard_set_languages(set, &codes, &n), STATUS_OK, "%s",
-		     shard_set_errmsg(set));
+	cr_assert_eq(shard_set_languages(set, &codes, &n), STATUS_OK, "%s", shard_set_errmsg(set));
 	struct buf b = BUF_INIT;
 	buf_adds(&b, "");
 	for (size_t i = 0; i < n; i++) {
@@ -513,11 +504,10 @@ Test(query, term_cap_refuses_long_queries)
 	 * Running it is another matter: 4,000 exclusions are 32,000 terms to
 	 * look up, the reason for the cap. */
 	struct query_options opt = { .flags = 0, .max_terms = 5000 };
-	cr_assert_eq(query_build_opts(&en, 1, text, strlen(text), &opt, &q, &msg),
-		     STATUS_OK, "%s", msg);
+	cr_assert_eq(query_build_opts(&en, 1, text, strlen(text), &opt, &q, &msg), STATUS_OK, "%s",
+		     msg);
 	char *d = xquery_describe(q);
-	cr_assert(strstr(d, "Zx0") && strstr(d, "x3998") && strstr(d, "lake"),
-		  "%.200s", d);
+	cr_assert(strstr(d, "Zx0") && strstr(d, "x3998") && strstr(d, "lake"), "%.200s", d);
 	free(d);
 	xquery_free(q);
 	free(text);
@@ -527,7 +517,8 @@ Test(query, term_cap_refuses_long_queries)
 	cr_assert_str_eq(found(q), "1 4");
 	xquery_free(q);
 	free(text);
-	const char *phr = "\"old mill\" a b c d e f g h i j k l m n o p q r s t u v w x y z 1 2 3 4 5 6";
+	const char *phr =
+		"\"old mill\" a b c d e f g h i j k l m n o p q r s t u v w x y z 1 2 3 4 5 6";
 	cr_assert_eq(query_build(en, phr, strlen(phr), 0, &q, &msg), STATUS_INVALID);
 	cr_assert_str_eq(msg, "too many terms (33 > 32)");
 	free(msg);

@@ -295,8 +295,9 @@ Test(shim, combine_many_and_prefix_queries)
 	for (int i = 0; i < 3; i++)
 		parts[i + 1] = xquery_term(words[i], strlen(words[i]), 1);
 	/* NULL parts are skipped. */
-	struct xquery *or = xquery_combine_n(XQUERY_OR, (const struct xquery *const *)parts, 4);
-	struct xquery *and = xquery_combine_n(XQUERY_AND, (const struct xquery *const *)parts + 2, 2);
+	struct xquery * or = xquery_combine_n(XQUERY_OR, (const struct xquery *const *)parts, 4);
+	struct xquery *and = xquery_combine_n(XQUERY_AND, (const struct xquery *const *)parts + 2,
+					      2);
 	struct xmset *m = NULL;
 	cr_assert_eq(xdb_search(w, or, 0, 10, &m), STATUS_OK);
 	cr_assert_eq(xmset_size(m), 2);

@@ -816,11 +816,9 @@ int main(int argc, char *argv[])
 
 /* The titles of freshet-search --json's results for args, in rank order,
  * as "A|B" ("" for none). */
-static char *search_titles(const char *a1, const char *a2, const char *a3,
-			   const char *a4)
+static char *search_titles(const char *a1, const char *a2, const char *a3, const char *a4)
 {
-	struct out o = run("freshet-search", "--wiki", WIKI, "--json", a1, a2, a3,
-			   a4, NULL);
+	struct out o = run("freshet-search", "--wiki", WIKI, "--json", a1, a2, a3, a4, NULL);
 	cr_assert_eq(o.status, 0, "freshet-search %s failed: %s", a1, o.err);
 	json_t *res = json_loads(o.out, 0, NULL);
 	cr_assert(json_is_array(res), "not an array: %s", o.out);
@@ -828,7 +826,8 @@ static char *search_titles(const char *a1, const char *a2, const char *a3,
 	buf_adds(&b, "");
 	size_t i;
 	json_t *r;
-	json_array_foreach(res, i, r) {
+	json_array_foreach(res, i, r)
+	{
 		if (i)
 			buf_addch(&b, '|');
 		buf_adds(&b, json_string_value(json_object_get(r, "title")));
@@ -842,11 +841,10 @@ static char *search_titles(const char *a1, const char *a2, const char *a3,
  * forms: a query in any language's dictionary form finds its page without
  * --language, and an English word does not drown in another language's
  * stem of it. */
-Test(tools, search_in_every_language_of_the_shards, .init = setup_wiki,
-     .fini = teardown, .timeout = 180)
+Test(tools, search_in_every_language_of_the_shards, .init = setup_wiki, .fini = teardown,
+     .timeout = 180)
 {
-	const char *titles[] = { "Чтение", "Marktplatz", "Visite", "旅行", "读书",
-				 "Birthday" };
+	const char *titles[] = { "Чтение", "Marktplatz", "Visite", "旅行", "读书", "Birthday" };
 	const char *langs[] = { "ru", "de", "fr", "ja", "zh", "en" };
 	const char *texts[] = {
 		"Книги лежат в библиотеке города.",
@@ -864,11 +862,8 @@ Test(tools, search_in_every_language_of_the_shards, .init = setup_wiki,
 	out_free(&o);
 
 	const char *q[][2] = {
-		{ "библиотека", "Чтение" },
-		{ "Haus", "Marktplatz" },
-		{ "eglise", "Visite" },
-		{ "美術館", "旅行" },
-		{ "图书馆", "读书" },
+		{ "библиотека", "Чтение" }, { "Haus", "Marktplatz" }, { "eglise", "Visite" },
+		{ "美術館", "旅行" },       { "图书馆", "读书" },
 	};
 	for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
 		char *t = search_titles(q[i][0], NULL, NULL, NULL);
@@ -894,8 +889,7 @@ Test(tools, search_in_every_language_of_the_shards, .init = setup_wiki,
 	cr_assert_str_eq(t, "Birthday");
 	free(t);
 	/* The term cap. */
-	o = run("freshet-search", "--wiki", WIKI, "--max-terms", "1", "gifts", "party",
-		NULL);
+	o = run("freshet-search", "--wiki", WIKI, "--max-terms", "1", "gifts", "party", NULL);
 	cr_assert_eq(o.status, 1);
 	cr_assert(strstr(o.err, "too many terms (2 > 1)"), "%s", o.err);
 	out_free(&o);
