@@ -67,67 +67,245 @@ static void combine(struct xquery **acc, enum xquery_op op, struct xquery *q)
 	*acc = c;
 }
 
-/* Builds the AND of word groups for loose text (see query.h).  Returns
- * NULL when the text has no term at all, or when the analyzer failed
- * (*st says which). */
+/* A growing list of queries, joined at once by qlist_join(). */
+struct qlist {
+	struct xquery **v;
+	size_t n, cap;
+};
+
+/* Appends q (owned by the list from now on); NULL is skipped. */
+static void qlist_add(struct qlist *l, struct xquery *q)
+{
+	if (!q)
+		return;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 8;
+		l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+	}
+	l->v[l->n++] = q;
+}
+
+/* Returns the op (XQUERY_AND or XQUERY_OR) of every query of l, NULL when
+ * l is empty, and empties l. */
+static struct xquery *qlist_join(struct qlist *l, enum xquery_op op)
+{
+	struct xquery *q = NULL;
+	if (l->n == 1)
+		q = l->v[0];
+	else if (l->n > 1)
+		q = need(xquery_combine_n(
+			op, (const struct xquery *const *)l->v, l->n));
+	for (size_t i = 0; l->n > 1 && i < l->n; i++)
+		xquery_free(l->v[i]);
+	free(l->v);
+	*l = (struct qlist){ 0 };
+	return q;
+}
+
+/* A set of strings (the weighted terms already added), open addressing. */
+struct strset {
+	char **v;
+	size_t cap, n;
+};
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* Adds key (copied) to the set; returns false when it was there. */
+static bool strset_add(struct strset *set, const char *key)
+{
+	if (2 * (set->n + 1) > set->cap) {
+		struct strset big = { xcalloc(set->cap ? 2 * set->cap : 64,
+					      sizeof(char *)),
+				      set->cap ? 2 * set->cap : 64, 0 };
+		for (size_t i = 0; i < set->cap; i++)
+			if (set->v[i]) {
+				size_t k = hash_str(set->v[i]) & (big.cap - 1);
+				while (big.v[k])
+					k = (k + 1) & (big.cap - 1);
+				big.v[k] = set->v[i];
+				big.n++;
+			}
+		free(set->v);
+		*set = big;
+	}
+	size_t k = hash_str(key) & (set->cap - 1);
+	for (; set->v[k]; k = (k + 1) & (set->cap - 1))
+		if (strcmp(set->v[k], key) == 0)
+			return false;
+	set->v[k] = xstrdup(key);
+	set->n++;
+	return true;
+}
+
+static void strset_release(struct strset *set)
+{
+	for (size_t i = 0; i < set->cap; i++)
+		free(set->v[i]);
+	free(set->v);
+}
+
+/* The four fields a word is looked up in, plain and stemmed prefixes. */
+static const struct field {
+	const char *plain, *stem;
+	double weight;
+} fields[] = {
+	{ SHARD_PREFIX_BODY, SHARD_PREFIX_STEM, 1 },
+	{ SHARD_PREFIX_TITLE, SHARD_PREFIX_TITLE_STEM, QUERY_TITLE_WEIGHT },
+	{ SHARD_PREFIX_HEADING, SHARD_PREFIX_HEADING_STEM, 1 },
+	{ SHARD_PREFIX_AUX, SHARD_PREFIX_AUX_STEM, 1 },
+};
+#define N_FIELDS (sizeof fields / sizeof fields[0])
+
+/* What a query is built into while the languages are analyzed in turn. */
+struct build {
+	struct qlist weight; /* the weighted terms and phrases (deduplicated) */
+	struct strset seen;  /* keys of what weight holds */
+	struct qlist stems;  /* this language's weighted stems */
+};
+
+/* Returns "this language's documents": L<code> or L<code>-<region>
+ * (a page in de-ch was analyzed by the de analyzer).  Caller frees. */
+static struct xquery *language_filter(const char *code)
+{
+	struct qlist l = { 0 };
+	qlist_add(&l, pterm(SHARD_PREFIX_LANGUAGE, code, 1));
+	char *pre = xasprintf("%s%s-", SHARD_PREFIX_LANGUAGE, code);
+	qlist_add(&l, need(xquery_prefix(pre)));
+	free(pre);
+	return qlist_join(&l, XQUERY_OR);
+}
+
+/* Returns q restricted to the documents of lf (borrowed); frees q. */
+static struct xquery *restrict_to(struct xquery *q, const struct xquery *lf)
+{
+	if (!q)
+		return NULL;
+	struct xquery *r = need(xquery_combine(XQUERY_FILTER, q, lf));
+	xquery_free(q);
+	return r;
+}
+
+/* Returns the match-side group of one word (its plain terms plain[0..np)
+ * in every field, or its stemmed terms stem[0..ns) in every field of a
+ * document of lf), and adds their weighted forms to b (when b is not
+ * NULL: exclusions weigh nothing).  With xstems not NULL (exclusions) the
+ * stemmed terms go there instead, for one language filter over all of
+ * them: a filter per word would cost its lookup per word. */
+static struct xquery *word_group(const struct analyzer_term *plain, size_t np,
+				 const struct analyzer_term *stem, size_t ns,
+				 const char *code, const struct xquery *lf,
+				 struct build *b, struct qlist *xstems)
+{
+	struct qlist g = { 0 }, st = { 0 };
+	for (size_t i = 0; i < np; i++)
+		for (size_t f = 0; f < N_FIELDS; f++) {
+			qlist_add(&g, pterm(fields[f].plain, plain[i].term, 1));
+			char *key = xasprintf("P%s%s", fields[f].plain,
+					      plain[i].term);
+			if (b && strset_add(&b->seen, key))
+				qlist_add(&b->weight,
+					  pterm(fields[f].plain, plain[i].term,
+						fields[f].weight));
+			free(key);
+		}
+	for (size_t i = 0; i < ns; i++)
+		for (size_t f = 0; f < N_FIELDS; f++) {
+			qlist_add(&st, pterm(fields[f].stem, stem[i].term, 1));
+			char *key = xasprintf("Z%s %s%s", code, fields[f].stem,
+					      stem[i].term);
+			if (b && strset_add(&b->seen, key))
+				qlist_add(&b->stems,
+					  pterm(fields[f].stem, stem[i].term,
+						QUERY_STEM_WEIGHT *
+							fields[f].weight));
+			free(key);
+		}
+	if (xstems)
+		qlist_add(xstems, qlist_join(&st, XQUERY_OR));
+	else
+		qlist_add(&g, restrict_to(qlist_join(&st, XQUERY_OR), lf));
+	return qlist_join(&g, XQUERY_OR);
+}
+
+/* Returns the AND of the word groups of loose text (see query.h) analyzed
+ * with an, NULL when the text has no term, or when the analyzer failed
+ * (*st says which).  Weighted forms go to b as word_group(). */
 static struct xquery *words_query(struct analyzer *an, const char *text,
-				  size_t len, enum status *st)
+				  size_t len, const struct xquery *lf,
+				  struct build *b, struct qlist *xstems,
+				  enum status *st)
 {
 	struct analyzer_terms stem = { 0 }, plain = { 0 };
 	*st = analyzer_query_terms(an, text, len, &stem, &plain);
 	if (*st != STATUS_OK)
 		return NULL;
-	struct xquery *all = NULL;
+	const char *code = analyzer_language(an);
+	struct qlist all = { 0 };
 	/* Groups by word position: a position has a plain form and, unless
-	 * it is a stopword, a stemmed one. */
-	for (size_t i = 0; i < plain.count; i++) {
-		uint32_t pos = plain.v[i].pos;
-		if (i > 0 && plain.v[i - 1].pos == pos)
-			continue; /* handled with the first term at this position */
-		struct xquery *g = NULL;
-		for (size_t j = i; j < plain.count && plain.v[j].pos == pos; j++) {
-			const char *t = plain.v[j].term;
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_BODY, t, 1));
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_TITLE, t,
-						     QUERY_TITLE_WEIGHT));
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_HEADING, t, 1));
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_AUX, t, 1));
-		}
-		for (size_t j = 0; j < stem.count; j++) {
-			if (stem.v[j].pos != pos)
-				continue;
-			const char *t = stem.v[j].term;
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_STEM, t, 1));
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_TITLE_STEM, t,
-						     QUERY_TITLE_WEIGHT));
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_HEADING_STEM, t, 1));
-			combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_AUX_STEM, t, 1));
-		}
-		combine(&all, XQUERY_AND, g);
-	}
-	/* A stemmed term whose position has no plain term (a plugin that
-	 * emits only stems) still counts as a word. */
-	for (size_t j = 0; j < stem.count; j++) {
-		bool seen = false;
-		for (size_t i = 0; i < plain.count && !seen; i++)
-			seen = plain.v[i].pos == stem.v[j].pos;
-		if (seen)
-			continue;
-		struct xquery *g = NULL;
-		combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_STEM, stem.v[j].term, 1));
-		combine(&g, XQUERY_OR, pterm(SHARD_PREFIX_TITLE_STEM, stem.v[j].term,
-					     QUERY_TITLE_WEIGHT));
-		combine(&all, XQUERY_AND, g);
+	 * it is a stopword, a stemmed one; a plugin may also emit a stem
+	 * alone.  Both lists come in position order (the plugin ABI), so one
+	 * merge pass pairs them. */
+	size_t i = 0, j = 0;
+	while (i < plain.count || j < stem.count) {
+		uint32_t pos;
+		if (j == stem.count ||
+		    (i < plain.count && plain.v[i].pos <= stem.v[j].pos))
+			pos = plain.v[i].pos;
+		else
+			pos = stem.v[j].pos;
+		size_t i0 = i, j0 = j;
+		while (i < plain.count && plain.v[i].pos == pos)
+			i++;
+		while (j < stem.count && stem.v[j].pos == pos)
+			j++;
+		qlist_add(&all, word_group(plain.v + i0, i - i0, stem.v + j0,
+					   j - j0, code, lf, b, xstems));
 	}
 	analyzer_terms_release(&stem);
 	analyzer_terms_release(&plain);
-	return all;
+	return qlist_join(&all, XQUERY_AND);
 }
 
-/* A phrase: the plain terms in order, adjacent, in the body or the title.
- * NULL as words_query(). */
+/* A phrase: the plain terms in order, adjacent, in the body or the title
+ * (weighted QUERY_TITLE_WEIGHT when weighted is true).  NULL as
+ * words_query(). */
+static struct xquery *phrase_terms(const struct analyzer_terms *plain,
+				   bool weighted)
+{
+	struct qlist q = { 0 };
+	const char *prefixes[] = { SHARD_PREFIX_BODY, SHARD_PREFIX_TITLE };
+	for (size_t k = 0; k < 2; k++) {
+		char **terms = xcalloc(plain->count, sizeof(char *));
+		for (size_t i = 0; i < plain->count; i++)
+			terms[i] = xasprintf("%s%s", prefixes[k],
+					     plain->v[i].term);
+		struct xquery *p;
+		if (plain->count == 1)
+			p = xquery_term(terms[0], strlen(terms[0]), 1);
+		else
+			p = xquery_phrase((const char *const *)terms,
+					  plain->count, 0);
+		for (size_t i = 0; i < plain->count; i++)
+			free(terms[i]);
+		free(terms);
+		need(p);
+		if (k == 1 && weighted)
+			p = scale(p, QUERY_TITLE_WEIGHT);
+		qlist_add(&q, p);
+	}
+	return qlist_join(&q, XQUERY_OR);
+}
+
+/* The phrase text analyzed with an; its weighted form goes to b (when not
+ * NULL) unless an earlier language gave the same terms. */
 static struct xquery *phrase_query(struct analyzer *an, const char *text,
-				   size_t len, enum status *st)
+				   size_t len, struct build *b, enum status *st)
 {
 	struct analyzer_terms stem = { 0 }, plain = { 0 };
 	*st = analyzer_query_terms(an, text, len, &stem, &plain);
@@ -136,87 +314,133 @@ static struct xquery *phrase_query(struct analyzer *an, const char *text,
 	analyzer_terms_release(&stem);
 	if (plain.count == 0)
 		return NULL;
-	struct xquery *q = NULL;
-	const char *prefixes[] = { SHARD_PREFIX_BODY, SHARD_PREFIX_TITLE };
-	for (size_t k = 0; k < 2; k++) {
-		char **terms = xcalloc(plain.count, sizeof(char *));
-		for (size_t i = 0; i < plain.count; i++)
-			terms[i] = xasprintf("%s%s", prefixes[k], plain.v[i].term);
-		struct xquery *p;
-		if (plain.count == 1)
-			p = xquery_term(terms[0], strlen(terms[0]), 1);
-		else
-			p = xquery_phrase((const char *const *)terms, plain.count, 0);
-		for (size_t i = 0; i < plain.count; i++)
-			free(terms[i]);
-		free(terms);
-		need(p);
-		if (k == 1)
-			p = scale(p, QUERY_TITLE_WEIGHT);
-		combine(&q, XQUERY_OR, p);
+	struct xquery *q = phrase_terms(&plain, false);
+	if (b) {
+		struct buf key = BUF_INIT;
+		buf_addch(&key, '"');
+		for (size_t i = 0; i < plain.count; i++) {
+			buf_adds(&key, plain.v[i].term);
+			buf_addch(&key, ' ');
+		}
+		if (strset_add(&b->seen, key.data))
+			qlist_add(&b->weight, phrase_terms(&plain, true));
+		buf_release(&key);
 	}
 	analyzer_terms_release(&plain);
 	return q;
 }
 
-/* Parses s (NUL-terminated) with one analyzer into the query of its
- * positive parts (*pos) and of its exclusions (*neg), either NULL when
- * there is none.  On failure returns the analyzer's status with both
- * NULL. */
-static enum status parse(struct analyzer *an, const char *s,
-			 struct xquery **pos_out, struct xquery **neg_out)
+/* One word or phrase of the query text, as query.h's syntax cuts it. */
+struct item {
+	const char *p; /* into the text */
+	size_t len;
+	bool minus;  /* an exclusion */
+	bool phrase; /* a quoted phrase (p, len: inside the quotes) */
+};
+
+/* Cuts s (NUL-terminated) into its items; sets *n.  Caller frees. */
+static struct item *split(const char *s, size_t *n)
 {
-	struct xquery *pos = NULL, *neg = NULL;
-	struct buf loose = BUF_INIT;
-	enum status st = STATUS_OK;
+	struct item *v = NULL;
+	size_t count = 0, cap = 0;
 	const char *p = s;
-	while (*p && st == STATUS_OK) {
-		bool minus = false;
+	while (*p) {
+		struct item it = { 0 };
 		if (*p == '-' && (p == s || p[-1] == ' ' || p[-1] == '\t') &&
 		    p[1] && p[1] != ' ') {
-			minus = true;
+			it.minus = true;
 			p++;
 		}
 		if (*p == '"') {
 			const char *end = strchr(p + 1, '"');
-			size_t len = end ? (size_t)(end - p - 1) : strlen(p + 1);
-			struct xquery *q = phrase_query(an, p + 1, len, &st);
-			combine(minus ? &neg : &pos, minus ? XQUERY_OR : XQUERY_AND, q);
-			p = end ? end + 1 : p + 1 + len;
-			continue;
-		}
-		size_t len = strcspn(p, " \t\"");
-		if (minus) {
-			struct xquery *q = words_query(an, p, len, &st);
-			combine(&neg, XQUERY_OR, q);
+			it.p = p + 1;
+			it.len = end ? (size_t)(end - p - 1) : strlen(p + 1);
+			it.phrase = true;
+			p = end ? end + 1 : p + 1 + it.len;
 		} else {
+			it.p = p;
+			it.len = strcspn(p, " \t\"");
+			p += it.len;
+			while (*p == ' ' || *p == '\t')
+				p++;
+		}
+		if (it.len == 0)
+			continue;
+		if (count == cap) {
+			cap = cap ? 2 * cap : 16;
+			v = xrealloc(v, cap * sizeof *v);
+		}
+		v[count++] = it;
+	}
+	*n = count;
+	return v;
+}
+
+/* Builds, with one analyzer, the match side of the items' positive parts
+ * (*pos) and of their exclusions (*neg), either NULL when there is none,
+ * and adds the weighted forms of the positive parts to b.  On failure
+ * returns the analyzer's status with both NULL. */
+static enum status parse(struct analyzer *an, const struct item *items,
+			 size_t n, struct build *b, struct xquery **pos_out,
+			 struct xquery **neg_out)
+{
+	struct qlist pos = { 0 }, neg = { 0 }, xstems = { 0 };
+	struct buf loose = BUF_INIT;
+	enum status st = STATUS_OK;
+	struct xquery *lf = language_filter(analyzer_language(an));
+	for (size_t i = 0; i < n && st == STATUS_OK; i++) {
+		const struct item *it = &items[i];
+		if (it->phrase)
+			qlist_add(it->minus ? &neg : &pos,
+				  phrase_query(an, it->p, it->len,
+					       it->minus ? NULL : b, &st));
+		else if (it->minus)
+			qlist_add(&neg, words_query(an, it->p, it->len, lf,
+						    NULL, &xstems, &st));
+		else {
 			/* Loose words are analyzed together, as one text. */
-			buf_add(&loose, p, len);
+			buf_add(&loose, it->p, it->len);
 			buf_addch(&loose, ' ');
 		}
-		p += len;
-		while (*p == ' ' || *p == '\t')
-			p++;
 	}
-	if (st == STATUS_OK && loose.len) {
-		struct xquery *q = words_query(an, loose.data, loose.len, &st);
-		combine(&pos, XQUERY_AND, q);
-	}
+	if (st == STATUS_OK && loose.len)
+		qlist_add(&pos, words_query(an, loose.data, loose.len, lf, b,
+					    NULL, &st));
+	qlist_add(&neg, restrict_to(qlist_join(&xstems, XQUERY_OR), lf));
 	buf_release(&loose);
+	/* This language's stems weigh only on this language's documents. */
+	qlist_add(&b->weight,
+		  restrict_to(qlist_join(&b->stems, XQUERY_OR), lf));
+	xquery_free(lf);
+	struct xquery *p = qlist_join(&pos, XQUERY_AND);
+	struct xquery *m = qlist_join(&neg, XQUERY_OR);
 	if (st != STATUS_OK) {
-		xquery_free(pos);
-		xquery_free(neg);
-		pos = neg = NULL;
+		xquery_free(p);
+		xquery_free(m);
+		p = m = NULL;
 	}
-	*pos_out = pos;
-	*neg_out = neg;
+	*pos_out = p;
+	*neg_out = m;
 	return st;
 }
 
-enum status query_build_multi(struct analyzer *const *an, size_t n,
-			      const char *text, size_t len, unsigned flags,
-			      struct xquery **out, char **errmsg)
+size_t query_count_terms(const char *text, size_t len)
 {
+	char *s = xstrndup(text, len);
+	size_t n = 0;
+	free(split(s, &n));
+	free(s);
+	return n;
+}
+
+enum status query_build_opts(struct analyzer *const *an, size_t n,
+			     const char *text, size_t len,
+			     const struct query_options *opt,
+			     struct xquery **out, char **errmsg)
+{
+	unsigned flags = opt ? opt->flags : 0;
+	size_t max_terms = opt && opt->max_terms ? opt->max_terms
+						 : QUERY_MAX_TERMS;
 	if (n == 0 || flags != 0) {
 		if (errmsg)
 			*errmsg = xstrdup(n == 0 ? "query_build: no analyzer"
@@ -224,30 +448,67 @@ enum status query_build_multi(struct analyzer *const *an, size_t n,
 		return STATUS_INVALID;
 	}
 	char *s = xstrndup(text, len);
-	struct xquery *pos = NULL, *neg = NULL;
+	size_t n_items = 0;
+	struct item *items = split(s, &n_items);
+	if (n_items > max_terms) {
+		if (errmsg)
+			*errmsg = xasprintf("too many terms (%zu > %zu)",
+					    n_items, max_terms);
+		free(items);
+		free(s);
+		return STATUS_INVALID;
+	}
+	struct qlist pos = { 0 }, neg = { 0 };
+	struct build b = { 0 };
 	enum status st = STATUS_OK;
 	for (size_t i = 0; i < n && st == STATUS_OK; i++) {
+		/* Two codes of one analyzer (de, de-ch) analyze alike. */
+		bool dup = false;
+		for (size_t k = 0; k < i && !dup; k++)
+			dup = strcmp(analyzer_language(an[k]),
+				     analyzer_language(an[i])) == 0;
+		if (dup)
+			continue;
 		struct xquery *p, *m;
-		st = parse(an[i], s, &p, &m);
+		st = parse(an[i], items, n_items, &b, &p, &m);
 		if (st != STATUS_OK) {
 			if (errmsg)
 				*errmsg = xstrdup(analyzer_errmsg(an[i]));
 			break;
 		}
-		combine(&pos, XQUERY_OR, p);
-		combine(&neg, XQUERY_OR, m);
+		qlist_add(&pos, p);
+		qlist_add(&neg, m);
 	}
+	free(items);
 	free(s);
-	if (st != STATUS_OK || !pos) {
-		xquery_free(pos);
-		xquery_free(neg);
+	struct xquery *match = qlist_join(&pos, XQUERY_OR);
+	struct xquery *excl = qlist_join(&neg, XQUERY_OR);
+	struct xquery *weight = qlist_join(&b.weight, XQUERY_OR);
+	strset_release(&b.seen);
+	if (st != STATUS_OK || !match) {
+		xquery_free(match);
+		xquery_free(excl);
+		xquery_free(weight);
 		if (st == STATUS_OK)
 			*out = NULL;
 		return st;
 	}
-	combine(&pos, XQUERY_AND_NOT, neg);
-	*out = pos;
+	/* Which documents match is decided without weights; what they
+	 * weigh comes from the deduplicated weighted terms alone, so that a
+	 * word every language analyzes alike counts once. */
+	match = scale(match, 0);
+	combine(&match, XQUERY_AND_NOT, excl);
+	combine(&match, XQUERY_AND_MAYBE, weight);
+	*out = match;
 	return STATUS_OK;
+}
+
+enum status query_build_multi(struct analyzer *const *an, size_t n,
+			      const char *text, size_t len, unsigned flags,
+			      struct xquery **out, char **errmsg)
+{
+	struct query_options opt = { .flags = flags, .max_terms = 0 };
+	return query_build_opts(an, n, text, len, &opt, out, errmsg);
 }
 
 enum status query_build(struct analyzer *an, const char *text, size_t len,

@@ -19,22 +19,54 @@
  *   word         each loose word becomes one group: the OR of its plain
  *                forms in the four fields and its stemmed forms in the
  *                four fields (a word the analyzer gives only a stem for:
- *                Z and ZS), the title forms weighted QUERY_TITLE_WEIGHT
- *                times.  Groups are ANDed: every word must match somewhere.
- *                A stopword, which the stemmed view drops, still matches
- *                through its plain forms (the plain view keeps stopwords).
+ *                its stemmed forms).  Groups are ANDed: every word must
+ *                match somewhere.  A stopword, which the stemmed view
+ *                drops, still matches through its plain forms (the plain
+ *                view keeps stopwords).
  *   "a phrase"   its plain terms in order and adjacent, in the body or
- *                (weighted) in the title.  A missing closing quote ends
- *                the phrase at the end of the text.
+ *                the title.  A missing closing quote ends the phrase at
+ *                the end of the text.
  *   -word        excludes the documents the word would match (as above).
  *   -"a phrase"  excludes the documents the phrase matches.
  *
  * A '-' excludes only at the start of the text or after a space or tab,
- * and only when something other than a space follows it.
+ * and only when something other than a space follows it.  Words and
+ * phrases are separated by spaces or tabs; each word, phrase and
+ * exclusion is one *term* of the query, and a query holds at most
+ * max_terms of them (struct query_options).  A query with no positive
+ * term (only exclusions, only punctuation) matches nothing: query_build()
+ * then gives no query at all, and there is nothing to run.
  *
- * Words and phrases are separated by spaces or tabs.  A query with no
- * positive term (only exclusions, only punctuation) matches nothing:
- * query_build() then gives no query at all, and there is nothing to run.
+ * Languages.  A query is analyzed in each language it is built with (one
+ * analyzer per language: for a search of a whole wiki, every language its
+ * shards hold, shard_set_languages()), and the rules are:
+ *
+ *   - A document matches when, in at least one of the languages, every
+ *     group and phrase matches it, and no exclusion, analyzed in any of
+ *     the languages, matches it.
+ *   - A stemmed form of language X only matches documents in language X:
+ *     their L term is L<X> or L<X>-<variant> (a page in de-ch is analyzed
+ *     by the de analyzer).  A plain form matches documents in every
+ *     language.  So "библиотека" finds a Russian page holding
+ *     "библиотеке" through the Russian stem, and an English word whose
+ *     German stem happens to equal a German word's stem finds at most the
+ *     German pages, never the English ones through the German stem.
+ *   - Accent-folded forms match through the stemmed view, which folds
+ *     (doc/analyzers.md): "eglise" finds "l'église" in a French page.
+ *     Chinese and Japanese text is segmented by the cjk analyzer when zh
+ *     or ja is among the languages, as the page was when it was indexed.
+ *   - Weights: a plain match weighs 1, a stemmed match QUERY_STEM_WEIGHT,
+ *     a match in the title QUERY_TITLE_WEIGHT times as much as one in the
+ *     body, headings or auxiliary text.  A document holding the very word
+ *     gets both (its plain and its stemmed form), one holding only
+ *     another inflection gets the stemmed weight: exact matches rank
+ *     above stem-only ones, and a stem collision in another language
+ *     ranks below the pages holding the word itself.  Each distinct term
+ *     weighs once, however many languages analyze it alike.
+ *
+ * Matching is decided without weights (the match side is boolean) and
+ * the weights come from the distinct terms on top (XQUERY_AND_MAYBE).
+ * Building takes time linear in the length of the text.
  *
  * Filters (query_filter_namespaces()) are boolean: they restrict the
  * results without changing their weights.
@@ -58,32 +90,57 @@
 
 /* How much more a match in the title weighs than one elsewhere. */
 #define QUERY_TITLE_WEIGHT 3.0
+/* How much a stemmed (or accent-folded) match weighs against a plain one:
+ * below a third, so that a stem-only match in a title still weighs less
+ * than the exact word in the body. */
+#define QUERY_STEM_WEIGHT 0.25
+/* The default cap on the terms (words, phrases, exclusions) of a query. */
+#define QUERY_MAX_TERMS 32
+
+/* How to build a query (query_build_opts()). */
+struct query_options {
+	unsigned flags;   /* must be 0 (no flag is defined yet) */
+	size_t max_terms; /* most terms a query may hold; 0: QUERY_MAX_TERMS */
+};
 
 /*
  * Builds the query of text (len bytes of UTF-8; a NUL byte ends it early)
- * analyzed with an (the caller's; see the thread rule above).  flags must
- * be 0 (no flag is defined yet).
+ * analyzed in each of the n languages of an[0..n) (the caller's analyzers,
+ * one per language; see the thread rule above and "Languages" for what the
+ * query then matches).  Analyzers of the same language (analyzer_language(),
+ * e.g. opened for "de" and "de-ch") count once.  opt NULL means the
+ * defaults (flags 0, QUERY_MAX_TERMS).
  *
  * Returns STATUS_OK and sets *out to the query (caller frees with
  * xquery_free()), or to NULL when the text has no positive term (nothing
- * can match: do not search).  On failure returns the analyzer's status
- * (STATUS_NOMEM, STATUS_INVALID, STATUS_UNKNOWN; see analyzer_run()), or
- * STATUS_INVALID for a flag, leaves *out alone and, when errmsg is not
- * NULL, sets *errmsg to a message the caller frees.
+ * can match: do not search).  On failure leaves *out alone and, when
+ * errmsg is not NULL, sets *errmsg to a message the caller frees:
+ *   STATUS_INVALID  n is 0, an unknown flag, or more terms than
+ *                   max_terms ("too many terms (N > MAX)");
+ *   the failing analyzer's status (STATUS_NOMEM, STATUS_INVALID,
+ *   STATUS_UNKNOWN; see analyzer_run()), with its message
+ *   (analyzer_errmsg(), which names its plugin and language).
  */
+enum status query_build_opts(struct analyzer *const *an, size_t n,
+			     const char *text, size_t len,
+			     const struct query_options *opt,
+			     struct xquery **out, char **errmsg);
+
+/* The number of terms (words, phrases, exclusions) in text, counted as
+ * query_build_opts() counts them against max_terms. */
+size_t query_count_terms(const char *text, size_t len);
+
+/* query_build_opts() with one language: the query analyzed with an only
+ * (an explicit language: stems then match an's language's documents
+ * only), flags as query_options, at most QUERY_MAX_TERMS terms. */
 enum status query_build(struct analyzer *an, const char *text, size_t len,
 			unsigned flags, struct xquery **out, char **errmsg);
 
-/*
- * As query_build(), for n analyzers at once (one per language, e.g. each
- * language the shards hold): a document matches when the query, analyzed
- * in at least one of the languages, matches it, unless an excluded word or
- * phrase, analyzed in any of them, matches it.  Weights of a document
- * that matches in several languages add.  n must be at least 1
- * (STATUS_INVALID otherwise); with n == 1 this is query_build().  The
- * message of a failure is the failing analyzer's (analyzer_errmsg()),
- * which names its plugin and language.
- */
+/* query_build_opts() with flags and the default cap (QUERY_MAX_TERMS).  A
+ * search of a whole wiki passes one analyzer per language its shards hold
+ * (shard_set_languages(), plus the wiki's own language), opened with
+ * analyzer_open() on each code; a search in one given language passes
+ * that language's analyzer alone.  With n == 1 this is query_build(). */
 enum status query_build_multi(struct analyzer *const *an, size_t n,
 			      const char *text, size_t len, unsigned flags,
 			      struct xquery **out, char **errmsg);

@@ -12,6 +12,7 @@
 #include "search.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,22 +180,6 @@ static int on_lang(void *ctx, const char *term, size_t len, uint64_t docs)
 
 /* Counts the words of a query: runs of characters other than spaces and
  * tabs, quotes and a leading '-' not counting. */
-static size_t count_words(const char *q, size_t len)
-{
-	size_t n = 0;
-	bool in = false;
-	for (size_t i = 0; i < len; i++) {
-		char c = q[i];
-		bool sep = c == ' ' || c == '\t' || c == '"' || c == '\n' || c == '\r';
-		if (!sep && c == '-' && !in)
-			sep = true;
-		if (!sep && !in)
-			n++;
-		in = !sep;
-	}
-	return n;
-}
-
 static bool blank(const char *q, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
@@ -271,9 +256,10 @@ enum status searcher_search(struct searcher *s, const struct search_request *rq,
 			qlen, rq->max_query_bytes);
 		return STATUS_INVALID;
 	}
-	size_t words = count_words(q, qlen);
+	size_t words = query_count_terms(q, qlen);
 	if (rq->max_terms && words > rq->max_terms) {
-		set_err(s, "too_many_terms", "the query has %zu words; at most %zu",
+		set_err(s, "too_many_terms",
+			"too many terms (%zu > %zu): words, phrases and exclusions count",
 			words, rq->max_terms);
 		return STATUS_INVALID;
 	}
@@ -317,7 +303,9 @@ enum status searcher_search(struct searcher *s, const struct search_request *rq,
 	}
 	struct xquery *xq = NULL;
 	char *qerr = NULL;
-	st = query_build_multi(ans, n_ans, q, qlen, 0, &xq, &qerr);
+	/* The cap was checked above (with its own error code). */
+	struct query_options qopt = { .flags = 0, .max_terms = SIZE_MAX };
+	st = query_build_opts(ans, n_ans, q, qlen, &qopt, &xq, &qerr);
 	if (st != STATUS_OK) {
 		set_err(s, "bad_parameter", "analyzing the query: %s", qerr ? qerr : "");
 		free(qerr);

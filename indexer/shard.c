@@ -1446,3 +1446,67 @@ out:
 	free(path);
 	return st;
 }
+
+/* Collects the language of each freshet.analyzer.<lang> key. */
+struct lang_list {
+	char **v;
+	size_t n;
+};
+
+static int add_language(void *ctx, const char *key)
+{
+	struct lang_list *l = ctx;
+	const char *code = key + strlen(META_ANALYZER);
+	if (!*code)
+		return 0;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], code) == 0)
+			return 0;
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+	l->v[l->n++] = xstrdup(code);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+enum status shard_set_languages(struct shard_set *set, char ***codes, size_t *n)
+{
+	enum status st;
+	char *gen = NULL;
+	unsigned shards = 0;
+	if ((st = shard_set_current(set, &gen)) != STATUS_OK)
+		return st;
+	if ((st = shard_set_count(set, gen, &shards)) != STATUS_OK) {
+		free(gen);
+		return st;
+	}
+	struct lang_list l = { NULL, 0 };
+	/* Metadata read through a combined reader comes from its first
+	 * shard only: each shard is opened on its own. */
+	for (unsigned i = 0; i < shards && st == STATUS_OK; i++) {
+		char *path = shard_set_path(set, gen, i);
+		struct xdb *db = need(xdb_new());
+		if ((st = xdb_open_read(db, path)) == STATUS_OK)
+			st = xdb_metadata_keys(db, META_ANALYZER, add_language,
+					       &l);
+		if (st != STATUS_OK)
+			set_fail(set, st, "%s", xdb_errmsg(db));
+		xdb_free(db);
+		free(path);
+	}
+	free(gen);
+	if (st != STATUS_OK) {
+		for (size_t i = 0; i < l.n; i++)
+			free(l.v[i]);
+		free(l.v);
+		return st;
+	}
+	if (l.n)
+		qsort(l.v, l.n, sizeof *l.v, cmp_str);
+	*codes = l.v;
+	*n = l.n;
+	return STATUS_OK;
+}

@@ -334,6 +334,16 @@ uint64_t shard_set_opens(const struct shard_set *set);
 /* The shard a hit of the combined reader comes from. */
 unsigned shard_set_hit_shard(const struct shard_set *set, uint32_t docid);
 
+/* Sets *codes to the languages the current generation's shards were
+ * written in (the language of each analyzer they recorded, see
+ * shard_check_analyzer(): "de" for pages in "de-ch"), sorted and distinct,
+ * and *n to how many (0 for empty shards, *codes then NULL).  The caller
+ * frees each code and the array.  Each shard is opened read-only for the
+ * call (works while a writer writes).  STATUS_NOT_FOUND when there is no
+ * current generation. */
+enum status shard_set_languages(struct shard_set *set, char ***codes,
+				size_t *n);
+
 struct shard_stats {
 	uint64_t docs;        /* live documents */
 	uint64_t dead;        /* dead documents waiting for the purge */

@@ -331,6 +331,25 @@ enum status xdb_get_metadata(struct xdb *db, const char *key, char **value)
 	CATCH_ALL(db->err, db->path)
 }
 
+enum status xdb_metadata_keys(struct xdb *db, const char *prefix, xdb_key_fn fn,
+			      void *ctx)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_metadata_keys: database not open");
+	try {
+		std::string p(prefix ? prefix : "");
+		Xapian::Database &d = db->db();
+		for (auto it = d.metadata_keys_begin(p);
+		     it != d.metadata_keys_end(p); ++it) {
+			std::string k = *it;
+			if (fn(ctx, k.c_str()) != 0)
+				break;
+		}
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
 enum status xdb_set_metadata(struct xdb *db, const char *key, const char *value)
 {
 	if (db->mode != 1)
@@ -747,6 +766,52 @@ struct xquery *xquery_combine(enum xquery_op op, const struct xquery *a,
 		default: return nullptr;
 		}
 		return wrap(Xapian::Query(xop, a->q, b->q));
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+struct xquery *xquery_combine_n(enum xquery_op op,
+				const struct xquery *const *parts, size_t n)
+{
+	try {
+		Xapian::Query::op xop;
+		switch (op) {
+		case XQUERY_AND:
+			xop = Xapian::Query::OP_AND;
+			break;
+		case XQUERY_OR:
+			xop = Xapian::Query::OP_OR;
+			break;
+		default:
+			return nullptr;
+		}
+		/* One constructor call over all the parts: joining them two at
+		 * a time copies the growing list of subqueries at every step. */
+		std::vector<Xapian::Query> subs;
+		subs.reserve(n);
+		for (size_t i = 0; i < n; i++)
+			if (parts[i])
+				subs.push_back(parts[i]->q);
+		if (subs.empty())
+			return nullptr;
+		if (subs.size() == 1)
+			return wrap(Xapian::Query(subs[0]));
+		return wrap(Xapian::Query(xop, subs.begin(), subs.end()));
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+struct xquery *xquery_prefix(const char *prefix)
+{
+	if (!prefix || !*prefix)
+		return nullptr;
+	try {
+		return wrap(Xapian::Query(Xapian::Query::OP_WILDCARD,
+					  std::string(prefix), 0,
+					  Xapian::Query::WILDCARD_LIMIT_ERROR,
+					  Xapian::Query::OP_OR));
 	} catch (...) {
 		return nullptr;
 	}

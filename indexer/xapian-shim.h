@@ -115,6 +115,13 @@ XSHIM_API enum status xdb_revision(struct xdb *db, uint64_t *rev);
  * empty).  On a writer this sees writes not yet committed. */
 XSHIM_API enum status xdb_get_metadata(struct xdb *db, const char *key,
 				       char **value);
+/* Calls fn for each metadata key starting with prefix (NULL or "": every
+ * key), in sorted order; key is NUL-terminated and borrowed for the call.
+ * fn returns 0 to go on, non-zero to stop (then this returns STATUS_OK).
+ * A combined db lists the keys of its first database only. */
+typedef int (*xdb_key_fn)(void *ctx, const char *key);
+XSHIM_API enum status xdb_metadata_keys(struct xdb *db, const char *prefix,
+					xdb_key_fn fn, void *ctx);
 /* Stores value under key (empty value deletes the key); writer only. */
 XSHIM_API enum status xdb_set_metadata(struct xdb *db, const char *key,
 				       const char *value);
@@ -238,6 +245,16 @@ XSHIM_API struct xquery *xquery_near(const char *const *terms, size_t n,
 XSHIM_API struct xquery *xquery_combine(enum xquery_op op,
 					const struct xquery *a,
 					const struct xquery *b);
+/* The OR (op XQUERY_OR) or AND (XQUERY_AND) of n parts at once; NULL
+ * parts are skipped.  Takes time linear in n, where joining the parts two
+ * at a time with xquery_combine() takes time quadratic in n.  Returns NULL
+ * when every part is NULL, for another op, or when out of memory. */
+XSHIM_API struct xquery *xquery_combine_n(enum xquery_op op,
+					  const struct xquery *const *parts,
+					  size_t n);
+/* Every term starting with prefix (a non-empty string), ORed: the terms
+ * are looked up when the query runs.  NULL for an empty prefix. */
+XSHIM_API struct xquery *xquery_prefix(const char *prefix);
 /* q with its weight multiplied by factor (>= 0; 0 turns it boolean). */
 XSHIM_API struct xquery *xquery_scale(const struct xquery *q, double factor);
 /* Every document. */

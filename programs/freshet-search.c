@@ -39,12 +39,17 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: " PROG " [--config FILE] --wiki WIKI [--namespace N]...\n"
-		"                      [--limit K] [--offset K] [--json] [--language CODE] QUERY\n"
+		"usage: " PROG
+		" [--config FILE] --wiki WIKI [--namespace N]...\n"
+		"                      [--limit K] [--offset K] [--json] [--language CODE]\n"
+		"                      [--max-terms N] [--] QUERY\n"
 		"\n"
 		"Searches every shard of the wiki's live index as one database.\n"
 		"QUERY: words (all must match; title matches weigh more),\n"
-		"\"quoted phrases\" (exact, in order), -word to exclude.\n"
+		"\"quoted phrases\" (exact, in order), -word to exclude.  Put -- before\n"
+		"a query that starts with -word.  The query is analyzed in every\n"
+		"language the shards hold (stems of a language match its pages only;\n"
+		"exact words rank above other inflections).\n"
 		"\n"
 		"  --config FILE     configuration (default: $FRESHET_CONFIG, else built-in defaults)\n"
 		"  --wiki WIKI       the wiki to search (may be omitted if only one is configured)\n"
@@ -54,6 +59,8 @@ static void usage(FILE *out)
 		"  --json            one JSON object instead of text\n"
 		"  --language CODE   analyze the query as this language only (default: every\n"
 		"                    language the wiki's shards hold)\n"
+		"  --max-terms N     refuse a query of more than N words, phrases and\n"
+		"                    exclusions (default 32)\n"
 		"  --help            this text\n");
 }
 
@@ -68,7 +75,7 @@ int main(int argc, char **argv)
 	const char *config = NULL, *wiki_name = NULL, *language = NULL;
 	int namespaces[MAX_NAMESPACES];
 	size_t n_ns = 0;
-	long limit = 10, offset = 0;
+	long limit = 10, offset = 0, max_terms = QUERY_MAX_TERMS;
 	bool json = false;
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -78,6 +85,7 @@ int main(int argc, char **argv)
 		{ "offset", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "language", required_argument, NULL, 'L' },
+		{ "max-terms", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -98,6 +106,9 @@ int main(int argc, char **argv)
 		case 'o': offset = (long)tool_int(PROG, "--offset", optarg, 0, 100000000); break;
 		case 'j': json = true; break;
 		case 'L': language = optarg; break;
+		case 'm':
+			max_terms = (long)tool_int(PROG, "--max-terms", optarg, 1, 1000000);
+			break;
 		case 'h': usage(stdout); return TOOL_EXIT_OK;
 		default: usage(stderr); return TOOL_EXIT_USAGE;
 		}
@@ -140,6 +151,7 @@ int main(int argc, char **argv)
 		.offset = (unsigned)offset,
 		.limit = (unsigned)limit,
 		.lang = language,
+		.max_terms = (size_t)max_terms,
 		.hi_start = hs,
 		.hi_end = he,
 		.snippet_bytes = SNIPPET_BYTES,

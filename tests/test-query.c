@@ -4,7 +4,9 @@
  * built by document_build() with the real analyzer plugins
  * ($FRESHET_ANALYZER_DIR), written to a two-shard generation in a scratch
  * directory, searched through shard_set_search().  Stemming, stopwords,
- * phrases, exclusions, namespaces, several languages at once and snippets.
+ * phrases, exclusions, namespaces, several languages at once (stems of a
+ * language on its own pages, exact above stem-only), the term cap and
+ * snippets.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "document.h"
 #include "fetch.h"
 #include "language.h"
@@ -32,23 +35,24 @@ struct page {
 static const struct page pages[] = {
 	{ 1, 0, "en", "River otters",
 	  "<p>The otters were swimming in the river near the old mill.</p>" },
-	{ 2, 0, "en", "Mountain goats",
-	  "<p>Goats climb the steep mountain &amp; eat grass.</p>" },
+	{ 2, 0, "en", "Mountain goats", "<p>Goats climb the steep mountain &amp; eat grass.</p>" },
 	{ 3, 0, "en", "Otter kits",
 	  "<p>A young otter swims with its mother in the lake.</p>"
 	  "<h2>Food</h2><p>Fish and crabs.</p>" },
-	{ 4, 1, "en", "Talk:River otters",
-	  "<p>Discussion about otters and rivers.</p>" },
-	{ 5, 0, "ru", "Копирование файлов",
-	  "<p>Программа копирует каталоги и файлы.</p>" },
-	{ 6, 0, "el", "Θάλασσα",
-	  "<p>Η θάλασσα είναι γαλάζια.</p>" },
+	{ 4, 1, "en", "Talk:River otters", "<p>Discussion about otters and rivers.</p>" },
+	{ 5, 0, "ru", "Копирование файлов", "<p>Программа копирует каталоги и файлы.</p>" },
+	{ 6, 0, "el", "Θάλασσα", "<p>Η θάλασσα είναι γαλάζια.</p>" },
+	{ 7, 0, "de", "Alte Bauten",
+	  "<p>Die Häuser am Markt sind alt. Manche Gifte wirken langsam.</p>" },
+	{ 8, 0, "fr", "Le village", "<p>Nous avons visité l'église du village.</p>" },
+	{ 9, 0, "zh", "城市", "<p>我昨天在图书馆看书。</p>" },
+	{ 10, 0, "en-gb", "Birthday", "<p>Gifts were wrapped for her birthday party.</p>" },
 };
 #define N_PAGES (sizeof pages / sizeof pages[0])
 
 static char *tmpdir;
 static struct loader *ld;
-static struct analyzer *en, *ru, *el;
+static struct analyzer *en, *ru, *el, *de, *fr, *zh;
 static struct shard_set *set;
 
 /* Builds every page with the real analyzers and writes it to its shard of
@@ -109,6 +113,9 @@ static void setup(void)
 	en = open_analyzer("en");
 	ru = open_analyzer("ru");
 	el = open_analyzer("el");
+	de = open_analyzer("de");
+	fr = open_analyzer("fr");
+	zh = open_analyzer("zh");
 	set = shard_set_new(tmpdir, "querywiki");
 	write_pages();
 	cr_assert_eq(shard_set_open(set), STATUS_OK, "%s", shard_set_errmsg(set));
@@ -120,6 +127,9 @@ static void teardown(void)
 	analyzer_close(en);
 	analyzer_close(ru);
 	analyzer_close(el);
+	analyzer_close(de);
+	analyzer_close(fr);
+	analyzer_close(zh);
 	loader_free(ld);
 	test_rmtree(tmpdir);
 	free(tmpdir);
@@ -352,6 +362,166 @@ Test(query, each_language_of_the_shards)
 	free(d2);
 	xquery_free(one);
 	xquery_free(q);
+}
+
+/* The page ids text finds analyzed in every language of the shards. */
+static const char *search_all(const char *text)
+{
+	struct analyzer *all[] = { en, ru, el, de, fr, zh };
+	struct xquery *q = NULL;
+	char *msg = NULL;
+	cr_assert_eq(query_build_multi(all, 6, text, strlen(text), 0, &q, &msg), STATUS_OK,
+		     "%s: %s", text, msg);
+	const char *r = found(q);
+	xquery_free(q);
+	return r;
+}
+
+/* The page ids of text's hits in rank order, as "3 1". */
+static char *ranked(struct analyzer *const *an, size_t n, const char *text)
+{
+	struct xquery *q = NULL;
+	char *msg = NULL;
+	cr_assert_eq(query_build_multi(an, n, text, strlen(text), 0, &q, &msg), STATUS_OK, "%s: %s",
+		     text, msg);
+	struct xmset *ms = NULL;
+	cr_assert_eq(shard_set_search(set, q, 0, 100, &ms), STATUS_OK);
+	static char out[128];
+	out[0] = '\0';
+	for (size_t i = 0; i < xmset_size(ms); i++) {
+		struct xmset_hit h;
+		cr_assert_eq(xmset_hit(ms, i, &h), STATUS_OK);
+		json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
+		snprintf(out + strlen(out), sizeof out - strlen(out), "%s%lld", out[0] ? " " : "",
+			 (long long)json_integer_value(json_object_get(d, "page_id")));
+		json_decref(d);
+	}
+	xmset_free(ms);
+	xquery_free(q);
+	return out;
+}
+
+Test(query, stems_match_their_own_language_only)
+{
+	/* German stems "swims" to swim, as English does; page 3 (en) holds
+	 * "swims" itself, page 1 only "swimming".  Analyzed as German, the
+	 * stem is looked up on German pages only: page 1 is not found. */
+	cr_assert_str_eq(search(en, "swims"), "1 3");
+	cr_assert_str_eq(search(de, "swims"), "3");
+	/* In every language: the inflected forms of each language's pages. */
+	cr_assert_str_eq(search_all("каталогами"), "5");
+	cr_assert_str_eq(search_all("Haus"), "7");
+	cr_assert_str_eq(search(en, "Haus"), "");
+	/* A regional code (en-gb) is searched by its language's stems. */
+	cr_assert_str_eq(search(en, "gift"), "10");
+}
+
+Test(query, shard_set_lists_its_languages)
+{
+	/* The analyzers' languages: en-gb's pages were analyzed as en. */
+	char **codes = NULL;
+	size_t n = 0;
+	cr_assert_eq(shard_set_languages(set, &codes, &n), STATUS_OK, "%s", shard_set_errmsg(set));
+	struct buf b = BUF_INIT;
+	buf_adds(&b, "");
+	for (size_t i = 0; i < n; i++) {
+		buf_addf(&b, "%s%s", i ? " " : "", codes[i]);
+		free(codes[i]);
+	}
+	free(codes);
+	cr_assert_str_eq(b.data, "de el en fr ru zh");
+	buf_release(&b);
+}
+
+Test(query, accents_fold_and_cjk_segments)
+{
+	/* The stemmed view folds accents (doc/analyzers.md): "eglise" finds
+	 * "l'église" through the French analysis. */
+	cr_assert_str_eq(search_all("eglise"), "8");
+	cr_assert_str_eq(search_all("église"), "8");
+	/* A Chinese word inside an unsegmented sentence. */
+	cr_assert_str_eq(search_all("图书馆"), "9");
+	cr_assert_str_eq(search_all("看书"), "9");
+}
+
+Test(query, exact_matches_rank_above_stem_only)
+{
+	/* Page 3 holds "swims", page 1 "swimming": each query ranks the page
+	 * holding its very word first. */
+	struct analyzer *one[] = { en };
+	cr_assert_str_eq(ranked(one, 1, "swims"), "3 1");
+	cr_assert_str_eq(ranked(one, 1, "swimming"), "1 3");
+	/* An English word whose German stem is a German word's stem: the
+	 * German page (Gifte) matches through German alone and ranks below
+	 * the English page holding the word; English alone never finds it. */
+	struct analyzer *all[] = { en, ru, el, de, fr, zh };
+	cr_assert_str_eq(ranked(all, 6, "gifts"), "10 7");
+	cr_assert_str_eq(search(en, "gifts"), "10");
+	/* The same word in several languages weighs once: adding languages
+	 * does not change an English page's weight for an English word. */
+	struct xquery *q1 = NULL, *q2 = NULL;
+	cr_assert_eq(query_build_multi(one, 1, "mill", 4, 0, &q1, NULL), STATUS_OK);
+	cr_assert_eq(query_build_multi(all, 6, "mill", 4, 0, &q2, NULL), STATUS_OK);
+	struct xmset *m1 = NULL, *m2 = NULL;
+	cr_assert_eq(shard_set_search(set, q1, 0, 10, &m1), STATUS_OK);
+	cr_assert_eq(shard_set_search(set, q2, 0, 10, &m2), STATUS_OK);
+	cr_assert_eq(xmset_size(m1), 1);
+	cr_assert_eq(xmset_size(m2), 1);
+	struct xmset_hit h1, h2;
+	cr_assert_eq(xmset_hit(m1, 0, &h1), STATUS_OK);
+	cr_assert_eq(xmset_hit(m2, 0, &h2), STATUS_OK);
+	cr_assert_float_eq(h1.weight, h2.weight, 1e-9);
+	xmset_free(m1);
+	xmset_free(m2);
+	xquery_free(q1);
+	xquery_free(q2);
+}
+
+/* "otters" followed by n exclusions "-xN" (and "-lake" last). */
+static char *many_exclusions(size_t n)
+{
+	struct buf b = BUF_INIT;
+	buf_adds(&b, "otters");
+	for (size_t i = 0; i < n; i++)
+		buf_addf(&b, " -x%zu", i);
+	buf_adds(&b, " -lake");
+	return buf_detach(&b, NULL);
+}
+
+Test(query, term_cap_refuses_long_queries)
+{
+	struct xquery *q = NULL;
+	char *msg = NULL;
+	char *text = many_exclusions(3999);
+	/* 4,001 terms against the default cap of 32. */
+	cr_assert_eq(query_build(en, text, strlen(text), 0, &q, &msg), STATUS_INVALID);
+	cr_assert_null(q);
+	cr_assert_str_eq(msg, "too many terms (4001 > 32)");
+	free(msg);
+	msg = NULL;
+	/* Raised, the cap lets it through (in linear time: joining the
+	 * exclusions two at a time took seconds), with every exclusion in it.
+	 * Running it is another matter: 4,000 exclusions are 32,000 terms to
+	 * look up, the reason for the cap. */
+	struct query_options opt = { .flags = 0, .max_terms = 5000 };
+	cr_assert_eq(query_build_opts(&en, 1, text, strlen(text), &opt, &q, &msg), STATUS_OK, "%s",
+		     msg);
+	char *d = xquery_describe(q);
+	cr_assert(strstr(d, "Zx0") && strstr(d, "x3998") && strstr(d, "lake"), "%.200s", d);
+	free(d);
+	xquery_free(q);
+	free(text);
+	/* 32 terms exactly pass the default cap; a phrase is one term. */
+	text = many_exclusions(30);
+	cr_assert_eq(query_build(en, text, strlen(text), 0, &q, NULL), STATUS_OK);
+	cr_assert_str_eq(found(q), "1 4");
+	xquery_free(q);
+	free(text);
+	const char *phr =
+		"\"old mill\" a b c d e f g h i j k l m n o p q r s t u v w x y z 1 2 3 4 5 6";
+	cr_assert_eq(query_build(en, phr, strlen(phr), 0, &q, &msg), STATUS_INVALID);
+	cr_assert_str_eq(msg, "too many terms (33 > 32)");
+	free(msg);
 }
 
 /* The snippet of the only or first hit of text's query with an. */

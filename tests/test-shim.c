@@ -249,6 +249,87 @@ Test(shim, metadata_survives_close_and_reopen)
 	free(p);
 }
 
+/* Collects metadata keys into a comma-separated list. */
+static int collect_key(void *ctx, const char *key)
+{
+	char *out = ctx;
+	if (*out)
+		strcat(out, ",");
+	strcat(out, key);
+	return 0;
+}
+
+Test(shim, metadata_keys_by_prefix)
+{
+	char *p = path_in("db");
+	struct xdb *w = xdb_new();
+	cr_assert_eq(xdb_open_write(w, p, XDB_CREATE), STATUS_OK);
+	cr_assert_eq(xdb_set_metadata(w, "lang.ru", "x"), STATUS_OK);
+	cr_assert_eq(xdb_set_metadata(w, "lang.de", "x"), STATUS_OK);
+	cr_assert_eq(xdb_set_metadata(w, "other", "x"), STATUS_OK);
+	cr_assert_eq(xdb_commit(w), STATUS_OK);
+	char keys[128] = "";
+	cr_assert_eq(xdb_metadata_keys(w, "lang.", collect_key, keys), STATUS_OK);
+	cr_assert_str_eq(keys, "lang.de,lang.ru");
+	keys[0] = '\0';
+	cr_assert_eq(xdb_metadata_keys(w, NULL, collect_key, keys), STATUS_OK);
+	cr_assert_str_eq(keys, "lang.de,lang.ru,other");
+	struct xdb *closed = xdb_new();
+	cr_assert_eq(xdb_metadata_keys(closed, "", collect_key, keys), STATUS_INVALID);
+	xdb_free(closed);
+	xdb_free(w);
+	free(p);
+}
+
+Test(shim, combine_many_and_prefix_queries)
+{
+	char *p = path_in("db");
+	struct xdb *w = xdb_new();
+	cr_assert_eq(xdb_open_write(w, p, XDB_CREATE), STATUS_OK);
+	put(w, 1, "alpha beta");
+	put(w, 2, "beta gamma");
+	put(w, 3, "delta");
+	cr_assert_eq(xdb_commit(w), STATUS_OK);
+	const char *words[] = { "alpha", "gamma", "beta" };
+	struct xquery *parts[4] = { NULL };
+	for (int i = 0; i < 3; i++)
+		parts[i + 1] = xquery_term(words[i], strlen(words[i]), 1);
+	/* NULL parts are skipped. */
+	struct xquery * or = xquery_combine_n(XQUERY_OR, (const struct xquery *const *)parts, 4);
+	struct xquery *and = xquery_combine_n(XQUERY_AND, (const struct xquery *const *)parts + 2,
+					      2);
+	struct xmset *m = NULL;
+	cr_assert_eq(xdb_search(w, or, 0, 10, &m), STATUS_OK);
+	cr_assert_eq(xmset_size(m), 2);
+	xmset_free(m);
+	cr_assert_eq(xdb_search(w, and, 0, 10, &m), STATUS_OK);
+	cr_assert_eq(xmset_size(m), 1);
+	struct xmset_hit hit;
+	cr_assert_eq(xmset_hit(m, 0, &hit), STATUS_OK);
+	cr_assert_str_eq(hit.data, "beta gamma");
+	xmset_free(m);
+	cr_assert_null(xquery_combine_n(XQUERY_OR, (const struct xquery *const *)parts, 1));
+	cr_assert_null(xquery_combine_n(XQUERY_FILTER, (const struct xquery *const *)parts, 4));
+	/* A prefix matches every term starting with it. */
+	struct xquery *pre = xquery_prefix("al");
+	cr_assert_eq(xdb_search(w, pre, 0, 10, &m), STATUS_OK);
+	cr_assert_eq(xmset_size(m), 1);
+	xmset_free(m);
+	struct xquery *none = xquery_prefix("zz");
+	cr_assert_eq(xdb_search(w, none, 0, 10, &m), STATUS_OK);
+	cr_assert_eq(xmset_size(m), 0);
+	xmset_free(m);
+	cr_assert_null(xquery_prefix(""));
+	for (int i = 0; i < 4; i++)
+		xquery_free(parts[i]);
+	xquery_free(or);
+	xquery_free(and);
+	xquery_free(pre);
+	xquery_free(none);
+	xdb_free(w);
+	free(p);
+}
+
 Test(shim, cancel_discards_a_transaction)
 {
 	char *p = path_in("db");

@@ -1004,6 +1004,87 @@ int main(int argc, char *argv[])
 	return result;
 }
 
+/* The titles of freshet-search --json's results for args, in rank order,
+ * as "A|B" ("" for none). */
+static char *search_titles(const char *a1, const char *a2, const char *a3, const char *a4)
+{
+	struct out o = run("freshet-search", "--wiki", WIKI, "--json", a1, a2, a3, a4, NULL);
+	cr_assert_eq(o.status, 0, "freshet-search %s failed: %s", a1, o.err);
+	json_t *res = json_loads(o.out, 0, NULL);
+	cr_assert(json_is_array(res), "not an array: %s", o.out);
+	struct buf b = BUF_INIT;
+	buf_adds(&b, "");
+	size_t i;
+	json_t *r;
+	json_array_foreach(res, i, r)
+	{
+		if (i)
+			buf_addch(&b, '|');
+		buf_adds(&b, json_string_value(json_object_get(r, "title")));
+	}
+	json_decref(res);
+	out_free(&o);
+	return buf_detach(&b, NULL);
+}
+
+/* Pages in six languages on an English wiki, each holding only inflected
+ * forms: a query in any language's dictionary form finds its page without
+ * --language, and an English word does not drown in another language's
+ * stem of it. */
+Test(tools, search_in_every_language_of_the_shards, .init = setup_wiki, .fini = teardown,
+     .timeout = 180)
+{
+	const char *titles[] = { "Чтение", "Marktplatz", "Visite", "旅行", "读书", "Birthday" };
+	const char *langs[] = { "ru", "de", "fr", "ja", "zh", "en" };
+	const char *texts[] = {
+		"Книги лежат в библиотеке города.",
+		"Die Häuser am Markt sind alt. Manche Gifte wirken langsam.",
+		"Nous avons visité l'église du village.",
+		"私は昨日東京の美術館に行きました。",
+		"我昨天在图书馆看书。",
+		"Gifts were wrapped for her birthday party.",
+	};
+	mw_seed(E.mw, 6, titles, texts, NULL, NULL);
+	for (int i = 0; i < 5; i++)
+		mw_set_language(E.mw, titles[i], langs[i]);
+	struct out o = run("reindex-page", "--wiki", WIKI, "--all", NULL);
+	cr_assert_eq(o.status, 0, "reindex-page --all failed: %s", o.err);
+	out_free(&o);
+
+	const char *q[][2] = {
+		{ "библиотека", "Чтение" }, { "Haus", "Marktplatz" }, { "eglise", "Visite" },
+		{ "美術館", "旅行" },       { "图书馆", "读书" },
+	};
+	for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+		char *t = search_titles(q[i][0], NULL, NULL, NULL);
+		cr_assert_str_eq(t, q[i][1], "query %s", q[i][0]);
+		free(t);
+	}
+	/* The wiki's language alone, as before: the Russian stem is not
+	 * looked up. */
+	char *t = search_titles("--language", "en", "библиотека", NULL);
+	cr_assert_str_eq(t, "");
+	free(t);
+	/* German stems "gifts" as it stems "Gifte": the German page matches
+	 * through German, below the English page holding the word; in
+	 * English alone it does not match at all. */
+	t = search_titles("gifts", NULL, NULL, NULL);
+	cr_assert_str_eq(t, "Birthday|Marktplatz");
+	free(t);
+	t = search_titles("--language", "en", "gifts", NULL);
+	cr_assert_str_eq(t, "Birthday");
+	free(t);
+	/* A query starting with an exclusion, after --. */
+	t = search_titles("--", "-wirken gifts", NULL, NULL);
+	cr_assert_str_eq(t, "Birthday");
+	free(t);
+	/* The term cap. */
+	o = run("freshet-search", "--wiki", WIKI, "--max-terms", "1", "gifts", "party", NULL);
+	cr_assert_eq(o.status, 2);
+	cr_assert(strstr(o.err, "too many terms (2 > 1)"), "%s", o.err);
+	out_free(&o);
+}
+
 /* Xapian cuts snippets at a byte count; a Cyrillic snippet must still come
  * out as whole characters, in text and in JSON (where a half character
  * would make the snippet vanish). */
