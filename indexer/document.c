@@ -14,6 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unicode/uchar.h>
+#include <unicode/unorm2.h>
+#include <unicode/uscript.h>
+#include <unicode/ustring.h>
 
 #include "buf.h"
 #include "xmalloc.h"
@@ -160,6 +164,106 @@ static enum status index_list(struct document_builder *b, struct analyzer *an,
 	return STATUS_OK;
 }
 
+/* Returns title folded for completion (caller frees): case-folded,
+ * underscores as spaces, and the accents of Latin letters stripped, so
+ * that "Ecole" completes "École".  Marks on other scripts are kept: they
+ * are part of the letter there (Cyrillic й, Devanagari, kana).  This must
+ * stay the same fold as the page title's completion term. */
+static char *fold_title(const char *title)
+{
+	UErrorCode err = U_ZERO_ERROR;
+	int32_t n16 = 0;
+	u_strFromUTF8(NULL, 0, &n16, title, -1, &err);
+	if (err != U_BUFFER_OVERFLOW_ERROR && U_FAILURE(err))
+		return xstrdup(title);
+	err = U_ZERO_ERROR;
+	UChar *src = xcalloc((size_t)n16 + 1, sizeof *src);
+	u_strFromUTF8WithSub(src, n16 + 1, NULL, title, -1, 0xFFFD, NULL, &err);
+	int32_t cap = n16 * 4 + 16;
+	UChar *folded = xcalloc((size_t)cap, sizeof *folded);
+	UChar *nfd = xcalloc((size_t)cap, sizeof *nfd);
+	char *out = NULL;
+	int32_t nf = U_SUCCESS(err) ? u_strFoldCase(folded, cap, src, n16,
+						    U_FOLD_CASE_DEFAULT, &err)
+				    : 0;
+	const UNormalizer2 *d = U_SUCCESS(err) ? unorm2_getNFDInstance(&err) : NULL;
+	const UNormalizer2 *c = U_SUCCESS(err) ? unorm2_getNFCInstance(&err) : NULL;
+	int32_t nd = U_SUCCESS(err) ? unorm2_normalize(d, folded, nf, nfd, cap, &err)
+				    : 0;
+	if (U_SUCCESS(err)) {
+		/* Drop the nonspacing marks that follow a Latin letter. */
+		int32_t k = 0;
+		UScriptCode base = USCRIPT_COMMON;
+		for (int32_t i = 0; i < nd;) {
+			int32_t start = i;
+			UChar32 ch;
+			U16_NEXT(nfd, i, nd, ch);
+			if (u_charType(ch) == U_NON_SPACING_MARK) {
+				if (base == USCRIPT_LATIN)
+					continue;
+			} else {
+				UErrorCode se = U_ZERO_ERROR;
+				base = uscript_getScript(ch, &se);
+			}
+			if (ch == '_')
+				nfd[k++] = ' ';
+			else
+				while (start < i)
+					nfd[k++] = nfd[start++];
+		}
+		nf = unorm2_normalize(c, nfd, k, folded, cap, &err);
+	}
+	if (U_SUCCESS(err)) {
+		int32_t n8 = 0;
+		UErrorCode e8 = U_ZERO_ERROR;
+		u_strToUTF8(NULL, 0, &n8, folded, nf, &e8);
+		out = xmalloc((size_t)n8 + 1);
+		e8 = U_ZERO_ERROR;
+		u_strToUTF8(out, n8 + 1, NULL, folded, nf, &e8);
+		out[n8] = '\0';
+	}
+	free(src);
+	free(folded);
+	free(nfd);
+	return out ? out : xstrdup(title);
+}
+
+/* The title without its namespace prefix, as the title field indexes it
+ * ("Talk:Foo" is found by "foo"; the namespace is the XNS filter term). */
+static const char *title_text(const char *title, int ns)
+{
+	if (ns != 0) {
+		const char *colon = strchr(title, ':');
+		if (colon)
+			return colon + 1;
+	}
+	return title;
+}
+
+/* Indexes the redirects that point at the page: each title into the
+ * redirect field (like the title, DOCUMENT_FIELD_GAP apart), its
+ * completion term, and the data and XRI term (shard_doc_add_redirect). */
+static enum status index_redirects(struct document_builder *b,
+				   struct analyzer *an, struct shard_doc *doc,
+				   const struct fetch_result *r)
+{
+	struct sink s = { doc, SHARD_PREFIX_REDIRECT, SHARD_PREFIX_REDIRECT_STEM,
+			  0, 0 };
+	for (size_t i = 0; i < r->n_redirects; i++) {
+		const struct fetch_redirect *rd = &r->redirects[i];
+		shard_doc_add_redirect(doc, rd->page_id, rd->title);
+		char *folded = fold_title(rd->title);
+		shard_doc_add_boolean(doc, SHARD_PREFIX_REDIRECT_COMPLETION, folded);
+		free(folded);
+		const char *text = title_text(rd->title, rd->ns);
+		enum status st = index_text(b, an, &s, text, strlen(text));
+		if (st != STATUS_OK)
+			return st;
+		s.base = s.next + DOCUMENT_FIELD_GAP;
+	}
+	return STATUS_OK;
+}
+
 char *document_page_url(const char *api, const char *title)
 {
 	struct buf u = BUF_INIT;
@@ -192,6 +296,11 @@ enum status document_build(struct document_builder *b,
 			(unsigned long long)r->page_id, fetch_class_str(r->cls));
 		return STATUS_INVALID;
 	}
+	if (r->is_redirect) {
+		set_err(b, "page %llu: a redirect has no document of its own",
+			(unsigned long long)r->page_id);
+		return STATUS_INVALID;
+	}
 	const char *lang = r->language && *r->language ? r->language : "en";
 	struct analyzer *an;
 	enum status st = get_analyzer(b, lang, &an);
@@ -222,14 +331,7 @@ enum status document_build(struct document_builder *b,
 		shard_doc_add_category(doc, r->categories[i].name);
 	shard_doc_set_text(doc, x.text, x.text_len);
 
-	/* The title is indexed without its namespace prefix ("Talk:Foo" is
-	 * found by "foo"); the namespace is the XNS filter term. */
-	const char *title = r->title;
-	if (r->ns != 0) {
-		const char *colon = strchr(title, ':');
-		if (colon)
-			title = colon + 1;
-	}
+	const char *title = title_text(r->title, r->ns);
 	struct sink s = { doc, SHARD_PREFIX_TITLE, SHARD_PREFIX_TITLE_STEM, 0, 0 };
 	st = index_text(b, an, &s, title, strlen(title));
 	if (st == STATUS_OK) {
@@ -242,6 +344,8 @@ enum status document_build(struct document_builder *b,
 	if (st == STATUS_OK)
 		st = index_list(b, an, doc, SHARD_PREFIX_AUX,
 				SHARD_PREFIX_AUX_STEM, &x.auxiliary_text);
+	if (st == STATUS_OK)
+		st = index_redirects(b, an, doc, r);
 	extract_doc_release(&x);
 	if (st != STATUS_OK) {
 		shard_doc_free(doc);
