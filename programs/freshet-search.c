@@ -61,6 +61,7 @@ struct hit {
 	double score;
 	unsigned rank;
 	char *snippet;
+	char *redirect; /* the redirect title it was found through, or NULL */
 };
 
 static const char *jstr(json_t *o, const char *k)
@@ -190,6 +191,8 @@ int main(int argc, char **argv)
 		hits[i].snippet = query_snippet(ms, text, strlen(text),
 						*lang ? lang : language,
 						SNIPPET_BYTES, hs, he, 0);
+		hits[i].redirect = query_redirect_match(an, qs.data, qs.len,
+							h.data, h.data_len);
 	}
 
 	if (json) {
@@ -206,6 +209,9 @@ int main(int argc, char **argv)
 			json_object_set(r, "rev_id", json_object_get(d, "rev_id"));
 			json_object_set_new(r, "score", json_real(hits[i].score));
 			json_object_set_new(r, "snippet", json_string(hits[i].snippet));
+			json_object_set_new(r, "redirect_title",
+					    hits[i].redirect ? json_string(hits[i].redirect)
+							     : json_null());
 			json_array_append_new(arr, r);
 		}
 		char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -220,9 +226,11 @@ int main(int argc, char **argv)
 			       (size_t)offset + n_hits, (unsigned long long)estimate, qs.data);
 		for (size_t i = 0; i < n_hits; i++) {
 			json_t *d = hits[i].data;
-			printf("\n%u. %s  (score %.3f)\n   %s\n   %s\n", hits[i].rank + 1,
-			       jstr(d, "title"), hits[i].score, jstr(d, "url"),
-			       hits[i].snippet);
+			printf("\n%u. %s", hits[i].rank + 1, jstr(d, "title"));
+			if (hits[i].redirect)
+				printf(" (redirect from %s)", hits[i].redirect);
+			printf("  (score %.3f)\n   %s\n   %s\n", hits[i].score,
+			       jstr(d, "url"), hits[i].snippet);
 		}
 	}
 	rc = TOOL_EXIT_OK;
@@ -230,6 +238,7 @@ out:
 	for (size_t i = 0; i < n_hits; i++) {
 		json_decref(hits[i].data);
 		free(hits[i].snippet);
+		free(hits[i].redirect);
 	}
 	free(hits);
 	xmset_free(ms);
