@@ -1144,17 +1144,21 @@ static void finish_info(struct fetch *f, struct req *r)
 }
 
 /* The answer to a redirect's target query: sets res->redirect_target to
- * the page it resolves to when that is an existing page other than res's
- * and not a redirect itself. */
+ * the page it resolves to when that is one step away, exists, is not
+ * res's page and is not a redirect itself. */
 static void finish_target(struct fetch *f, struct req *r)
 {
 	struct fetch_result *res = r->res;
 	r->res = NULL;
 	json_t *j = load_json(r->body.data, r->body.len, res, "query");
 	if (j && !api_error(j, res)) {
-		json_t *pages = json_object_get(json_object_get(j, "query"), "pages");
-		json_t *pg = json_array_size(pages) == 1 ? json_array_get(pages, 0)
-							 : NULL;
+		json_t *qy = json_object_get(j, "query");
+		json_t *pages = json_object_get(qy, "pages");
+		/* MediaWiki follows a chain of redirects to its end; a reader
+		 * is taken one step only, so a chain points nowhere. */
+		json_t *pg = json_array_size(pages) == 1 &&
+				     json_array_size(json_object_get(qy, "redirects")) == 1
+			     ? json_array_get(pages, 0) : NULL;
 		json_int_t id = json_integer_value(json_object_get(pg, "pageid"));
 		if (pg && id > 0 && (uint64_t)id != res->page_id &&
 		    !json_is_true(json_object_get(pg, "missing")) &&
