@@ -43,7 +43,7 @@ static void usage(FILE *out)
 		"                      [--limit K] [--offset K] [--json] [--language CODE] QUERY\n"
 		"\n"
 		"Searches every shard of the wiki's live index as one database.\n"
-		"QUERY: words (all must match; title matches weigh more),\n"
+		"QUERY: words (all must match; title and redirect title matches weigh more),\n"
 		"\"quoted phrases\" (exact, in order), -word to exclude.\n"
 		"\n"
 		"  --config FILE     configuration (default: $FRESHET_CONFIG, else built-in defaults)\n"
