@@ -287,3 +287,56 @@ Test(fetch_mw, redirects_and_their_targets)
 		fetch_result_free(r);
 	}
 }
+
+/* More redirects in one info batch than the API lists in one answer
+ * (rdlimit=max is 500 for a normal user): the fetcher continues the
+ * query until both pages have every one. */
+Test(fetch_mw, redirect_lists_longer_than_one_answer, .timeout = 400)
+{
+	enum { PER = 260 };
+	long t1 = 0, t2 = 0;
+	mw_edit(mw, "Many redirects one", "First target.", &t1, NULL);
+	mw_edit(mw, "Many redirects two", "Second target.", &t2, NULL);
+	char **titles = calloc(2 * PER, sizeof *titles);
+	char **texts = calloc(2 * PER, sizeof *texts);
+	for (int i = 0; i < 2 * PER; i++) {
+		titles[i] = malloc(64);
+		texts[i] = malloc(64);
+		snprintf(titles[i], 64, "Alias %d of %s", i % PER, i < PER ? "one" : "two");
+		snprintf(texts[i], 64, "#REDIRECT [[Many redirects %s]]",
+			 i < PER ? "one" : "two");
+	}
+	mw_seed(mw, 2 * PER, (const char *const *)titles, (const char *const *)texts,
+		NULL, NULL);
+	for (int i = 0; i < 2 * PER; i++) {
+		free(titles[i]);
+		free(texts[i]);
+	}
+	free(titles);
+	free(texts);
+
+	/* Both in one handle, so that one info query asks for both. */
+	cr_assert_eq(fetch_submit(fetch, wiki, (uint64_t)t1, 0, NULL), STATUS_OK);
+	cr_assert_eq(fetch_submit(fetch, wiki, (uint64_t)t2, 0, NULL), STATUS_OK);
+	struct fetch_result *got[2] = { NULL, NULL };
+	int n = 0;
+	time_t end = time(NULL) + 60;
+	while (n < 2 && time(NULL) < end) {
+		cr_assert_eq(fetch_run(fetch, 100), STATUS_OK);
+		struct fetch_result *r;
+		while ((r = fetch_next(fetch)))
+			got[n++] = r;
+	}
+	cr_assert_eq(n, 2);
+	for (int i = 0; i < 2; i++) {
+		fetch_result_decode(got[i]);
+		EXPECT_CLASS(got[i], FETCH_OK);
+		cr_expect_eq(got[i]->n_redirects, PER, "page %llu: %zu redirects",
+			     (unsigned long long)got[i]->page_id, got[i]->n_redirects);
+		const char *which = got[i]->page_id == (uint64_t)t1 ? "one" : "two";
+		for (size_t k = 0; k < got[i]->n_redirects; k++)
+			cr_expect(strstr(got[i]->redirects[k].title, which), "%s in %s",
+				  got[i]->redirects[k].title, which);
+		fetch_result_free(got[i]);
+	}
+}
