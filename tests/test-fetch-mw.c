@@ -291,7 +291,7 @@ Test(fetch_mw, redirects_and_their_targets)
 /* More redirects in one info batch than the API lists in one answer
  * (rdlimit=max is 500 for a normal user): the fetcher continues the
  * query until both pages have every one. */
-Test(fetch_mw, redirect_lists_longer_than_one_answer, .timeout = 400)
+Test(fetch_mw, redirect_lists_longer_than_one_answer)
 {
 	enum { PER = 260 };
 	long t1 = 0, t2 = 0;
