@@ -275,11 +275,13 @@ char *document_fold_title(const char *title, size_t len)
 	return out;
 }
 
-/* Adds the folded-title term, cut at a character boundary to fit a term. */
-static void add_folded_title(struct shard_doc *doc, const char *title)
+/* Adds a completion term: prefix and the folded title, cut at a character
+ * boundary to fit a term. */
+static void add_folded_title(struct shard_doc *doc, const char *prefix,
+			     const char *title)
 {
 	char *f = document_fold_title(title, strlen(title));
-	size_t max = XDB_MAX_TERM - strlen(SHARD_PREFIX_TITLE_FOLDED), n = strlen(f);
+	size_t max = XDB_MAX_TERM - strlen(prefix), n = strlen(f);
 	if (n > max) {
 		n = max;
 		while (n > 0 && ((unsigned char)f[n] & 0xC0) == 0x80)
@@ -287,8 +289,40 @@ static void add_folded_title(struct shard_doc *doc, const char *title)
 		f[n] = '\0';
 	}
 	if (*f)
-		shard_doc_add_boolean(doc, SHARD_PREFIX_TITLE_FOLDED, f);
+		shard_doc_add_boolean(doc, prefix, f);
 	free(f);
+/* The title without its namespace prefix, as the title field indexes it
+ * ("Talk:Foo" is found by "foo"; the namespace is the XNS filter term). */
+static const char *title_text(const char *title, int ns)
+{
+	if (ns != 0) {
+		const char *colon = strchr(title, ':');
+		if (colon)
+			return colon + 1;
+	}
+	return title;
+}
+
+/* Indexes the redirects that point at the page: each title into the
+ * redirect field (like the title, DOCUMENT_FIELD_GAP apart), its
+ * completion term, and the data and XRI term (shard_doc_add_redirect). */
+static enum status index_redirects(struct document_builder *b,
+				   struct analyzer *an, struct shard_doc *doc,
+				   const struct fetch_result *r)
+{
+	struct sink s = { doc, SHARD_PREFIX_REDIRECT, SHARD_PREFIX_REDIRECT_STEM,
+			  0, 0 };
+	for (size_t i = 0; i < r->n_redirects; i++) {
+		const struct fetch_redirect *rd = &r->redirects[i];
+		shard_doc_add_redirect(doc, rd->page_id, rd->title);
+		const char *text = title_text(rd->title, rd->ns);
+		add_folded_title(doc, SHARD_PREFIX_REDIRECT_COMPLETION, text);
+		enum status st = index_text(b, an, &s, text, strlen(text));
+		if (st != STATUS_OK)
+			return st;
+		s.base = s.next + DOCUMENT_FIELD_GAP;
+	}
+	return STATUS_OK;
 }
 
 char *document_page_url(const char *api, const char *title)
@@ -330,6 +364,11 @@ enum status document_build(struct document_builder *b,
 			(unsigned long long)r->page_id, fetch_class_str(r->cls));
 		return STATUS_INVALID;
 	}
+	if (r->is_redirect) {
+		set_err(b, "page %llu: a redirect has no document of its own",
+			(unsigned long long)r->page_id);
+		return STATUS_INVALID;
+	}
 	const char *lang = r->language && *r->language ? r->language : "en";
 	struct analyzer *an;
 	enum status st = get_analyzer(b, lang, &an);
@@ -360,15 +399,8 @@ enum status document_build(struct document_builder *b,
 		shard_doc_add_category(doc, r->categories[i].name);
 	shard_doc_set_text(doc, x.text, x.text_len);
 
-	/* The title is indexed without its namespace prefix ("Talk:Foo" is
-	 * found by "foo"); the namespace is the XNS filter term. */
-	const char *title = r->title;
-	if (r->ns != 0) {
-		const char *colon = strchr(title, ':');
-		if (colon)
-			title = colon + 1;
-	}
-	add_folded_title(doc, title);
+	const char *title = title_text(r->title, r->ns);
+	add_folded_title(doc, SHARD_PREFIX_TITLE_FOLDED, title);
 	struct sink s = { doc, SHARD_PREFIX_TITLE, SHARD_PREFIX_TITLE_STEM, 0, 0 };
 	st = index_text(b, an, &s, title, strlen(title));
 	if (st == STATUS_OK) {
@@ -381,6 +413,8 @@ enum status document_build(struct document_builder *b,
 	if (st == STATUS_OK)
 		st = index_list(b, an, doc, SHARD_PREFIX_AUX,
 				SHARD_PREFIX_AUX_STEM, &x.auxiliary_text);
+	if (st == STATUS_OK)
+		st = index_redirects(b, an, doc, r);
 	extract_doc_release(&x);
 	if (st != STATUS_OK) {
 		shard_doc_free(doc);

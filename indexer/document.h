@@ -9,6 +9,11 @@
  * text, title, headings, auxiliary text) is analyzed in both views: the
  * plain view gives positional terms, the stemmed view terms without
  * positions, each under the field's prefix (SHARD_PREFIX_* in shard.h).
+ * The titles of the redirects that point at the page (fetch_result
+ * .redirects) are analyzed like the title into the redirect field (XR,
+ * ZXR), each with a completion term (XRT + the folded title) and the
+ * boolean term XRI + the redirect's page id, and listed in the data
+ * ("redirects").  A page that is itself a redirect has no document.
  * The builder also sets the namespace, language and category filter terms,
  * the values (rev_id, rev timestamp, namespace; the shard store adds the
  * fingerprint at write time) and the data JSON that snippets come from.
@@ -66,7 +71,7 @@ void document_builder_free(struct document_builder *b);
  * revision's time in unix seconds (0 when unknown).  On success sets *out
  * (caller frees with shard_doc_free()) and, when an is not NULL, *an to the
  * analyzer used, and returns STATUS_OK.  Returns STATUS_INVALID when r is
- * not FETCH_OK, STATUS_NOT_FOUND when no analyzer serves the language (no
+ * not FETCH_OK or is a redirect (fetch_result.is_redirect), STATUS_NOT_FOUND when no analyzer serves the language (no
  * generic plugin loaded), or the analyzer's or extractor's failure status;
  * the message is in document_builder_errmsg(b).  A failure is permanent for
  * this revision of the page (retrying the same input gives the same

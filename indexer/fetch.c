@@ -341,6 +341,9 @@ void fetch_result_free(struct fetch_result *r)
 	free(r->categories);
 	titles_free(r->links, r->n_links);
 	titles_free(r->templates, r->n_templates);
+	for (size_t i = 0; i < r->n_redirects; i++)
+		free(r->redirects[i].title);
+	free(r->redirects);
 	free(r->raw);
 	free(r);
 }
@@ -378,7 +381,8 @@ static void classify(struct fetch_result *r, enum fetch_class c,
 
 /* ---------------------------------------------------------------- requests */
 
-enum req_kind { REQ_PARSE, REQ_INFO };
+/* REQ_TARGET: the target of a page the info query called a redirect. */
+enum req_kind { REQ_PARSE, REQ_INFO, REQ_TARGET };
 
 struct req {
 	enum req_kind kind;
@@ -391,9 +395,12 @@ struct req {
 	bool over_cap;
 	int redirects;
 	char errbuf[CURL_ERROR_SIZE];
-	struct fetch_result *res;            /* REQ_PARSE */
+	struct fetch_result *res;            /* REQ_PARSE, REQ_TARGET */
 	struct fetch_result **batch;         /* REQ_INFO */
 	size_t n_batch;
+	/* REQ_INFO continuing an earlier answer (the rdcontinue value): only
+	 * the redirect lists are taken from it; REQ_TARGET: NULL. */
+	char *rdcontinue;
 };
 
 struct queue {
@@ -422,7 +429,9 @@ struct fetch {
 	CURLM *multi;
 	struct pooled *pool;      /* POOL_MAX slots, n_pool used */
 	size_t n_pool;
-	struct queue wait;        /* parse requests not started */
+	struct queue wait;        /* requests not started: parses, and the
+	                             follow-ups of info answers (continued
+	                             info queries, redirect targets) */
 	struct req *active_list;  /* requests in the multi handle (via anext) */
 	struct rqueue info;       /* results waiting for the info query */
 	size_t info_active;       /* info queries in flight */
@@ -478,6 +487,7 @@ static void req_free(struct req *r)
 		curl_easy_cleanup(r->easy);
 	buf_release(&r->body);
 	free(r->batch);
+	free(r->rdcontinue);
 	free(r);
 }
 
@@ -598,11 +608,33 @@ static char *parse_url(const struct fetch_wiki *w, uint64_t page_id)
 static char *info_url(const struct req *r)
 {
 	struct buf b = BUF_INIT;
-	buf_addf(&b, "%s?action=query&prop=info%%7Crevisions&rvprop=ids%%7Ctimestamp"
-		 "&formatversion=2&format=json&pageids=", r->w->api);
+	buf_addf(&b, "%s?action=query&prop=info%%7Crevisions%%7Credirects"
+		 "&rvprop=ids%%7Ctimestamp&rdlimit=max&rdprop=pageid%%7Ctitle"
+		 "&formatversion=2&format=json", r->w->api);
+	if (r->rdcontinue) {
+		/* The API's own continuation token, sent back as it came,
+		 * percent-encoded: it cannot change the host or the path. */
+		buf_adds(&b, "&rdcontinue=");
+		for (const unsigned char *c = (const unsigned char *)r->rdcontinue;
+		     *c; c++) {
+			if ((*c >= '0' && *c <= '9') || (*c >= 'A' && *c <= 'Z') ||
+			    (*c >= 'a' && *c <= 'z') || *c == '-' || *c == '_')
+				buf_addch(&b, (char)*c);
+			else
+				buf_addf(&b, "%%%02X", *c);
+		}
+	}
+	buf_adds(&b, "&pageids=");
 	for (size_t i = 0; i < r->n_batch; i++)
 		buf_addf(&b, "%s%" PRIu64, i ? "%7C" : "", r->batch[i]->page_id);
 	return buf_detach(&b, NULL);
+}
+
+static char *target_url(const struct req *r)
+{
+	return xasprintf("%s?action=query&pageids=%" PRIu64 "&redirects=1"
+			 "&prop=info&formatversion=2&format=json",
+			 r->w->api, r->res->page_id);
 }
 
 static void start(struct fetch *f, struct req *r, const char *url)
@@ -662,7 +694,7 @@ void fetch_free(struct fetch *f)
 	while ((r = f->active_list)) {
 		stop(f, r);
 		wiki_release(r->w);
-		if (r->kind == REQ_PARSE) {
+		if (r->kind != REQ_INFO) {
 			fetch_result_free(r->res);
 		} else {
 			for (size_t i = 0; i < r->n_batch; i++)
@@ -673,6 +705,8 @@ void fetch_free(struct fetch *f)
 	while ((r = f->wait.head)) {
 		f->wait.head = r->next;
 		fetch_result_free(r->res);
+		for (size_t i = 0; i < r->n_batch; i++)
+			fetch_result_free(r->batch[i]);
 		req_free(r);
 	}
 	struct fetch_result *res;
@@ -1013,6 +1047,55 @@ int64_t fetch_result_rev_timestamp(const struct fetch_result *r)
 		       ? r->latest_timestamp : 0;
 }
 
+/* Appends the redirects listed in an info answer's page object to res. */
+static void take_redirects(json_t *page, struct fetch_result *res)
+{
+	json_t *rd = json_object_get(page, "redirects");
+	size_t n = json_is_array(rd) ? json_array_size(rd) : 0;
+	if (!n)
+		return;
+	res->redirects = xrealloc(res->redirects, (res->n_redirects + n) *
+						  sizeof(*res->redirects));
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(rd, i);
+		const char *t = json_string_value(json_object_get(e, "title"));
+		json_int_t id = json_integer_value(json_object_get(e, "pageid"));
+		if (!t || id <= 0)
+			continue;
+		struct fetch_redirect *fr = &res->redirects[res->n_redirects++];
+		fr->page_id = (uint64_t)id;
+		fr->ns = (int)json_integer_value(json_object_get(e, "ns"));
+		fr->title = xstrdup(t);
+	}
+}
+
+/* Queues a follow-up request of r's wiki (a continued info query or a
+ * redirect target): it starts like a parse, when the wiki lets it. */
+static void follow_up(struct fetch *f, struct fetch_wiki *w, enum req_kind kind,
+		      struct fetch_result *res, struct fetch_result **batch,
+		      size_t n_batch, const char *rdcontinue)
+{
+	struct req *q = xcalloc(1, sizeof(*q));
+	q->kind = kind;
+	q->w = w;
+	q->res = res;
+	q->batch = batch;
+	q->n_batch = n_batch;
+	q->rdcontinue = rdcontinue ? xstrdup(rdcontinue) : NULL;
+	buf_init(&q->body);
+	q_push(&f->wait, q);
+}
+
+/* A result whose info is complete: a redirect goes on to ask for its
+ * target, any other is done. */
+static void info_done(struct fetch *f, struct fetch_result *res)
+{
+	if (res->cls == FETCH_OK && res->is_redirect)
+		follow_up(f, res->wiki, REQ_TARGET, res, NULL, 0, NULL);
+	else
+		done(f, res);
+}
+
 static void finish_info(struct fetch *f, struct req *r)
 {
 	struct fetch_result probe = { .wiki = r->w };
@@ -1038,6 +1121,14 @@ static void finish_info(struct fetch *f, struct req *r)
 			if (r->batch[i]->page_id == id && !found[i])
 				found[i] = e;
 	}
+	/* More redirects than the API lists in one answer: the same pages are
+	 * asked again with its continuation token until every list is whole. */
+	const char *rdcont = json_string_value(json_object_get(
+		json_object_get(j, "continue"), "rdcontinue"));
+	struct fetch_result **cont = NULL;
+	size_t n_cont = 0;
+	if (probe.cls == FETCH_OK && rdcont && *rdcont)
+		cont = xmalloc(INFO_BATCH * sizeof(*cont));
 	for (size_t i = 0; i < r->n_batch; i++) {
 		struct fetch_result *res = r->batch[i];
 		if (probe.cls != FETCH_OK) {
@@ -1050,7 +1141,12 @@ static void finish_info(struct fetch *f, struct req *r)
 			continue;
 		}
 		json_t *page = found[i];
-		if (!page) {
+		if (r->rdcontinue) {
+			/* Everything but the redirects came with the first
+			 * answer. */
+			if (page)
+				take_redirects(page, res);
+		} else if (!page) {
 			if (!parse_fails_first(res))
 				classify(res, FETCH_PERMANENT,
 					 "query: page %" PRIu64
@@ -1071,6 +1167,9 @@ static void finish_info(struct fetch *f, struct req *r)
 			res->latest_rev = (uint64_t)json_integer_value(
 				json_object_get(page, "lastrevid"));
 			res->latest_timestamp = latest_time(page, res->latest_rev);
+			res->is_redirect = json_is_true(json_object_get(page,
+									"redirect"));
+			take_redirects(page, res);
 			if (!res->title)
 				res->title = dup_json_str(page, "title");
 			if (res->ns < 0 && !parse_fails_first(res))
@@ -1085,12 +1184,56 @@ static void finish_info(struct fetch *f, struct req *r)
 			res->raw_len = 0;
 			res->latest_rev = 0;
 			res->latest_timestamp = 0;
+			done(f, res);
+		} else if (cont) {
+			cont[n_cont++] = res;
+		} else {
+			info_done(f, res);
 		}
-		done(f, res);
 	}
+	if (cont && n_cont)
+		follow_up(f, r->w, REQ_INFO, NULL, cont, n_cont, rdcont);
+	else
+		free(cont);
 	free(probe.error);
 	json_decref(j);
 	r->n_batch = 0;
+}
+
+/* The answer to a redirect's target query: sets res->redirect_target to
+ * the page it resolves to when that is one step away, exists, is not
+ * res's page and is not a redirect itself. */
+static void finish_target(struct fetch *f, struct req *r)
+{
+	struct fetch_result *res = r->res;
+	r->res = NULL;
+	json_t *j = load_json(r->body.data, r->body.len, res, "query");
+	if (j && !api_error(j, res)) {
+		json_t *qy = json_object_get(j, "query");
+		json_t *pages = json_object_get(qy, "pages");
+		/* MediaWiki follows a chain of redirects to its end; a reader
+		 * is taken one step only, so a chain points nowhere. */
+		json_t *pg = json_array_size(pages) == 1 &&
+				     json_array_size(json_object_get(qy, "redirects")) == 1
+			     ? json_array_get(pages, 0) : NULL;
+		json_int_t id = json_integer_value(json_object_get(pg, "pageid"));
+		if (pg && id > 0 && (uint64_t)id != res->page_id &&
+		    !json_is_true(json_object_get(pg, "missing")) &&
+		    !json_is_true(json_object_get(pg, "redirect"))) {
+			res->redirect_target = (uint64_t)id;
+			res->redirect_target_ns =
+				(int)json_integer_value(json_object_get(pg, "ns"));
+		}
+	}
+	if (res->cls != FETCH_OK) {
+		free(res->raw);
+		res->raw = NULL;
+		res->raw_len = 0;
+		res->latest_rev = 0;
+		res->latest_timestamp = 0;
+	}
+	json_decref(j);
+	done(f, res);
 }
 
 /* Classifies a finished transfer at the HTTP level.  Returns true when the
@@ -1183,14 +1326,23 @@ static void on_complete(struct fetch *f, struct req *r, CURLcode cc)
 	if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK &&
 	    nc > 0)
 		f->connects += (uint64_t)nc;
-	if (r->kind == REQ_PARSE) {
+	if (r->kind == REQ_PARSE || r->kind == REQ_TARGET) {
 		if (!classify_transfer(f, r, cc, r->res, &restarted)) {
 			if (restarted)
 				return;
+			if (r->res->cls != FETCH_OK) {
+				free(r->res->raw);
+				r->res->raw = NULL;
+				r->res->raw_len = 0;
+				r->res->latest_rev = 0;
+				r->res->latest_timestamp = 0;
+			}
 			done(f, r->res);
 			r->res = NULL;
-		} else {
+		} else if (r->kind == REQ_PARSE) {
 			finish_parse(f, r);
+		} else {
+			finish_target(f, r);
 		}
 	} else {
 		struct fetch_result probe = { .wiki = r->w };
@@ -1300,9 +1452,13 @@ static void start_waiting(struct fetch *f, long *wait_ms)
 		if (f->wait.tail == r)
 			f->wait.tail = prev;
 		f->wait.n--;
-		char *url = parse_url(r->w, r->res->page_id);
+		char *url = r->kind == REQ_PARSE  ? parse_url(r->w, r->res->page_id)
+			    : r->kind == REQ_INFO ? info_url(r)
+						  : target_url(r);
 		start(f, r, url);
 		free(url);
+		if (r->kind == REQ_INFO)
+			f->info_active++;
 	}
 }
 

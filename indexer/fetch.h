@@ -13,10 +13,20 @@
  *
  * and, batched by up to 50 page ids per request,
  *
- *   <api>?action=query&prop=info|revisions&rvprop=ids|timestamp&pageids=<id>|<id>..&formatversion=2&format=json
+ *   <api>?action=query&prop=info|revisions|redirects&rvprop=ids|timestamp&
+ *         rdlimit=max&rdprop=pageid|title&pageids=<id>|<id>..&formatversion=2&format=json
  *
- * for what the parse answer lacks (the page's language and namespace, and
- * its latest revision).  The answer is classified (enum fetch_class) so that
+ * for what the parse answer lacks (the page's language and namespace, its
+ * latest revision, whether it is a redirect, and the redirect pages that
+ * point at it: their titles belong to its document).  A page the info
+ * query calls a redirect gets one more request,
+ *
+ *   <api>?action=query&pageids=<id>&redirects=1&prop=info&formatversion=2&format=json
+ *
+ * which names its target (redirect_target), before it comes out of
+ * fetch_next().  When the redirects of a batch's pages pass the API's
+ * rdlimit, the info query is continued (rdcontinue) until every page's
+ * list is complete.  The answer is classified (enum fetch_class) so that
  * the caller knows whether to index, delete, wait or dead-letter.
  *
  * Two steps, on two threads.  The thread that drives the fetch handle does
@@ -147,6 +157,13 @@ struct fetch_category {
 	bool hidden;    /* a hidden category (__HIDDENCAT__) */
 };
 
+/* A redirect page that points at the fetched page. */
+struct fetch_redirect {
+	uint64_t page_id;
+	int ns;
+	char *title;    /* with spaces and namespace prefix */
+};
+
 /* A completed request.  Every pointer in it is owned by the result and
  * freed by fetch_result_free(). */
 struct fetch_result {
@@ -185,6 +202,19 @@ struct fetch_result {
 	size_t n_links;
 	struct fetch_title *templates;
 	size_t n_templates;
+	/* The redirects that point at this page (FETCH_OK; from the info
+	 * query, so also set before fetch_result_decode()). */
+	struct fetch_redirect *redirects;
+	size_t n_redirects;
+	/* FETCH_OK only: the page is itself a redirect.  It is then not a
+	 * document of its own: its title belongs to its target's document.
+	 * redirect_target is the target's page id, or 0 when the target is
+	 * missing, is itself a redirect (MediaWiki does not follow double
+	 * redirects) or is the page itself; redirect_target_ns its
+	 * namespace. */
+	bool is_redirect;
+	uint64_t redirect_target;
+	int redirect_target_ns;
 
 	/* The parse answer's JSON, not decoded yet (NULL once it is, or when
 	 * there was none to keep).  Only fetch_result_decode() and

@@ -72,6 +72,10 @@ struct pipeline {
 	struct lease *lease;
 	struct fetch_wiki *fw;
 	struct shard_set *set;
+	/* A reader of every shard for the stages: which documents hold a
+	 * redirect (redirect_follow_ups()); rd_mu serialises its use. */
+	pthread_mutex_t rd_mu;
+	struct shard_set *rd_set;
 
 	pthread_mutex_t writers_mu;
 	struct writer **writers;     /* [shards], NULL when not owned */
@@ -281,6 +285,65 @@ static void route_to_writer(struct pipeline *p, struct job *j)
 	pipeline_job_done(p, j, "dropped", "partition no longer owned");
 }
 
+/* ----------------------------------------------------------- redirects */
+
+/* Asks the owner of page_id's partition to reindex it, with a rerender
+ * event (always fetched) on its stream: the same path as any change. */
+static enum status enqueue_reindex(struct pipeline *p, uint64_t page_id, int ns)
+{
+	struct event ev = { .kind = EVENT_RERENDER, .wiki = (char *)p->wiki->id,
+			    .page_id = (int64_t)page_id, .title = (char *)"-",
+			    .namespace_id = ns };
+	char *json = event_encode(&ev);
+	enum status st = stream_produce(p->s, ev.page_id, json, strlen(json), NULL);
+	free(json);
+	if (st == STATUS_OK)
+		log_info("wiki=%s page=%" PRIu64 " action=enqueue_reindex reason=redirect",
+			 p->wiki->id, page_id);
+	return st;
+}
+
+/* A redirect's title belongs to its target's document, which lives in
+ * another shard (and maybe with another worker), so when page j->page_id
+ * has been fetched, the documents its title must join or leave are
+ * reindexed through their own partitions: its target, when it is a
+ * redirect now (the target's fetch lists it), and every document that
+ * still holds it (its XRI term) but is not its target now (retargeted,
+ * deleted, or no longer a redirect).  r is decoded; its class is ok,
+ * missing or hidden.  Returns false with a reason when that could not be
+ * done (the job is then retried). */
+static bool redirect_follow_ups(struct pipeline *p, struct job *j,
+				const struct fetch_result *r, const char **why)
+{
+	uint64_t target = r->cls == FETCH_OK && r->is_redirect ? r->redirect_target : 0;
+	struct shard_redirect_holder *h = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&p->rd_mu);
+	enum status st = shard_set_redirect_holders(p->rd_set, (uint64_t)j->page_id,
+						    &h, &n);
+	if (st != STATUS_OK)
+		log_warn("wiki=%s page=%" PRId64 " action=redirect_lookup reason=%s",
+			 p->wiki->id, j->page_id,
+			 log_quote(shard_set_errmsg(p->rd_set)));
+	pthread_mutex_unlock(&p->rd_mu);
+	if (st != STATUS_OK) {
+		*why = "could not look up the documents holding the redirect";
+		return false;
+	}
+	bool ok = true;
+	for (size_t i = 0; ok && i < n; i++)
+		if (h[i].page_id != target)
+			ok = enqueue_reindex(p, h[i].page_id, h[i].ns) == STATUS_OK;
+	/* Also when the target holds it already: the redirect's title may
+	 * have changed (a moved redirect). */
+	if (ok && target && conf_wiki_indexes(p->wiki, r->redirect_target_ns))
+		ok = enqueue_reindex(p, target, r->redirect_target_ns) == STATUS_OK;
+	free(h);
+	if (!ok)
+		*why = "could not enqueue the reindex of a redirect's target";
+	return ok;
+}
+
 /* ------------------------------------------------------------ fetcher */
 
 /* Routes a job by its fetch result's class: the one place that maps a
@@ -297,15 +360,26 @@ static bool on_fetched(struct pipeline *p, struct job *j, struct fetch_result *r
 			 fetch_class_str(r->cls));
 		metrics_add(p->m, "freshet_fetches_total", labels, 1);
 	}
+	const char *why = NULL;
 	switch (r->cls) {
 	case FETCH_OK:
-		if (conf_wiki_indexes(p->wiki, r->ns))
+		if (!redirect_follow_ups(p, j, r, &why)) {
+			pipeline_job_nack(p, j, why, false);
+			return false;
+		}
+		/* A redirect is not a document: its title is in its
+		 * target's. */
+		if (!r->is_redirect && conf_wiki_indexes(p->wiki, r->ns))
 			return true;
 		j->action = ACT_DELETE;
 		route_to_writer(p, j);
 		return false;
 	case FETCH_MISSING:
 	case FETCH_HIDDEN:
+		if (!redirect_follow_ups(p, j, r, &why)) {
+			pipeline_job_nack(p, j, why, false);
+			return false;
+		}
 		j->action = ACT_DELETE;
 		route_to_writer(p, j);
 		return false;
@@ -754,6 +828,7 @@ struct pipeline *pipeline_new(const struct conf *cfg, const struct conf_wiki *wi
 	p->fw = fw;
 	snprintf(p->labels, sizeof p->labels, "wiki=\"%s\"", wiki->id);
 	pthread_mutex_init(&p->writers_mu, NULL);
+	pthread_mutex_init(&p->rd_mu, NULL);
 	p->writers = xcalloc((size_t)wiki->shards, sizeof *p->writers);
 	p->upstream = xcalloc((size_t)wiki->shards, sizeof *p->upstream);
 	for (int i = 0; i < wiki->shards; i++)
@@ -856,6 +931,7 @@ static enum status setup(struct pipeline *p)
 	}
 
 	p->set = shard_set_new(cfg->data_dir, p->wiki->id);
+	p->rd_set = shard_set_new(cfg->data_dir, p->wiki->id);
 	/* Workers starting together on a new wiki must not each create a
 	 * generation (the one swapped in first could be written to after
 	 * being swapped out): an exclusive lock file in the wiki's directory
@@ -1099,6 +1175,8 @@ void pipeline_free(struct pipeline *p)
 	redis_free(p->lr);
 	redis_free(p->mr);
 	shard_set_free(p->set);
+	shard_set_free(p->rd_set);
+	pthread_mutex_destroy(&p->rd_mu);
 	fetch_wiki_free(p->fw);
 	queue_destroy(&p->fetch_q);
 	queue_destroy(&p->analyze_q);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 
 #include "buf.h"
 #include "language.h"
@@ -150,7 +151,7 @@ static void strset_release(struct strset *set)
 	free(set->v);
 }
 
-/* The four fields a word is looked up in, plain and stemmed prefixes. */
+/* The fields a word is looked up in, plain and stemmed prefixes. */
 static const struct field {
 	const char *plain, *stem;
 	double weight;
@@ -159,6 +160,7 @@ static const struct field {
 	{ SHARD_PREFIX_TITLE, SHARD_PREFIX_TITLE_STEM, QUERY_TITLE_WEIGHT },
 	{ SHARD_PREFIX_HEADING, SHARD_PREFIX_HEADING_STEM, 1 },
 	{ SHARD_PREFIX_AUX, SHARD_PREFIX_AUX_STEM, 1 },
+	{ SHARD_PREFIX_REDIRECT, SHARD_PREFIX_REDIRECT_STEM, QUERY_TITLE_WEIGHT },
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
@@ -272,15 +274,17 @@ static struct xquery *words_query(struct analyzer *an, const char *text,
 	return qlist_join(&all, XQUERY_AND);
 }
 
-/* A phrase: the plain terms in order, adjacent, in the body or the title
- * (weighted QUERY_TITLE_WEIGHT when weighted is true).  NULL as
+/* A phrase: the plain terms in order, adjacent, in the body, the title or
+ * a redirect title (those two weighted QUERY_TITLE_WEIGHT when weighted is
+ * true).  NULL as
  * words_query(). */
 static struct xquery *phrase_terms(const struct analyzer_terms *plain,
 				   bool weighted)
 {
 	struct qlist q = { 0 };
-	const char *prefixes[] = { SHARD_PREFIX_BODY, SHARD_PREFIX_TITLE };
-	for (size_t k = 0; k < 2; k++) {
+	const char *prefixes[] = { SHARD_PREFIX_BODY, SHARD_PREFIX_TITLE,
+				   SHARD_PREFIX_REDIRECT };
+	for (size_t k = 0; k < 3; k++) {
 		char **terms = xcalloc(plain->count, sizeof(char *));
 		for (size_t i = 0; i < plain->count; i++)
 			terms[i] = xasprintf("%s%s", prefixes[k],
@@ -295,7 +299,7 @@ static struct xquery *phrase_terms(const struct analyzer_terms *plain,
 			free(terms[i]);
 		free(terms);
 		need(p);
-		if (k == 1 && weighted)
+		if (k >= 1 && weighted)
 			p = scale(p, QUERY_TITLE_WEIGHT);
 		qlist_add(&q, p);
 	}
@@ -577,4 +581,74 @@ char *query_snippet(struct xmset *ms, const char *text, size_t len,
 	if (!(flags & QUERY_SNIPPET_HTML))
 		html_unescape(snip);
 	return snip;
+}
+
+/* True when term is in the list. */
+static bool has_term(const struct analyzer_terms *l, const char *term)
+{
+	for (size_t i = 0; i < l->count; i++)
+		if (strcmp(l->v[i].term, term) == 0)
+			return true;
+	return false;
+}
+
+/* The number of the query's words (word positions of q_plain and q_stem)
+ * that title holds in either view; -1 when the analyzer fails. */
+static int words_in(struct analyzer *an, const struct analyzer_terms *q_stem,
+		    const struct analyzer_terms *q_plain, const char *title)
+{
+	struct analyzer_terms stem = { 0 }, plain = { 0 };
+	if (analyzer_query_terms(an, title, strlen(title), &stem, &plain) != STATUS_OK)
+		return -1;
+	int n = 0;
+	for (size_t i = 0; i < q_plain->count; i++) {
+		uint32_t pos = q_plain->v[i].pos;
+		if (i > 0 && q_plain->v[i - 1].pos == pos)
+			continue;
+		bool hit = false;
+		for (size_t j = i; !hit && j < q_plain->count && q_plain->v[j].pos == pos; j++)
+			hit = has_term(&plain, q_plain->v[j].term);
+		for (size_t j = 0; !hit && j < q_stem->count; j++)
+			hit = q_stem->v[j].pos == pos && has_term(&stem, q_stem->v[j].term);
+		n += hit;
+	}
+	analyzer_terms_release(&stem);
+	analyzer_terms_release(&plain);
+	return n;
+}
+
+char *query_redirect_match(struct analyzer *an, const char *text, size_t len,
+			   const char *data, size_t data_len)
+{
+	json_t *d = json_loadb(data, data_len, 0, NULL);
+	json_t *rds = json_object_get(d, "redirects");
+	const char *title = json_string_value(json_object_get(d, "title"));
+	char *best = NULL;
+	struct analyzer_terms q_stem = { 0 }, q_plain = { 0 };
+	if (!json_array_size(rds) ||
+	    analyzer_query_terms(an, text, strnlen(text, len), &q_stem,
+				 &q_plain) != STATUS_OK) {
+		json_decref(d);
+		return NULL;
+	}
+	int best_n = title ? words_in(an, &q_stem, &q_plain, title) : 0;
+	for (size_t i = 0; best_n >= 0 && i < json_array_size(rds); i++) {
+		const char *rt = json_string_value(json_array_get(rds, i));
+		if (!rt)
+			continue;
+		int n = words_in(an, &q_stem, &q_plain, rt);
+		if (n > best_n) {
+			best_n = n;
+			free(best);
+			best = xstrdup(rt);
+		}
+	}
+	if (best_n < 0) {
+		free(best);
+		best = NULL;
+	}
+	analyzer_terms_release(&q_stem);
+	analyzer_terms_release(&q_plain);
+	json_decref(d);
+	return best;
 }

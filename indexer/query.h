@@ -13,18 +13,19 @@
  *   title          S            ZS
  *   headings       XH           ZXH
  *   auxiliary text XA           ZXA
+ *   redirect title XR           ZXR
  *
  * Query syntax:
  *
  *   word         each loose word becomes one group: the OR of its plain
- *                forms in the four fields and its stemmed forms in the
- *                four fields (a word the analyzer gives only a stem for:
+ *                forms in the five fields and its stemmed forms in the
+ *                five fields (a word the analyzer gives only a stem for:
  *                its stemmed forms).  Groups are ANDed: every word must
  *                match somewhere.  A stopword, which the stemmed view
  *                drops, still matches through its plain forms (the plain
  *                view keeps stopwords).
- *   "a phrase"   its plain terms in order and adjacent, in the body or
- *                the title.  A missing closing quote ends the phrase at
+ *   "a phrase"   its plain terms in order and adjacent, in the body, the
+ *                title or a redirect title.  A missing closing quote ends the phrase at
  *                the end of the text.
  *   -word        excludes the documents the word would match (as above).
  *   -"a phrase"  excludes the documents the phrase matches.
@@ -151,6 +152,20 @@ enum status query_build_multi(struct analyzer *const *an, size_t n,
  * frees the old one.  n == 0, or *q NULL (no query), leaves *q as it is.
  */
 void query_filter_namespaces(struct xquery **q, const int *ns, size_t n);
+
+/*
+ * For a hit found by text: returns the title of the redirect it was found
+ * through, or NULL when it was not (caller frees).  data is the hit's data
+ * JSON (data_len bytes; its "title" and "redirects"), an the analyzer the
+ * query was built with.  A redirect title is the one found through when it
+ * holds more of the query's words (compared by their stemmed and plain
+ * forms, as the query matches them) than the page's title does; of
+ * several, the one holding the most, the first of equals.  NULL also when
+ * the data has no redirects or cannot be read, or the analyzer fails.
+ * The search programs show it as "(redirect from <title>)".
+ */
+char *query_redirect_match(struct analyzer *an, const char *text, size_t len,
+			   const char *data, size_t data_len);
 
 /* Flags of query_snippet(). */
 #define QUERY_SNIPPET_HTML 0x1u /* keep the text HTML-escaped (&amp; &lt; ...) */

@@ -104,7 +104,7 @@ static bool reconcile_with_wiki(struct reindex *rx, uint64_t *wiki_pages)
 	struct pagelist_entries now = { 0 };
 	enum status st = STATUS_OK;
 	for (size_t k = 0; k < w->n_namespaces && st == STATUS_OK; k++)
-		st = pagelist_allpages(pl, w->namespaces[k], true, &now);
+		st = pagelist_allpages(pl, w->namespaces[k], false, &now);
 	if (st != STATUS_OK) {
 		reindex_say(rx, "listing pages of %s: %s", w->id, pagelist_errmsg(pl));
 		pagelist_free(pl);

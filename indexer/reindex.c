@@ -56,6 +56,11 @@ struct reindex {
 	uint64_t *tokens;             /* fencing token per shard */
 	unsigned n_shards;
 	bool fatal;                   /* a shard cannot be written: stop */
+	/* Pages that a redirect's fetch asks to index too (its target, and
+	 * the documents that hold it but are not its target any more):
+	 * added to pages[] after the fetch that found them. */
+	struct shard_redirect_holder *follow;
+	size_t n_follow, cap_follow;
 	struct lease *lease;          /* borrowed (reindex_set_lease) */
 };
 
@@ -77,6 +82,7 @@ void reindex_free(struct reindex *rx)
 	reindex_close(rx);
 	free(rx->shards);
 	free(rx->tokens);
+	free(rx->follow);
 	free(rx->generation);
 	for (size_t i = 0; i < rx->n_pages; i++)
 		free(rx->pages[i].title);
@@ -416,6 +422,49 @@ static void write_failed(struct reindex *rx, struct reindex_page *p, unsigned n,
 	p->outcome = REINDEX_FAILED;
 }
 
+static void follow(struct reindex *rx, uint64_t page_id, int ns)
+{
+	if (!conf_wiki_indexes(rx->w, ns))
+		return;
+	if (rx->n_follow == rx->cap_follow) {
+		rx->cap_follow = rx->cap_follow ? rx->cap_follow * 2 : 8;
+		rx->follow = xrealloc(rx->follow, rx->cap_follow * sizeof *rx->follow);
+	}
+	rx->follow[rx->n_follow++] = (struct shard_redirect_holder){ page_id, ns };
+}
+
+/* A redirect's title belongs to its target's document: after page
+ * fr->page_id's fetch, its target (when it is a redirect) and the
+ * documents that hold it but are not its target now are to be indexed
+ * too (in the shards being written, pending writes included).  Returns
+ * false when a shard could not be asked. */
+static bool redirect_follow_ups(struct reindex *rx, const struct fetch_result *fr)
+{
+	uint64_t target = fr->cls == FETCH_OK && fr->is_redirect ? fr->redirect_target : 0;
+	if (target)
+		follow(rx, target, fr->redirect_target_ns);
+	if (rx->target == TARGET_DRY)
+		return true;
+	for (unsigned n = 0; n < rx->n_shards; n++) {
+		struct shard_redirect_holder *h = NULL;
+		size_t k = 0;
+		enum status st = open_shard(rx, n);
+		if (st == STATUS_OK)
+			st = shard_redirect_holders(rx->shards[n], fr->page_id, &h, &k);
+		if (st != STATUS_OK) {
+			if (rx->shards[n])
+				reindex_say(rx, "page %" PRIu64 ": %s", fr->page_id,
+					    shard_errmsg(rx->shards[n]));
+			return false;
+		}
+		for (size_t i = 0; i < k; i++)
+			if (h[i].page_id != target)
+				follow(rx, h[i].page_id, h[i].ns);
+		free(h);
+	}
+	return true;
+}
+
 /* Applies one fetch result: index, delete, or count a failure.  Returns
  * true when the page is done, false when it should be fetched again. */
 static bool apply(struct reindex *rx, struct fetch_result *fr, struct reindex_page *p)
@@ -423,10 +472,18 @@ static bool apply(struct reindex *rx, struct fetch_result *fr, struct reindex_pa
 	unsigned n = shard_route(fr->page_id, rx->n_shards);
 	bool dry = rx->target == TARGET_DRY;
 	enum status st = STATUS_OK;
+	if ((fr->cls == FETCH_OK || fr->cls == FETCH_MISSING ||
+	     fr->cls == FETCH_HIDDEN) && !redirect_follow_ups(rx, fr)) {
+		rx->counts.failed++;
+		p->outcome = REINDEX_FAILED;
+		return true;
+	}
 	switch (fr->cls) {
 	case FETCH_OK: {
-		if (!conf_wiki_indexes(rx->w, fr->ns)) {
-			/* Moved out of the indexed namespaces: not searchable. */
+		if (!conf_wiki_indexes(rx->w, fr->ns) || fr->is_redirect) {
+			/* Moved out of the indexed namespaces, or a redirect
+			 * (its title is in its target's document): not a
+			 * document of its own. */
 			goto delete;
 		}
 		struct shard_doc *d = NULL;
@@ -512,6 +569,9 @@ static bool apply(struct reindex *rx, struct fetch_result *fr, struct reindex_pa
 
 bool reindex_process(struct reindex *rx, size_t from, size_t to)
 {
+	/* Redirect follow-ups are appended to pages[] and done in this run;
+	 * retry[] is indexed by page, so it grows with them. */
+	size_t cap_retry = to - from;
 	size_t next = from, done = 0, total = to - from;
 	size_t window = (size_t)(rx->w->concurrency > 0 ? rx->w->concurrency : 8) * 2;
 	bool dry = rx->target == TARGET_DRY;
@@ -521,6 +581,8 @@ bool reindex_process(struct reindex *rx, size_t from, size_t to)
 	/* Pages waiting for a retry, with the time they may go again. */
 	struct retry { size_t idx; int64_t at; } *retry = xcalloc(total ? total : 1,
 								  sizeof *retry);
+	if (!cap_retry)
+		cap_retry = 1;
 	size_t n_retry = 0;
 	bool ok = true;
 	int64_t last_renew = now_ms();
@@ -565,6 +627,27 @@ bool reindex_process(struct reindex *rx, size_t from, size_t to)
 				n_retry++;
 			}
 			fetch_result_free(fr);
+			for (size_t i = 0; i < rx->n_follow; i++) {
+				size_t before = rx->n_pages;
+				reindex_add_page(rx, (int64_t)rx->follow[i].page_id,
+						 rx->follow[i].ns, "", false);
+				if (rx->n_pages == before)
+					continue;
+				if (to == before) { /* the run's range grows */
+					to++;
+					total++;
+				} else {
+					/* Pages were added past the range
+					 * already: this run does not own them. */
+					rx->n_pages--;
+					continue;
+				}
+				if (total > cap_retry) {
+					cap_retry = total * 2;
+					retry = xrealloc(retry, cap_retry * sizeof *retry);
+				}
+			}
+			rx->n_follow = 0;
 		}
 		if (!dry && commit_due(rx, false) != STATUS_OK)
 			ok = false;

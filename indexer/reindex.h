@@ -164,7 +164,11 @@ const char *reindex_generation(const struct reindex *rx);
 /*
  * Fetches and applies pages [from, to) of the list, keeping the wiki's
  * concurrency of fetches in flight and retrying those that ask for it, and
- * commits each shard when commit_ms or commit_docs say so.  Returns true
+ * commits each shard when commit_ms or commit_docs say so.  A redirect
+ * page gets no document; its target, and any document that still holds it
+ * without being its target now, are appended to the list and done in the
+ * same run (when the run's range ends the list), so that the redirect's
+ * title lands in its target.  Returns true
  * when every page got an outcome; false when the run cannot go on (a shard
  * that cannot be opened or committed, a lease lost, fetching broken) or
  * hooks.stop asked to stop.

@@ -31,6 +31,7 @@
 /* The prefixes of the folded titles completion expands. */
 static const char *const complete_prefixes[] = {
 	SHARD_PREFIX_TITLE_FOLDED,
+	SHARD_PREFIX_REDIRECT_COMPLETION,
 };
 #define N_COMPLETE_PREFIXES (sizeof complete_prefixes / sizeof complete_prefixes[0])
 
@@ -358,9 +359,11 @@ enum status searcher_search(struct searcher *s, const struct search_request *rq,
 		r->title_snippet = query_snippet(ms, title, strlen(title), lang,
 						 strlen(title) + 64, rq->hi_start,
 						 rq->hi_end, rq->snippet_flags);
-		/* The redirect a page matched through goes here once redirect
-		 * titles are indexed; until then no page matches through one. */
-		r->redirect_title = NULL;
+		/* The redirect title the page was found through, judged in
+		 * the page's language (the first analyzer if it has none). */
+		struct analyzer *ran = *lang ? get_analyzer(s, lang) : NULL;
+		r->redirect_title = query_redirect_match(ran ? ran : ans[0], q, qlen,
+							 h.data, h.data_len);
 		r->size = strlen(text);
 		r->word_count = count_text_words(text);
 	}
@@ -475,7 +478,7 @@ static int on_title_term(void *ctx, const char *term, size_t len, uint64_t docs)
 
 struct candidate {
 	uint64_t page_id;
-	bool exact;
+	int rank;     /* 0 the exact title, 1 a title prefix, 2 a redirect's */
 	size_t size;
 	char *title, *url, *redirect_title;
 };
@@ -483,8 +486,8 @@ struct candidate {
 static int cmp_candidate(const void *a, const void *b)
 {
 	const struct candidate *x = a, *y = b;
-	if (x->exact != y->exact)
-		return x->exact ? -1 : 1;
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
 	if (x->size != y->size)
 		return x->size > y->size ? -1 : 1;
 	return strcmp(x->title, y->title);
@@ -581,13 +584,31 @@ enum status searcher_complete(struct searcher *s,
 		const char *bare = bare_title(title, ns);
 		char *f = document_fold_title(bare, strlen(bare));
 		c[k].page_id = (uint64_t)json_integer_value(json_object_get(d, "page_id"));
-		c[k].exact = strcmp(f, folded) == 0;
+		c[k].rank = strcmp(f, folded) == 0 ? 0
+			    : strncmp(f, folded, strlen(folded)) == 0 ? 1 : 2;
 		c[k].size = strlen(jstr(d, "text"));
 		c[k].title = xstrdup(title);
 		c[k].url = xstrdup(jstr(d, "url"));
-		/* A page found through one of its redirects names it here
-		 * once redirect titles are indexed. */
+		/* Found through a redirect (its title does not start with the
+		 * prefix): name the first redirect title that does. */
 		c[k].redirect_title = NULL;
+		json_t *rds = json_object_get(d, "redirects");
+		for (size_t r = 0; c[k].rank == 2 && r < json_array_size(rds); r++) {
+			const char *rt = json_string_value(json_array_get(rds, r));
+			if (!rt)
+				continue;
+			/* Redirects keep their namespace; document.c folds the
+			 * title after it. */
+			const char *colon = strchr(rt, ':');
+			const char *rb = colon && ns != 0 ? colon + 1 : rt;
+			char *rf = document_fold_title(rb, strlen(rb));
+			bool hit = strncmp(rf, folded, strlen(folded)) == 0;
+			free(rf);
+			if (hit) {
+				c[k].redirect_title = xstrdup(rt);
+				break;
+			}
+		}
 		k++;
 		free(f);
 		json_decref(d);

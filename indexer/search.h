@@ -97,8 +97,8 @@ struct search_hit {
 	double score;
 	char *snippet;           /* of the text, never NULL */
 	char *title_snippet;     /* the title with its matches, never NULL */
-	char *redirect_title;    /* the redirect the page matched through;
-				    NULL until redirects are indexed */
+	char *redirect_title;    /* the redirect title the page matched through
+				    (query_redirect_match()), or NULL */
 	uint64_t size;           /* bytes of the stored text */
 	uint64_t word_count;     /* words (runs of non-space) of the stored text */
 };
@@ -141,7 +141,7 @@ struct complete_hit {
 	uint64_t page_id;
 	char *title;
 	char *url;
-	char *redirect_title;    /* NULL until redirects are indexed */
+	char *redirect_title;    /* the redirect title that completed, or NULL */
 };
 
 struct complete_result {

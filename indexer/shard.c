@@ -87,6 +87,8 @@ struct shard_doc {
 	int64_t rev_timestamp;
 	char **categories;
 	size_t ncategories;
+	char **redirects;
+	size_t nredirects;
 	size_t skipped;
 	char idterm[32];
 	char fingerprint[17];
@@ -120,6 +122,9 @@ void shard_doc_free(struct shard_doc *d)
 	for (size_t i = 0; i < d->ncategories; i++)
 		free(d->categories[i]);
 	free(d->categories);
+	for (size_t i = 0; i < d->nredirects; i++)
+		free(d->redirects[i]);
+	free(d->redirects);
 	free(d);
 }
 
@@ -246,6 +251,17 @@ void shard_doc_add_category(struct shard_doc *d, const char *name)
 	d->categories[d->ncategories++] = underscores_to_spaces(name);
 }
 
+void shard_doc_add_redirect(struct shard_doc *d, uint64_t redirect_page_id,
+			    const char *title)
+{
+	d->redirects = xrealloc(d->redirects,
+				(d->nredirects + 1) * sizeof *d->redirects);
+	d->redirects[d->nredirects++] = underscores_to_spaces(title);
+	char id[32];
+	snprintf(id, sizeof id, "%" PRIu64, redirect_page_id);
+	shard_doc_add_boolean(d, SHARD_PREFIX_REDIRECT_ID, id);
+}
+
 /* Returns the length of the longest prefix of s (at most max bytes) that
  * does not end inside a UTF-8 sequence. */
 static size_t utf8_cut(const char *s, size_t len, size_t max)
@@ -346,6 +362,10 @@ static char *doc_data(const struct shard_doc *d)
 	for (size_t i = 0; i < d->ncategories; i++)
 		json_array_append_new(cats, json_str_or_empty(d->categories[i]));
 	json_object_set_new(o, "categories", cats);
+	json_t *rds = need(json_array());
+	for (size_t i = 0; i < d->nredirects; i++)
+		json_array_append_new(rds, json_str_or_empty(d->redirects[i]));
+	json_object_set_new(o, "redirects", rds);
 	json_object_set_new(o, "text", json_text(d->text ? d->text : "",
 						 d->text ? d->text_len : 0));
 	char *s = need(json_dumps(o, JSON_COMPACT));
@@ -1394,6 +1414,87 @@ enum status shard_set_search_opts(struct shard_set *set, const struct xquery *q,
 	xquery_free(live);
 	if (st != STATUS_OK)
 		return set_fail(set, st, "%s", xdb_errmsg(set->db));
+	return STATUS_OK;
+}
+
+/* The query for the live documents that hold redirect_page_id. */
+static struct xquery *holders_query(uint64_t redirect_page_id)
+{
+	char term[48];
+	int len = snprintf(term, sizeof term, SHARD_PREFIX_REDIRECT_ID "%" PRIu64,
+			   redirect_page_id);
+	struct xquery *q = need(xquery_term(term, (size_t)len, 1));
+	struct xquery *dead = need(xquery_value_ge(SHARD_VALUE_DEAD, "0", 1));
+	struct xquery *live = need(xquery_combine(XQUERY_AND_NOT, q, dead));
+	xquery_free(q);
+	xquery_free(dead);
+	return live;
+}
+
+/* A redirect has one target: more than a few holders only while
+ * retargets are in flight. */
+#define HOLDERS_MAX 100
+
+/* Takes the holders out of ms (freed) into *holders and *n. */
+static void holders_take(struct xmset *ms, struct shard_redirect_holder **holders,
+			 size_t *n)
+{
+	size_t cnt = xmset_size(ms);
+	struct shard_redirect_holder *v = cnt ? xcalloc(cnt, sizeof *v) : NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < cnt; i++) {
+		struct xmset_hit h;
+		if (xmset_hit(ms, i, &h) != STATUS_OK)
+			continue;
+		json_t *o = json_loadb(h.data, h.data_len, 0, NULL);
+		json_int_t id = json_integer_value(json_object_get(o, "page_id"));
+		json_int_t ns = json_integer_value(json_object_get(o, "namespace"));
+		json_decref(o);
+		if (id > 0) {
+			v[k].page_id = (uint64_t)id;
+			v[k++].ns = (int)ns;
+		}
+	}
+	xmset_free(ms);
+	if (!k) {
+		free(v);
+		v = NULL;
+	}
+	*holders = v;
+	*n = k;
+}
+
+enum status shard_set_redirect_holders(struct shard_set *set,
+				       uint64_t redirect_page_id,
+				       struct shard_redirect_holder **holders,
+				       size_t *n)
+{
+	enum status st = set->db ? shard_set_reopen(set) : shard_set_open(set);
+	if (st != STATUS_OK)
+		return st;
+	struct xquery *q = holders_query(redirect_page_id);
+	struct xmset *ms = NULL;
+	st = xdb_search(set->db, q, 0, HOLDERS_MAX, &ms);
+	xquery_free(q);
+	if (st != STATUS_OK)
+		return set_fail(set, st, "%s", xdb_errmsg(set->db));
+	holders_take(ms, holders, n);
+	return STATUS_OK;
+}
+
+enum status shard_redirect_holders(struct shard *sh, uint64_t redirect_page_id,
+				   struct shard_redirect_holder **holders,
+				   size_t *n)
+{
+	if (!sh->open)
+		return shard_fail(sh, STATUS_INVALID, "shard not open");
+	struct xquery *q = holders_query(redirect_page_id);
+	struct xmset *ms = NULL;
+	enum status st = xdb_search(sh->db, q, 0, HOLDERS_MAX, &ms);
+	xquery_free(q);
+	if (st != STATUS_OK)
+		return shard_fail(sh, st, "%s", xdb_errmsg(sh->db));
+	holders_take(ms, holders, n);
 	return STATUS_OK;
 }
 

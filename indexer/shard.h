@@ -88,6 +88,15 @@
 /* The whole title folded (document_fold_title()), one boolean term per
  * page, for title completion. */
 #define SHARD_PREFIX_TITLE_FOLDED "XT"
+/* The titles of the redirects that point at the page, analyzed like the
+ * title (plain with positions, stemmed without), one completion term per
+ * redirect title (XRT + the folded title) and one boolean term per
+ * redirect page (XRI + its page id) that tells which document holds a
+ * redirect. */
+#define SHARD_PREFIX_REDIRECT      "XR"
+#define SHARD_PREFIX_REDIRECT_STEM "ZXR"
+#define SHARD_PREFIX_REDIRECT_COMPLETION "XRT"
+#define SHARD_PREFIX_REDIRECT_ID   "XRI"
 
 /* The stored text (for snippets) is cut to this many bytes. */
 #define SHARD_TEXT_MAX (64 * 1024)
@@ -141,6 +150,12 @@ void shard_doc_set_rev(struct shard_doc *d, uint64_t rev_id, int64_t timestamp);
 /* Adds a category (as MediaWiki names it, without "Category:"): kept in the
  * data and indexed as the boolean term shard_category_term(name). */
 void shard_doc_add_category(struct shard_doc *d, const char *name);
+/* Adds a redirect that points at the page: its title (as MediaWiki shows
+ * it, with namespace prefix) goes into the data's "redirects" list, and
+ * the boolean term XRI<redirect_page_id> is added.  The caller indexes the
+ * title's words itself (SHARD_PREFIX_REDIRECT, document.c). */
+void shard_doc_add_redirect(struct shard_doc *d, uint64_t redirect_page_id,
+			    const char *title);
 /* The text snippets are made from (len bytes of UTF-8), cut to
  * SHARD_TEXT_MAX bytes at a character boundary. */
 void shard_doc_set_text(struct shard_doc *d, const char *text, size_t len);
@@ -331,6 +346,25 @@ unsigned shard_set_failed(const struct shard_set *set);
  * (STATUS_MODIFIED), counting the first open.  For metrics. */
 uint64_t shard_set_opens(const struct shard_set *set);
 
+/* A document that holds a redirect. */
+struct shard_redirect_holder {
+	uint64_t page_id;
+	int ns;
+};
+/* Sets *holders (caller frees) and *n to the live documents that hold the
+ * redirect page redirect_page_id (its XRI term), as the newest commits
+ * have them (the reader is reopened first).  Opens the reader if needed.
+ * Returns STATUS_OK (also for none: *holders NULL, *n 0) or the reader's
+ * error. */
+enum status shard_set_redirect_holders(struct shard_set *set,
+				       uint64_t redirect_page_id,
+				       struct shard_redirect_holder **holders,
+				       size_t *n);
+/* As shard_set_redirect_holders(), in one shard open for writing, pending
+ * writes included. */
+enum status shard_redirect_holders(struct shard *sh, uint64_t redirect_page_id,
+				   struct shard_redirect_holder **holders,
+				   size_t *n);
 /* The shard a hit of the combined reader comes from. */
 unsigned shard_set_hit_shard(const struct shard_set *set, uint32_t docid);
 

@@ -45,8 +45,8 @@ static void usage(FILE *out)
 		"                      [--max-terms N] [--] QUERY\n"
 		"\n"
 		"Searches every shard of the wiki's live index as one database.\n"
-		"QUERY: words (all must match; title matches weigh more),\n"
-		"\"quoted phrases\" (exact, in order), -word to exclude.  Put -- before\n"
+		"QUERY: words (all must match; title and redirect title matches weigh\n"
+		"more), \"quoted phrases\" (exact, in order), -word to exclude.  Put -- before\n"
 		"a query that starts with -word.  The query is analyzed in every\n"
 		"language the shards hold (stems of a language match its pages only;\n"
 		"exact words rank above other inflections).\n"
@@ -178,6 +178,9 @@ int main(int argc, char **argv)
 			json_object_set(r, "rev_id", json_object_get(d, "rev_id"));
 			json_object_set_new(r, "score", json_real(res.hits[i].score));
 			json_object_set_new(r, "snippet", json_string(res.hits[i].snippet));
+			const char *via = res.hits[i].redirect_title;
+			json_object_set_new(r, "redirect_title",
+					    via ? json_string(via) : json_null());
 			json_array_append_new(arr, r);
 		}
 		char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -193,8 +196,11 @@ int main(int argc, char **argv)
 			       (unsigned long long)res.total, qs.data);
 		for (size_t i = 0; i < res.n_hits; i++) {
 			json_t *d = res.hits[i].data;
-			printf("\n%u. %s  (score %.3f)\n   %s\n   %s\n", res.hits[i].rank + 1,
-			       jstr(d, "title"), res.hits[i].score, jstr(d, "url"),
+			const char *via = res.hits[i].redirect_title;
+			printf("\n%u. %s%s%s%s  (score %.3f)\n   %s\n   %s\n",
+			       res.hits[i].rank + 1, jstr(d, "title"),
+			       via ? " (redirect from " : "", via ? via : "",
+			       via ? ")" : "", res.hits[i].score, jstr(d, "url"),
 			       res.hits[i].snippet);
 		}
 	}

@@ -145,7 +145,6 @@ struct selection {
 	const char **embedded;    /* --embedded-in: pages transcluding these */
 	size_t n_embedded;
 	bool all;
-	bool redirects;           /* list redirect pages too (--rebuild) */
 };
 
 /* Turns the selection into r->pages.  Returns false (message printed) when
@@ -212,7 +211,9 @@ static bool select_pages(struct run *r, const struct selection *sel)
 	const int *nss = sel->all ? r->w->namespaces : sel->namespaces;
 	for (size_t k = 0; k < n_ns && st == STATUS_OK; k++) {
 		struct pagelist_entries part = { 0 };
-		st = pagelist_allpages(pl, nss[k], sel->redirects, &part);
+		/* Redirect pages are no documents: their titles come with
+		 * their targets' fetches. */
+		st = pagelist_allpages(pl, nss[k], false, &part);
 		for (size_t i = 0; i < part.n; i++)
 			reindex_add_listed(r->rx, &part.v[i]);
 		pagelist_entries_free(&part);
@@ -487,7 +488,6 @@ int main(int argc, char **argv)
 			return sel_done(&sel, TOOL_EXIT_USAGE);
 		}
 		sel.all = true;
-		sel.redirects = true;
 	} else if (!any) {
 		fprintf(stderr, PROG ": nothing selected: give --title, --page-id, "
 			"--from-id/--to-id, --namespace, --embedded-in or --all\n");

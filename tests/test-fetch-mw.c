@@ -229,3 +229,114 @@ Test(fetch_mw, namespace_and_page_language_come_back)
 	for (int i = 0; i < 3; i++)
 		fetch_result_free(got[i]);
 }
+
+Test(fetch_mw, redirects_and_their_targets)
+{
+	long target = 0, alias = 0, other = 0, dbl = 0, broken = 0, talk = 0;
+	mw_edit(mw, "Redirect target", "The page redirects point at.", &target, NULL);
+	mw_edit(mw, "Alias of target", "#REDIRECT [[Redirect target]]", &alias, NULL);
+	mw_edit(mw, "Talk:Other alias", "#REDIRECT [[Redirect target]]", &talk, NULL);
+	mw_edit(mw, "Double alias", "#REDIRECT [[Alias of target]]", &dbl, NULL);
+	mw_edit(mw, "Broken alias", "#REDIRECT [[No such page here]]", &broken, NULL);
+	mw_edit(mw, "Plain page", "No redirect points here.", &other, NULL);
+
+	/* The target lists its direct redirects (not the double one), with
+	 * their page ids and namespaces; it is no redirect itself. */
+	struct fetch_result *r = fetch_one(fetch, wiki, (uint64_t)target, 0);
+	EXPECT_CLASS(r, FETCH_OK);
+	cr_expect_not(r->is_redirect);
+	cr_assert_eq(r->n_redirects, 2);
+	int seen = 0;
+	for (size_t i = 0; i < r->n_redirects; i++) {
+		const struct fetch_redirect *rd = &r->redirects[i];
+		if (rd->page_id == (uint64_t)alias) {
+			cr_expect_str_eq(rd->title, "Alias of target");
+			cr_expect_eq(rd->ns, 0);
+			seen |= 1;
+		} else if (rd->page_id == (uint64_t)talk) {
+			cr_expect_str_eq(rd->title, "Talk:Other alias");
+			cr_expect_eq(rd->ns, 1);
+			seen |= 2;
+		}
+	}
+	cr_expect_eq(seen, 3);
+	fetch_result_free(r);
+
+	r = fetch_one(fetch, wiki, (uint64_t)other, 0);
+	EXPECT_CLASS(r, FETCH_OK);
+	cr_expect_eq(r->n_redirects, 0);
+	cr_expect_not(r->is_redirect);
+	fetch_result_free(r);
+
+	/* A redirect knows its target's page id and namespace. */
+	r = fetch_one(fetch, wiki, (uint64_t)alias, 0);
+	EXPECT_CLASS(r, FETCH_OK);
+	cr_expect(r->is_redirect);
+	cr_expect_eq(r->redirect_target, (uint64_t)target);
+	cr_expect_eq(r->redirect_target_ns, 0);
+	cr_expect_eq(r->n_redirects, 1); /* "Double alias" points at it */
+	fetch_result_free(r);
+
+	/* A double redirect and a broken one point at no document. */
+	long ids[] = { dbl, broken };
+	for (int i = 0; i < 2; i++) {
+		r = fetch_one(fetch, wiki, (uint64_t)ids[i], 0);
+		EXPECT_CLASS(r, FETCH_OK);
+		cr_expect(r->is_redirect, "page %ld", ids[i]);
+		cr_expect_eq(r->redirect_target, 0, "page %ld", ids[i]);
+		fetch_result_free(r);
+	}
+}
+
+/* More redirects in one info batch than the API lists in one answer
+ * (rdlimit=max is 500 for a normal user): the fetcher continues the
+ * query until both pages have every one. */
+Test(fetch_mw, redirect_lists_longer_than_one_answer)
+{
+	enum { PER = 260 };
+	long t1 = 0, t2 = 0;
+	mw_edit(mw, "Many redirects one", "First target.", &t1, NULL);
+	mw_edit(mw, "Many redirects two", "Second target.", &t2, NULL);
+	char **titles = calloc(2 * PER, sizeof *titles);
+	char **texts = calloc(2 * PER, sizeof *texts);
+	for (int i = 0; i < 2 * PER; i++) {
+		titles[i] = malloc(64);
+		texts[i] = malloc(64);
+		snprintf(titles[i], 64, "Alias %d of %s", i % PER, i < PER ? "one" : "two");
+		snprintf(texts[i], 64, "#REDIRECT [[Many redirects %s]]",
+			 i < PER ? "one" : "two");
+	}
+	mw_seed(mw, 2 * PER, (const char *const *)titles, (const char *const *)texts,
+		NULL, NULL);
+	for (int i = 0; i < 2 * PER; i++) {
+		free(titles[i]);
+		free(texts[i]);
+	}
+	free(titles);
+	free(texts);
+
+	/* Both in one handle, so that one info query asks for both. */
+	cr_assert_eq(fetch_submit(fetch, wiki, (uint64_t)t1, 0, NULL), STATUS_OK);
+	cr_assert_eq(fetch_submit(fetch, wiki, (uint64_t)t2, 0, NULL), STATUS_OK);
+	struct fetch_result *got[2] = { NULL, NULL };
+	int n = 0;
+	time_t end = time(NULL) + 60;
+	while (n < 2 && time(NULL) < end) {
+		cr_assert_eq(fetch_run(fetch, 100), STATUS_OK);
+		struct fetch_result *r;
+		while ((r = fetch_next(fetch)))
+			got[n++] = r;
+	}
+	cr_assert_eq(n, 2);
+	for (int i = 0; i < 2; i++) {
+		fetch_result_decode(got[i]);
+		EXPECT_CLASS(got[i], FETCH_OK);
+		cr_expect_eq(got[i]->n_redirects, PER, "page %llu: %zu redirects",
+			     (unsigned long long)got[i]->page_id, got[i]->n_redirects);
+		const char *which = got[i]->page_id == (uint64_t)t1 ? "one" : "two";
+		for (size_t k = 0; k < got[i]->n_redirects; k++)
+			cr_expect(strstr(got[i]->redirects[k].title, which), "%s in %s",
+				  got[i]->redirects[k].title, which);
+		fetch_result_free(got[i]);
+	}
+}

@@ -5,8 +5,9 @@
  * ($FRESHET_ANALYZER_DIR), written to a two-shard generation in a scratch
  * directory, searched through shard_set_search().  Stemming, stopwords,
  * phrases, exclusions, namespaces, several languages at once (stems of a
- * language on its own pages, exact above stem-only), the term cap and
- * snippets.
+ * language on its own pages, exact above stem-only), the term cap,
+ * snippets, and the titles of redirects (indexed into their target's
+ * document).
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -50,6 +51,12 @@ static const struct page pages[] = {
 };
 #define N_PAGES (sizeof pages / sizeof pages[0])
 
+/* The redirects that point at page 2, as the info query lists them. */
+static struct fetch_redirect goat_redirects[] = {
+	{ 102, 0, (char *)"Capra hircus" },
+	{ 104, 0, (char *)"École des chèvres" },
+};
+
 static char *tmpdir;
 static struct loader *ld;
 static struct analyzer *en, *ru, *el, *de, *fr, *zh;
@@ -77,6 +84,10 @@ static void write_pages(void)
 			.language = (char *)p->lang, .html = (char *)p->html,
 			.html_len = strlen(p->html),
 		};
+		if (p->id == 2) {
+			r.redirects = goat_redirects;
+			r.n_redirects = 2;
+		}
 		struct shard_doc *doc = NULL;
 		struct document_analysis info;
 		cr_assert_eq(document_build(b, &r, "http://wiki.test/w/api.php",
@@ -606,4 +617,140 @@ Test(query, language_table_lookups)
 		}
 		cr_assert_eq(k, n, "%s serves fewer than its rows", api->name);
 	}
+}
+
+/* The data of page id's document in the open shard set (caller frees). */
+static char *page_data(uint64_t id)
+{
+	char term[32];
+	snprintf(term, sizeof term, "Q%llu", (unsigned long long)id);
+	struct xquery *q = xquery_term(term, strlen(term), 1);
+	struct xmset *ms = NULL;
+	cr_assert_eq(shard_set_search(set, q, 0, 1, &ms), STATUS_OK);
+	xquery_free(q);
+	cr_assert_eq(xmset_size(ms), 1);
+	struct xmset_hit h;
+	cr_assert_eq(xmset_hit(ms, 0, &h), STATUS_OK);
+	char *data = strdup(h.data);
+	xmset_free(ms);
+	return data;
+}
+
+Test(query, redirect_titles_find_their_target)
+{
+	/* Words only in a redirect's title find the target, and only it. */
+	cr_assert_str_eq(search(en, "capra"), "2");
+	cr_assert_str_eq(search(en, "hircus goats"), "2");
+	cr_assert_str_eq(search(en, "\"capra hircus\""), "2");
+	cr_assert_str_eq(search(en, "\"hircus capra\""), "");
+	cr_assert_str_eq(search(en, "chèvres"), "2");
+	cr_assert_str_eq(search(en, "otters -capra"), "1 3 4");
+	/* Two redirect titles are two fields: no phrase across them. */
+	cr_assert_str_eq(search(en, "\"hircus école\""), "");
+}
+
+Test(query, redirect_matches_weigh_like_the_title)
+{
+	/* On the same page, a word only in a redirect title ("hircus") and
+	 * one only in the body ("grass"): the redirect match weighs more. */
+	double w[2];
+	const char *words[] = { "hircus", "grass" };
+	for (int i = 0; i < 2; i++) {
+		struct xquery *q = build(en, words[i]);
+		struct xmset *ms = NULL;
+		cr_assert_eq(shard_set_search(set, q, 0, 10, &ms), STATUS_OK);
+		cr_assert_eq(xmset_size(ms), 1, "%s", words[i]);
+		struct xmset_hit h;
+		cr_assert_eq(xmset_hit(ms, 0, &h), STATUS_OK);
+		w[i] = h.weight;
+		xmset_free(ms);
+		xquery_free(q);
+	}
+	cr_assert_gt(w[0], w[1], "redirect %f, body %f", w[0], w[1]);
+}
+
+Test(query, redirect_data_terms_and_completion)
+{
+	char *data = page_data(2);
+	json_t *d = json_loads(data, 0, NULL);
+	cr_assert_not_null(d);
+	json_t *rds = json_object_get(d, "redirects");
+	cr_assert_eq(json_array_size(rds), 2);
+	cr_assert_str_eq(json_string_value(json_array_get(rds, 0)), "Capra hircus");
+	cr_assert_str_eq(json_string_value(json_array_get(rds, 1)), "École des chèvres");
+	json_decref(d);
+	free(data);
+	/* Pages without redirects have an empty list. */
+	data = page_data(1);
+	cr_assert(strstr(data, "\"redirects\":[]"), "%s", data);
+	free(data);
+	/* The boolean terms: which document holds each redirect page, and
+	 * the completion terms, folded (lowercase, Latin accents stripped). */
+	const char *terms[] = { "XRI102", "XRI104", "XRTcapra hircus",
+				"XRTecole des chevres" };
+	for (size_t i = 0; i < 4; i++) {
+		struct xquery *q = xquery_term(terms[i], strlen(terms[i]), 1);
+		cr_assert_str_eq(found(q), "2", "%s", terms[i]);
+		xquery_free(q);
+	}
+	struct shard_redirect_holder *h = NULL;
+	size_t n = 0;
+	cr_assert_eq(shard_set_redirect_holders(set, 104, &h, &n), STATUS_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(h[0].page_id, 2);
+	cr_assert_eq(h[0].ns, 0);
+	free(h);
+	cr_assert_eq(shard_set_redirect_holders(set, 999, &h, &n), STATUS_OK);
+	cr_assert_eq(n, 0);
+	cr_assert_null(h);
+}
+
+Test(query, redirect_page_has_no_document)
+{
+	struct document_builder *b = document_builder_new(ld);
+	const char *html = "<p>Redirect to: Mountain goats</p>";
+	struct fetch_result r = {
+		.cls = FETCH_OK, .page_id = 102, .rev_id = 5,
+		.title = (char *)"Capra hircus", .language = (char *)"en",
+		.html = (char *)html, .html_len = strlen(html),
+		.is_redirect = true, .redirect_target = 2,
+	};
+	struct shard_doc *doc = NULL;
+	cr_assert_eq(document_build(b, &r, "http://wiki.test/w/api.php", 0, &doc, NULL),
+		     STATUS_INVALID);
+	cr_assert_null(doc);
+	cr_assert(strstr(document_builder_errmsg(b), "redirect"), "%s",
+		  document_builder_errmsg(b));
+	document_builder_free(b);
+}
+
+Test(query, which_redirect_a_hit_came_through)
+{
+	char *data = page_data(2);
+	struct {
+		const char *q, *want;
+	} cases[] = {
+		{ "capra", "Capra hircus" },
+		{ "hircus capra", "Capra hircus" },
+		{ "chèvres", "École des chèvres" },
+		{ "goats", NULL },          /* the title holds it */
+		{ "mountain hircus", NULL }, /* as many words in the title */
+		{ "grass", NULL },          /* the body, not a redirect */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *got = query_redirect_match(en, cases[i].q, strlen(cases[i].q),
+						 data, strlen(data));
+		if (cases[i].want)
+			cr_assert(got && strcmp(got, cases[i].want) == 0,
+				  "%s: got %s", cases[i].q, got ? got : "(null)");
+		else
+			cr_assert_null(got, "%s: got %s", cases[i].q, got);
+		free(got);
+	}
+	free(data);
+	/* A page without redirects, and data that is not JSON. */
+	data = page_data(1);
+	cr_assert_null(query_redirect_match(en, "otters", 6, data, strlen(data)));
+	free(data);
+	cr_assert_null(query_redirect_match(en, "capra", 5, "nope", 4));
 }

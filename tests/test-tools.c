@@ -450,6 +450,73 @@ Test(tools, index_is_not_world_readable, .init = setup_wiki, .fini = teardown,
 	cr_assert_eq(stat(E.data, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0750, "data_dir mode %o", st.st_mode & 0777);
 	free(first);
+/* The data "redirects" of the one hit of query, sorted and joined by
+ * "|", with its title in *title (static buffer). */
+static const char *hit_redirect(const char *query, const char **via)
+{
+	static char title[256], rt[256];
+	json_t *root;
+	json_t *res = search_json(&root, query);
+	cr_assert_eq(json_array_size(res), 1, "'%s': %s", query, json_dumps(root, 0));
+	json_t *r0 = json_array_get(res, 0);
+	snprintf(title, sizeof title, "%s", json_string_value(json_object_get(r0, "title")));
+	const char *v = json_string_value(json_object_get(r0, "redirect_title"));
+	snprintf(rt, sizeof rt, "%s", v ? v : "");
+	json_decref(root);
+	*via = rt;
+	return title;
+}
+
+Test(tools, reindex_all_puts_redirects_in_their_targets, .init = setup_wiki,
+     .fini = teardown, .timeout = 120)
+{
+	seed_pages();
+	mw_edit(E.mw, "Orycteropus", "#REDIRECT [[Aardvark facts]]", NULL, NULL);
+	mw_edit(E.mw, "Earth pig", "#REDIRECT [[Aardvark facts]]", NULL, NULL);
+	mw_edit(E.mw, "Bearcat", "#REDIRECT [[Binturong notes]]", NULL, NULL);
+	struct out o = run("reindex-page", "--wiki", WIKI, "--all", NULL);
+	cr_assert_eq(o.status, 0, "reindex-page --all failed: %s", o.err);
+	/* The three pages and Main Page; the redirects are no documents. */
+	cr_assert(strstr(o.err, "4 indexed") && strstr(o.err, " 0 failed"), "summary: %s",
+		  o.err);
+	out_free(&o);
+	cr_assert_eq(shard_counts("documents"), 4);
+
+	const char *via;
+	cr_assert_str_eq(hit_redirect("orycteropus", &via), "Aardvark facts");
+	cr_assert_str_eq(via, "Orycteropus");
+	cr_assert_str_eq(hit_redirect("\"earth pig\"", &via), "Aardvark facts");
+	cr_assert_str_eq(via, "Earth pig");
+	cr_assert_str_eq(hit_redirect("bearcat", &via), "Binturong notes");
+	cr_assert_str_eq(via, "Bearcat");
+	/* A word of the title: found through the title, not a redirect. */
+	cr_assert_str_eq(hit_redirect("aardvark", &via), "Aardvark facts");
+	cr_assert_str_eq(via, "");
+
+	/* The text output names the redirect. */
+	o = run("freshet-search", "--wiki", WIKI, "bearcat", NULL);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	cr_assert(strstr(o.out, "Binturong notes (redirect from Bearcat)"), "%s", o.out);
+	out_free(&o);
+
+	/* A redirect named by id goes to its target in the same run; the
+	 * target it left lets it go. */
+	mw_edit(E.mw, "Bearcat", "#REDIRECT [[Capybara life]]", NULL, NULL);
+	struct mw_page_info info;
+	cr_assert(mw_page_info(E.mw, "Bearcat", &info));
+	char id[32];
+	snprintf(id, sizeof id, "%ld", info.page_id);
+	o = run("reindex-page", "--wiki", WIKI, "--page-id", id, NULL);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	out_free(&o);
+	cr_assert_str_eq(hit_redirect("bearcat", &via), "Capybara life");
+	cr_assert_str_eq(via, "Bearcat");
+	json_t *root;
+	json_t *res = search_json(&root, "bearcat");
+	cr_assert_not(has_title(res, "Binturong notes"));
+	cr_assert_not(has_title(res, "Bearcat"));
+	json_decref(root);
+	cr_assert_eq(shard_counts("documents"), 4);
 }
 
 Test(tools, dry_run_writes_nothing, .init = setup_wiki, .fini = teardown,

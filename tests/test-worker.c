@@ -277,9 +277,38 @@ struct page {
 	long id;
 	long rev;
 	char title[512];
+	char redirects[2048]; /* titles of the redirects to it, sorted, "|" */
 };
 
-/* Every page of namespace 0 with its latest revision (generator=allpages). */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Writes the strings of JSON array arr (or of its objects' "title"),
+ * sorted and joined by "|", into out. */
+static void joined_titles(json_t *arr, char *out, size_t cap)
+{
+	size_t n = json_array_size(arr);
+	const char **v = calloc(n ? n : 1, sizeof *v);
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(arr, i);
+		v[i] = json_is_string(e) ? json_string_value(e)
+					 : json_string_value(json_object_get(e, "title"));
+		if (!v[i])
+			v[i] = "";
+	}
+	qsort(v, n, sizeof *v, cmp_str);
+	size_t o = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < n && o < cap; i++)
+		o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? "|" : "", v[i]);
+	free(v);
+}
+
+/* Every page of namespace 0 that is no redirect, with its latest revision
+ * and the redirects that point at it (generator=allpages; small batches
+ * keep every page's redirect list in one answer). */
 static size_t mw_truth(struct mw *mw, struct page **out)
 {
 	size_t n = 0, cap = 64;
@@ -288,8 +317,9 @@ static size_t mw_truth(struct mw *mw, struct page **out)
 	for (;;) {
 		char params[1024];
 		snprintf(params, sizeof params,
-			 "action=query&generator=allpages&gapnamespace=0&gaplimit=max"
-			 "&prop=info%s%s", *cont ? "&gapcontinue=" : "", cont);
+			 "action=query&generator=allpages&gapnamespace=0&gaplimit=20"
+			 "&gapfilterredir=nonredirects&prop=info%%7Credirects&rdlimit=max"
+			 "%s%s", *cont ? "&gapcontinue=" : "", cont);
 		json_t *a = mw_api(mw, false, params);
 		json_t *pages = json_object_get(json_object_get(a, "query"), "pages");
 		size_t i;
@@ -304,6 +334,8 @@ static size_t mw_truth(struct mw *mw, struct page **out)
 			v[n].rev = (long)json_integer_value(json_object_get(pg, "lastrevid"));
 			snprintf(v[n].title, sizeof v[n].title, "%s",
 				 json_string_value(json_object_get(pg, "title")));
+			joined_titles(json_object_get(pg, "redirects"), v[n].redirects,
+				      sizeof v[n].redirects);
 			n++;
 		}
 		json_t *c = json_object_get(json_object_get(a, "continue"), "gapcontinue");
@@ -369,11 +401,17 @@ static const char *compare(struct env *e, bool want_quiet_queue)
 		json_t *j = json_loadb(data ? data : "", len, 0, NULL);
 		long rev = (long)json_integer_value(json_object_get(j, "rev_id"));
 		const char *title = json_string_value(json_object_get(j, "title"));
+		char rds[2048];
+		joined_titles(json_object_get(j, "redirects"), rds, sizeof rds);
 		if (rev != pages[i].rev || !title || strcmp(title, pages[i].title) != 0)
 			snprintf(why, sizeof why,
 				 "page %ld: document has rev %ld title '%s', MediaWiki rev %ld title '%s'",
 				 pages[i].id, rev, title ? title : "(none)", pages[i].rev,
 				 pages[i].title);
+		else if (strcmp(rds, pages[i].redirects) != 0)
+			snprintf(why, sizeof why,
+				 "page %ld '%.100s': document has redirects '%.300s', MediaWiki '%.300s'",
+				 pages[i].id, title, rds, pages[i].redirects);
 		json_decref(j);
 		free(data);
 		xdoc_free(d);
@@ -709,6 +747,140 @@ Test(worker, namespace_claimed_by_an_event_deletes_nothing)
 	xadd_json(c, ids[1], ev);
 	redisFree(c);
 	converge(e, 60);
+/* Runs freshet-search --json for query; returns the page ids found,
+ * ascending, as "3 7" ("" for none), and in via the redirect_title of the
+ * first hit ("" when none). */
+static void search_ids(struct env *e, const char *query, char *ids, size_t cap,
+		       char *via, size_t via_cap)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "%s/freshet-search --config %s --wiki " WIKI
+		 " --json '%s' 2>/dev/null", getenv("FRESHET_BUILDDIR"), e->conf, query);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	json_error_t err;
+	json_t *arr = json_loadf(f, 0, &err);
+	pclose(f);
+	ids[0] = via[0] = '\0';
+	long v[64];
+	size_t n = 0;
+	for (size_t i = 0; i < json_array_size(arr) && n < 64; i++)
+		v[n++] = (long)json_integer_value(json_object_get(json_array_get(arr, i),
+								 "page_id"));
+	for (size_t i = 1; i < n; i++)
+		for (size_t k = i; k > 0 && v[k - 1] > v[k]; k--) {
+			long t = v[k];
+			v[k] = v[k - 1];
+			v[k - 1] = t;
+		}
+	size_t o = 0;
+	for (size_t i = 0; i < n && o < cap; i++)
+		o += (size_t)snprintf(ids + o, cap - o, "%s%ld", i ? " " : "", v[i]);
+	const char *rt = json_string_value(json_object_get(json_array_get(arr, 0),
+							   "redirect_title"));
+	snprintf(via, via_cap, "%s", rt ? rt : "");
+	json_decref(arr);
+}
+
+/* The live documents holding term, as search_ids() gives them. */
+static void term_holders(struct env *e, const char *term, char *ids, size_t cap)
+{
+	struct shard_set *set = shard_set_new(e->data, WIKI);
+	cr_assert_eq(shard_set_open(set), STATUS_OK, "%s", shard_set_errmsg(set));
+	struct xquery *q = xquery_term(term, strlen(term), 1);
+	struct xmset *ms = NULL;
+	cr_assert_eq(shard_set_search(set, q, 0, 100, &ms), STATUS_OK);
+	size_t o = 0;
+	ids[0] = '\0';
+	for (size_t i = 0; i < xmset_size(ms) && o < cap; i++) {
+		struct xmset_hit h;
+		cr_assert_eq(xmset_hit(ms, i, &h), STATUS_OK);
+		json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
+		o += (size_t)snprintf(ids + o, cap - o, "%s%lld", i ? " " : "",
+				      (long long)json_integer_value(json_object_get(d,
+									"page_id")));
+		json_decref(d);
+	}
+	xmset_free(ms);
+	xquery_free(q);
+	shard_set_free(set);
+}
+
+/* Waits until searching query finds exactly the pages want ("" for none),
+ * the first through the redirect title via (NULL: not checked), and the
+ * completion term xrt is on exactly the pages xrt_want (NULL: want). */
+static void expect_redirect(struct env *e, const char *query, const char *want,
+			    const char *via, const char *xrt, const char *xrt_want)
+{
+	if (!xrt_want)
+		xrt_want = want;
+	char ids[256], got_via[512], holders[256];
+	double end = now_s() + 60;
+	for (;;) {
+		search_ids(e, query, ids, sizeof ids, got_via, sizeof got_via);
+		term_holders(e, xrt, holders, sizeof holders);
+		bool ok = strcmp(ids, want) == 0 && strcmp(holders, xrt_want) == 0 &&
+			  (!via || strcmp(got_via, via) == 0);
+		if (ok)
+			return;
+		cr_assert(now_s() < end,
+			  "'%s' found '%s' (via '%s'), %s on '%s'; want '%s' (via '%s'), on '%s'; log %s",
+			  query, ids, got_via, xrt, holders, want, via ? via : "-",
+			  xrt_want, e->log);
+		msleep(300);
+	}
+}
+
+Test(worker, redirects_belong_to_their_target)
+{
+	struct env *e = env_start(NULL);
+	worker_start(e);
+	long a = 0, b = 0, g = 0, x = 0;
+	char sa[32], sb[32];
+	mw_edit(e->mw, "Alpha target", "Alpha is about rivers.", &a, NULL);
+	mw_edit(e->mw, "Beta target", "Beta is about bridges.", &b, NULL);
+	snprintf(sa, sizeof sa, "%ld", a);
+	snprintf(sb, sizeof sb, "%ld", b);
+
+	/* A new redirect: its title finds its target, never itself. */
+	mw_edit(e->mw, "Gamma alias", "#REDIRECT [[Alpha target]]", &g, NULL);
+	expect_redirect(e, "gamma", sa, "Gamma alias", "XRTgamma alias", NULL);
+
+	/* Retargeted: the old target lets it go, the new one takes it. */
+	mw_edit(e->mw, "Gamma alias", "#REDIRECT [[Beta target]]", NULL, NULL);
+	expect_redirect(e, "gamma", sb, "Gamma alias", "XRTgamma alias", NULL);
+
+	/* A move that leaves a redirect: the page keeps its id under the new
+	 * title and the old title becomes its redirect.  Gamma now points at
+	 * a redirect (a double redirect): it finds nothing. */
+	mw_move(e->mw, "Beta target", "Delta target", true);
+	expect_redirect(e, "beta", sb, "Beta target", "XRTbeta target", NULL);
+	expect_redirect(e, "delta", sb, "", "XRTdelta target", "");
+	expect_redirect(e, "gamma", "", NULL, "XRTgamma alias", NULL);
+
+	/* Pointed at the moved page again, then deleted. */
+	mw_edit(e->mw, "Gamma alias", "#REDIRECT [[Delta target]]", NULL, NULL);
+	expect_redirect(e, "gamma", sb, "Gamma alias", "XRTgamma alias", NULL);
+	mw_delete(e->mw, "Gamma alias");
+	expect_redirect(e, "gamma", "", NULL, "XRTgamma alias", NULL);
+
+	/* A redirect turned into an article: a document of its own. */
+	mw_edit(e->mw, "Epsilon alias", "#REDIRECT [[Alpha target]]", &x, NULL);
+	expect_redirect(e, "epsilon", sa, "Epsilon alias", "XRTepsilon alias", NULL);
+	mw_edit(e->mw, "Epsilon alias", "Epsilon is an article now.", NULL, NULL);
+	char sx[32];
+	snprintf(sx, sizeof sx, "%ld", x);
+	expect_redirect(e, "epsilon", sx, "", "XRTepsilon alias", "");
+
+	/* The target deleted: its redirects point nowhere. */
+	mw_edit(e->mw, "Zeta alias", "#REDIRECT [[Alpha target]]", NULL, NULL);
+	expect_redirect(e, "zeta", sa, "Zeta alias", "XRTzeta alias", NULL);
+	mw_delete(e->mw, "Alpha target");
+	expect_redirect(e, "zeta", "", NULL, "XRTzeta alias", NULL);
+	expect_redirect(e, "alpha", "", NULL, "XRTalpha target", NULL);
+
+	converge(e, 120);
+	assert_no_dead_letters(e, WIKI);
 	worker_term(e);
 	env_stop(e);
 }
@@ -847,8 +1019,8 @@ Test(worker, rebuild_while_the_worker_runs)
 		      (char *)NULL);
 		_exit(127);
 	}
-	/* A move that leaves a redirect: the worker indexes the redirect
-	 * page, so the rebuild must count it too. */
+	/* A move that leaves a redirect: the redirect page is no document,
+	 * its title joins the moved page's, in the rebuild too. */
 	char from[128];
 	snprintf(from, sizeof from, "%s", w.pages[0].title);
 	mw_move(e->mw, from, "Moved during the rebuild", true);
