@@ -28,6 +28,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "loader.h"
+#include "query.h"
 #include "log.h"
 #include "search.h"
 #include "tool.h"
