@@ -291,6 +291,8 @@ static void add_folded_title(struct shard_doc *doc, const char *prefix,
 	if (*f)
 		shard_doc_add_boolean(doc, prefix, f);
 	free(f);
+}
+
 /* The title without its namespace prefix, as the title field indexes it
  * ("Talk:Foo" is found by "foo"; the namespace is the XNS filter term). */
 static const char *title_text(const char *title, int ns)
