@@ -450,6 +450,8 @@ Test(tools, index_is_not_world_readable, .init = setup_wiki, .fini = teardown,
 	cr_assert_eq(stat(E.data, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0750, "data_dir mode %o", st.st_mode & 0777);
 	free(first);
+}
+
 /* The data "redirects" of the one hit of query, sorted and joined by
  * "|", with its title in *title (static buffer). */
 static const char *hit_redirect(const char *query, const char **via)

@@ -747,6 +747,10 @@ Test(worker, namespace_claimed_by_an_event_deletes_nothing)
 	xadd_json(c, ids[1], ev);
 	redisFree(c);
 	converge(e, 60);
+	worker_term(e);
+	env_stop(e);
+}
+
 /* Runs freshet-search --json for query; returns the page ids found,
  * ascending, as "3 7" ("" for none), and in via the redirect_title of the
  * first hit ("" when none). */
