@@ -450,14 +450,36 @@ static int handle_redis(struct parse *p, const char *key, const char *value)
 	return 1;
 }
 
+/* An integer key of a section: where it goes in struct conf, its range. */
+struct int_key {
+	const char *key;
+	size_t off;
+	long min, max;
+};
+
+/* Sets the int key of table t[0..n) that key names, in [section].  Returns
+ * 1 when set, 0 after fail() on a bad value, -1 when key is not in t. */
+static int set_int_key(struct parse *p, const struct int_key *t, size_t n,
+		       const char *section, const char *key, const char *value)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(key, t[i].key) != 0)
+			continue;
+		int *dst = (int *)((char *)p->cfg + t[i].off);
+		if (!parse_int(value, t[i].min, t[i].max, dst)) {
+			fail(p, "bad value '%s' for %s in [%s]: expected an integer from %ld to %ld",
+			     value, key, section, t[i].min, t[i].max);
+			return 0;
+		}
+		return 1;
+	}
+	return -1;
+}
+
 static int handle_worker(struct parse *p, const char *key, const char *value)
 {
 	struct conf *cfg = p->cfg;
-	static const struct {
-		const char *key;
-		size_t off;
-		long min, max;
-	} ints[] = {
+	static const struct int_key ints[] = {
 		{ "threads", offsetof(struct conf, threads), 0, 1024 },
 		{ "batch", offsetof(struct conf, batch), 1, 100000 },
 		{ "commit_docs", offsetof(struct conf, commit_docs), 1, 10000000 },
@@ -468,17 +490,9 @@ static int handle_worker(struct parse *p, const char *key, const char *value)
 		{ "lease_ms", offsetof(struct conf, lease_ms), 1000, 3600000 },
 		{ "shutdown_timeout_ms", offsetof(struct conf, shutdown_timeout_ms), 0, 3600000 },
 	};
-	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-		if (strcmp(key, ints[i].key) != 0)
-			continue;
-		int *dst = (int *)((char *)cfg + ints[i].off);
-		if (!parse_int(value, ints[i].min, ints[i].max, dst)) {
-			fail(p, "bad value '%s' for %s in [worker]: expected an integer from %ld to %ld",
-			     value, key, ints[i].min, ints[i].max);
-			return 0;
-		}
-		return 1;
-	}
+	int r = set_int_key(p, ints, sizeof ints / sizeof ints[0], "worker", key, value);
+	if (r >= 0)
+		return r;
 	if (strcmp(key, "data_dir") == 0) {
 		if (!*value) {
 			fail(p, "data_dir in [worker] cannot be empty");
@@ -527,11 +541,7 @@ static bool parse_hostport(const char *v, char **host, int *port)
 static int handle_searchd(struct parse *p, const char *key, const char *value)
 {
 	struct conf *cfg = p->cfg;
-	static const struct {
-		const char *key;
-		size_t off;
-		long min, max;
-	} ints[] = {
+	static const struct int_key ints[] = {
 		{ "threads", offsetof(struct conf, searchd_threads), 0, 1024 },
 		{ "max_query_bytes", offsetof(struct conf, searchd_max_query_bytes), 1, 65536 },
 		{ "max_terms", offsetof(struct conf, searchd_max_terms), 1, 1024 },
@@ -540,17 +550,9 @@ static int handle_searchd(struct parse *p, const char *key, const char *value)
 		{ "connection_timeout_s", offsetof(struct conf, searchd_connection_timeout_s), 1, 3600 },
 		{ "shutdown_timeout_ms", offsetof(struct conf, searchd_shutdown_timeout_ms), 0, 3600000 },
 	};
-	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-		if (strcmp(key, ints[i].key) != 0)
-			continue;
-		int *dst = (int *)((char *)cfg + ints[i].off);
-		if (!parse_int(value, ints[i].min, ints[i].max, dst)) {
-			fail(p, "bad value '%s' for %s in [searchd]: expected an integer from %ld to %ld",
-			     value, key, ints[i].min, ints[i].max);
-			return 0;
-		}
-		return 1;
-	}
+	int r = set_int_key(p, ints, sizeof ints / sizeof ints[0], "searchd", key, value);
+	if (r >= 0)
+		return r;
 	if (strcmp(key, "listen") == 0) {
 		if (!parse_hostport(value, &cfg->searchd_host, &cfg->searchd_port)) {
 			fail(p, "bad value '%s' for listen in [searchd]: expected host:port or port",
