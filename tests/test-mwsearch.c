@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ struct env {
 	char data[512];
 	char log[512];
 	char mwlog[512];
+	char token[512];        /* the wiki's $wgFreshetSearchTokenFile, if any */
 	int port;               /* freshet-searchd's */
 	pid_t daemon;
 	pid_t worker;
@@ -164,8 +166,8 @@ static long searchd_requests(const char *endpoint)
 /* --------------------------------------------------------------- setup */
 
 /* Writes freshet.conf: the wiki (two shards, namespaces 0 and 1) and
- * [searchd] on E.port. */
-static void write_conf(void)
+ * [searchd] on E.port, with searchd_extra lines (may be NULL) in it. */
+static void write_conf(const char *searchd_extra)
 {
 	FILE *f = fopen(E.conf, "w");
 	cr_assert_not_null(f);
@@ -173,17 +175,19 @@ static void write_conf(void)
 		"[redis]\nurl = unix://%s\n\n"
 		"[worker]\ndata_dir = %s\nthreads = 2\ncommit_ms = 100\n"
 		"lease_ms = 2000\n\n"
-		"[searchd]\nlisten = 127.0.0.1:%d\nthreads = 2\n\n"
+		"[searchd]\nlisten = 127.0.0.1:%d\nthreads = 2\n%s\n"
 		"[wiki " WIKI "]\napi = %s\nlanguage = en\nshards = 2\n"
 		"namespaces = 0,1\nconcurrency = 4\nrate = 0\n",
-		E.redis->socket, E.data, E.port, mw_api_url(E.mw));
+		E.redis->socket, E.data, E.port, searchd_extra ? searchd_extra : "",
+		mw_api_url(E.mw));
 	fclose(f);
 }
 
 /* Starts Redis and the wiki with the search settings; search_url NULL
- * means freshet-searchd on E.port.  The wiki's id is freshet's wiki name,
- * so $wgFreshetSearchWiki keeps its default. */
-static void setup_with(const char *search_url, double timeout)
+ * means freshet-searchd on E.port; with token, the wiki reads its token
+ * from E.token.  The wiki's id is freshet's wiki name, so
+ * $wgFreshetSearchWiki keeps its default. */
+static void setup_with(const char *search_url, double timeout, bool token)
 {
 	memset(&E, 0, sizeof E);
 	E.dir = test_mkdtemp("mwsearch");
@@ -191,6 +195,7 @@ static void setup_with(const char *search_url, double timeout)
 	snprintf(E.data, sizeof E.data, "%s/data", E.dir);
 	snprintf(E.log, sizeof E.log, "%s/searchd.log", E.dir);
 	snprintf(E.mwlog, sizeof E.mwlog, "%s/freshet-search.log", E.dir);
+	snprintf(E.token, sizeof E.token, "%s/wiki.token", E.dir);
 	E.port = test_free_port();
 	E.redis = test_redis_start();
 	char url[256];
@@ -202,16 +207,18 @@ static void setup_with(const char *search_url, double timeout)
 		 "$wgDisableSearchUpdate = true;\n"
 		 "$wgFreshetSearchUrl = '%s';\n"
 		 "$wgFreshetSearchTimeout = %g;\n"
-		 "$wgDebugLogGroups['FreshetSearch'] = '%s';\n",
-		 search_url ? search_url : url, timeout, E.mwlog);
+		 "$wgDebugLogGroups['FreshetSearch'] = '%s';\n"
+		 "$wgFreshetSearchTokenFile = %s%s%s;\n",
+		 search_url ? search_url : url, timeout, E.mwlog, token ? "'" : "",
+		 token ? E.token : "null", token ? "'" : "");
 	struct mw_opts o = { .wiki_id = WIKI, .lang = "en", .freshet = true,
 			     .redis_socket = E.redis->socket, .partitions = 2,
 			     .settings = settings };
 	E.mw = mw_start(&o);
-	write_conf();
+	write_conf(NULL);
 }
 
-static void setup_searchd(void) { setup_with(NULL, 2); }
+static void setup_searchd(void) { setup_with(NULL, 2, false); }
 
 static void teardown(void)
 {
@@ -547,7 +554,7 @@ static void setup_hostile(const char *route, double timeout)
 	cr_assert_not_null(h);
 	char url[256];
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/%s", hostile_port(h), route);
-	setup_with(url, timeout);
+	setup_with(url, timeout, false);
 	E.hostile = h;
 }
 
@@ -590,5 +597,45 @@ Test(mwsearch, snippets_keep_only_the_searchmatch_markup, .init = setup_markup,
 	cr_assert_null(strstr(pg.body, "<script>alert"), "a script got through");
 	cr_assert_null(strstr(pg.body, "<img src=x"), "an image got through");
 	cr_assert_null(strstr(pg.body, "class=\"evil\""), "a foreign span got through");
+	free(pg.body);
+}
+
+/* Writes line to path (mode 0600). */
+static void write_token(const char *path, const char *line)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	fprintf(f, "%s\n", line);
+	fclose(f);
+	chmod(path, 0600);
+}
+
+static void setup_token(void) { setup_with(NULL, 2, true); }
+
+Test(mwsearch, the_token_file_opens_a_protected_searchd, .init = setup_token,
+     .fini = teardown)
+{
+	char searchd_tok[600], extra[700];
+	snprintf(searchd_tok, sizeof searchd_tok, "%s/searchd.token", E.dir);
+	write_token(searchd_tok, "s3cret-token");
+	snprintf(extra, sizeof extra, "token_file = %s\n", searchd_tok);
+	write_conf(extra);
+	write_token(E.token, "s3cret-token");
+	mw_edit(E.mw, "Okapi", "The okapi is a forest giraffe.", NULL, NULL);
+	reindex_all();
+	daemon_start();
+
+	struct page pg = special_search("okapi");
+	cr_assert_eq(pg.status, 200);
+	cr_assert(strstr(pg.body, "<span class=\"searchmatch\">okapi</span>"),
+		  "no result with the token: %.3000s", pg.body);
+	free(pg.body);
+
+	/* A wrong token: refused, and the reader is told. */
+	write_token(E.token, "wrong-token");
+	pg = special_search("okapi");
+	cr_assert_eq(pg.status, 200);
+	cr_assert(strstr(pg.body, UNAVAILABLE), "%.3000s", pg.body);
+	cr_assert_null(strstr(pg.body, "mw-search-result-heading"));
 	free(pg.body);
 }
