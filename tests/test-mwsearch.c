@@ -243,19 +243,10 @@ static void daemon_start(void)
 {
 	const char *none[] = { NULL };
 	E.daemon = spawn("freshet-searchd", E.log, none);
+	/* Up once it answers anything (starting under ASan takes a while). */
 	char url[256];
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", E.port);
-	for (int i = 0; i < 600; i++) {
-		struct page pg = fetch(url);
-		free(pg.body);
-		if (pg.status)
-			return;
-		int ws;
-		cr_assert_eq(waitpid(E.daemon, &ws, WNOHANG), 0,
-			     "freshet-searchd exited; log in %s", E.log);
-		sleep_ms(50);
-	}
-	cr_assert_fail("freshet-searchd did not answer; log in %s", E.log);
+	test_wait_http(url, E.daemon, E.log);
 }
 
 static void reindex_all(void)
