@@ -27,6 +27,10 @@ char *test_srcpath(const char *rel);
 /* Reads a whole file; returns NULL if it cannot.  Caller frees. */
 char *test_read_file(const char *path, size_t *len);
 
+/* True when the bytes of word are in a regular file under dir, at any
+ * depth (symbolic links are not followed). */
+bool test_dir_holds(const char *dir, const char *word);
+
 /* Returns a page event built from the fixture
  * tests/fixtures/events/<fixture>.json ("create", "edit", "delete",
  * "undelete", "move", "rerender", ...), so that tests send events shaped
