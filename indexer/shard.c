@@ -816,8 +816,9 @@ enum status shard_erase(struct shard *sh, uint64_t page_id)
 	snprintf(term, sizeof term, SHARD_PREFIX_ID "%" PRIu64, page_id);
 	st = xdb_delete(sh->db, term);
 	if (st == STATUS_NOT_FOUND)
-		return shard_fail(sh, STATUS_NOOP, "page %" PRIu64 " is not in %s",
-				  page_id, sh->path);
+		return shard_fail(sh, STATUS_NOOP,
+				  "page %" PRIu64 " is not in %s", page_id,
+				  sh->path);
 	if (st != STATUS_OK)
 		return db_fail(sh, st, sh->path);
 	count_write(sh);
@@ -989,7 +990,8 @@ static int rm_entry(const char *path, const struct stat *sb, int flag,
 /* Removes the directory tree at path; a missing one is no error. */
 static bool rm_tree(const char *path)
 {
-	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 || errno == ENOENT;
+	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ||
+	       errno == ENOENT;
 }
 
 enum status shard_compact(struct shard *sh)
@@ -999,7 +1001,8 @@ enum status shard_compact(struct shard *sh)
 		return st;
 	if (sh->dirty || sh->pending)
 		return shard_fail(sh, STATUS_INVALID,
-				  "%s: compaction with writes pending", sh->path);
+				  "%s: compaction with writes pending",
+				  sh->path);
 	char *tmp = xasprintf("%s.compact", sh->path);
 	/* A copy left by a compaction that died half way. */
 	rm_tree(tmp);
@@ -1011,7 +1014,8 @@ enum status shard_compact(struct shard *sh)
 	}
 	/* One step: a reader opening the shard finds the old database or the
 	 * copy, never nothing. */
-	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, sh->path, RENAME_EXCHANGE) != 0) {
+	int rc = renameat2(AT_FDCWD, tmp, AT_FDCWD, sh->path, RENAME_EXCHANGE);
+	if (rc != 0) {
 		st = shard_fail(sh, STATUS_IO, "exchanging %s and %s: %s", tmp,
 				sh->path, strerror(errno));
 		rm_tree(tmp);
@@ -1025,7 +1029,8 @@ enum status shard_compact(struct shard *sh)
 	st = shard_open(sh, path, SHARD_WAIT_LOCK);
 	free(path);
 	if (st == STATUS_OK && !rm_tree(tmp))
-		st = shard_fail(sh, STATUS_IO, "removing %s: %s", tmp, strerror(errno));
+		st = shard_fail(sh, STATUS_IO, "removing %s: %s", tmp,
+				strerror(errno));
 	free(tmp);
 	return st;
 }

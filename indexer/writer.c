@@ -75,7 +75,7 @@ struct writer {
 	char stream_key[160];
 	char position[STREAM_ID_MAX];  /* last position stored in the shard */
 	bool scrub_pend;       /* a job in pend has scrub set */
-	bool scrub_due;        /* committed scrub jobs wait for a compaction */
+	bool scrub_due;        /* committed scrub jobs wait for compaction */
 	int64_t last_compact;  /* now_ms() of the last compaction, 0: none */
 };
 
@@ -250,14 +250,16 @@ static void writer_scrub(struct writer *w, bool force)
 	const struct writer_env *e = w->env;
 	int64_t t0 = now_ms();
 	if (!w->scrub_due || w->n_pend ||
-	    (!force && w->last_compact && t0 - w->last_compact < SCRUB_GAP_MS) ||
+	    (!force && w->last_compact &&
+	     t0 - w->last_compact < SCRUB_GAP_MS) ||
 	    !lease_valid(e->lease, w->partition))
 		return;
 	enum status st = shard_compact(w->sh);
 	w->last_compact = now_ms();
 	if (st != STATUS_OK) {
-		log_warn("wiki=%s partition=%d action=compact reason=%s", e->wiki->id,
-			 w->partition, log_quote(shard_errmsg(w->sh)));
+		log_warn("wiki=%s partition=%d action=compact reason=%s",
+			 e->wiki->id, w->partition,
+			 log_quote(shard_errmsg(w->sh)));
 		/* A failed reopen leaves the shard closed: open it again
 		 * (closing an open one with nothing pending loses nothing). */
 		shard_close(w->sh);
@@ -266,8 +268,9 @@ static void writer_scrub(struct writer *w, bool force)
 		return;
 	}
 	w->scrub_due = false;
-	log_info("wiki=%s partition=%d action=compact reason=\"hidden pages\" "
-		 "duration_ms=%" PRId64, e->wiki->id, w->partition, w->last_compact - t0);
+	log_info("wiki=%s partition=%d action=compact "
+		 "reason=\"hidden pages\" duration_ms=%" PRId64,
+		 e->wiki->id, w->partition, w->last_compact - t0);
 }
 
 /* Commits what is pending with the position and fencing token, then acks. */

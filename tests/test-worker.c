@@ -1409,7 +1409,8 @@ Test(worker, hidden_text_leaves_the_shard_files)
 	char params[256];
 	snprintf(params, sizeof params,
 		 "action=revisiondelete&type=revision&target=Hidden_two&ids=%ld"
-		 "&hide=content&reason=test", old_rev);
+		 "&hide=content&reason=test",
+		 old_rev);
 	json_t *r = mw_api(e->mw, true, params);
 	cr_assert_null(json_object_get(r, "error"), "revisiondelete: %s",
 		       json_dumps(r, JSON_COMPACT));
@@ -1423,8 +1424,7 @@ Test(worker, hidden_text_leaves_the_shard_files)
 	double took = now_s() - t0;
 	kill(loader, SIGKILL);
 	waitpid(loader, NULL, 0);
-	cr_assert(gone, "hidden text still in the shard files after %.1f s (log %s)", took,
-		  e->log);
+	cr_assert(gone, "hidden text still in the shard files after %.1f s (log %s)", took, e->log);
 	cr_log_info("hidden text gone from the shard files %.1f s after the change", took);
 	search_ids(e, "zqxwintlefarb", ids, sizeof ids, via, sizeof via);
 	cr_assert_str_eq(ids, "");

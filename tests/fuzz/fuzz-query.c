@@ -76,15 +76,19 @@ static void build_index(const char *dir)
 	for (size_t i = 0; i < N_PAGES; i++) {
 		const char *html = page_html[i][2];
 		struct fetch_result r = {
-			.cls = FETCH_OK, .page_id = i + 1, .rev_id = 100 + i,
-			.title = (char *)page_html[i][1], .ns = (int)(i % 2),
-			.language = (char *)page_html[i][0], .html = (char *)html,
+			.cls = FETCH_OK,
+			.page_id = i + 1,
+			.rev_id = 100 + i,
+			.title = (char *)page_html[i][1],
+			.ns = (int)(i % 2),
+			.language = (char *)page_html[i][0],
+			.html = (char *)html,
 			.html_len = strlen(html),
 		};
 		struct shard_doc *doc = NULL;
 		struct document_analysis an;
-		if (document_build(b, &r, "http://wiki.test/w/api.php", 1700000000, &doc,
-				   &an) != STATUS_OK)
+		if (document_build(b, &r, "http://wiki.test/w/api.php", 1700000000, &doc, &an) !=
+		    STATUS_OK)
 			die("document_build", document_builder_errmsg(b));
 		struct shard *w = sh[shard_route(i + 1, SHARDS)];
 		if (shard_check_analyzer(w, an.language, an.name, an.version) != STATUS_OK ||
@@ -114,8 +118,10 @@ static void init(void)
 		die("analyzers", loader_default_dir(NULL));
 	char text[512];
 	snprintf(text, sizeof text,
-		 "[worker]\ndata_dir = %s\n\n[wiki " WIKI "]\napi = http://wiki.test/w/api.php\n"
-		 "language = en\nshards = %d\nnamespaces = 0,1\n", dir, SHARDS);
+		 "[worker]\ndata_dir = %s\n\n[wiki " WIKI
+		 "]\napi = http://wiki.test/w/api.php\n"
+		 "language = en\nshards = %d\nnamespaces = 0,1\n",
+		 dir, SHARDS);
 	cfg = conf_new();
 	if (conf_load_string(cfg, "fuzz-query.conf", text) != STATUS_OK)
 		die("configuration", conf_errmsg(cfg));
@@ -127,8 +133,8 @@ static void init(void)
 /* A call may fail only by refusing the request, with a message. */
 static void check_status(enum status st)
 {
-	if (st != STATUS_OK && (st != STATUS_INVALID || !*searcher_errmsg(se) ||
-				!*searcher_errcode(se)))
+	if (st != STATUS_OK &&
+	    (st != STATUS_INVALID || !*searcher_errmsg(se) || !*searcher_errcode(se)))
 		die(status_str(st), searcher_errmsg(se));
 }
 
@@ -169,13 +175,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	clen = strlen(prefix);
 
 	struct search_request rq = {
-		.wiki = WIKI, .query = query, .query_len = qlen,
-		.ns = ns, .n_ns = n_ns,
-		.offset = data[2] % 16, .limit = 1 + data[1] % 50,
+		.wiki = WIKI,
+		.query = query,
+		.query_len = qlen,
+		.ns = ns,
+		.n_ns = n_ns,
+		.offset = data[2] % 16,
+		.limit = 1 + data[1] % 50,
 		.lang = langs[data[0] % N_LANGS],
 		.max_query_bytes = (size_t)cfg->searchd_max_query_bytes,
 		.max_terms = (size_t)cfg->searchd_max_terms,
-		.hi_start = "<span class=\"searchmatch\">", .hi_end = "</span>",
+		.hi_start = "<span class=\"searchmatch\">",
+		.hi_end = "</span>",
 		.snippet_flags = QUERY_SNIPPET_HTML,
 		.snippet_bytes = 1 + data[0] % 300,
 	};
@@ -186,16 +197,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (res.n_hits > rq.limit || res.total < res.n_hits)
 			die("search", "more hits than the limit or the total");
 		for (size_t i = 0; i < res.n_hits; i++)
-			if (!res.hits[i].data || !res.hits[i].snippet ||
-			    !res.hits[i].title_snippet)
+			if (!res.hits[i].data || !res.hits[i].snippet || !res.hits[i].title_snippet)
 				die("search", "a hit without data or snippet");
 		dump_answer(search_result_json(&res, &rq), "search");
 	}
 	search_result_release(&res);
 
 	struct complete_request cq = {
-		.wiki = WIKI, .query = prefix, .query_len = clen,
-		.ns = ns, .n_ns = n_ns, .limit = 1 + data[1] % 20,
+		.wiki = WIKI,
+		.query = prefix,
+		.query_len = clen,
+		.ns = ns,
+		.n_ns = n_ns,
+		.limit = 1 + data[1] % 20,
 		.max_query_bytes = (size_t)cfg->searchd_max_query_bytes,
 	};
 	struct complete_result cres;
