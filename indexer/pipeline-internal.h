@@ -46,6 +46,8 @@ struct job {
 	char *an_lang, *an_name, *an_version;
 	int64_t t_start;               /* monotonic ms when dispatched */
 	bool upstream;                 /* counted in pipeline.upstream[] */
+	bool scrub;                    /* hidden or suppressed: its text must
+					  leave the shard's files (writer.h) */
 	const char *outcome;           /* static string, set when it ends */
 	const char *reason;            /* why it did not index, or NULL */
 };

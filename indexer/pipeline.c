@@ -376,6 +376,8 @@ static bool on_fetched(struct pipeline *p, struct job *j, struct fetch_result *r
 		return false;
 	case FETCH_MISSING:
 	case FETCH_HIDDEN:
+		if (r->cls == FETCH_HIDDEN)
+			j->scrub = true;
 		if (!redirect_follow_ups(p, j, r, &why)) {
 			pipeline_job_nack(p, j, why, false);
 			return false;
@@ -651,6 +653,12 @@ static void dispatch(struct pipeline *p, struct slot *s)
 	j->expected_rev = ev->kind == EVENT_DELETE || ev->kind == EVENT_RERENDER ||
 				  ev->kind == EVENT_VISIBILITY_CHANGE
 			  ? 0 : (uint64_t)ev->rev_id;
+	/* A revision hidden or suppressed, of this page or of an older
+	 * revision the shard's files may still hold: whatever the fetch
+	 * says, that text must leave the shard at once. */
+	for (size_t i = 0; i < j->n; i++)
+		if (j->entries[i]->event->kind == EVENT_VISIBILITY_CHANGE)
+			j->scrub = true;
 	if (ev->kind != EVENT_DELETE &&
 	    !conf_wiki_indexes(p->wiki, (int)ev->namespace_id)) {
 		/* The event says the page is outside the indexed namespaces

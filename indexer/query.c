@@ -266,8 +266,11 @@ static struct xquery *words_query(struct analyzer *an, const char *text,
 			i++;
 		while (j < stem.count && stem.v[j].pos == pos)
 			j++;
-		qlist_add(&all, word_group(plain.v + i0, i - i0, stem.v + j0,
-					   j - j0, code, lf, b, xstems));
+		/* A list with no term may have no array (a query of
+		 * stopwords has no stems): no offset on a null pointer. */
+		qlist_add(&all, word_group(i > i0 ? plain.v + i0 : NULL, i - i0,
+					   j > j0 ? stem.v + j0 : NULL, j - j0,
+					   code, lf, b, xstems));
 	}
 	analyzer_terms_release(&stem);
 	analyzer_terms_release(&plain);

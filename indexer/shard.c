@@ -805,6 +805,26 @@ enum status shard_delete(struct shard *sh, uint64_t page_id)
 	return STATUS_OK;
 }
 
+enum status shard_erase(struct shard *sh, uint64_t page_id)
+{
+	enum status st;
+	if ((st = need_open(sh, "shard_erase")) != STATUS_OK)
+		return st;
+	if ((st = ensure_txn(sh)) != STATUS_OK)
+		return st;
+	char term[32];
+	snprintf(term, sizeof term, SHARD_PREFIX_ID "%" PRIu64, page_id);
+	st = xdb_delete(sh->db, term);
+	if (st == STATUS_NOT_FOUND)
+		return shard_fail(sh, STATUS_NOOP,
+				  "page %" PRIu64 " is not in %s", page_id,
+				  sh->path);
+	if (st != STATUS_OK)
+		return db_fail(sh, st, sh->path);
+	count_write(sh);
+	return STATUS_OK;
+}
+
 enum status shard_get_rev(struct shard *sh, uint64_t page_id, uint64_t *rev_id)
 {
 	enum status st;
@@ -961,6 +981,57 @@ enum status shard_commit(struct shard *sh, uint64_t token)
 fail:
 	db_fail(sh, st, sh->path);
 	discard(sh);
+	return st;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+		    struct FTW *ftw);
+
+/* Removes the directory tree at path; a missing one is no error. */
+static bool rm_tree(const char *path)
+{
+	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ||
+	       errno == ENOENT;
+}
+
+enum status shard_compact(struct shard *sh)
+{
+	enum status st;
+	if ((st = need_open(sh, "shard_compact")) != STATUS_OK)
+		return st;
+	if (sh->dirty || sh->pending)
+		return shard_fail(sh, STATUS_INVALID,
+				  "%s: compaction with writes pending",
+				  sh->path);
+	char *tmp = xasprintf("%s.compact", sh->path);
+	/* A copy left by a compaction that died half way. */
+	rm_tree(tmp);
+	if ((st = xdb_compact(sh->db, tmp)) != STATUS_OK) {
+		db_fail(sh, st, sh->path);
+		rm_tree(tmp);
+		free(tmp);
+		return st;
+	}
+	/* One step: a reader opening the shard finds the old database or the
+	 * copy, never nothing. */
+	int rc = renameat2(AT_FDCWD, tmp, AT_FDCWD, sh->path, RENAME_EXCHANGE);
+	if (rc != 0) {
+		st = shard_fail(sh, STATUS_IO, "exchanging %s and %s: %s", tmp,
+				sh->path, strerror(errno));
+		rm_tree(tmp);
+		free(tmp);
+		return st;
+	}
+	/* The writer still holds the old files (now at tmp) and their lock:
+	 * close it before removing them, then open the copy. */
+	char *path = xstrdup(sh->path);
+	shard_close(sh);
+	st = shard_open(sh, path, SHARD_WAIT_LOCK);
+	free(path);
+	if (st == STATUS_OK && !rm_tree(tmp))
+		st = shard_fail(sh, STATUS_IO, "removing %s: %s", tmp,
+				strerror(errno));
+	free(tmp);
 	return st;
 }
 

@@ -224,6 +224,13 @@ enum status shard_replace(struct shard *sh, struct shard_doc *d);
  * STATUS_OK (pending commit) or STATUS_NOOP when there was none (or it is
  * dead already). */
 enum status shard_delete(struct shard *sh, uint64_t page_id);
+/* Deletes page_id's document for real, live or dead, without the mark:
+ * for a page whose text must leave the index (hidden or suppressed), where
+ * the cost of a real delete is worth paying now.  STATUS_OK (pending
+ * commit) or STATUS_NOOP when there was none.  The text stays in the
+ * shard's files (freed blocks, the previous revision) until
+ * shard_compact(). */
+enum status shard_erase(struct shard *sh, uint64_t page_id);
 /* Sets *rev_id to the stored (or pending) rev_id of page_id;
  * STATUS_NOT_FOUND when the page is not in the shard (or dead). */
 enum status shard_get_rev(struct shard *sh, uint64_t page_id, uint64_t *rev_id);
@@ -234,6 +241,19 @@ enum status shard_dead_count(struct shard *sh, uint64_t *count);
  * write) and sets *purged to how many.  A purge of n documents costs about
  * what deleting n documents costs, so callers do it when nothing waits. */
 enum status shard_purge(struct shard *sh, size_t max, size_t *purged);
+
+/* Rewrites the shard's last commit into a compacted copy (xapian-compact
+ * without renumbering) beside it, "<path>.compact", exchanges the two
+ * directories in one renameat2(RENAME_EXCHANGE), removes the old files and
+ * opens the shard again.  Nothing of what deletions freed survives in the
+ * shard's files.  A reader keeps the files it opened until it reopens.
+ * Costs about a copy of the shard.  Returns STATUS_OK; STATUS_INVALID when
+ * writes or metadata are pending (commit first); STATUS_IO or a shim
+ * status when the copy or the exchange fails, with the shard left as it
+ * was and still open; or the status of the reopen, with the shard closed
+ * (open it again); or STATUS_IO when the old files could not be removed
+ * (the shard is open on the copy; the message names them). */
+enum status shard_compact(struct shard *sh);
 
 /* Records stream_id as the last applied position of partition (the stream
  * key); committed with the next commit. */

@@ -51,6 +51,13 @@
 #define PURGE_IDLE_MS 1000
 #define PURGE_BATCH 50
 #define PURGE_BACKLOG 2000
+/* A hidden or suppressed page's text must leave the shard's files, which a
+ * delete does not do (freed blocks and the previous revision keep it): the
+ * writer deletes the document for real and, right after the commit that
+ * holds the delete, compacts the shard (shard_compact()).  A compaction
+ * costs about a copy of the shard, so a writer compacts at most once per
+ * SCRUB_GAP_MS; the hidden pages of that time wait for one compaction. */
+#define SCRUB_GAP_MS (5 * 60 * 1000)
 
 struct writer {
 	const struct writer_env *env;
@@ -67,6 +74,9 @@ struct writer {
 	size_t n_checked;
 	char stream_key[160];
 	char position[STREAM_ID_MAX];  /* last position stored in the shard */
+	bool scrub_pend;       /* a job in pend has scrub set */
+	bool scrub_due;        /* committed scrub jobs wait for compaction */
+	int64_t last_compact;  /* now_ms() of the last compaction, 0: none */
 };
 
 /* Compares two stream ids "<ms>-<seq>" numerically. */
@@ -92,6 +102,7 @@ static void writer_abandon(struct writer *w, const char *why, bool nack)
 			pipeline_job_done(e->pipeline, w->pend[i], "dropped", why);
 	}
 	w->n_pend = 0;
+	w->scrub_pend = false;
 }
 
 /* Checks j's analyzer against the one the shard records, once per analyzer
@@ -158,7 +169,10 @@ static void writer_apply(struct writer *w, struct job *j)
 			   : st == STATUS_SKIPPED ? "skipped"
 			   : st == STATUS_NOOP ? "noop" : NULL;
 	} else {
-		st = shard_delete(w->sh, (uint64_t)j->page_id);
+		/* A hidden page's document goes for real, not as a mark that
+		 * keeps its text in the index until an idle moment. */
+		st = j->scrub ? shard_erase(w->sh, (uint64_t)j->page_id)
+			      : shard_delete(w->sh, (uint64_t)j->page_id);
 		j->outcome = st == STATUS_OK ? "deleted" : st == STATUS_NOOP ? "noop" : NULL;
 	}
 	shard_doc_free(j->doc);
@@ -174,6 +188,8 @@ static void writer_apply(struct writer *w, struct job *j)
 		w->pend = xrealloc(w->pend, w->cap_pend * sizeof *w->pend);
 	}
 	w->pend[w->n_pend++] = j;
+	if (j->scrub)
+		w->scrub_pend = true;
 }
 
 /* Opens the writer's shard and loads its stored position.  Returns false
@@ -224,6 +240,37 @@ static bool writer_discard(struct writer *w, const char *why)
 	shard_close(w->sh);
 	writer_abandon(w, why, true);
 	return writer_open_retry(w);
+}
+
+/* Compacts the shard when committed scrub jobs wait for it and the last
+ * compaction is SCRUB_GAP_MS old (or force: the writer is stopping).
+ * Nothing may be pending. */
+static void writer_scrub(struct writer *w, bool force)
+{
+	const struct writer_env *e = w->env;
+	int64_t t0 = now_ms();
+	if (!w->scrub_due || w->n_pend ||
+	    (!force && w->last_compact &&
+	     t0 - w->last_compact < SCRUB_GAP_MS) ||
+	    !lease_valid(e->lease, w->partition))
+		return;
+	enum status st = shard_compact(w->sh);
+	w->last_compact = now_ms();
+	if (st != STATUS_OK) {
+		log_warn("wiki=%s partition=%d action=compact reason=%s",
+			 e->wiki->id, w->partition,
+			 log_quote(shard_errmsg(w->sh)));
+		/* A failed reopen leaves the shard closed: open it again
+		 * (closing an open one with nothing pending loses nothing). */
+		shard_close(w->sh);
+		if (!writer_open_retry(w))
+			atomic_store(&w->state, W_ABORT);
+		return;
+	}
+	w->scrub_due = false;
+	log_info("wiki=%s partition=%d action=compact "
+		 "reason=\"hidden pages\" duration_ms=%" PRId64,
+		 e->wiki->id, w->partition, w->last_compact - t0);
 }
 
 /* Commits what is pending with the position and fencing token, then acks. */
@@ -312,6 +359,11 @@ static void writer_commit(struct writer *w)
 	for (size_t i = 0; i < w->n_pend; i++)
 		pipeline_job_done(e->pipeline, w->pend[i], w->pend[i]->outcome, NULL);
 	w->n_pend = 0;
+	if (w->scrub_pend)
+		w->scrub_due = true;
+	w->scrub_pend = false;
+	/* At once, whatever the load: the next job waits for the compaction. */
+	writer_scrub(w, false);
 }
 
 /* Purges one batch of dead documents and commits it alone (nothing else
@@ -388,6 +440,8 @@ static void *writer_main(void *arg)
 			writer_commit(w);
 			last_commit = now_ms();
 		}
+		if (w->scrub_due && !w->n_pend)
+			writer_scrub(w, state == W_DRAIN);
 		if (state == W_DRAIN && idle && !w->n_pend)
 			break;
 		if (state == W_RUN && idle && !w->n_pend &&

@@ -10,7 +10,8 @@
  *
  *   apply   ACT_REPLACE: shard_replace() (rev guard and no-op check; the
  *           analyzer recorded in the shard must match the document's);
- *           ACT_DELETE: shard_delete() (a dead mark);
+ *           ACT_DELETE: shard_delete() (a dead mark), or for a scrub
+ *           job (below) shard_erase() (a real delete);
  *           ACT_CHECK: when the shard already holds the job's revision the
  *           job needs no fetch and waits for the commit like a write,
  *           otherwise it goes back to the fetch stage.
@@ -34,6 +35,14 @@
  *           "current" or "ignored".
  *   purge   once the partition has been idle for a while, one batch of
  *           dead documents at a time, each committed alone.
+ *   scrub   a job marked scrub (a hidden or suppressed revision of its
+ *           page: a visibility_change event, or a fetch answering that
+ *           the text is hidden) makes the writer compact the shard
+ *           (shard_compact()) right after the commit that holds it,
+ *           whatever the load, so that no file of the shard keeps the
+ *           hidden text; at most once per SCRUB_GAP_MS (writer.c), the
+ *           scrubs of that time waiting for one compaction, and before
+ *           the writer exits when it drains.  Jobs wait while it runs.
  *
  * Lease and fencing: before every commit the writer checks that the
  * partition's lease is still valid; when it is not, the uncommitted

@@ -454,6 +454,22 @@ enum status xdb_purge_value(struct xdb *db, unsigned slot, size_t max,
 	CATCH_ALL(db->err, db->path)
 }
 
+enum status xdb_compact(struct xdb *db, const char *dest)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_compact: database not open");
+	if (db->count != 1)
+		return invalid(db->err, "xdb_compact: a set of databases");
+	try {
+		/* A reader of its own sees the last commit only, and a
+		 * writer's handle is not one Xapian compacts. */
+		Xapian::Database src(db->path);
+		src.compact(dest, Xapian::DBCOMPACT_NO_RENUMBER);
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
 enum status xdb_get(struct xdb *db, const char *unique_term, struct xdoc **doc)
 {
 	if (!db->mode)

@@ -149,6 +149,12 @@ XSHIM_API enum status xdb_delete(struct xdb *db, const char *unique_term);
  * deletions wait for xdb_commit() like any write. */
 XSHIM_API enum status xdb_purge_value(struct xdb *db, unsigned slot,
 				      size_t max, size_t *deleted);
+/* Writes a compacted copy of the committed revision of the single database
+ * db (writer or reader) to the new directory dest, keeping docids.  What
+ * deletions freed in db's files (old blocks, the previous revision) is not
+ * copied.  dest must not exist; a failed call may leave a partial dest for
+ * the caller to remove.  Pending writes of a writer are not in the copy. */
+XSHIM_API enum status xdb_compact(struct xdb *db, const char *dest);
 /* Sets *doc to the document indexed by unique_term, to be freed with
  * xdoc_free().  Its values and data are read at once (they stay valid
  * whatever happens to db); its terms are read lazily, so xdoc_terms() on it

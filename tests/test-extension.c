@@ -267,6 +267,36 @@ Test(extension, lifecycle_events_arrive_in_order_in_the_page_partition)
 	freeReplyObject(r);
 }
 
+/* Hiding an older revision's text announces the page, with its latest
+ * revision and nothing of what was hidden: the worker scrubs its shard. */
+Test(extension, hiding_a_revision_publishes_a_visibility_change)
+{
+	long pid, r1, r2;
+	cr_assert(mw_edit(mw, "Gamma page", "a secret", &pid, &r1));
+	cr_assert(mw_edit(mw, "Gamma page", "no secret", NULL, &r2));
+	wait_total(2);
+	char params[256];
+	snprintf(params, sizeof params,
+		 "action=revisiondelete&type=revision"
+		 "&target=Gamma_page&ids=%ld&hide=content|comment&reason=why",
+		 r1);
+	json_t *r = mw_api(mw, true, params);
+	cr_assert_null(json_object_get(r, "error"), "revisiondelete failed");
+	json_decref(r);
+	wait_total(3);
+	char *key = stream_key(pid, PARTITIONS);
+	json_t *evs = stream_events(key);
+	cr_assert_eq(json_array_size(evs), 3, "%s holds %zu events", key, json_array_size(evs));
+	json_t *e = json_array_get(evs, 2);
+	check_change(e, "visibility_change", "update", pid, "Gamma_page", 0);
+	cr_assert_eq(iget(e, "revision", "rev_id"), r2);
+	cr_assert_null(json_object_get(e, "performer"));
+	cr_assert_null(json_object_get(e, "comment"));
+	cr_assert_null(json_object_get(json_object_get(e, "revision"), "content_slots"));
+	json_decref(evs);
+	free(key);
+}
+
 Test(extension, move_leaving_a_redirect_also_creates_the_redirect)
 {
 	long pid, rid_create;

@@ -225,6 +225,17 @@ Test(query, stopword_does_not_drop_results)
 	cr_assert_str_eq(search(en, "in the lake"), "3");
 }
 
+/* A query of stopwords alone has plain forms and no stem at all (an
+ * empty list, which the fuzzer caught being offset as a null pointer):
+ * it still finds the pages holding the words, in every language. */
+Test(query, query_of_stopwords_only_finds_their_pages)
+{
+	cr_assert_str_eq(search(en, "the in"), "1 3");
+	cr_assert_str_eq(search(de, "die am"), "7");
+	cr_assert_str_eq(search(fr, "du"), "8");
+	cr_assert_str_eq(search(ru, "и"), "5");
+}
+
 Test(query, phrases_match_in_order)
 {
 	cr_assert_str_eq(search(en, "\"old mill\""), "1");

@@ -262,6 +262,60 @@ Test(shard, delete_removes_the_page)
 	shard_free(sh);
 }
 
+/* A hidden page: a real delete, live or marked, and then a compaction
+ * takes its words out of every file of the shard, where a delete alone
+ * leaves them (and the earlier versions of a replaced document). */
+Test(shard, erase_and_compact_remove_the_text_from_the_files)
+{
+	struct shard *sh = open_new("scrub");
+	char *dir = path_of("scrub");
+	for (uint64_t p = 1; p <= 20; p++)
+		cr_assert_eq(put(sh, p, 1, "Filler", "rivers and mills of the plain"), STATUS_OK);
+	cr_assert_eq(put(sh, 21, 1, "Gone", "the zqxlivesecret word"), STATUS_OK);
+	cr_assert_eq(put(sh, 22, 1, "Dead", "the zqxdeadsecret word"), STATUS_OK);
+	cr_assert_eq(put(sh, 23, 1, "Kept", "the zqxoldsecret word"), STATUS_OK);
+	cr_assert_eq(shard_commit(sh, 1), STATUS_OK);
+	cr_assert_eq(put(sh, 23, 2, "Kept", "a new text"), STATUS_OK);
+	cr_assert_eq(shard_delete(sh, 22), STATUS_OK);
+	cr_assert_eq(shard_commit(sh, 1), STATUS_OK);
+	cr_assert_eq(shard_erase(sh, 21), STATUS_OK, "%s", shard_errmsg(sh));
+	cr_assert_eq(shard_erase(sh, 22), STATUS_OK, "a marked page is erased too");
+	cr_assert_eq(shard_erase(sh, 99), STATUS_NOOP);
+	cr_assert_eq(shard_compact(sh), STATUS_INVALID, "compaction with writes pending");
+	cr_assert_eq(shard_commit(sh, 1), STATUS_OK);
+	cr_assert_eq(hits(shard_xdb(sh), "zqxlivesecret"), 0);
+	cr_assert_eq(hits(shard_xdb(sh), "zqxdeadsecret"), 0);
+	uint64_t n = 0;
+	cr_assert_eq(shard_dead_count(sh, &n), STATUS_OK);
+	cr_assert_eq(n, 0);
+	/* What the test must see go. */
+	cr_assert(test_dir_holds(dir, "zqxlivesecret"));
+	cr_assert(test_dir_holds(dir, "zqxoldsecret"));
+
+	cr_assert_eq(shard_compact(sh), STATUS_OK, "%s", shard_errmsg(sh));
+	cr_assert_not(test_dir_holds(dir, "zqxlivesecret"));
+	cr_assert_not(test_dir_holds(dir, "zqxdeadsecret"));
+	cr_assert_not(test_dir_holds(dir, "zqxoldsecret"));
+	/* The same shard, open for writing again, nothing else lost. */
+	uint64_t rev = 0;
+	cr_assert_eq(shard_get_rev(sh, 23, &rev), STATUS_OK, "%s", shard_errmsg(sh));
+	cr_assert_eq(rev, 2);
+	cr_assert_eq(shard_doc_count(sh, &n), STATUS_OK);
+	cr_assert_eq(n, 21);
+	cr_assert_eq(put(sh, 24, 1, "After", "written after the compaction"), STATUS_OK);
+	cr_assert_eq(shard_commit(sh, 2), STATUS_OK, "%s", shard_errmsg(sh));
+	cr_assert_eq(hits(shard_xdb(sh), "compaction"), 1);
+	char *copy = path_of("scrub.compact");
+	struct stat st;
+	cr_assert_neq(stat(copy, &st), 0, "the old files are left at %s", copy);
+	free(copy);
+	free(dir);
+	shard_free(sh);
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "xapian-check %s/scrub >/dev/null 2>&1", tmpdir);
+	cr_assert_eq(system(cmd), 0);
+}
+
 Test(shard, undelete_after_delete_restores_the_same_revision)
 {
 	struct shard *sh = open_new("s");

@@ -1339,3 +1339,99 @@ Test(worker, sigterm_exits_zero_with_everything_acked)
 	wl_free(&w);
 	env_stop(e);
 }
+
+/* Edits the pages in a child process until it is killed: other edits
+ * arrive at the worker all the time (the extension publishes them). */
+static pid_t load_start(struct env *e, const char *const *titles, size_t n)
+{
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		mw_own_connection(e->mw);
+		for (unsigned i = 0;; i++) {
+			char text[128];
+			snprintf(text, sizeof text, "Load edit %u of the river and the mill.", i);
+			mw_edit(e->mw, titles[i % n], text, NULL, NULL);
+		}
+	}
+	return pid;
+}
+
+/* A revision made hidden, of a page that is also deleted, or an older
+ * revision of a live page: within a commit interval (plus the fetch and
+ * the compaction that follows the commit) the page does not match and no
+ * file of the shards holds the text, although other edits never let the
+ * worker idle (the deferred purge of deleted pages would wait). */
+Test(worker, hidden_text_leaves_the_shard_files)
+{
+	struct env *e = env_start(NULL);
+	worker_start(e);
+	const char *load[] = { "Load one", "Load two", "Load three", "Load four",
+			       "Load five", "Load six", "Load seven", "Load eight" };
+	const char *load_text[8];
+	for (int i = 0; i < 8; i++)
+		load_text[i] = "The river floods in spring.";
+	mw_seed(e->mw, 8, load, load_text, NULL, NULL);
+	long gone_id = 0, old_id = 0, old_rev = 0;
+	mw_edit(e->mw, "Hidden one", "The zqxwintlefarb stood by the river.", &gone_id, NULL);
+	mw_edit(e->mw, "Hidden two", "A zqxplumbrovet was seen in town.", &old_id, &old_rev);
+	converge(e, 60);
+	char ids[256], via[64], want[64];
+	search_ids(e, "zqxwintlefarb", ids, sizeof ids, via, sizeof via);
+	snprintf(want, sizeof want, "%ld", gone_id);
+	cr_assert_str_eq(ids, want);
+	/* A later edit replaces the document, yet the shard's files keep
+	 * the old text: what the test must see go. */
+	mw_edit(e->mw, "Hidden two", "Nothing to see here any more.", NULL, NULL);
+	converge(e, 60);
+	char wikidir[600];
+	snprintf(wikidir, sizeof wikidir, "%s/" WIKI, e->data);
+	cr_assert(test_dir_holds(wikidir, "zqxplumbrovet"));
+	cr_assert(test_dir_holds(wikidir, "zqxwintlefarb"));
+
+	/* A plain delete marks the document: the text stays. */
+	mw_delete(e->mw, "Hidden one");
+	msleep(1000);
+	cr_assert(test_dir_holds(wikidir, "zqxwintlefarb"), "a delete scrubbed the text");
+
+	/* While other edits keep coming: the older revision of "Hidden two"
+	 * is hidden (MediaWiki hides no current revision's text), and the
+	 * extension announces it; "Hidden one" gets the visibility_change
+	 * the extension publishes after a suppressed delete (which the API
+	 * cannot make). */
+	pid_t loader = load_start(e, load, 8);
+	msleep(2000);
+	double t0 = now_s();
+	redisContext *c = redis_conn(e);
+	xadd_event(c, WIKI, gone_id % SHARDS, "visibility_change", gone_id, "Hidden_one", 0);
+	redisFree(c);
+	char params[256];
+	snprintf(params, sizeof params,
+		 "action=revisiondelete&type=revision&target=Hidden_two&ids=%ld"
+		 "&hide=content&reason=test",
+		 old_rev);
+	json_t *r = mw_api(e->mw, true, params);
+	cr_assert_null(json_object_get(r, "error"), "revisiondelete: %s",
+		       json_dumps(r, JSON_COMPACT));
+	json_decref(r);
+	bool gone = false;
+	while (!gone && now_s() - t0 < 10) {
+		msleep(200);
+		gone = !test_dir_holds(wikidir, "zqxwintlefarb") &&
+		       !test_dir_holds(wikidir, "zqxplumbrovet");
+	}
+	double took = now_s() - t0;
+	kill(loader, SIGKILL);
+	waitpid(loader, NULL, 0);
+	cr_assert(gone, "hidden text still in the shard files after %.1f s (log %s)", took, e->log);
+	cr_log_info("hidden text gone from the shard files %.1f s after the change", took);
+	search_ids(e, "zqxwintlefarb", ids, sizeof ids, via, sizeof via);
+	cr_assert_str_eq(ids, "");
+	search_ids(e, "zqxplumbrovet", ids, sizeof ids, via, sizeof via);
+	cr_assert_str_eq(ids, "");
+	worker_term(e);
+	assert_xapian_check(e);
+	assert_no_dead_letters(e, WIKI);
+	env_stop(e);
+}

@@ -138,11 +138,12 @@ require_once "\$IP/includes/PlatformSettings.php";
 wfLoadSkin( 'Vector' );
 
 # Test settings: jobs only run when a test asks (maintenance/runJobs.php), page
-# languages live in the database, the administrator may set them, and nothing
-# slows a test down on purpose.
+# languages live in the database, the administrator may set them and hide
+# revisions, and nothing slows a test down on purpose.
 \$wgJobRunRate = 0;
 \$wgPageLanguageUseDB = true;
 \$wgGroupPermissions['sysop']['pagelang'] = true;
+\$wgGroupPermissions['sysop']['deleterevision'] = true;
 \$wgGroupPermissions['sysop']['noratelimit'] = true;
 \$wgRateLimits = [];
 \$wgPasswordAttemptThrottle = false;

@@ -179,6 +179,13 @@ static json_t *call(struct mw *mw, bool post, const char *params, bool token)
 	return j;
 }
 
+void mw_own_connection(struct mw *mw)
+{
+	/* Not curl_easy_cleanup(): it could close the connection on the
+	 * parent's behalf (TLS alerts, HTTP/2 frames).  The child exits. */
+	mw->curl = new_handle(mw);
+}
+
 json_t *mw_api(struct mw *mw, bool post, const char *params)
 {
 	return call(mw, post, params, post);

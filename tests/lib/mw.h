@@ -161,6 +161,11 @@ void mw_seed(struct mw *mw, size_t n, const char *const *titles,
  * a rerender waits a second between the two edits. */
 void mw_run_jobs(struct mw *mw);
 
+/* Gives mw a connection of its own, still logged in: for a child process
+ * after fork(), which must not talk on the connection it shares with its
+ * parent. */
+void mw_own_connection(struct mw *mw);
+
 /* Calls the API as the logged-in Admin.  params is a URL-encoded query
  * string without format ("action=parse&pageid=3&prop=text"); format=json
  * and formatversion=2 are added.  post chooses POST (then a CSRF token is

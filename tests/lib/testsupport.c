@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
@@ -148,6 +149,36 @@ char *test_read_file(const char *path, size_t *len)
 	if (len)
 		*len = n;
 	return data;
+}
+
+bool test_dir_holds(const char *dir, const char *word)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	bool found = false;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char path[1024];
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		struct stat st;
+		if (lstat(path, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			found = test_dir_holds(path, word);
+			continue;
+		}
+		if (!S_ISREG(st.st_mode))
+			continue;
+		size_t len = 0;
+		char *data = test_read_file(path, &len);
+		found = data && memmem(data, len, word, strlen(word));
+		free(data);
+	}
+	closedir(d);
+	return found;
 }
 
 static bool redis_answers(struct test_redis *r)

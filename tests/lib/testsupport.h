@@ -39,6 +39,10 @@ pid_t test_spawn(const char *prog, const char *const *args, const char *logfile)
  * output goes), if process pid exits first or nothing answers in time. */
 void test_wait_http(const char *url, pid_t pid, const char *log);
 
+/* True when the bytes of word are in a regular file under dir, at any
+ * depth (symbolic links are not followed). */
+bool test_dir_holds(const char *dir, const char *word);
+
 /* Returns a page event built from the fixture
  * tests/fixtures/events/<fixture>.json ("create", "edit", "delete",
  * "undelete", "move", "rerender", ...), so that tests send events shaped

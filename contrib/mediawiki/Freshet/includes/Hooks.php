@@ -7,7 +7,12 @@
  *                          not even a rerender); a
  *                          move that leaves a redirect saves the redirect
  *                          through here too, so it becomes a create
- *   PageDeleteComplete  -> delete (a suppressed delete carries no content)
+ *   PageDeleteComplete  -> delete (a suppressed delete carries no content,
+ *                          and is followed by a visibility_change)
+ *   ArticleRevisionVisibilitySet -> visibility_change, when revisions of a
+ *                          page were hidden or shown (revision deletion,
+ *                          suppression): the worker then removes what the
+ *                          hidden text left in the shard's files
  *   ArticleUndelete     -> undelete, prior_state.page.page_id = the archived id
  *   PageMoveComplete    -> move, prior_state.page = the old title,
  *                          created_redirect_page when a redirect was left
@@ -25,6 +30,7 @@ namespace MediaWiki\Extension\Freshet;
 
 use ManualLogEntry;
 use MediaWiki\Deferred\LinksUpdate\LinksDeletionUpdate;
+use MediaWiki\Hook\ArticleRevisionVisibilitySetHook;
 use MediaWiki\Hook\LinksUpdateCompleteHook;
 use MediaWiki\Hook\PageMoveCompleteHook;
 use MediaWiki\Logger\LoggerFactory;
@@ -42,6 +48,7 @@ use Title;
 use WikiPage;
 
 class Hooks implements
+	ArticleRevisionVisibilitySetHook,
 	PageSaveCompleteHook,
 	PageDeleteCompleteHook,
 	ArticleUndeleteHook,
@@ -132,6 +139,34 @@ class Hooks implements
 				EventFactory::revision( $deletedRev, !$suppressed ),
 				$suppressed ? null : $reason );
 			Publisher::schedule( $pageID, $event );
+			if ( $suppressed ) {
+				// The delete alone lets the worker keep the text
+				// until an idle moment; this tells it to scrub.
+				$event = EventFactory::pageChange( 'visibility_change', $title,
+					EventFactory::page( $title, $pageID, $isRedirect ),
+					EventFactory::isoTime( $logEntry->getTimestamp() ), null,
+					EventFactory::revision( $deletedRev, false ) );
+				Publisher::schedule( $pageID, $event );
+			}
+		} );
+	}
+
+	/** @inheritDoc */
+	public function onArticleRevisionVisibilitySet( $title, $ids, $visibilityChangeMap ) {
+		self::guard( __FUNCTION__, static function () use ( $title ) {
+			// Revisions of a live page only: a deleted page's archived
+			// revisions have no page id, and its delete event came before.
+			$pageId = $title->getArticleID();
+			$rev = $pageId ? MediaWikiServices::getInstance()->getRevisionLookup()
+				->getRevisionByTitle( $title ) : null;
+			if ( !$rev ) {
+				return;
+			}
+			// Performer and comment stay out: they may be what was hidden.
+			$event = EventFactory::pageChange( 'visibility_change', $title,
+				EventFactory::pageOfRevision( $title, $pageId, $rev ),
+				EventFactory::isoTime(), null, EventFactory::revision( $rev, false ) );
+			Publisher::schedule( $pageId, $event );
 		} );
 	}
 
