@@ -380,3 +380,79 @@ Test(saneitize, one_pass_repairs_every_kind_of_drift)
 	free(out);
 	env_stop(e);
 }
+
+/* Sum of the worker's metrics samples whose line starts with prefix and
+ * contains needle (NULL: any); -1 when the endpoint does not answer. */
+static double metric_sum(struct env *e, const char *prefix, const char *needle)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "curl -sf http://127.0.0.1:%d/metrics", e->metrics_port);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	double sum = 0;
+	char line[1024];
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, prefix, strlen(prefix)) != 0 || (needle && !strstr(line, needle)))
+			continue;
+		const char *sp = strrchr(line, ' ');
+		if (sp)
+			sum += strtod(sp + 1, NULL);
+	}
+	return pclose(f) == 0 ? sum : -1;
+}
+
+Test(saneitize, worker_loop_resumes_its_pass_after_a_restart)
+{
+	/* A pass over 10 pages and their documents, two per step, spread
+	 * over 20 seconds: about a step a second. */
+	struct env *e = env_start("saneitize_interval_s = 20\nsaneitize_batch = 2\n");
+	const char *titles[9];
+	const char *texts[9];
+	char tb[9][32], xb[9][64];
+	for (int i = 0; i < 9; i++) {
+		snprintf(tb[i], sizeof tb[i], "Loop page %d", i);
+		snprintf(xb[i], sizeof xb[i], "Loop text loopword%c.", 'a' + i);
+		titles[i] = tb[i];
+		texts[i] = xb[i];
+	}
+	long ids[9];
+	mw_seed(e->mw, 9, titles, texts, ids, NULL);
+	build_index(e);
+	drop_doc(e, ids[4]);
+	cr_assert(finds(e, "loopworde", ""));
+
+	worker_start(e);
+	double end = now_s() + 60;
+	while (hash_field(e, "checked") < 6 && now_s() < end)
+		sleep_ms(100);
+	worker_term(e);
+	long long cycle = hash_field(e, "cycle"), started = hash_field(e, "started_ms");
+	long long checked = hash_field(e, "checked");
+	cr_assert_eq(cycle, 1, "the first pass");
+	cr_assert_eq(hash_field(e, "done"), 0, "the pass ended before the restart");
+	cr_assert_geq(checked, 6);
+
+	/* The restarted worker goes on with the same pass. */
+	worker_start(e);
+	end = now_s() + 90;
+	while (hash_field(e, "last_cycle") < 1 && now_s() < end)
+		sleep_ms(200);
+	cr_assert_eq(hash_field(e, "last_cycle"), 1, "the pass did not end; log in %s", e->log);
+	cr_assert_eq(hash_field(e, "last_started_ms"), started,
+		     "the pass began again instead of going on");
+	/* 10 pages (Main Page too) and their documents; the missing one may
+	 * be back before the documents are walked. */
+	long long last_checked = hash_field(e, "last_checked");
+	cr_assert(last_checked == 19 || last_checked == 20, "checked %lld", last_checked);
+	cr_assert_eq(hash_field(e, "last_fix_missing"), 1);
+	end = now_s() + 60;
+	while (!finds(e, "loopworde", "Loop page 4") && now_s() < end)
+		sleep_ms(300);
+	cr_assert(finds(e, "loopworde", "Loop page 4"));
+	/* This run's checks are counted in its metrics. */
+	double m = metric_sum(e, "freshet_saneitize_pages_checked_total{", "wiki=\"" WIKI "\"");
+	cr_assert(m > 0 && m <= last_checked - checked + 2, "checked metric %g", m);
+	worker_term(e);
+	env_stop(e);
+}
