@@ -66,7 +66,9 @@ static void msleep(int ms)
 		;
 }
 
-/* Writes the worker's configuration; extra is appended verbatim. */
+/* Writes the worker's configuration; extra is appended verbatim.  The
+ * consistency loop is off: these tests check what the pipeline alone does
+ * with events (tests/test-saneitize.c tests the loop). */
 static void write_conf(struct env *e, const char *extra)
 {
 	FILE *f = fopen(e->conf, "w");
@@ -78,7 +80,7 @@ static void write_conf(struct env *e, const char *extra)
 		"lease_ms = 2000\nshutdown_timeout_ms = 15000\n"
 		"metrics_listen = 127.0.0.1:%d\n\n"
 		"[wiki " WIKI "]\napi = %s\nlanguage = en\nshards = %d\n"
-		"namespaces = 0\nconcurrency = 4\nrate = 0\n%s",
+		"namespaces = 0\nconcurrency = 4\nrate = 0\nsaneitize_days = 0\n%s",
 		e->redis->socket, e->data, e->metrics_port, mw_api_url(e->mw), SHARDS,
 		extra ? extra : "");
 	fclose(f);
