@@ -616,22 +616,7 @@ TestSuite(worker, .timeout = 900);
  * endpoint does not answer. */
 static double metric_sum(struct env *e, const char *prefix, const char *needle)
 {
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "curl -sf http://127.0.0.1:%d/metrics", e->metrics_port);
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	double sum = 0;
-	char line[1024];
-	while (fgets(line, sizeof line, f)) {
-		if (strncmp(line, prefix, strlen(prefix)) != 0 ||
-		    (needle && !strstr(line, needle)))
-			continue;
-		const char *sp = strrchr(line, ' ');
-		if (sp)
-			sum += strtod(sp + 1, NULL);
-	}
-	return pclose(f) == 0 ? sum : -1;
+	return test_metric_sum(e->metrics_port, prefix, needle);
 }
 
 /* Polls metric_sum() until it equals want (up to timeout_s); returns it. */
