@@ -303,7 +303,10 @@ static void start_worker(const char *wiki, const char *tag)
 		 "[redis]\nurl = redis://127.0.0.1:%d/0\n\n"
 		 "[worker]\ndata_dir = %s\n%s\n"
 		 "[wiki %s]\napi = http://127.0.0.1:%d/w/api.php\n"
-		 "language = en\nshards = %d\nconcurrency = 16\nrate = 0\n",
+		 /* The stored answers hold no page listings: no
+		  * consistency loop. */
+		 "language = en\nshards = %d\nconcurrency = 16\nrate = 0\n"
+		 "saneitize_days = 0\n",
 		 redis_port, data, worker_extra, wiki, api_port, shards);
 	snprintf(path, sizeof path, "%s/freshet-%s.conf", dir, wiki);
 	write_file(path, conf, strlen(conf));

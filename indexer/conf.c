@@ -91,6 +91,8 @@ static void wiki_defaults(struct conf_wiki *w, const char *id)
 	w->concurrency = 8;
 	w->rate = 50;
 	w->user_agent_contact = xstrdup("");
+	w->saneitize_days = 14;
+	w->saneitize_batch = 50;
 }
 
 static void wiki_release(struct conf_wiki *w)
@@ -608,6 +610,43 @@ static enum status load_token(struct parse *p)
 	return STATUS_OK;
 }
 
+/* The consistency loop's keys of [wiki NAME]: returns 1 when key is one
+ * and its value is good, 0 (failed) when its value is bad, -1 when key is
+ * not one of them. */
+static int handle_wiki_saneitize(struct parse *p, const char *key, const char *value)
+{
+	struct conf_wiki *w = p->wiki;
+	int n;
+	if (strcmp(key, "saneitize_days") == 0) {
+		char *end;
+		errno = 0;
+		double d = strtod(value, &end);
+		if (!*value || *end || errno || !(d >= 0 && d <= 3650)) {
+			fail(p, "bad value '%s' for saneitize_days in [wiki %s]: expected days "
+			     "from 0 (off) to 3650", value, w->id);
+			return 0;
+		}
+		w->saneitize_days = d;
+	} else if (strcmp(key, "saneitize_interval_s") == 0) {
+		if (!parse_int(value, 0, 315360000, &n)) {
+			fail(p, "bad value '%s' for saneitize_interval_s in [wiki %s]: expected "
+			     "seconds (0 = use saneitize_days)", value, w->id);
+			return 0;
+		}
+		w->saneitize_interval_s = n;
+	} else if (strcmp(key, "saneitize_batch") == 0) {
+		if (!parse_int(value, 1, 50, &n)) {
+			fail(p, "bad value '%s' for saneitize_batch in [wiki %s]: expected an "
+			     "integer from 1 to 50", value, w->id);
+			return 0;
+		}
+		w->saneitize_batch = n;
+	} else {
+		return -1;
+	}
+	return 1;
+}
+
 static int handle_wiki(struct parse *p, const char *key, const char *value)
 {
 	struct conf_wiki *w = p->wiki;
@@ -669,6 +708,8 @@ static int handle_wiki(struct parse *p, const char *key, const char *value)
 				return 0;
 			}
 		set_str(&w->user_agent_contact, value);
+	} else if ((n = handle_wiki_saneitize(p, key, value)) >= 0) {
+		return n;
 	} else {
 		fail(p, "unknown key '%s' in [wiki %s]", key, w->id);
 		return 0;

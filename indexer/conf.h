@@ -45,6 +45,12 @@ struct conf_wiki {
 	int concurrency;          /* fetches in flight [8] */
 	double rate;              /* fetches per second [50]; 0 = unlimited */
 	char *user_agent_contact; /* appended to the User-Agent [""] */
+	/* The consistency loop (saneitize.h). */
+	double saneitize_days;    /* one pass over the wiki per this many
+	                             days [14]; 0 = off */
+	int saneitize_interval_s; /* the pass's length in seconds instead,
+	                             for tests [0 = saneitize_days] */
+	int saneitize_batch;      /* pages checked per step [50] */
 	int line;                 /* line of its section header; 0 = default */
 };
 

@@ -231,49 +231,60 @@ static void add_revision(struct pagelist_entry *x, json_t *pg)
 		x->rev_timestamp = (int64_t)timegm(&tm);
 }
 
-/* Runs a generator query (query holds everything but the continuation:
- * "action=query&generator=...&prop=info%7Crevisions...") through every
- * continuation the API gives, appending each page with its revision. */
+/* Runs one request of a generator query (query holds everything but the
+ * continuation: "action=query&generator=...&prop=info%7Crevisions..."),
+ * continued by cont ("&key=value..." as the last answer gave it, "" at the
+ * start), appending each page with its revision.  next gets the
+ * continuation of the answer, empty when the API is done. */
+static enum status query_page(struct pagelist *pl, const char *query,
+			      const char *cont, struct pagelist_entries *out,
+			      struct buf *next)
+{
+	struct buf q = BUF_INIT;
+	buf_addf(&q, "%s%s", query, cont);
+	json_t *root;
+	enum status st = get_json(pl, q.data, &root);
+	buf_release(&q);
+	buf_reset(next);
+	if (st != STATUS_OK)
+		return st;
+	json_t *list = json_object_get(json_object_get(root, "query"), "pages");
+	size_t i;
+	json_t *pg;
+	json_array_foreach(list, i, pg) {
+		add_page(out, pg);
+		add_revision(&out->v[out->n - 1], pg);
+	}
+	/* Continue with every key the API gave (gapcontinue, continue). */
+	json_t *c = json_object_get(root, "continue");
+	const char *k;
+	json_t *v;
+	json_object_foreach(c, k, v) {
+		if (!json_is_string(v))
+			continue;
+		char *ek = esc(pl, k), *ev = esc(pl, json_string_value(v));
+		buf_addf(next, "&%s=%s", ek, ev);
+		free(ek);
+		free(ev);
+	}
+	json_decref(root);
+	return STATUS_OK;
+}
+
+/* Runs a generator query through every continuation the API gives. */
 static enum status query_pages(struct pagelist *pl, const char *query,
 			       struct pagelist_entries *out)
 {
-	struct buf cont = BUF_INIT; /* "&key=value..." of the last "continue" */
-	for (;;) {
-		struct buf q = BUF_INIT;
-		buf_addf(&q, "%s%s", query, cont.data);
-		json_t *root;
-		enum status st = get_json(pl, q.data, &root);
-		buf_release(&q);
+	struct buf cont = BUF_INIT, next = BUF_INIT;
+	enum status st;
+	while ((st = query_page(pl, query, cont.data, out, &next)) == STATUS_OK &&
+	       next.len) {
 		buf_reset(&cont);
-		if (st != STATUS_OK) {
-			buf_release(&cont);
-			return st;
-		}
-		json_t *list = json_object_get(json_object_get(root, "query"), "pages");
-		size_t i;
-		json_t *pg;
-		json_array_foreach(list, i, pg) {
-			add_page(out, pg);
-			add_revision(&out->v[out->n - 1], pg);
-		}
-		/* Continue with every key the API gave (gapcontinue, continue). */
-		json_t *c = json_object_get(root, "continue");
-		const char *k;
-		json_t *v;
-		json_object_foreach(c, k, v) {
-			if (!json_is_string(v))
-				continue;
-			char *ek = esc(pl, k), *ev = esc(pl, json_string_value(v));
-			buf_addf(&cont, "&%s=%s", ek, ev);
-			free(ek);
-			free(ev);
-		}
-		json_decref(root);
-		if (!cont.len) {
-			buf_release(&cont);
-			return STATUS_OK;
-		}
+		buf_add(&cont, next.data, next.len);
 	}
+	buf_release(&cont);
+	buf_release(&next);
+	return st;
 }
 
 enum status pagelist_allpages(struct pagelist *pl, int ns, bool redirects,
@@ -284,6 +295,22 @@ enum status pagelist_allpages(struct pagelist *pl, int ns, bool redirects,
 			    ns, redirects ? "all" : "nonredirects");
 	enum status st = query_pages(pl, q, out);
 	free(q);
+	return st;
+}
+
+enum status pagelist_allpages_page(struct pagelist *pl, int ns, int limit,
+				   const char *cont, struct pagelist_entries *out,
+				   char **next)
+{
+	char *q = xasprintf("action=query&generator=allpages&gaplimit=%d&gapnamespace=%d"
+			    "&gapfilterredir=nonredirects&prop=info%%7Crevisions"
+			    "&rvprop=ids%%7Ctimestamp", limit, ns);
+	struct buf nb = BUF_INIT;
+	enum status st = query_page(pl, q, cont ? cont : "", out, &nb);
+	free(q);
+	if (st == STATUS_OK)
+		*next = nb.len ? buf_detach(&nb, NULL) : NULL;
+	buf_release(&nb);
 	return st;
 }
 

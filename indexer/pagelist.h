@@ -59,6 +59,17 @@ const char *pagelist_errmsg(const struct pagelist *pl);
 enum status pagelist_allpages(struct pagelist *pl, int ns, bool redirects,
 			      struct pagelist_entries *out);
 
+/* One request of pagelist_allpages() without redirects: appends up to
+ * `limit` pages (1 .. 500) of namespace ns to `out`, starting at the
+ * continuation `cont` (NULL or "" for the first page; else a *next of an
+ * earlier call, an opaque string of URL parameters).  On STATUS_OK sets
+ * *next (caller frees) to the continuation of the answer, or NULL when the
+ * namespace is done.  For walks that stop and resume (saneitize.h).
+ * Returns as pagelist_allpages(). */
+enum status pagelist_allpages_page(struct pagelist *pl, int ns, int limit,
+				   const char *cont, struct pagelist_entries *out,
+				   char **next);
+
 /* Appends every page that transcludes `title` (a template, or any page
  * used as one: generator=embeddedin, all namespaces, followed to the end),
  * with their latest revision.  For rerendering after a template edit. */

@@ -956,6 +956,12 @@ void xmset_bounds(const struct xmset *mset, uint64_t *lower, uint64_t *upper)
 enum status xdb_terms(struct xdb *db, const char *prefix, size_t max,
 		      xdb_term_fn fn, void *ctx)
 {
+	return xdb_terms_after(db, prefix, NULL, max, fn, ctx);
+}
+
+enum status xdb_terms_after(struct xdb *db, const char *prefix, const char *after,
+			    size_t max, xdb_term_fn fn, void *ctx)
+{
 	if (!db->mode)
 		return invalid(db->err, "xdb_terms: database not open");
 	try {
@@ -963,8 +969,14 @@ enum status xdb_terms(struct xdb *db, const char *prefix, size_t max,
 		std::string p(prefix ? prefix : "");
 		Xapian::Database &d = db->db();
 		size_t n = 0;
-		for (Xapian::TermIterator t = d.allterms_begin(p);
-		     t != d.allterms_end(p); ++t) {
+		Xapian::TermIterator t = d.allterms_begin(p);
+		if (after && *after) {
+			/* skip_to() stops at the first term >= after. */
+			t.skip_to(after);
+			if (t != d.allterms_end(p) && *t == after)
+				++t;
+		}
+		for (; t != d.allterms_end(p); ++t) {
 			if (max && n++ == max)
 				break;
 			std::string term = *t;

@@ -311,6 +311,12 @@ typedef int (*xdb_term_fn)(void *ctx, const char *term, size_t len,
 			   uint64_t docs);
 XSHIM_API enum status xdb_terms(struct xdb *db, const char *prefix,
 				size_t max, xdb_term_fn fn, void *ctx);
+/* As xdb_terms(), starting after the term `after` (NULL or "": from the
+ * first term of prefix), so that a walk over a prefix can resume where it
+ * stopped. */
+XSHIM_API enum status xdb_terms_after(struct xdb *db, const char *prefix,
+				      const char *after, size_t max,
+				      xdb_term_fn fn, void *ctx);
 
 struct xmset_hit {
 	uint32_t docid;   /* global docid (see xdb_add_read for sets) */

@@ -8,7 +8,9 @@
  * own thread.  SIGTERM and SIGINT are blocked in every thread and taken by
  * main with sigtimedwait(): on the first one every pipeline stops reading,
  * finishes, commits and acks what is in flight, and releases its leases;
- * main exits 0 when they all did so within shutdown_timeout_ms.
+ * main exits 0 when they all did so within shutdown_timeout_ms.  Each wiki
+ * whose saneitize_days is not 0 also gets a thread for the consistency loop
+ * (saneitize.h), with its own Redis connection, stopped first.
  */
 #include "config.h" /* autoconf: PACKAGE_VERSION */
 
@@ -29,6 +31,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "redis.h"
+#include "saneitize.h"
 #include "shard.h"
 #include "xmalloc.h"
 
@@ -37,7 +41,44 @@ struct run {
 	pthread_t thread;
 	enum status st;
 	atomic_bool done;
+	struct redis *sr;        /* the consistency loop's connection */
+	struct saneitize *sz;    /* NULL when the loop is off */
+	pthread_t sane_thread;
 };
+
+/* Set once to stop every consistency loop. */
+static atomic_bool sane_stop;
+
+static void *sane_main(void *arg)
+{
+	struct run *r = arg;
+	saneitize_run(r->sz, &sane_stop);
+	return NULL;
+}
+
+/* Starts wiki w's consistency loop in run r, unless it is off. */
+static void sane_start(struct run *r, const struct conf *cfg, const struct conf_wiki *w,
+		       struct metrics *m)
+{
+	if (saneitize_period_ms(w) <= 0)
+		return;
+	struct redis_opts ro = { .url = cfg->redis_url,
+				 .password_file = cfg->redis_password_file,
+				 .connect_timeout_ms = 2000, .read_timeout_ms = 5000 };
+	char err[256];
+	r->sr = redis_new(&ro, err, sizeof err);
+	if (!r->sr) {
+		log_error("wiki=%s action=saneitize reason=%s", w->id, log_quote(err));
+		return;
+	}
+	r->sz = saneitize_new(cfg, w, r->sr, NULL);
+	saneitize_set_metrics(r->sz, m);
+	if (pthread_create(&r->sane_thread, NULL, sane_main, r) != 0) {
+		log_error("wiki=%s action=saneitize reason=\"cannot start a thread\"", w->id);
+		saneitize_free(r->sz);
+		r->sz = NULL;
+	}
+}
 
 /* A stop signal after the first: the worker is draining and ignores it,
  * but says who sent it (async-signal-safe: one write(2) to the log). */
@@ -198,6 +239,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		started++;
+		sane_start(&runs[i], cfg, &cfg->wikis[i], m);
 	}
 
 	/* Wait for a stop signal, or for a pipeline that gave up. */
@@ -222,8 +264,17 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &late, NULL);
 	/* Main takes them from now on (the handler cannot stop anything). */
 	pthread_sigmask(SIG_UNBLOCK, &stopset, NULL);
+	atomic_store(&sane_stop, true);
 	for (size_t i = 0; i < started; i++)
 		pipeline_stop(runs[i].p);
+	for (size_t i = 0; i < started; i++) {
+		if (!runs[i].sz)
+			continue;
+		pthread_join(runs[i].sane_thread, NULL);
+		saneitize_free(runs[i].sz);
+	}
+	for (size_t i = 0; i < started; i++)
+		redis_free(runs[i].sr);
 	for (size_t i = 0; i < started; i++) {
 		pthread_join(runs[i].thread, NULL);
 		if (runs[i].st != STATUS_OK) {

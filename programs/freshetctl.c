@@ -9,6 +9,8 @@
  *   spool replay FILE           the MediaWiki extension's spool, XADDed
  *   check                       xapian-check on every shard
  *   compact                     xapian-compact every shard
+ *   saneitize [--now]           the consistency loop: a new pass at the
+ *                               workers' next step, or a whole pass now
  *
  * Compaction rule: a shard is compacted only while freshetctl itself holds
  * the partition's lease (taken like a worker takes it, renewed during the
@@ -29,6 +31,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,7 @@
 #include "event.h"
 #include "lease.h"
 #include "redis.h"
+#include "saneitize.h"
 #include "shard.h"
 #include "stream-ops.h"
 #include "stream.h"
@@ -64,6 +68,10 @@ static void usage(FILE *out)
 		"  spool replay FILE             add the events of an extension spool file\n"
 		"  check                         xapian-check every shard of the live generation\n"
 		"  compact                       xapian-compact every shard (workers pause)\n"
+		"  saneitize [--now]             compare the wiki with its index and enqueue\n"
+		"                                repairs: a new pass at the workers' next step,\n"
+		"                                or with --now a whole pass at once, printing\n"
+		"                                each repair (needs one wiki)\n"
 		"\n"
 		"  --config FILE  configuration (default: $FRESHET_CONFIG, else built-in defaults)\n"
 		"  --wiki WIKI    one wiki (default: every configured wiki; dead needs one\n"
@@ -141,6 +149,74 @@ static void fmt_time(char *b, size_t n, int64_t t)
 }
 
 /* ------------------------------------------------------------- status */
+
+/* The fix counts as JSON. */
+static json_t *fixes_json(const uint64_t *fixes)
+{
+	json_t *o = json_object();
+	for (int f = 0; f < SANEITIZE_FIX__COUNT; f++)
+		json_object_set_new(o, saneitize_fix_str(f), json_integer((json_int_t)fixes[f]));
+	return o;
+}
+
+/* The fix counts as text: "missing 0, stale 1, moved 0, ghost 2". */
+static void fixes_text(const uint64_t *fixes, char *b, size_t n)
+{
+	size_t len = 0;
+	b[0] = '\0';
+	for (int f = 0; f < SANEITIZE_FIX__COUNT && len < n; f++)
+		len += (size_t)snprintf(b + len, n - len, "%s%s %llu", f ? ", " : "",
+					saneitize_fix_str(f), (unsigned long long)fixes[f]);
+}
+
+/* The consistency loop's line of wiki w: prints it, or returns it as JSON
+ * (NULL when printed). */
+static json_t *status_saneitize(struct ctx *c, const struct conf_wiki *w, bool json,
+				int *rc)
+{
+	struct saneitize_state s;
+	if (saneitize_load(c->redis, w->id, &s) != STATUS_OK) {
+		fprintf(stderr, PROG ": %s: redis: %s\n", w->id, redis_errmsg(c->redis));
+		*rc = TOOL_EXIT_FAIL;
+		return json ? json_null() : NULL;
+	}
+	int64_t period = saneitize_period_ms(w);
+	char fx[128], lfx[128], last[32];
+	fixes_text(s.fixes, fx, sizeof fx);
+	fixes_text(s.last_fixes, lfx, sizeof lfx);
+	fmt_time(last, sizeof last, s.last_end_ms / 1000);
+	json_t *o = NULL;
+	if (json) {
+		o = json_object();
+		json_object_set_new(o, "period_s", json_real((double)period / 1000));
+		json_object_set_new(o, "cycle", json_integer(s.cycle));
+		json_object_set_new(o, "progress", json_real(saneitize_progress(&s)));
+		json_object_set_new(o, "checked", json_integer((json_int_t)s.checked));
+		json_object_set_new(o, "fixes", fixes_json(s.fixes));
+		json_t *lp = json_null();
+		if (s.last_cycle) {
+			lp = json_object();
+			json_object_set_new(lp, "cycle", json_integer(s.last_cycle));
+			json_object_set_new(lp, "end", json_string(last));
+			json_object_set_new(lp, "checked", json_integer((json_int_t)s.last_checked));
+			json_object_set_new(lp, "fixes", fixes_json(s.last_fixes));
+		}
+		json_object_set_new(o, "last_pass", lp);
+	} else {
+		printf("  saneitize: %s", period ? "" : "off in the configuration; ");
+		if (!s.cycle)
+			printf("no pass yet\n");
+		else
+			printf("pass %lld %.0f%% (%llu checked; fixes: %s)\n", (long long)s.cycle,
+			       saneitize_progress(&s), (unsigned long long)s.checked, fx);
+		if (s.last_cycle)
+			printf("  last full pass: %lld, ended %s (%llu checked; fixes: %s)\n",
+			       (long long)s.last_cycle, last,
+			       (unsigned long long)s.last_checked, lfx);
+	}
+	saneitize_state_free(&s);
+	return o;
+}
 
 static int cmd_status(struct ctx *c, bool json)
 {
@@ -258,7 +334,9 @@ static int cmd_status(struct ctx *c, bool json)
 				}
 			}
 		}
+		json_t *jsane = status_saneitize(c, w, json, &rc);
 		if (json) {
+			json_object_set_new(jw, "saneitize", jsane);
 			json_object_set_new(jw, "partitions", jparts);
 			json_object_set_new(jw, "dead_letters", json_integer(dead));
 			json_object_set_new(jw, "generation", gen ? json_string(gen) : json_null());
@@ -624,10 +702,14 @@ static int check_one(struct ctx *c, const struct conf_wiki *w, unsigned n,
 
 static volatile sig_atomic_t stop_requested;
 
+/* The same, for saneitize_pass(). */
+static atomic_bool sane_stop;
+
 static void on_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
+	atomic_store(&sane_stop, true);
 }
 
 /* The take-over's wait (lease_take_over()): until a signal arrives. */
@@ -782,6 +864,59 @@ out:
 
 /* ---------------------------------------------------------------- main */
 
+/* ------------------------------------------------------------ saneitize */
+
+static void print_fix(void *arg, enum saneitize_fix kind, int64_t page_id, int ns,
+		      const char *title)
+{
+	(void)arg;
+	printf("%-8s page %lld (namespace %d) %s\n", saneitize_fix_str(kind),
+	       (long long)page_id, ns, tty(title, -1));
+	fflush(stdout);
+}
+
+static int cmd_saneitize(struct ctx *c, int argc, char **argv)
+{
+	bool now = false;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--now") == 0) {
+			now = true;
+		} else if (strcmp(argv[i], "--wiki") == 0 && i + 1 < argc) {
+			c->wiki = argv[++i];
+		} else {
+			fprintf(stderr, PROG ": saneitize: unknown argument %s\n", argv[i]);
+			return TOOL_EXIT_USAGE;
+		}
+	}
+	const struct conf_wiki *w = tool_wiki(PROG, c->cfg, c->wiki);
+	if (!now) {
+		if (saneitize_reset(c->redis, w->id) != STATUS_OK) {
+			fprintf(stderr, PROG ": %s: redis: %s\n", w->id, redis_errmsg(c->redis));
+			return TOOL_EXIT_FAIL;
+		}
+		printf("%s: a new pass starts at the workers' next step\n", w->id);
+		return TOOL_EXIT_OK;
+	}
+	struct saneitize *sz = saneitize_new(c->cfg, w, c->redis, NULL);
+	saneitize_on_fix(sz, print_fix, NULL);
+	enum status st = saneitize_pass(sz, c->cfg->lease_ms, &sane_stop);
+	int rc = TOOL_EXIT_OK;
+	if (st != STATUS_OK) {
+		fprintf(stderr, PROG ": %s: saneitize: %s\n", w->id, saneitize_errmsg(sz));
+		rc = st == STATUS_CONFIG ? TOOL_EXIT_USAGE : TOOL_EXIT_FAIL;
+	}
+	saneitize_free(sz);
+	struct saneitize_state s;
+	if (rc == TOOL_EXIT_OK && saneitize_load(c->redis, w->id, &s) == STATUS_OK) {
+		char fx[128];
+		fixes_text(s.last_fixes, fx, sizeof fx);
+		printf("%s: pass %lld checked %llu pages and documents; fixes: %s\n", w->id,
+		       (long long)s.last_cycle, (unsigned long long)s.last_checked, fx);
+		saneitize_state_free(&s);
+	}
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	/* The index is not for other users, whatever the shell's umask. */
@@ -821,7 +956,7 @@ int main(int argc, char **argv)
 	}
 	if (!((strcmp(cmd, "status") == 0 && cargc == 0) || strcmp(cmd, "dead") == 0 ||
 	      strcmp(cmd, "spool") == 0 || (strcmp(cmd, "check") == 0 && cargc == 0) ||
-	      (strcmp(cmd, "compact") == 0 && cargc == 0))) {
+	      (strcmp(cmd, "compact") == 0 && cargc == 0) || strcmp(cmd, "saneitize") == 0)) {
 		fprintf(stderr, PROG ": unknown command or arguments: %s\n", cmd);
 		usage(stderr);
 		return TOOL_EXIT_USAGE;
@@ -844,6 +979,8 @@ int main(int argc, char **argv)
 		rc = cmd_spool(&c, cargc, cargv);
 	else if (strcmp(cmd, "check") == 0)
 		rc = each_shard(&c, check_one);
+	else if (strcmp(cmd, "saneitize") == 0)
+		rc = cmd_saneitize(&c, cargc, cargv);
 	else
 		rc = each_shard(&c, compact_one);
 	redis_free(c.redis);

@@ -514,3 +514,28 @@ out:
 	free(waiting);
 	return st;
 }
+
+/* ---------------------------------------------------------- plain locks */
+
+enum status lease_lock(struct redis *r, const char *key, const char *owner,
+		       int ttl_ms)
+{
+	enum status st;
+	redisReply *rep = redis_command(r, &st, "EVAL %s 1 %s %s %d", ACQUIRE_LUA, key,
+					owner, ttl_ms);
+	if (!rep)
+		return st;
+	long long t = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+	freeReplyObject(rep);
+	return t > 0 ? STATUS_OK : STATUS_LOCKED;
+}
+
+enum status lease_unlock(struct redis *r, const char *key, const char *owner)
+{
+	enum status st;
+	redisReply *rep = redis_command(r, &st, "EVAL %s 1 %s %s", RELEASE_LUA, key, owner);
+	if (!rep)
+		return st;
+	freeReplyObject(rep);
+	return STATUS_OK;
+}

@@ -186,4 +186,17 @@ const char *lease_owner(const struct lease *l);
 /* Last error message (never NULL). */
 const char *lease_errmsg(const struct lease *l);
 
+/* ---------------------------------------------------------- plain locks */
+
+/* A lock on any key with the lease's rules, for work that one process at a
+ * time may do (the consistency loop, saneitize.h): the key holds owner's
+ * token for ttl_ms (SET NX PX); taking it again while ours renews it.
+ * Returns STATUS_OK, STATUS_LOCKED when another owner holds it,
+ * STATUS_TRANSIENT (or STATUS_INVALID) with redis_errmsg(r) when Redis
+ * failed.  r, key and owner are borrowed for the call. */
+enum status lease_lock(struct redis *r, const char *key, const char *owner,
+		       int ttl_ms);
+/* Drops the lock if owner holds it (compare-and-delete). */
+enum status lease_unlock(struct redis *r, const char *key, const char *owner);
+
 #endif

@@ -368,3 +368,24 @@ Test(conf, searchd_section)
 		conf_free(cfg);
 	}
 }
+
+Test(conf, saneitize_keys)
+{
+	struct conf *cfg = load("[wiki w]\n", STATUS_OK);
+	cr_assert_float_eq(cfg->wikis[0].saneitize_days, 14, 1e-9);
+	cr_assert_eq(cfg->wikis[0].saneitize_interval_s, 0);
+	cr_assert_eq(cfg->wikis[0].saneitize_batch, 50);
+	conf_free(cfg);
+	cfg = load("[wiki w]\nsaneitize_days = 0.5\nsaneitize_interval_s = 30\n"
+		   "saneitize_batch = 5\n", STATUS_OK);
+	cr_assert_float_eq(cfg->wikis[0].saneitize_days, 0.5, 1e-9);
+	cr_assert_eq(cfg->wikis[0].saneitize_interval_s, 30);
+	cr_assert_eq(cfg->wikis[0].saneitize_batch, 5);
+	conf_free(cfg);
+	expect_error("[wiki w]\nsaneitize_days = -1\n",
+		     "freshet.conf:2: bad value '-1' for saneitize_days in [wiki w]: expected days from 0 (off) to 3650");
+	expect_error("[wiki w]\nsaneitize_batch = 51\n",
+		     "freshet.conf:2: bad value '51' for saneitize_batch in [wiki w]: expected an integer from 1 to 50");
+	expect_error("[wiki w]\nsaneitize_interval_s = x\n",
+		     "freshet.conf:2: bad value 'x' for saneitize_interval_s in [wiki w]: expected seconds (0 = use saneitize_days)");
+}

@@ -57,7 +57,8 @@ static void msleep(int ms)
 		;
 }
 
-/* Writes freshet.conf: the wiki (two shards, namespaces 0 and 1) and
+/* Writes freshet.conf: the wiki (two shards, namespaces 0 and 1, no
+ * consistency loop: the worker applies only the tests' changes) and
  * [searchd] on E.port, with extra lines appended to [searchd]. */
 static void write_conf(const char *searchd_extra)
 {
@@ -70,7 +71,7 @@ static void write_conf(const char *searchd_extra)
 		"[searchd]\nlisten = 127.0.0.1:%d\nthreads = 2\n"
 		"max_connections = 600\nconnection_timeout_s = 30\n%s\n"
 		"[wiki " WIKI "]\napi = %s\nlanguage = en\nshards = 2\n"
-		"namespaces = 0,1\nconcurrency = 4\nrate = 0\n",
+		"namespaces = 0,1\nconcurrency = 4\nrate = 0\nsaneitize_days = 0\n",
 		E.redis ? E.redis->socket : "/nonexistent", E.data, E.port,
 		searchd_extra ? searchd_extra : "",
 		E.mw ? mw_api_url(E.mw) : "http://127.0.0.1:9/api.php");

@@ -509,3 +509,39 @@ Test(shim, combined_readers_interleave_docids)
 	free(b);
 	free(c);
 }
+
+/* Appends each term to the string ctx (256 bytes), space-separated. */
+static int join_term(void *ctx, const char *term, size_t len, uint64_t docs)
+{
+	(void)docs;
+	char *out = ctx;
+	size_t n = strlen(out);
+	snprintf(out + n, 256 - n, "%s%.*s", n ? " " : "", (int)len, term);
+	return 0;
+}
+
+Test(shim, term_walk_resumes_after_a_term)
+{
+	char *path = path_in("terms");
+	struct xdb *db = xdb_new();
+	cr_assert_eq(xdb_open_write(db, path, XDB_CREATE), STATUS_OK, "%s", xdb_errmsg(db));
+	put(db, 1, "one");
+	put(db, 2, "two");
+	put(db, 10, "ten");
+	cr_assert_eq(xdb_commit(db), STATUS_OK);
+	char out[256] = "";
+	cr_assert_eq(xdb_terms_after(db, "Q", NULL, 0, join_term, out), STATUS_OK);
+	cr_assert_str_eq(out, "Q1 Q10 Q2");
+	out[0] = '\0';
+	cr_assert_eq(xdb_terms_after(db, "Q", "Q1", 0, join_term, out), STATUS_OK);
+	cr_assert_str_eq(out, "Q10 Q2");
+	out[0] = '\0';
+	/* A term that is gone: the walk goes on with the next one. */
+	cr_assert_eq(xdb_terms_after(db, "Q", "Q11", 1, join_term, out), STATUS_OK);
+	cr_assert_str_eq(out, "Q2");
+	out[0] = '\0';
+	cr_assert_eq(xdb_terms_after(db, "Q", "Q2", 0, join_term, out), STATUS_OK);
+	cr_assert_str_eq(out, "");
+	xdb_free(db);
+	free(path);
+}

@@ -66,7 +66,9 @@ static void msleep(int ms)
 		;
 }
 
-/* Writes the worker's configuration; extra is appended verbatim. */
+/* Writes the worker's configuration; extra is appended verbatim.  The
+ * consistency loop is off: these tests check what the pipeline alone does
+ * with events (tests/test-saneitize.c tests the loop). */
 static void write_conf(struct env *e, const char *extra)
 {
 	FILE *f = fopen(e->conf, "w");
@@ -78,7 +80,7 @@ static void write_conf(struct env *e, const char *extra)
 		"lease_ms = 2000\nshutdown_timeout_ms = 15000\n"
 		"metrics_listen = 127.0.0.1:%d\n\n"
 		"[wiki " WIKI "]\napi = %s\nlanguage = en\nshards = %d\n"
-		"namespaces = 0\nconcurrency = 4\nrate = 0\n%s",
+		"namespaces = 0\nconcurrency = 4\nrate = 0\nsaneitize_days = 0\n%s",
 		e->redis->socket, e->data, e->metrics_port, mw_api_url(e->mw), SHARDS,
 		extra ? extra : "");
 	fclose(f);
@@ -614,22 +616,7 @@ TestSuite(worker, .timeout = 900);
  * endpoint does not answer. */
 static double metric_sum(struct env *e, const char *prefix, const char *needle)
 {
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "curl -sf http://127.0.0.1:%d/metrics", e->metrics_port);
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	double sum = 0;
-	char line[1024];
-	while (fgets(line, sizeof line, f)) {
-		if (strncmp(line, prefix, strlen(prefix)) != 0 ||
-		    (needle && !strstr(line, needle)))
-			continue;
-		const char *sp = strrchr(line, ' ');
-		if (sp)
-			sum += strtod(sp + 1, NULL);
-	}
-	return pclose(f) == 0 ? sum : -1;
+	return test_metric_sum(e->metrics_port, prefix, needle);
 }
 
 /* Polls metric_sum() until it equals want (up to timeout_s); returns it. */

@@ -328,3 +328,23 @@ char *test_event(const char *fixture, const char *wiki, long page_id,
 	json_decref(ev);
 	return s;
 }
+
+double test_metric_sum(int port, const char *prefix, const char *needle)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "curl -sf http://127.0.0.1:%d/metrics", port);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	double sum = 0;
+	char line[1024];
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, prefix, strlen(prefix)) != 0 ||
+		    (needle && !strstr(line, needle)))
+			continue;
+		const char *sp = strrchr(line, ' ');
+		if (sp)
+			sum += strtod(sp + 1, NULL);
+	}
+	return pclose(f) == 0 ? sum : -1;
+}

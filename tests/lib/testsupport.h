@@ -78,4 +78,10 @@ void test_redis_resume(struct test_redis *r);
 /* Stops the server, removes its directory and frees r.  NULL is a no-op. */
 void test_redis_stop(struct test_redis *r);
 
+/* The sum of the samples of a program's Prometheus endpoint
+ * (http://127.0.0.1:<port>/metrics) whose line starts with prefix (a name
+ * and its opening brace) and contains needle (NULL: any); -1 when the
+ * endpoint does not answer. */
+double test_metric_sum(int port, const char *prefix, const char *needle);
+
 #endif
