@@ -178,7 +178,7 @@ static void write_conf(const char *searchd_extra)
 		"[searchd]\nlisten = 127.0.0.1:%d\nthreads = 2\n%s\n"
 		"[wiki " WIKI
 		"]\napi = %s\nlanguage = en\nshards = 2\n"
-		"namespaces = 0,1\nconcurrency = 4\nrate = 0\n",
+		"namespaces = 0,1\nconcurrency = 4\nrate = 0\nsaneitize_days = 0\n",
 		E.redis->socket, E.data, E.port, searchd_extra ? searchd_extra : "",
 		mw_api_url(E.mw));
 	fclose(f);
