@@ -47,6 +47,7 @@ struct parse {
 	bool failed;
 	int password_line;
 	int token_line;
+	int sentinels_line;
 };
 
 static void fail(struct parse *p, const char *fmt, ...)
@@ -443,6 +444,21 @@ static int handle_redis(struct parse *p, const char *key, const char *value)
 	} else if (strcmp(key, "password_file") == 0) {
 		set_str(&cfg->redis_password_file, value);
 		p->password_line = p->line;
+	} else if (strcmp(key, "sentinels") == 0) {
+		char (*hosts)[256] = xcalloc(REDIS_MAX_SENTINELS, sizeof *hosts);
+		int ports[REDIS_MAX_SENTINELS], n;
+		char rerr[512];
+		enum status st = !*value ? STATUS_OK
+			: redis_sentinels_parse(value, hosts, ports, &n, rerr, sizeof rerr);
+		free(hosts);
+		if (st != STATUS_OK) {
+			fail(p, "bad sentinels in [redis]: %s", rerr);
+			return 0;
+		}
+		set_str(&cfg->redis_sentinels, value);
+		p->sentinels_line = p->line;
+	} else if (strcmp(key, "master_name") == 0) {
+		set_str(&cfg->redis_master_name, value);
 	} else {
 		fail(p, "unknown key '%s' in [redis]", key);
 		return 0;
@@ -733,6 +749,11 @@ static enum status run(struct parse *p)
 	}
 	if (p->failed)
 		return STATUS_CONFIG;
+	if (*cfg->redis_sentinels && !*cfg->redis_master_name) {
+		p->line = p->sentinels_line;
+		fail(p, "sentinels in [redis] need a master_name");
+		return STATUS_CONFIG;
+	}
 	enum status st = load_token(p);
 	if (st != STATUS_OK)
 		return st;
@@ -782,6 +803,8 @@ struct conf *conf_new(void)
 	const char *why;
 	parse_redis_url(cfg, cfg->redis_url, &why);
 	cfg->redis_password_file = xstrdup("");
+	cfg->redis_sentinels = xstrdup("");
+	cfg->redis_master_name = xstrdup("");
 	cfg->data_dir = xstrdup(CONF_DEFAULT_DATA_DIR);
 	cfg->analyzer_dir = xstrdup("");
 	cfg->threads = 0;
@@ -852,6 +875,8 @@ void conf_free(struct conf *cfg)
 	free(cfg->redis_socket);
 	free(cfg->redis_password_file);
 	free(cfg->redis_password);
+	free(cfg->redis_sentinels);
+	free(cfg->redis_master_name);
 	free(cfg->data_dir);
 	free(cfg->analyzer_dir);
 	free(cfg->metrics_listen);

@@ -60,6 +60,8 @@ struct conf {
 	char *redis_password_file;/* [""] */
 	char *redis_password;     /* from FRESHET_REDIS_PASSWORD, else the first
 	                             line of password_file, else NULL */
+	char *redis_sentinels;    /* "host:port,...", or "" to use url [""] */
+	char *redis_master_name;  /* the primary's name at the sentinels [""] */
 
 	/* [worker] */
 	char *data_dir;           /* ["/var/lib/freshet"] */

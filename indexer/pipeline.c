@@ -883,7 +883,9 @@ static enum status setup(struct pipeline *p)
 	struct redis_opts ro = { .url = cfg->redis_url,
 				 .password_file = cfg->redis_password_file,
 				 .connect_timeout_ms = 2000,
-				 .read_timeout_ms = 5000 };
+				 .read_timeout_ms = 5000,
+				 .sentinels = cfg->redis_sentinels,
+				 .master_name = cfg->redis_master_name };
 	p->ctl = redis_new(&ro, err, sizeof err);
 	p->lr = p->ctl ? redis_new(&ro, err, sizeof err) : NULL;
 	p->mr = p->lr ? redis_new(&ro, err, sizeof err) : NULL;

@@ -368,3 +368,18 @@ Test(conf, searchd_section)
 		conf_free(cfg);
 	}
 }
+
+Test(conf, redis_sentinels)
+{
+	struct conf *cfg = load("[redis]\nsentinels = 10.0.0.1:26379, 10.0.0.2:26380\n"
+				"master_name = freshet\n", STATUS_OK);
+	cr_assert_str_eq(cfg->redis_sentinels, "10.0.0.1:26379, 10.0.0.2:26380");
+	cr_assert_str_eq(cfg->redis_master_name, "freshet");
+	conf_free(cfg);
+	expect_error("[redis]\nsentinels = 10.0.0.1\nmaster_name = m\n",
+		     "freshet.conf:2: bad sentinels in [redis]: sentinel '10.0.0.1' is not host:port");
+	expect_error("[redis]\nsentinels = a:1,b:99999\nmaster_name = m\n",
+		     "freshet.conf:2: bad sentinels in [redis]: sentinel 'b:99999' is not host:port");
+	expect_error("[redis]\nurl = redis://127.0.0.1/0\nsentinels = a:1,b:2\n",
+		     "freshet.conf:3: sentinels in [redis] need a master_name");
+}
