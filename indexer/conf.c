@@ -92,6 +92,44 @@ static void wiki_defaults(struct conf_wiki *w, const char *id)
 	w->concurrency = 8;
 	w->rate = 50;
 	w->user_agent_contact = xstrdup("");
+	w->remote_timeout_ms = 2000;
+}
+
+static void free_remotes(struct conf_wiki *w)
+{
+	for (size_t i = 0; i < w->n_search_remotes; i++)
+		free(w->search_remotes[i]);
+	free(w->search_remotes);
+	w->search_remotes = NULL;
+	w->n_search_remotes = 0;
+}
+
+static bool parse_int(const char *v, long min, long max, int *out);
+
+/* Parses "local" or "remote host:port,host:port,..." into w. */
+static bool parse_search(struct conf_wiki *w, const char *value)
+{
+	free_remotes(w);
+	if (strcmp(value, "local") == 0)
+		return true;
+	if (strncmp(value, "remote", 6) != 0 || (value[6] != ' ' && value[6] != '\t'))
+		return false;
+	char *list = xstrdup(value + 7), *save = NULL;
+	bool ok = true;
+	for (char *t = strtok_r(list, ", \t", &save); t && ok; t = strtok_r(NULL, ", \t", &save)) {
+		const char *colon = strrchr(t, ':');
+		int port;
+		ok = colon && colon != t && parse_int(colon + 1, 1, 65535, &port);
+		w->search_remotes = xrealloc(w->search_remotes,
+					     (w->n_search_remotes + 1) * sizeof *w->search_remotes);
+		w->search_remotes[w->n_search_remotes++] = xstrdup(t);
+	}
+	free(list);
+	if (!ok || !w->n_search_remotes) {
+		free_remotes(w);
+		return false;
+	}
+	return true;
 }
 
 static void wiki_release(struct conf_wiki *w)
@@ -101,6 +139,7 @@ static void wiki_release(struct conf_wiki *w)
 	free(w->language);
 	free(w->namespaces);
 	free(w->user_agent_contact);
+	free_remotes(w);
 }
 
 /* Parses a whole decimal integer in [min, max]. */
@@ -685,6 +724,20 @@ static int handle_wiki(struct parse *p, const char *key, const char *value)
 				return 0;
 			}
 		set_str(&w->user_agent_contact, value);
+	} else if (strcmp(key, "search") == 0) {
+		if (!parse_search(w, value)) {
+			fail(p, "bad value '%s' for search in [wiki %s]: expected local or remote host:port,... (one per shard)",
+			     value, w->id);
+			return 0;
+		}
+		w->search_line = p->line;
+	} else if (strcmp(key, "remote_timeout_ms") == 0) {
+		if (!parse_int(value, 1, 600000, &n)) {
+			fail(p, "bad value '%s' for remote_timeout_ms in [wiki %s]: expected an integer from 1 to 600000",
+			     value, w->id);
+			return 0;
+		}
+		w->remote_timeout_ms = n;
 	} else {
 		fail(p, "unknown key '%s' in [wiki %s]", key, w->id);
 		return 0;
@@ -749,6 +802,15 @@ static enum status run(struct parse *p)
 	}
 	if (p->failed)
 		return STATUS_CONFIG;
+	for (size_t i = 0; i < cfg->n_wikis; i++) {
+		struct conf_wiki *w = &cfg->wikis[i];
+		if (w->n_search_remotes && w->n_search_remotes != (size_t)w->shards) {
+			p->line = w->search_line;
+			fail(p, "search in [wiki %s] names %zu remotes for %d shards: give one per shard, in shard order",
+			     w->id, w->n_search_remotes, w->shards);
+			return STATUS_CONFIG;
+		}
+	}
 	if (*cfg->redis_sentinels && !*cfg->redis_master_name) {
 		p->line = p->sentinels_line;
 		fail(p, "sentinels in [redis] need a master_name");

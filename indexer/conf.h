@@ -45,6 +45,12 @@ struct conf_wiki {
 	int concurrency;          /* fetches in flight [8] */
 	double rate;              /* fetches per second [50]; 0 = unlimited */
 	char *user_agent_contact; /* appended to the User-Agent [""] */
+	char **search_remotes;    /* search = remote: "host:port" of the
+	                             xapian-tcpsrv serving shard i [none:
+	                             local] */
+	size_t n_search_remotes;  /* 0 (local) or shards */
+	int search_line;          /* line of the search key, 0 if none */
+	int remote_timeout_ms;    /* connect and exchange bound per remote [2000] */
 	int line;                 /* line of its section header; 0 = default */
 };
 
