@@ -47,6 +47,7 @@ struct parse {
 	bool failed;
 	int password_line;
 	int token_line;
+	int sentinels_line;
 };
 
 static void fail(struct parse *p, const char *fmt, ...)
@@ -93,6 +94,44 @@ static void wiki_defaults(struct conf_wiki *w, const char *id)
 	w->user_agent_contact = xstrdup("");
 	w->saneitize_days = 14;
 	w->saneitize_batch = 50;
+	w->remote_timeout_ms = 2000;
+}
+
+static void free_remotes(struct conf_wiki *w)
+{
+	for (size_t i = 0; i < w->n_search_remotes; i++)
+		free(w->search_remotes[i]);
+	free(w->search_remotes);
+	w->search_remotes = NULL;
+	w->n_search_remotes = 0;
+}
+
+static bool parse_int(const char *v, long min, long max, int *out);
+
+/* Parses "local" or "remote host:port,host:port,..." into w. */
+static bool parse_search(struct conf_wiki *w, const char *value)
+{
+	free_remotes(w);
+	if (strcmp(value, "local") == 0)
+		return true;
+	if (strncmp(value, "remote", 6) != 0 || (value[6] != ' ' && value[6] != '\t'))
+		return false;
+	char *list = xstrdup(value + 7), *save = NULL;
+	bool ok = true;
+	for (char *t = strtok_r(list, ", \t", &save); t && ok; t = strtok_r(NULL, ", \t", &save)) {
+		const char *colon = strrchr(t, ':');
+		int port;
+		ok = colon && colon != t && parse_int(colon + 1, 1, 65535, &port);
+		w->search_remotes = xrealloc(w->search_remotes,
+					     (w->n_search_remotes + 1) * sizeof *w->search_remotes);
+		w->search_remotes[w->n_search_remotes++] = xstrdup(t);
+	}
+	free(list);
+	if (!ok || !w->n_search_remotes) {
+		free_remotes(w);
+		return false;
+	}
+	return true;
 }
 
 static void wiki_release(struct conf_wiki *w)
@@ -102,6 +141,7 @@ static void wiki_release(struct conf_wiki *w)
 	free(w->language);
 	free(w->namespaces);
 	free(w->user_agent_contact);
+	free_remotes(w);
 }
 
 /* Parses a whole decimal integer in [min, max]. */
@@ -445,6 +485,21 @@ static int handle_redis(struct parse *p, const char *key, const char *value)
 	} else if (strcmp(key, "password_file") == 0) {
 		set_str(&cfg->redis_password_file, value);
 		p->password_line = p->line;
+	} else if (strcmp(key, "sentinels") == 0) {
+		char (*hosts)[256] = xcalloc(REDIS_MAX_SENTINELS, sizeof *hosts);
+		int ports[REDIS_MAX_SENTINELS], n;
+		char rerr[512];
+		enum status st = !*value ? STATUS_OK
+			: redis_sentinels_parse(value, hosts, ports, &n, rerr, sizeof rerr);
+		free(hosts);
+		if (st != STATUS_OK) {
+			fail(p, "bad sentinels in [redis]: %s", rerr);
+			return 0;
+		}
+		set_str(&cfg->redis_sentinels, value);
+		p->sentinels_line = p->line;
+	} else if (strcmp(key, "master_name") == 0) {
+		set_str(&cfg->redis_master_name, value);
 	} else {
 		fail(p, "unknown key '%s' in [redis]", key);
 		return 0;
@@ -710,6 +765,20 @@ static int handle_wiki(struct parse *p, const char *key, const char *value)
 		set_str(&w->user_agent_contact, value);
 	} else if ((n = handle_wiki_saneitize(p, key, value)) >= 0) {
 		return n;
+	} else if (strcmp(key, "search") == 0) {
+		if (!parse_search(w, value)) {
+			fail(p, "bad value '%s' for search in [wiki %s]: expected local or remote host:port,... (one per shard)",
+			     value, w->id);
+			return 0;
+		}
+		w->search_line = p->line;
+	} else if (strcmp(key, "remote_timeout_ms") == 0) {
+		if (!parse_int(value, 1, 600000, &n)) {
+			fail(p, "bad value '%s' for remote_timeout_ms in [wiki %s]: expected an integer from 1 to 600000",
+			     value, w->id);
+			return 0;
+		}
+		w->remote_timeout_ms = n;
 	} else {
 		fail(p, "unknown key '%s' in [wiki %s]", key, w->id);
 		return 0;
@@ -774,6 +843,20 @@ static enum status run(struct parse *p)
 	}
 	if (p->failed)
 		return STATUS_CONFIG;
+	for (size_t i = 0; i < cfg->n_wikis; i++) {
+		struct conf_wiki *w = &cfg->wikis[i];
+		if (w->n_search_remotes && w->n_search_remotes != (size_t)w->shards) {
+			p->line = w->search_line;
+			fail(p, "search in [wiki %s] names %zu remotes for %d shards: give one per shard, in shard order",
+			     w->id, w->n_search_remotes, w->shards);
+			return STATUS_CONFIG;
+		}
+	}
+	if (*cfg->redis_sentinels && !*cfg->redis_master_name) {
+		p->line = p->sentinels_line;
+		fail(p, "sentinels in [redis] need a master_name");
+		return STATUS_CONFIG;
+	}
 	enum status st = load_token(p);
 	if (st != STATUS_OK)
 		return st;
@@ -823,6 +906,8 @@ struct conf *conf_new(void)
 	const char *why;
 	parse_redis_url(cfg, cfg->redis_url, &why);
 	cfg->redis_password_file = xstrdup("");
+	cfg->redis_sentinels = xstrdup("");
+	cfg->redis_master_name = xstrdup("");
 	cfg->data_dir = xstrdup(CONF_DEFAULT_DATA_DIR);
 	cfg->analyzer_dir = xstrdup("");
 	cfg->threads = 0;
@@ -893,6 +978,8 @@ void conf_free(struct conf *cfg)
 	free(cfg->redis_socket);
 	free(cfg->redis_password_file);
 	free(cfg->redis_password);
+	free(cfg->redis_sentinels);
+	free(cfg->redis_master_name);
 	free(cfg->data_dir);
 	free(cfg->analyzer_dir);
 	free(cfg->metrics_listen);

@@ -51,6 +51,12 @@ struct conf_wiki {
 	int saneitize_interval_s; /* the pass's length in seconds instead,
 	                             for tests [0 = saneitize_days] */
 	int saneitize_batch;      /* pages checked per step [50] */
+	char **search_remotes;    /* search = remote: "host:port" of the
+	                             xapian-tcpsrv serving shard i [none:
+	                             local] */
+	size_t n_search_remotes;  /* 0 (local) or shards */
+	int search_line;          /* line of the search key, 0 if none */
+	int remote_timeout_ms;    /* connect and exchange bound per remote [2000] */
 	int line;                 /* line of its section header; 0 = default */
 };
 
@@ -66,6 +72,8 @@ struct conf {
 	char *redis_password_file;/* [""] */
 	char *redis_password;     /* from FRESHET_REDIS_PASSWORD, else the first
 	                             line of password_file, else NULL */
+	char *redis_sentinels;    /* "host:port,...", or "" to use url [""] */
+	char *redis_master_name;  /* the primary's name at the sentinels [""] */
 
 	/* [worker] */
 	char *data_dir;           /* ["/var/lib/freshet"] */

@@ -560,12 +560,42 @@ static void writers_reap(struct pipeline *p, bool wait)
 
 /* -------------------------------------------------------------- reader */
 
+/* Makes sure the new holding of partition writes with a token above the
+ * one its shard stores: after a Redis failover lost the latest INCRs of the
+ * fence counter, the counter can hand out a token an earlier holding
+ * already committed with.  Returns false when the partition must not be
+ * written now (the lease is given up; a later tick takes it again). */
+static bool token_above_shard(struct pipeline *p, int partition, uint64_t *token)
+{
+	struct shard_set *set = shard_set_new(p->cfg->data_dir, p->wiki->id);
+	struct shard_stats stats = { 0 };
+	enum status st = shard_set_stats(set, (unsigned)partition, &stats);
+	shard_set_free(set);
+	if (st != STATUS_OK || *token > stats.fence)
+		return true;
+	uint64_t was = *token;
+	st = lease_raise(p->lease, partition, stats.fence, token);
+	if (st != STATUS_OK) {
+		log_warn("wiki=%s partition=%d action=fence_raise token=%" PRIu64
+			 " stored=%" PRIu64 " reason=%s", p->wiki->id, partition, was,
+			 stats.fence, log_quote(lease_errmsg(p->lease)));
+		lease_release(p->lease, partition);
+		return false;
+	}
+	log_warn("wiki=%s partition=%d action=fence_raise token=%" PRIu64 " stored=%" PRIu64
+		 " new=%" PRIu64 " reason=\"fence counter behind the shard (lost in a "
+		 "Redis failover?)\"", p->wiki->id, partition, was, stats.fence, *token);
+	return true;
+}
+
 static void on_lease(void *arg, int partition, enum lease_change what,
 		     uint64_t token)
 {
 	struct pipeline *p = arg;
 	switch (what) {
 	case LEASE_ACQUIRED:
+		if (!token_above_shard(p, partition, &token))
+			break;
 		log_info("wiki=%s partition=%d action=lease_acquired token=%" PRIu64,
 			 p->wiki->id, partition, token);
 		pthread_mutex_lock(&p->writers_mu);
@@ -891,7 +921,9 @@ static enum status setup(struct pipeline *p)
 	struct redis_opts ro = { .url = cfg->redis_url,
 				 .password_file = cfg->redis_password_file,
 				 .connect_timeout_ms = 2000,
-				 .read_timeout_ms = 5000 };
+				 .read_timeout_ms = 5000,
+				 .sentinels = cfg->redis_sentinels,
+				 .master_name = cfg->redis_master_name };
 	p->ctl = redis_new(&ro, err, sizeof err);
 	p->lr = p->ctl ? redis_new(&ro, err, sizeof err) : NULL;
 	p->mr = p->lr ? redis_new(&ro, err, sizeof err) : NULL;

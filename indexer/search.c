@@ -82,6 +82,11 @@ struct searcher *searcher_new(const struct conf *cfg, const struct loader *ld,
 	for (size_t i = 0; i < cfg->n_wikis; i++) {
 		s->wikis[i].w = &cfg->wikis[i];
 		s->wikis[i].set = shard_set_new(cfg->data_dir, cfg->wikis[i].id);
+		if (cfg->wikis[i].n_search_remotes)
+			shard_set_remote(s->wikis[i].set,
+					 (const char *const *)cfg->wikis[i].search_remotes,
+					 (unsigned)cfg->wikis[i].n_search_remotes,
+					 (unsigned)cfg->wikis[i].remote_timeout_ms);
 		if (flags & SEARCHER_PARTIAL)
 			shard_set_allow_missing(s->wikis[i].set,
 						(unsigned)cfg->wikis[i].shards);

@@ -1074,6 +1074,9 @@ struct shard_set {
 	unsigned n_open;      /* shards in db ... */
 	unsigned *open_idx;   /* ... and their numbers, in db's order */
 	uint64_t opens;       /* reader (re)opens, for shard_set_opens() */
+	char **remotes;       /* shard_set_remote(): "host:port" per shard */
+	unsigned n_remotes;
+	unsigned remote_timeout_ms;
 	char err[ERRMSG_MAX];
 };
 
@@ -1117,6 +1120,9 @@ void shard_set_free(struct shard_set *set)
 	if (!set)
 		return;
 	reader_close(set);
+	for (unsigned i = 0; i < set->n_remotes; i++)
+		free(set->remotes[i]);
+	free(set->remotes);
 	free(set->data_dir);
 	free(set->wiki);
 	free(set->wikidir);
@@ -1337,10 +1343,27 @@ enum status shard_set_remove(struct shard_set *set, const char *generation)
  * shard_set_allow_missing(), a shard that cannot be opened (or is missing
  * below the expected count) is left out and counted in set->failed, its
  * message kept in set->err; only when none opens does this fail. */
+/* Opens shard i of a remote set into db, first (open) or added. */
+static enum status open_remote(struct shard_set *set, struct xdb *db, unsigned i, bool first)
+{
+	const char *addr = set->remotes[i];
+	const char *colon = strrchr(addr, ':');
+	char host[256];
+	size_t hl = colon ? (size_t)(colon - addr) : 0;
+	if (!colon || hl == 0 || hl >= sizeof host)
+		return STATUS_INVALID;
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	unsigned port = (unsigned)strtoul(colon + 1, NULL, 10);
+	unsigned t = set->remote_timeout_ms;
+	return first ? xdb_open_remote(db, host, port, t, t) : xdb_add_remote(db, host, port, t, t);
+}
+
 static enum status reader_open_gen(struct shard_set *set, const char *gen)
 {
 	unsigned n = 0;
-	enum status st = shard_set_count(set, gen, &n);
+	enum status st = set->n_remotes ? (n = set->n_remotes, STATUS_OK)
+		: shard_set_count(set, gen, &n);
 	if (st != STATUS_OK && !set->expect)
 		return st;
 	if (n < set->expect)
@@ -1351,9 +1374,14 @@ static enum status reader_open_gen(struct shard_set *set, const char *gen)
 	char first_err[ERRMSG_MAX] = "";
 	enum status first_st = STATUS_OK;
 	for (unsigned i = 0; i < n; i++) {
-		char *p = shard_set_path(set, gen, i);
-		st = opened == 0 ? xdb_open_read(db, p) : xdb_add_read(db, p);
-		free(p);
+		if (set->n_remotes) {
+			st = i < set->n_remotes ? open_remote(set, db, i, opened == 0)
+				: STATUS_NOT_FOUND;
+		} else {
+			char *p = shard_set_path(set, gen, i);
+			st = opened == 0 ? xdb_open_read(db, p) : xdb_add_read(db, p);
+			free(p);
+		}
 		if (st == STATUS_OK) {
 			idx[opened++] = i;
 			continue;
@@ -1384,6 +1412,16 @@ static enum status reader_open_gen(struct shard_set *set, const char *gen)
 	return STATUS_OK;
 }
 
+void shard_set_remote(struct shard_set *set, const char *const *addrs, unsigned n,
+		      unsigned timeout_ms)
+{
+	set->remotes = xcalloc(n ? n : 1, sizeof *set->remotes);
+	for (unsigned i = 0; i < n; i++)
+		set->remotes[i] = xstrdup(addrs[i]);
+	set->n_remotes = n;
+	set->remote_timeout_ms = timeout_ms;
+}
+
 void shard_set_allow_missing(struct shard_set *set, unsigned shards)
 {
 	set->expect = shards ? shards : 1;
@@ -1402,6 +1440,8 @@ uint64_t shard_set_opens(const struct shard_set *set)
 enum status shard_set_open(struct shard_set *set)
 {
 	enum status st = STATUS_NOT_FOUND;
+	if (set->n_remotes)
+		return reader_open_gen(set, "remote");
 	/* A swap and removal of the old generation can land between reading
 	 * `current` and opening its shards: read the link again and retry. */
 	for (int attempt = 0; attempt < 5; attempt++) {
@@ -1437,8 +1477,12 @@ const char *shard_set_generation(const struct shard_set *set)
 
 enum status shard_set_reopen(struct shard_set *set)
 {
-	if (!set->db)
+	if (!set->db || (set->n_remotes && set->failed))
 		return shard_set_open(set);
+	if (set->n_remotes) {
+		enum status st = xdb_reopen(set->db);
+		return st == STATUS_OK ? st : set_fail(set, st, "%s", xdb_errmsg(set->db));
+	}
 	char *gen = NULL;
 	enum status st = shard_set_current(set, &gen);
 	if (st != STATUS_OK)
@@ -1472,6 +1516,17 @@ enum status shard_set_search_opts(struct shard_set *set, const struct xquery *q,
 	struct xquery *live = need(xquery_combine(XQUERY_AND_NOT, q, dead));
 	xquery_free(dead);
 	enum status st = xdb_search_opts(set->db, live, offset, count, opts, mset);
+	/* A remote that died since the open fails the whole combined search:
+	 * open afresh, which leaves it out, and answer from the others. */
+	if (st == STATUS_TRANSIENT && set->n_remotes && set->expect) {
+		set->opens++;
+		if ((st = shard_set_open(set)) == STATUS_OK)
+			st = xdb_search_opts(set->db, live, offset, count, opts, mset);
+		else {
+			xquery_free(live);
+			return st;
+		}
+	}
 	if (st == STATUS_MODIFIED) {
 		set->opens++;
 		if ((st = shard_set_reopen(set)) == STATUS_OK)

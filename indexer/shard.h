@@ -358,6 +358,18 @@ enum status shard_set_search_opts(struct shard_set *set, const struct xquery *q,
  * fails only when no shard opens.  While a shard is left out, every
  * shard_set_reopen() tries them all again.  Call before the first open. */
 void shard_set_allow_missing(struct shard_set *set, unsigned shards);
+/* Makes the reader open shard i from the xapian-tcpsrv at addrs[i]
+ * ("host:port", one per shard, in shard order; n of them) through Xapian's
+ * remote backend instead of the data directory: the remote servers serve
+ * their host's current shards, so there is no generation to follow
+ * (shard_set_generation() is "remote").  timeout_ms bounds each connect and
+ * each exchange with a remote, so a dead or hung server fails its shard
+ * instead of the query.  With shard_set_allow_missing(), a remote that
+ * cannot be reached is a failed shard, and a search that fails with
+ * STATUS_TRANSIENT (a remote died since the open) opens afresh, leaving it
+ * out, and searches again.  addrs is copied.  Call before the first open. */
+void shard_set_remote(struct shard_set *set, const char *const *addrs, unsigned n,
+		      unsigned timeout_ms);
 /* The number of shards of the open generation left out of the reader
  * (0 unless shard_set_allow_missing()). */
 unsigned shard_set_failed(const struct shard_set *set);

@@ -53,6 +53,8 @@ struct redis *tool_redis(const char *prog, const struct conf *cfg,
 		.password_file = cfg->redis_password_file,
 		.connect_timeout_ms = 2000,
 		.read_timeout_ms = read_timeout_ms ? read_timeout_ms : 5000,
+		.sentinels = cfg->redis_sentinels,
+		.master_name = cfg->redis_master_name,
 	};
 	char err[256];
 	struct redis *r = redis_new(&o, err, sizeof err);

@@ -126,6 +126,9 @@ struct xmset {
 	catch (const Xapian::InvalidArgumentError &e) {                        \
 		return fail(H, CTX, STATUS_INVALID, e);                        \
 	}                                                                      \
+	catch (const Xapian::NetworkError &e) {                                \
+		return fail(H, CTX, STATUS_TRANSIENT, e);                      \
+	}                                                                      \
 	catch (const Xapian::Error &e) {                                       \
 		return fail(H, CTX, STATUS_XAPIAN, e);                         \
 	}                                                                      \
@@ -244,6 +247,38 @@ enum status xdb_add_read(struct xdb *db, const char *path)
 		return STATUS_OK;
 	}
 	CATCH_ALL(db->err, path)
+}
+
+enum status xdb_open_remote(struct xdb *db, const char *host, unsigned port,
+			    unsigned timeout_ms, unsigned connect_timeout_ms)
+{
+	if (db->mode)
+		return invalid(db->err, "xdb_open_remote: handle already open");
+	try {
+		db->err.clear();
+		db->path = std::string("remote ") + host + ":" + std::to_string(port);
+		db->r = Xapian::Remote::open(host, port, timeout_ms, connect_timeout_ms);
+		db->mode = 2;
+		db->count = 1;
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_add_remote(struct xdb *db, const char *host, unsigned port,
+			   unsigned timeout_ms, unsigned connect_timeout_ms)
+{
+	if (db->mode != 2)
+		return invalid(db->err, "xdb_add_remote: handle is not an open reader");
+	std::string where = std::string("remote ") + host + ":" + std::to_string(port);
+	try {
+		db->err.clear();
+		db->r.add_database(Xapian::Remote::open(host, port, timeout_ms,
+							connect_timeout_ms));
+		db->count++;
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, where)
 }
 
 enum status xdb_reopen(struct xdb *db)

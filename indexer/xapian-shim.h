@@ -12,6 +12,8 @@
  *   Xapian::DatabaseModifiedError  -> STATUS_MODIFIED (reader: xdb_reopen())
  *   Xapian::DatabaseOpeningError   -> STATUS_NOT_FOUND (no database at path)
  *   Xapian::DatabaseVersionError   -> STATUS_VERSION
+ *   Xapian::NetworkError           -> STATUS_TRANSIENT (a remote database
+ *                                     unreachable, timed out or closed)
  *   any other Xapian::Error        -> STATUS_XAPIAN
  *   std::bad_alloc                 -> STATUS_NOMEM
  *   anything else                  -> STATUS_UNKNOWN
@@ -91,6 +93,17 @@ XSHIM_API enum status xdb_open_read(struct xdb *db, const char *path);
  * order of opening (xdb_open_read() is index 0).  Metadata read through a
  * combined db comes from the first database only. */
 XSHIM_API enum status xdb_add_read(struct xdb *db, const char *path);
+/* Opens the database an xapian-tcpsrv serves at host:port, read-only,
+ * through Xapian's remote backend.  connect_timeout_ms bounds the connect,
+ * timeout_ms every later exchange (a search, a document, metadata): past
+ * them the call fails with STATUS_TRANSIENT instead of waiting.  Returns as
+ * xdb_open_read(), plus STATUS_TRANSIENT. */
+XSHIM_API enum status xdb_open_remote(struct xdb *db, const char *host, unsigned port,
+				      unsigned timeout_ms, unsigned connect_timeout_ms);
+/* Adds a remote database (as xdb_open_remote()) to an open reader, as
+ * xdb_add_read() adds a local one. */
+XSHIM_API enum status xdb_add_remote(struct xdb *db, const char *host, unsigned port,
+				     unsigned timeout_ms, unsigned connect_timeout_ms);
 /* Brings a reader to the newest committed revision (after STATUS_MODIFIED
  * or to see new commits).  On a writer this is a no-op. */
 XSHIM_API enum status xdb_reopen(struct xdb *db);

@@ -44,6 +44,13 @@ static const char ACQUIRE_LUA[] =
 	"if #KEYS < 2 then return 1 end\n"
 	"return redis.call('INCR', KEYS[2])\n";
 
+/* Raises KEYS[2] to at least ARGV[3] and INCRs it, if KEYS[1] is ours. */
+static const char RAISE_LUA[] =
+	"if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+	"local cur = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+	"if cur < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end\n"
+	"return redis.call('INCR', KEYS[2])\n";
+
 static const char RENEW_LUA[] =
 	"if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
 	"  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
@@ -183,6 +190,32 @@ enum status lease_acquire(struct lease *l, int p, uint64_t *token)
 	l->held[p] = true;
 	atomic_store(&l->token[p], (uint64_t)t);
 	atomic_store(&l->deadline[p], sent + l->ttl_ms - l->ttl_ms / 10);
+	if (token)
+		*token = (uint64_t)t;
+	return STATUS_OK;
+}
+
+enum status lease_raise(struct lease *l, int p, uint64_t floor, uint64_t *token)
+{
+	if (p < 0 || p >= l->partitions || !l->held[p])
+		return STATUS_FENCED;
+	char lk[256], fk[256];
+	keys(l, p, lk, fk, sizeof lk);
+	enum status st;
+	redisReply *rep = redis_command(l->r, &st, "EVAL %s 2 %s %s %s %llu", RAISE_LUA, lk, fk,
+	                                l->owner, (unsigned long long)floor);
+	if (!rep) {
+		seterr(l, "raise %s: %s", fk, redis_errmsg(l->r));
+		return st;
+	}
+	long long t = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+	freeReplyObject(rep);
+	if (t <= 0) {
+		seterr(l, "%s is no longer ours", lk);
+		drop(l, p);
+		return STATUS_FENCED;
+	}
+	atomic_store(&l->token[p], (uint64_t)t);
 	if (token)
 		*token = (uint64_t)t;
 	return STATUS_OK;

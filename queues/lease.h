@@ -103,6 +103,18 @@ enum status lease_tick(struct lease *l, lease_change_fn fn, void *arg);
  * *token, STATUS_LOCKED when another owner holds it, STATUS_TRANSIENT. */
 enum status lease_acquire(struct lease *l, int p, uint64_t *token);
 
+/*
+ * Raises the fencing token of held partition p above floor: when the lease
+ * is still ours, sets the partition's fence counter to floor if it is below
+ * it, INCRs it and makes the result p's token (in *token too).  For a token
+ * that is not above the one the shard stores: Redis replication is
+ * asynchronous, so a failover can lose the latest INCRs, and a new holding
+ * would otherwise get a token some earlier holding already wrote with.
+ * Returns STATUS_OK; STATUS_FENCED when the lease is no longer ours (p is
+ * then no longer held); STATUS_TRANSIENT when Redis is away.
+ */
+enum status lease_raise(struct lease *l, int p, uint64_t floor, uint64_t *token);
+
 /* Renews partition p now.  STATUS_OK; STATUS_FENCED when the lease was lost
  * (taken over or expired: the partition is then no longer held);
  * STATUS_TRANSIENT when Redis is away. */

@@ -10,7 +10,9 @@
  * URL or argv.  generation counts
  * successful connects: users that hold server-side state tied to a
  * connection (a consumer's position in its pending list) compare it to know
- * when to start over.
+ * when to start over.  With sentinels, the primary's address is never
+ * cached across connects: each connect asks the sentinels again, so the
+ * handle cannot stick to a primary that was demoted while it was away.
  */
 #include "now.h"
 #include "redis.h"
@@ -37,6 +39,12 @@ struct redis {
 	uint64_t generation;
 	struct backoff backoff;   /* between failed implicit reconnects */
 	int64_t next_attempt;     /* ms, monotonic: no implicit connect before */
+	char (*sentinel_host)[256];  /* n_sentinels entries; NULL without */
+	int *sentinel_port;
+	int n_sentinels;
+	int sentinel_next;        /* the sentinel to ask first */
+	char *master_name;
+	char address[300];        /* "host:port" or "unix:path" connected last */
 	char errmsg[512];
 };
 
@@ -128,6 +136,54 @@ enum status redis_url_parse(const char *url, struct redis_url *out, char *err, s
 	return STATUS_OK;
 }
 
+enum status redis_sentinels_parse(const char *list, char hosts[][256], int *ports,
+				  int *n, char *err, size_t errlen)
+{
+	int k = 0;
+	const char *p = list ? list : "";
+	while (*p) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		const char *colon = len ? memrchr(p, ':', len) : NULL;
+		char port[8];
+		size_t plen = colon ? len - (size_t)(colon - p) - 1 : 0;
+		if (k == REDIS_MAX_SENTINELS) {
+			if (err && errlen)
+				snprintf(err, errlen, "more than %d sentinels", REDIS_MAX_SENTINELS);
+			return STATUS_CONFIG;
+		}
+		char *pend = NULL;
+		long v = 0;
+		if (colon && plen && plen < sizeof port) {
+			memcpy(port, colon + 1, plen);
+			port[plen] = '\0';
+			v = strtol(port, &pend, 10);
+		}
+		if (!colon || colon == p || (size_t)(colon - p) >= 256 || !pend || *pend ||
+		    v < 1 || v > 65535) {
+			if (err && errlen)
+				snprintf(err, errlen, "sentinel '%.*s' is not host:port",
+					 (int)(len > 200 ? 200 : len), p);
+			return STATUS_CONFIG;
+		}
+		memcpy(hosts[k], p, (size_t)(colon - p));
+		hosts[k][colon - p] = '\0';
+		ports[k++] = (int)v;
+		p = end ? end + 1 : p + len;
+	}
+	if (k == 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "no sentinel given");
+		return STATUS_CONFIG;
+	}
+	*n = k;
+	return STATUS_OK;
+}
+
 /* Warns about a password file open to group or others, once per path and
  * process: every connection of a worker loads the file. */
 static void warn_loose_mode(const char *path, mode_t mode)
@@ -190,8 +246,35 @@ struct redis *redis_new(const struct redis_opts *opts, char *err, size_t errlen)
 	char *password = NULL;
 	if (redis_password_load(opts->password_file, &password, err, errlen) != STATUS_OK)
 		return NULL;
+	char (*hosts)[256] = NULL;
+	int *ports = NULL, n = 0;
+	if (opts->sentinels && *opts->sentinels) {
+		hosts = xcalloc(REDIS_MAX_SENTINELS, sizeof *hosts);
+		ports = xcalloc(REDIS_MAX_SENTINELS, sizeof *ports);
+		const char *why = NULL;
+		if (redis_sentinels_parse(opts->sentinels, hosts, ports, &n, err,
+					  errlen) != STATUS_OK)
+			why = "";
+		else if (!opts->master_name || !*opts->master_name)
+			why = "sentinels need a master_name";
+		if (why) {
+			if (*why && err && errlen)
+				snprintf(err, errlen, "%s", why);
+			free(hosts);
+			free(ports);
+			if (password) {
+				explicit_bzero(password, strlen(password));
+				free(password);
+			}
+			return NULL;
+		}
+	}
 	struct redis *r = xcalloc(1, sizeof *r);
 	r->url = u;
+	r->sentinel_host = hosts;
+	r->sentinel_port = ports;
+	r->n_sentinels = n;
+	r->master_name = n ? xstrdup(opts->master_name) : NULL;
 	r->password = password;
 	r->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 2000;
 	r->read_timeout_ms = opts->read_timeout_ms > 0 ? opts->read_timeout_ms : 5000;
@@ -216,6 +299,9 @@ void redis_free(struct redis *r)
 		explicit_bzero(r->password, strlen(r->password));
 		free(r->password);
 	}
+	free(r->sentinel_host);
+	free(r->sentinel_port);
+	free(r->master_name);
 	free(r);
 }
 
@@ -225,23 +311,116 @@ static struct timeval tv_ms(int ms)
 	return tv;
 }
 
+/* Asks one sentinel for the primary's address; returns true and fills
+ * host and *port when it names one.  Appends why not to why otherwise. */
+static bool ask_sentinel(struct redis *r, int i, char *host, size_t hostlen, int *port,
+			 char *why, size_t whylen)
+{
+	size_t used = strlen(why);
+	struct timeval t = tv_ms(r->connect_timeout_ms);
+	redisContext *c = redisConnectWithTimeout(r->sentinel_host[i], r->sentinel_port[i], t);
+	redisReply *rep = NULL;
+	const char *fail = NULL;
+	if (!c || c->err)
+		fail = c ? c->errstr : "out of memory";
+	/* The sentinel's answer is bounded like its connect. */
+	else if (redisSetTimeout(c, t) != REDIS_OK ||
+		 !(rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", r->master_name)))
+		fail = c->errstr[0] ? c->errstr : "no answer";
+	else if (rep->type == REDIS_REPLY_ERROR)
+		fail = rep->str;
+	else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+		 rep->element[0]->type != REDIS_REPLY_STRING ||
+		 rep->element[1]->type != REDIS_REPLY_STRING)
+		fail = "does not know the master name";
+	bool ok = false;
+	if (!fail) {
+		char *end;
+		long v = strtol(rep->element[1]->str, &end, 10);
+		if (*end || v < 1 || v > 65535 || rep->element[0]->len >= hostlen) {
+			fail = "named a bad address";
+		} else {
+			memcpy(host, rep->element[0]->str, rep->element[0]->len);
+			host[rep->element[0]->len] = '\0';
+			*port = (int)v;
+			ok = true;
+		}
+	}
+	if (fail && used < whylen)
+		snprintf(why + used, whylen - used, "%s%s:%d: %s", used ? "; " : "",
+			 r->sentinel_host[i], r->sentinel_port[i], fail);
+	if (rep)
+		freeReplyObject(rep);
+	if (c)
+		redisFree(c);
+	return ok;
+}
+
+/* Finds the primary through the sentinels, trying each in turn from the one
+ * that answered last. */
+static enum status resolve(struct redis *r, char *host, size_t hostlen, int *port)
+{
+	char why[400] = "";
+	for (int k = 0; k < r->n_sentinels; k++) {
+		int i = (r->sentinel_next + k) % r->n_sentinels;
+		if (ask_sentinel(r, i, host, hostlen, port, why, sizeof why)) {
+			r->sentinel_next = i;
+			return STATUS_OK;
+		}
+	}
+	seterr(r, "redis: no sentinel names primary '%s' (%s)", r->master_name, why);
+	return STATUS_TRANSIENT;
+}
+
+/* True when the server on c says it is a primary.  A replica (a demoted
+ * primary that the sentinels have not yet reconfigured, or a stale answer)
+ * would refuse every write. */
+static enum status check_role(struct redis *r, redisContext *c)
+{
+	redisReply *rep = redisCommand(c, "ROLE");
+	if (!rep) {
+		seterr(r, "redis ROLE at %s: %s", r->address, c->errstr);
+		return STATUS_TRANSIENT;
+	}
+	bool master = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+		      rep->element[0]->type == REDIS_REPLY_STRING &&
+		      strcmp(rep->element[0]->str, "master") == 0;
+	if (!master)
+		seterr(r, "redis: %s is not a primary (ROLE: %s)", r->address,
+		       rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+		       rep->element[0]->type == REDIS_REPLY_STRING ? rep->element[0]->str
+		       : rep->type == REDIS_REPLY_ERROR ? rep->str : "?");
+	freeReplyObject(rep);
+	return master ? STATUS_OK : STATUS_TRANSIENT;
+}
+
 enum status redis_connect(struct redis *r)
 {
 	redis_disconnect(r);
 	struct timeval ct = tv_ms(r->connect_timeout_ms);
-	redisContext *c = r->url.path[0]
+	char host[256];
+	int port = r->url.port;
+	snprintf(host, sizeof host, "%s", r->url.host);
+	if (r->n_sentinels) {
+		enum status st = resolve(r, host, sizeof host, &port);
+		if (st != STATUS_OK)
+			return st;
+	}
+	char was[sizeof r->address];
+	memcpy(was, r->address, sizeof was);
+	if (r->url.path[0] && !r->n_sentinels)
+		snprintf(r->address, sizeof r->address, "unix:%s", r->url.path);
+	else
+		snprintf(r->address, sizeof r->address, "%s:%d", host, port);
+	redisContext *c = r->url.path[0] && !r->n_sentinels
 		? redisConnectUnixWithTimeout(r->url.path, ct)
-		: redisConnectWithTimeout(r->url.host, r->url.port, ct);
+		: redisConnectWithTimeout(host, port, ct);
 	if (!c) {
 		seterr(r, "redis connect: out of memory");
 		return STATUS_TRANSIENT;
 	}
 	if (c->err) {
-		if (r->url.path[0])
-			seterr(r, "redis connect to unix:%s: %s", r->url.path, c->errstr);
-		else
-			seterr(r, "redis connect to %s:%d: %s", r->url.host, r->url.port,
-			       c->errstr);
+		seterr(r, "redis connect to %s: %s", r->address, c->errstr);
 		redisFree(c);
 		return STATUS_TRANSIENT;
 	}
@@ -278,6 +457,17 @@ enum status redis_connect(struct redis *r)
 		}
 		freeReplyObject(rep);
 	}
+	if (r->n_sentinels) {
+		enum status st = check_role(r, c);
+		if (st != STATUS_OK) {
+			redisFree(c);
+			return st;
+		}
+		if (strcmp(was, r->address) != 0)
+			log_info("action=redis_primary master=%s address=%s%s%s",
+				 log_quote(r->master_name), r->address,
+				 was[0] ? " previous=" : "", was);
+	}
 	r->ctx = c;
 	r->generation++;
 	r->errmsg[0] = '\0';
@@ -291,6 +481,15 @@ static redisReply *check(struct redis *r, redisReply *rep, enum status *st)
 	if (!rep) {
 		seterr(r, "redis: %s", r->ctx && r->ctx->errstr[0] ? r->ctx->errstr
 		       : "connection lost");
+		redis_disconnect(r);
+		s = STATUS_TRANSIENT;
+	} else if (rep->type == REDIS_REPLY_ERROR && (strncmp(rep->str, "READONLY", 8) == 0 ||
+						       strstr(rep->str, "-READONLY"))) {
+		/* The primary was demoted under us (a failover): the next
+		 * command reconnects, to the new primary with sentinels. */
+		seterr(r, "redis: %s: %s", r->address, rep->str);
+		freeReplyObject(rep);
+		rep = NULL;
 		redis_disconnect(r);
 		s = STATUS_TRANSIENT;
 	} else if (rep->type == REDIS_REPLY_ERROR) {
@@ -401,6 +600,11 @@ redisReply *redis_get_reply(struct redis *r, enum status *st)
 	if (redisGetReply(r->ctx, &rep) != REDIS_OK)
 		rep = NULL;
 	return check(r, rep, st);
+}
+
+const char *redis_address(const struct redis *r)
+{
+	return r->address;
 }
 
 uint64_t redis_generation(const struct redis *r)

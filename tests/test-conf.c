@@ -389,3 +389,40 @@ Test(conf, saneitize_keys)
 	expect_error("[wiki w]\nsaneitize_interval_s = x\n",
 		     "freshet.conf:2: bad value 'x' for saneitize_interval_s in [wiki w]: expected seconds (0 = use saneitize_days)");
 }
+
+Test(conf, redis_sentinels)
+{
+	struct conf *cfg = load("[redis]\nsentinels = 10.0.0.1:26379, 10.0.0.2:26380\n"
+				"master_name = freshet\n", STATUS_OK);
+	cr_assert_str_eq(cfg->redis_sentinels, "10.0.0.1:26379, 10.0.0.2:26380");
+	cr_assert_str_eq(cfg->redis_master_name, "freshet");
+	conf_free(cfg);
+	expect_error("[redis]\nsentinels = 10.0.0.1\nmaster_name = m\n",
+		     "freshet.conf:2: bad sentinels in [redis]: sentinel '10.0.0.1' is not host:port");
+	expect_error("[redis]\nsentinels = a:1,b:99999\nmaster_name = m\n",
+		     "freshet.conf:2: bad sentinels in [redis]: sentinel 'b:99999' is not host:port");
+	expect_error("[redis]\nurl = redis://127.0.0.1/0\nsentinels = a:1,b:2\n",
+		     "freshet.conf:3: sentinels in [redis] need a master_name");
+}
+
+Test(conf, wiki_search_local_or_remote)
+{
+	struct conf *cfg = load("[wiki w]\nshards = 2\nsearch = remote h1:7300, h2:7301\n"
+				"remote_timeout_ms = 500\n", STATUS_OK);
+	cr_assert_eq(cfg->wikis[0].n_search_remotes, 2);
+	cr_assert_str_eq(cfg->wikis[0].search_remotes[0], "h1:7300");
+	cr_assert_str_eq(cfg->wikis[0].search_remotes[1], "h2:7301");
+	cr_assert_eq(cfg->wikis[0].remote_timeout_ms, 500);
+	conf_free(cfg);
+	cfg = load("[wiki w]\nsearch = remote h1:7300,h2:7300,h3:7300,h4:7300\nsearch = local\n",
+		   STATUS_OK);
+	cr_assert_eq(cfg->wikis[0].n_search_remotes, 0);
+	cr_assert_eq(cfg->wikis[0].remote_timeout_ms, 2000);
+	conf_free(cfg);
+	expect_error("[wiki w]\nsearch = remote h1\n",
+		     "freshet.conf:2: bad value 'remote h1' for search in [wiki w]: expected local or remote host:port,... (one per shard)");
+	expect_error("[wiki w]\nsearch = elsewhere\n",
+		     "freshet.conf:2: bad value 'elsewhere' for search in [wiki w]: expected local or remote host:port,... (one per shard)");
+	expect_error("[wiki w]\nsearch = remote h1:1,h2:2\nshards = 3\n",
+		     "freshet.conf:2: search in [wiki w] names 2 remotes for 3 shards: give one per shard, in shard order");
+}

@@ -483,3 +483,34 @@ Test(lease, keep_names_what_was_lost)
 	lease_free(l);
 	redis_free(r);
 }
+
+/* A fence counter that fell behind (a Redis failover lost its last INCRs)
+ * is raised past the shard's stored token, under the lease only. */
+Test(lease, raise_puts_the_token_above_a_floor)
+{
+	struct redis *r = conn();
+	struct lease *a = lease_new(r, "w", 1, "a", 5000);
+	uint64_t tok = 0;
+	cr_assert_eq(lease_acquire(a, 0, &tok), STATUS_OK);
+	cr_assert_eq(tok, 1);
+	/* Below the counter: the floor changes nothing but the INCR. */
+	cr_assert_eq(lease_raise(a, 0, 0, &tok), STATUS_OK);
+	cr_assert_eq(tok, 2);
+	cr_assert_eq(lease_raise(a, 0, 41, &tok), STATUS_OK);
+	cr_assert_eq(tok, 42);
+	cr_assert_eq(lease_token(a, 0), 42);
+	/* Taken over meanwhile: no raise, and the partition is no longer
+	 * held. */
+	enum status st;
+	redisReply *rep = redis_command(r, &st, "SET freshet:{w:p0}:lease b");
+	cr_assert_not_null(rep);
+	freeReplyObject(rep);
+	cr_assert_eq(lease_raise(a, 0, 100, &tok), STATUS_FENCED);
+	cr_assert_eq(tok, 42);
+	cr_assert_not(lease_valid(a, 0));
+	rep = redis_command(r, &st, "GET freshet:{w:p0}:fence");
+	cr_assert_str_eq(rep->str, "42");
+	freeReplyObject(rep);
+	lease_free(a);
+	redis_free(r);
+}

@@ -855,3 +855,126 @@ Test(searchd, token_and_listen_rules, .init = setup_bare, .fini = teardown)
 	cr_assert_eq(run("freshet-searchd", "--help", NULL), 0);
 	cr_assert_eq(run("freshet-searchd", "--listen", "nonsense", NULL), 2);
 }
+
+/* Starts xapian-tcpsrv serving dir on 127.0.0.1:port, in its own process
+ * group (it forks a server per connection: stopping the group stops them
+ * all), and waits until it accepts connections. */
+static pid_t tcpsrv_start(const char *dir, int port)
+{
+	char ps[16];
+	snprintf(ps, sizeof ps, "%d", port);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		setpgid(0, 0);
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execlp("xapian-tcpsrv", "xapian-tcpsrv", "--port", ps, "--interface",
+		       "127.0.0.1", "--quiet", dir, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		bool up = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+		if (fd >= 0)
+			close(fd);
+		if (up)
+			return pid;
+		msleep(50);
+	}
+	cr_assert_fail("xapian-tcpsrv on port %d did not start", port);
+	return 0;
+}
+
+/* Stops a tcpsrv started by tcpsrv_start(): its whole group, SIGKILL. */
+static void tcpsrv_kill(pid_t *pid)
+{
+	if (*pid <= 0)
+		return;
+	kill(-*pid, SIGKILL);
+	waitpid(*pid, NULL, 0);
+	*pid = 0;
+}
+
+/* The page ids of a result list, in order, as "1,3,2". */
+static void result_ids(struct resp *r, char *out, size_t cap)
+{
+	size_t i, o = 0;
+	json_t *x;
+	out[0] = '\0';
+	json_array_foreach(results(r), i, x)
+		o += (size_t)snprintf(out + o, o < cap ? cap - o : 0, "%s%lld", i ? "," : "",
+				      (long long)json_integer_value(json_object_get(x, "page_id")));
+}
+
+Test(searchd, remote_shards_answer_like_local_ones, .init = setup_wiki, .fini = teardown)
+{
+	enum { N = 8 };
+	const char *titles[N], *texts[N];
+	char tb[N][64], xb[N][128];
+	for (int i = 0; i < N; i++) {
+		snprintf(tb[i], sizeof tb[i], "Numbat %d", i);
+		snprintf(xb[i], sizeof xb[i], "The numbat number %d eats %s termites.", i,
+			 i % 3 ? "many" : "a few");
+		titles[i] = tb[i];
+		texts[i] = xb[i];
+	}
+	mw_seed(E.mw, N, titles, texts, NULL, NULL);
+	reindex_all();
+	daemon_start();
+	struct resp r = get("/v1/" WIKI "/search?q=numbat%%20termites&limit=50");
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	char local[512], remote[512];
+	result_ids(&r, local, sizeof local);
+	cr_assert_eq(json_array_size(results(&r)), N, "%s", r.body);
+	resp_free(&r);
+	daemon_term();
+
+	/* Each shard served by its own xapian-tcpsrv. */
+	pid_t srv[2];
+	int ports[2];
+	for (int i = 0; i < 2; i++) {
+		char dir[700];
+		snprintf(dir, sizeof dir, "%s/" WIKI "/current/shard-%d", E.data, i);
+		ports[i] = test_free_port();
+		srv[i] = tcpsrv_start(dir, ports[i]);
+	}
+	FILE *f = fopen(E.conf, "a");
+	cr_assert_not_null(f);
+	fprintf(f, "search = remote 127.0.0.1:%d, 127.0.0.1:%d\nremote_timeout_ms = 1000\n",
+		ports[0], ports[1]);
+	fclose(f);
+	daemon_start();
+	r = get("/v1/" WIKI "/search?q=numbat%%20termites&limit=50");
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	result_ids(&r, remote, sizeof remote);
+	cr_assert_str_eq(remote, local, "remote answer differs: %s", r.body);
+	resp_free(&r);
+
+	/* Shard 1's server dies: 503 with shard 0's results, in time. */
+	tcpsrv_kill(&srv[1]);
+	double t0 = now_s();
+	r = get("/v1/" WIKI "/search?q=numbat%%20termites&limit=50");
+	double took = now_s() - t0;
+	assert_error(&r, 503, "shards_unavailable");
+	json_t *sh = json_object_get(r.json, "shards");
+	cr_assert_eq(json_integer_value(json_object_get(sh, "failed")), 1, "%s", r.body);
+	cr_assert_eq(json_integer_value(json_object_get(sh, "ok")), 1, "%s", r.body);
+	size_t i;
+	json_t *x;
+	cr_assert_gt(json_array_size(results(&r)), 0, "%s", r.body);
+	json_array_foreach(results(&r), i, x)
+		cr_assert_eq(json_integer_value(json_object_get(x, "page_id")) % 2, 0,
+			     "a page of the dead shard: %s", r.body);
+	cr_assert_lt(took, 5.0, "the answer took %.1f s", took);
+	resp_free(&r);
+	daemon_term();
+	tcpsrv_kill(&srv[0]);
+}

@@ -545,3 +545,25 @@ Test(shim, term_walk_resumes_after_a_term)
 	xdb_free(db);
 	free(path);
 }
+
+/* A remote that nobody serves fails with STATUS_TRANSIENT, naming it,
+ * within its connect timeout; so does adding one to an open reader. */
+Test(shim, unreachable_remote_is_transient)
+{
+	int port = test_free_port();
+	struct xdb *db = xdb_new();
+	cr_assert_eq(xdb_open_remote(db, "127.0.0.1", (unsigned)port, 500, 500),
+		     STATUS_TRANSIENT);
+	char want[64];
+	snprintf(want, sizeof want, "127.0.0.1:%d", port);
+	cr_assert_not_null(strstr(xdb_errmsg(db), want), "%s", xdb_errmsg(db));
+	cr_assert_not_null(strstr(xdb_errmsg(db), "NetworkError"), "%s", xdb_errmsg(db));
+	char *p = path_in("local");
+	cr_assert_eq(xdb_open_write(db, p, XDB_CREATE), STATUS_OK);
+	cr_assert_eq(xdb_close(db), STATUS_OK);
+	cr_assert_eq(xdb_open_read(db, p), STATUS_OK);
+	cr_assert_eq(xdb_add_remote(db, "127.0.0.1", (unsigned)port, 500, 500),
+		     STATUS_TRANSIENT);
+	xdb_free(db);
+	free(p);
+}

@@ -109,31 +109,10 @@ static struct env *env_start(const char *extra_conf)
 
 static void worker_start(struct env *e)
 {
-	const char *bd = getenv("FRESHET_BUILDDIR");
-	cr_assert_not_null(bd, "FRESHET_BUILDDIR is not set");
-	char bin[512];
-	snprintf(bin, sizeof bin, "%s/freshet-worker", bd);
 	struct stat st;
 	e->log_start = stat(e->log, &st) == 0 ? (long)st.st_size : 0;
-	pid_t pid = fork();
-	cr_assert_neq(pid, -1);
-	if (pid == 0) {
-		/* A failed assertion ends the test without env_stop(): the
-		 * worker must not outlive it. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		/* Its own process group: signals meant for the test's group
-		 * (or a stale watchdog's) must not reach it. */
-		setpgid(0, 0);
-		int fd = open(e->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
-			dup2(fd, 2);
-			dup2(fd, 1);
-			close(fd);
-		}
-		execl(bin, bin, "--config", e->conf, (char *)NULL);
-		_exit(127);
-	}
-	e->worker = pid;
+	const char *args[] = { "--config", e->conf, NULL };
+	e->worker = test_spawn("freshet-worker", args, e->log);
 }
 
 /* Waits up to timeout_s for the worker to exit; returns its wait status,

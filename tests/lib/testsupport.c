@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * testsupport.c: throwaway redis-server instances and scratch directories.
+ * testsupport.c: throwaway redis-server instances (primaries, replicas and
+ * sentinels) and scratch directories.
  *
  * A server is started with fork+exec and stopped by that pid, never by name,
  * so tests running in parallel cannot stop each other's servers.
@@ -197,16 +198,15 @@ static bool redis_answers(struct test_redis *r)
 	return ok;
 }
 
-static void redis_spawn(struct test_redis *r)
+/* Starts argv[0] (found on PATH) with its output to /dev/null; returns its
+ * pid.  The child dies with the test process that started it, even when
+ * that test crashes before stopping it, and it does not hold the test's
+ * output streams open. */
+static pid_t spawn_quiet(char *const argv[])
 {
-	char port[16];
-	snprintf(port, sizeof port, "%d", r->port);
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
-		/* The server dies with the test process that started it, even
-		 * when that test crashes before test_redis_stop(), and it does
-		 * not hold the test's output streams open. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int devnull = open("/dev/null", O_RDWR);
 		if (devnull >= 0) {
@@ -216,17 +216,26 @@ static void redis_spawn(struct test_redis *r)
 			if (devnull > STDERR_FILENO)
 				close(devnull);
 		}
-		char *log;
-		if (asprintf(&log, "%s/redis.log", r->dir) < 0)
-			_exit(127);
-		execlp("redis-server", "redis-server", "--port", port,
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void redis_spawn(struct test_redis *r)
+{
+	char port[16], primary[16], log[600];
+	snprintf(port, sizeof port, "%d", r->port);
+	snprintf(primary, sizeof primary, "%d", r->replica_of);
+	snprintf(log, sizeof log, "%s/redis.log", r->dir);
+	char *argv[] = { "redis-server", "--port", port,
 		       "--bind", "127.0.0.1", "--unixsocket", r->socket,
 		       "--unixsocketperm", "700", "--dir", r->dir,
 		       "--save", "", "--appendonly", "yes",
 		       "--appendfsync", "always", "--logfile", log,
-		       "--daemonize", "no", (char *)NULL);
-		_exit(127);
-	}
+		       "--daemonize", "no",
+		       r->replica_of ? "--replicaof" : NULL, "127.0.0.1", primary, NULL };
+	pid_t pid = spawn_quiet(argv);
 	r->pid = pid;
 	for (int i = 0; i < 500; i++) {
 		if (redis_answers(r))
@@ -241,7 +250,7 @@ static void redis_spawn(struct test_redis *r)
 	cr_assert_fail("redis-server did not answer within 5 s");
 }
 
-struct test_redis *test_redis_start(void)
+struct test_redis *test_redis_start_replica(const struct test_redis *primary)
 {
 	struct test_redis *r = calloc(1, sizeof *r);
 	r->dir = test_mkdtemp("redis");
@@ -250,8 +259,134 @@ struct test_redis *test_redis_start(void)
 	r->port = test_free_port();
 	if (asprintf(&r->url, "redis://127.0.0.1:%d/0", r->port) < 0)
 		cr_assert_fail("out of memory");
+	r->replica_of = primary ? primary->port : 0;
 	redis_spawn(r);
 	return r;
+}
+
+struct test_redis *test_redis_start(void)
+{
+	return test_redis_start_replica(NULL);
+}
+
+void test_redis_kill9(struct test_redis *r)
+{
+	if (!r || r->pid <= 0)
+		return;
+	kill(r->pid, SIGKILL);
+	waitpid(r->pid, NULL, 0);
+	r->pid = 0;
+}
+
+/* Runs one command on a TCP server with short timeouts; NULL when it
+ * does not answer. */
+static redisReply *tcp_command(int port, const char *cmd, const char *arg)
+{
+	struct timeval tv = { 0, 500000 };
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+	redisReply *rep = NULL;
+	if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK)
+		rep = arg ? redisCommand(c, cmd, arg) : redisCommand(c, cmd);
+	if (c)
+		redisFree(c);
+	return rep;
+}
+
+/* Number of entries in the array reply of cmd (with arg), -1 on error. */
+static long array_len(int port, const char *cmd, const char *arg)
+{
+	redisReply *rep = tcp_command(port, cmd, arg);
+	long n = rep && rep->type == REDIS_REPLY_ARRAY ? (long)rep->elements : -1;
+	if (rep)
+		freeReplyObject(rep);
+	return n;
+}
+
+struct test_sentinels *test_sentinels_start(const struct test_redis *primary,
+					    const char *name, int n)
+{
+	cr_assert(n >= 1 && n <= TEST_MAX_SENTINELS);
+	struct test_sentinels *s = calloc(1, sizeof *s);
+	s->n = n;
+	s->dir = test_mkdtemp("sentinel");
+	s->name = strdup(name);
+	size_t off = 0;
+	for (int i = 0; i < n; i++) {
+		s->port[i] = test_free_port();
+		char conf[600], log[600], port[16];
+		snprintf(conf, sizeof conf, "%s/sentinel-%d.conf", s->dir, i);
+		snprintf(log, sizeof log, "%s/sentinel-%d.log", s->dir, i);
+		snprintf(port, sizeof port, "%d", s->port[i]);
+		FILE *f = fopen(conf, "w");
+		cr_assert_not_null(f);
+		/* Short timers, so that a test sees a failover within seconds. */
+		fprintf(f, "port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"
+			"sentinel monitor %s 127.0.0.1 %d %d\n"
+			"sentinel down-after-milliseconds %s 1000\n"
+			"sentinel failover-timeout %s 4000\n"
+			"sentinel parallel-syncs %s 1\n",
+			s->port[i], s->dir, log, name, primary->port, n / 2 + 1, name,
+			name, name);
+		fclose(f);
+		char *argv[] = { "redis-server", conf, "--sentinel", NULL };
+		s->pid[i] = spawn_quiet(argv);
+		off += (size_t)snprintf(s->list + off, sizeof s->list - off, "%s127.0.0.1:%d",
+					i ? "," : "", s->port[i]);
+	}
+	/* Ready when every sentinel knows the others and every replica the
+	 * primary has: only then can they agree on a failover and pick one. */
+	for (int t = 0; t < 300; t++) {
+		redisReply *role = tcp_command(primary->port, "ROLE", NULL);
+		long replicas = role && role->type == REDIS_REPLY_ARRAY && role->elements == 3 &&
+				role->element[2]->type == REDIS_REPLY_ARRAY
+				? (long)role->element[2]->elements : 0;
+		if (role)
+			freeReplyObject(role);
+		bool ready = true;
+		for (int i = 0; i < n && ready; i++)
+			ready = array_len(s->port[i], "SENTINEL sentinels %s", name) == n - 1 &&
+				array_len(s->port[i], "SENTINEL replicas %s", name) >= replicas;
+		if (ready)
+			return s;
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_fail("sentinels did not find each other within 30 s; logs in %s", s->dir);
+	return NULL;
+}
+
+int test_sentinels_primary(const struct test_sentinels *s)
+{
+	for (int i = 0; i < s->n; i++) {
+		redisReply *rep = tcp_command(s->port[i], "SENTINEL get-master-addr-by-name %s",
+					      s->name);
+		int port = 0;
+		if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+		    rep->element[1]->type == REDIS_REPLY_STRING)
+			port = atoi(rep->element[1]->str);
+		if (rep)
+			freeReplyObject(rep);
+		if (port)
+			return port;
+	}
+	return 0;
+}
+
+void test_sentinels_stop(struct test_sentinels *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->n; i++) {
+		if (s->pid[i] > 0) {
+			kill(s->pid[i], SIGKILL);
+			waitpid(s->pid[i], NULL, 0);
+		}
+	}
+	if (!getenv("FRESHET_TEST_KEEP"))
+		test_rmtree(s->dir);
+	free(s->dir);
+	free(s->name);
+	free(s);
 }
 
 void test_redis_pause(struct test_redis *r)

@@ -64,12 +64,19 @@ struct test_redis {
 	char *url;      /* redis://127.0.0.1:<port>/0 */
 	int port;
 	pid_t pid;
+	int replica_of; /* the primary's port, 0 for a primary */
 };
 
 /* Starts a redis-server (append-only, fsync always, so a restart keeps
  * everything) and waits until it answers PING.  Fails the test if it cannot.
  * The caller stops it with test_redis_stop(). */
 struct test_redis *test_redis_start(void);
+/* Starts a redis-server like test_redis_start() as a replica of primary
+ * (--replicaof; NULL starts a primary). */
+struct test_redis *test_redis_start_replica(const struct test_redis *primary);
+/* Kills the server with SIGKILL (a crash: no last write reaches the disk or
+ * a replica) and keeps its directory. */
+void test_redis_kill9(struct test_redis *r);
 /* Stops the server by its pid (SIGTERM, then SIGKILL after 5 s) and keeps
  * its directory, so that test_redis_resume() brings the same data back. */
 void test_redis_pause(struct test_redis *r);
@@ -83,5 +90,31 @@ void test_redis_stop(struct test_redis *r);
  * and its opening brace) and contains needle (NULL: any); -1 when the
  * endpoint does not answer. */
 double test_metric_sum(int port, const char *prefix, const char *needle);
+
+#define TEST_MAX_SENTINELS 5
+
+/* Redis Sentinels watching one primary, on 127.0.0.1 (redis-server
+ * --sentinel, each with its own configuration file in dir). */
+struct test_sentinels {
+	int n;
+	int port[TEST_MAX_SENTINELS];
+	pid_t pid[TEST_MAX_SENTINELS];
+	char list[TEST_MAX_SENTINELS * 24]; /* "127.0.0.1:port,...", for freshet.conf */
+	char *dir;
+	char *name;     /* the master name they monitor */
+};
+
+/* Starts n sentinels monitoring primary as name, with a quorum of a
+ * majority, down-after-milliseconds 1000 and failover-timeout 4000, and
+ * waits until each knows the others and the primary's replicas.  Fails the
+ * test if they do not within 30 s.  Stop them with test_sentinels_stop(). */
+struct test_sentinels *test_sentinels_start(const struct test_redis *primary,
+					    const char *name, int n);
+/* The port of the primary the sentinels name now (the first that answers),
+ * or 0 when none does. */
+int test_sentinels_primary(const struct test_sentinels *s);
+/* Stops the sentinels by pid, removes their directory (kept with
+ * FRESHET_TEST_KEEP) and frees s.  NULL is a no-op. */
+void test_sentinels_stop(struct test_sentinels *s);
 
 #endif
