@@ -11,7 +11,6 @@
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -21,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -120,42 +118,13 @@ static void teardown(void)
 	free(E.dir);
 }
 
-static char *binpath(const char *prog)
-{
-	const char *b = getenv("FRESHET_BUILDDIR");
-	char *p;
-	cr_assert(asprintf(&p, "%s/%s", b && *b ? b : ".", prog) > 0);
-	return p;
-}
-
 /* Starts prog --config E.conf args..., output appended to logfile. */
 static pid_t spawn(const char *prog, const char *logfile, const char *const *args)
 {
-	char *path = binpath(prog);
-	const char *argv[32];
-	size_t n = 0;
-	argv[n++] = path;
-	argv[n++] = "--config";
-	argv[n++] = E.conf;
-	for (size_t i = 0; args && args[i] && n < 30; i++)
+	const char *argv[32] = { "--config", E.conf };
+	for (size_t i = 0, n = 2; args && args[i] && n < 31; i++)
 		argv[n++] = args[i];
-	argv[n] = NULL;
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		setpgid(0, 0);
-		int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		execv(path, (char *const *)argv);
-		_exit(127);
-	}
-	free(path);
-	return pid;
+	return test_spawn(prog, argv, logfile);
 }
 
 /* Runs prog to completion; returns its exit status (-1 if killed). */

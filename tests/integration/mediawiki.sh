@@ -35,6 +35,8 @@
 # FRESHET_MW_PARTITIONS, FRESHET_MW_SPOOL (default DIR/freshet-spool.jsonl),
 # FRESHET_MW_SPOOL_DIR (instead of FRESHET_MW_SPOOL), FRESHET_MW_RETRY_AFTER
 # and FRESHET_MW_SPOOL_MAX.
+# FRESHET_MW_SETTINGS holds PHP lines appended last to LocalSettings.php (for
+# example the search settings: $wgSearchType = 'freshet'; ...).
 # FRESHET_MW_PORT picks the port (default: a free one).  FRESHET_MW_OWNER_PID
 # names a process whose end stops the server (tests set it to themselves).
 set -eu
@@ -220,19 +222,30 @@ return false;
 EOF
 }
 
-# Builds what is shared by all wikis, once: the localisation cache.
+# The localisation cache of this version of the extension's messages: its
+# directory under the cache dir is named after a checksum of them, so a
+# changed message gets a new cache.
+l10n_dir() {
+	printf '%s/l10n-%s' "$1" "$(cat "$ext_dir"/i18n/*.json | cksum | cut -d' ' -f1)"
+}
+
+# Builds what is shared by all wikis, once: the localisation cache, with the
+# extension's messages (manualRecache: the wikis never rebuild it).
 # $1 = cache dir.  Caller holds the lock.
 build_l10n() {
-	[ -f "$1/l10n/.done" ] && return 0
+	l10n=$(l10n_dir "$1")
+	[ -f "$l10n/.done" ] && return 0
 	tmp="$1/l10n-build.$$"
-	rm -rf "$tmp" "$1/l10n"
+	rm -rf "$tmp" "$l10n"
 	mkdir -p "$tmp/site/data" "$tmp/l10n"
-	write_settings "$tmp/site" l10nwiki en 1 "$tmp/l10n" >"$tmp/site/LocalSettings.php"
+	{ write_settings "$tmp/site" l10nwiki en 1 "$tmp/l10n"
+	  printf "wfLoadExtension( 'Freshet', '%s/extension.json' );\n" "$ext_dir"; } \
+		>"$tmp/site/LocalSettings.php"
 	(cd "$MW_IP" && MW_CONFIG_FILE="$tmp/site/LocalSettings.php" \
 		php maintenance/rebuildLocalisationCache.php --lang "$LANGS" --force \
 		--threads 2 >"$tmp/log" 2>&1) || { cat "$tmp/log" >&2; die "l10n cache build failed"; }
-	mv "$tmp/l10n" "$1/l10n"
-	touch "$1/l10n/.done"
+	mv "$tmp/l10n" "$l10n"
+	touch "$l10n/.done"
 	rm -rf "$tmp"
 }
 
@@ -326,8 +339,11 @@ cmd_start() {
 	while :; do
 		tries=$((tries + 1))
 		port=${FRESHET_MW_PORT:-$(free_port)}
-		{ write_settings "$dir" "$wiki" "$lang" "$port" "$cache/l10n"
-		  write_freshet_settings "$dir"; } >"$dir/LocalSettings.php"
+		{ write_settings "$dir" "$wiki" "$lang" "$port" "$(l10n_dir "$cache")"
+		  write_freshet_settings "$dir"
+		  if [ -n "${FRESHET_MW_SETTINGS:-}" ]; then
+			printf '\n# Settings the caller asked for.\n%s\n' "$FRESHET_MW_SETTINGS"
+		  fi; } >"$dir/LocalSettings.php"
 		serve "$dir" "$port" && return 0
 		# The port may have been taken between free_port and bind: try another.
 		if [ $tries -ge 3 ] || [ -n "${FRESHET_MW_PORT:-}" ]; then

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hostile.h: a misbehaving HTTP server for the fetcher's tests.
+ * hostile.h: a misbehaving HTTP server for the fetcher's and the search
+ * backend's tests.
  *
  * It runs as threads inside the test process, listens on 127.0.0.1 on a
  * port the kernel picks, and answers each request by the first path
@@ -28,6 +29,10 @@
  *   noparse     200 {"batchcomplete":true}
  *   err-<code>  200 {"error":{"code":"<code>","info":"..."}}
  *   infomissing parse ok, but the info query says the page is missing
+ *   searchd-markup  a freshet-searchd search answer (a completion answer
+ *               for a path holding "/complete") whose snippets carry
+ *               markup a search page must show as text: <script>, <img>,
+ *               a foreign span, an unbalanced </span>
  *
  * Every request also counts in hostile_requests().  Stopping joins every
  * thread and frees everything.

@@ -289,6 +289,10 @@ static int run_script(const struct mw *mw, const char *cmd,
 			unsetenv("FRESHET_MW_REDIS_HOST");
 			unsetenv("FRESHET_MW_REDIS_SOCKET");
 		}
+		if (o && o->settings)
+			setenv("FRESHET_MW_SETTINGS", o->settings, 1);
+		else
+			unsetenv("FRESHET_MW_SETTINGS");
 		const char *wiki = o && o->wiki_id ? o->wiki_id : "testwiki";
 		const char *lang = o && o->lang ? o->lang : "en";
 		/* The script's output goes to the test's log, unbuffered. */

@@ -57,6 +57,11 @@ struct mw_opts {
 	int redis_retry_after;      /* $wgFreshetRedisRetryAfter, seconds;
 				       0: the extension's default, -1: 0 */
 	long spool_max_bytes;       /* $wgFreshetSpoolMaxBytes [extension's] */
+	/* PHP lines appended last to LocalSettings.php (e.g. the search
+	 * settings "$wgSearchType = 'freshet';"), or NULL.  They stay for
+	 * mw_resume().  With freshet false they may load the extension
+	 * themselves. */
+	const char *settings;
 };
 
 /* Starts a wiki and logs in as Admin.  opts may be NULL (all defaults).

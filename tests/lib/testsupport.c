@@ -24,6 +24,35 @@
 #include <time.h>
 #include <unistd.h>
 
+pid_t test_spawn(const char *prog, const char *const *args, const char *logfile)
+{
+	const char *b = getenv("FRESHET_BUILDDIR");
+	char *path;
+	cr_assert(asprintf(&path, "%s/%s", b && *b ? b : ".", prog) > 0, "out of memory");
+	const char *argv[32];
+	size_t n = 0;
+	argv[n++] = path;
+	for (size_t i = 0; args && args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	pid_t pid = fork();
+	cr_assert(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		setpgid(0, 0);
+		int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
+	free(path);
+	return pid;
+}
+
 char *test_mkdtemp(const char *tag)
 {
 	const char *tmp = getenv("TMPDIR");

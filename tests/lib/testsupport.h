@@ -27,6 +27,13 @@ char *test_srcpath(const char *rel);
 /* Reads a whole file; returns NULL if it cannot.  Caller frees. */
 char *test_read_file(const char *path, size_t *len);
 
+/* Starts the program prog as built ($FRESHET_BUILDDIR/prog, else ./prog)
+ * with the arguments args (NULL-terminated, at most 30; args may be NULL),
+ * in its own process group, killed when the test process dies, its stdout
+ * and stderr appended to logfile.  Returns its pid (the caller waits for
+ * it or stops it); fails the test if it cannot fork. */
+pid_t test_spawn(const char *prog, const char *const *args, const char *logfile);
+
 /* Returns a page event built from the fixture
  * tests/fixtures/events/<fixture>.json ("create", "edit", "delete",
  * "undelete", "move", "rerender", ...), so that tests send events shaped
