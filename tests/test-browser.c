@@ -2,8 +2,13 @@
 /*
  * test-browser.c: a wiki's search as a reader sees it, in a real browser.
  *
- * Each test starts a real MediaWiki (tests/lib/mw.h), seeds it, and runs
- * tests/browser/search.py, which drives Debian's headless Chromium through
+ * Each test starts a real MediaWiki (tests/lib/mw.h) whose search is
+ * freshet's ($wgSearchType = 'freshet', the Freshet extension asking the
+ * real freshet-searchd over shards the real reindex-page built), with
+ * $wgDisableSearchUpdate = true so that MediaWiki's own index stays empty
+ * and every hit the page shows can only come from freshet.  It seeds the
+ * wiki and runs tests/browser/search.py, which drives Debian's headless
+ * Chromium through
  * chromium-driver: it types a prefix into the skin's search box, waits for
  * the type-ahead suggestions, submits, and reads Special:Search's result
  * list, saving a screenshot of each step.  The driver writes a JSON report
@@ -34,12 +39,24 @@
 
 #define WIKI "browserwiki"
 
-static struct mw *mw;
+struct env {
+	char *dir;
+	char conf[512];
+	int port;               /* freshet-searchd's */
+	pid_t daemon;
+	struct test_redis *redis;
+	struct mw *mw;
+};
 
-/* The pages every test searches: several start with "Okapi", none is
- * titled "Okapi" itself (so that submitting the prefix lists results
- * instead of going to a page), in the languages the test wiki has. */
+static struct env E;
+
+/* The pages every test searches, in the languages the test wiki has:
+ * several start with "Okapi", none is titled "Okapi" or "Elan" itself (so
+ * that submitting a prefix lists results instead of going to a page).
+ * "Élan vital" is what only freshet suggests for "elan": MediaWiki's own
+ * completion matches the title's first letter as typed. */
 static const char *const seed_titles[] = {
+	"Élan vital",
 	"Okapi facts",
 	"Okapi habitat",
 	"Giraffe",
@@ -48,6 +65,7 @@ static const char *const seed_titles[] = {
 	"Окапи",
 };
 static const char *const seed_texts[] = {
+	"Bergson wrote of the élan vital, the vital impetus of living things.",
 	"The okapi is a forest giraffe of the Congo with striped legs.",
 	"The okapi lives in the Ituri rainforest and eats leaves.",
 	"The giraffe is the tallest land animal and a relative of the okapi.",
@@ -57,17 +75,72 @@ static const char *const seed_texts[] = {
 };
 #define NSEED (sizeof seed_titles / sizeof seed_titles[0])
 
+/* Runs a built program with --config E.conf and args (at most 12);
+ * returns its exit status (-1 if killed).  Its output goes to
+ * E.dir/<prog>.log. */
+static int run(const char *prog, const char *const *args)
+{
+	char log[600];
+	snprintf(log, sizeof log, "%s/%s.log", E.dir, prog);
+	const char *argv[16] = { "--config", E.conf };
+	for (size_t i = 0, n = 2; args[i] && n < 15; i++)
+		argv[n++] = args[i];
+	pid_t pid = test_spawn(prog, argv, log);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A wiki searched by freshet: Redis, MediaWiki with the extension and the
+ * search settings, the seeded pages indexed by reindex-page, and
+ * freshet-searchd answering. */
 static void setup(void)
 {
-	struct mw_opts o = { .wiki_id = WIKI, .lang = "en" };
-	mw = mw_start(&o);
-	mw_seed(mw, NSEED, seed_titles, seed_texts, NULL, NULL);
+	memset(&E, 0, sizeof E);
+	E.dir = test_mkdtemp("browser");
+	snprintf(E.conf, sizeof E.conf, "%s/freshet.conf", E.dir);
+	E.port = test_free_port();
+	E.redis = test_redis_start();
+	char settings[1024];
+	snprintf(settings, sizeof settings,
+		 "$wgSearchType = 'freshet';\n"
+		 "$wgSearchTypeAlternatives = [ 'SearchSqlite' ];\n"
+		 "$wgDisableSearchUpdate = true;\n"
+		 "$wgFreshetSearchUrl = 'http://127.0.0.1:%d';\n", E.port);
+	struct mw_opts o = { .wiki_id = WIKI, .lang = "en", .freshet = true,
+			     .redis_socket = E.redis->socket, .partitions = 2,
+			     .settings = settings };
+	E.mw = mw_start(&o);
+	mw_seed(E.mw, NSEED, seed_titles, seed_texts, NULL, NULL);
+
+	FILE *f = fopen(E.conf, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"[redis]\nurl = unix://%s\n\n"
+		"[worker]\ndata_dir = %s/data\n\n"
+		"[searchd]\nlisten = 127.0.0.1:%d\nthreads = 2\n\n"
+		"[wiki " WIKI "]\napi = %s\nlanguage = en\nshards = 2\nrate = 0\n",
+		E.redis->socket, E.dir, E.port, mw_api_url(E.mw));
+	fclose(f);
+	const char *all[] = { "--wiki", WIKI, "--all", "--quiet", NULL };
+	cr_assert_eq(run("reindex-page", all), 0, "reindex-page --all failed; log in %s",
+		     E.dir);
+
+	char log[600];
+	snprintf(log, sizeof log, "%s/freshet-searchd.log", E.dir);
+	const char *args[] = { "--config", E.conf, NULL };
+	E.daemon = test_spawn("freshet-searchd", args, log);
+	test_wait_port(E.port, E.daemon, 60, "freshet-searchd");
 }
 
 static void teardown(void)
 {
-	mw_stop(mw);
-	mw = NULL;
+	test_stop_pid(&E.daemon);
+	mw_stop(E.mw);
+	test_redis_stop(E.redis);
+	if (!getenv("FRESHET_TEST_KEEP"))
+		test_rmtree(E.dir);
+	free(E.dir);
 }
 
 /* One timeout for the whole suite (Criterion wants one per suite);
@@ -111,7 +184,7 @@ static struct run drive(const char *name, ...)
 	char *report, *logpath, *url;
 	cr_assert(asprintf(&report, "%s/%s.json", out, name) > 0);
 	cr_assert(asprintf(&logpath, "%s/%s.log", out, name) > 0);
-	cr_assert(asprintf(&url, "http://127.0.0.1:%d/index.php/Main_Page", mw_port(mw)) > 0);
+	cr_assert(asprintf(&url, "http://127.0.0.1:%d/index.php/Main_Page", mw_port(E.mw)) > 0);
 	unlink(report);
 
 	const char *argv[48];
@@ -218,35 +291,69 @@ static void assert_screenshots(json_t *report)
 	}
 }
 
-/* The reader types "Okapi": the skin's type-ahead suggests the wiki's
- * Okapi pages; Enter lists them on Special:Search with the typed word
- * highlighted in their snippets. */
-Test(browser, suggestions_then_highlighted_results)
+/* The reader types "elan": the skin's type-ahead suggests "Élan vital",
+ * which only freshet's completion finds (accents and case folded), and
+ * Enter lists the page on Special:Search, which only freshet can do here. */
+Test(browser, freshet_suggests_and_lists)
 {
-	struct run r = drive("db-okapi", "--prefix", "Okapi",
+	struct run r = drive("freshet-elan", "--prefix", "elan",
+			     "--expect-suggestion", "Élan vital",
+			     "--expect-result", "Élan vital", NULL);
+	char *rep = json_dumps(r.report, JSON_INDENT(1));
+	cr_assert_eq(r.status, 0, "driver exit %d; report:\n%s\n%s", r.status, rep, r.log);
+	cr_assert(json_is_true(json_object_get(r.report, "ok")), "%s", rep);
+	cr_assert(strstr(json_string_value(json_object_get(r.report, "skin")), "skin-vector"),
+		  "not the Vector skin: %s", rep);
+	json_t *sugg = json_object_get(r.report, "suggestions");
+	cr_assert(has_string(sugg, "Élan vital"), "suggestions: %s", rep);
+	cr_assert(!has_string(sugg, "Okapi facts"), "a title without the prefix suggested: %s",
+		  rep);
+	cr_assert_str_eq(json_string_value(json_object_get(r.report, "results_page")),
+			 "Special:Search", "not on Special:Search: %s", rep);
+	cr_assert_not_null(result(r.report, "Élan vital"), "Élan vital not listed: %s", rep);
+	cr_assert_null(result(r.report, "Okapi facts"), "a page without the word listed: %s",
+		       rep);
+	assert_screenshots(r.report);
+
+	/* MediaWiki's own index knows nothing: the page came from freshet. */
+	json_t *own = mw_api(E.mw, false,
+			     "action=query&list=search&srsearch=elan&srbackend=SearchSqlite");
+	json_t *own_hits = json_object_get(json_object_get(own, "query"), "search");
+	cr_assert(json_is_array(own_hits) && json_array_size(own_hits) == 0,
+		  "MediaWiki's own search found it: %s", json_dumps(own, 0));
+	json_decref(own);
+	free(rep);
+	run_free(&r);
+}
+
+/* The reader types "okapi": the type-ahead suggests the Okapi pages, and
+ * Enter lists them, in every language, with the typed word highlighted
+ * (span.searchmatch) in their snippets; a page that has the word only in
+ * its text is listed too. */
+Test(browser, results_highlight_the_typed_word)
+{
+	struct run r = drive("freshet-okapi", "--prefix", "okapi",
 			     "--expect-suggestion", "Okapi facts",
 			     "--expect-suggestion", "Okapi habitat",
 			     "--expect-result", "Okapi facts",
 			     "--match", "okapi", NULL);
 	char *rep = json_dumps(r.report, JSON_INDENT(1));
 	cr_assert_eq(r.status, 0, "driver exit %d; report:\n%s\n%s", r.status, rep, r.log);
-	cr_assert(json_is_true(json_object_get(r.report, "ok")), "%s", rep);
-	cr_assert(strstr(json_string_value(json_object_get(r.report, "skin")), "skin-vector"),
-		  "not the Vector skin: %s", rep);
-
 	json_t *sugg = json_object_get(r.report, "suggestions");
 	cr_assert(has_string(sugg, "Okapi facts") && has_string(sugg, "Okapi habitat"),
 		  "suggestions: %s", rep);
 	cr_assert(!has_string(sugg, "Giraffe"), "a title without the prefix suggested: %s",
 		  rep);
-
-	cr_assert_str_eq(json_string_value(json_object_get(r.report, "results_page")),
-			 "Special:Search", "not on Special:Search: %s", rep);
-	json_t *hit = result(r.report, "Okapi facts");
-	cr_assert_not_null(hit, "Okapi facts not listed: %s", rep);
-	cr_assert(highlighted(hit, "okapi"), "okapi not highlighted: %s", rep);
-	/* A page that has the word only in its text is listed too. */
-	cr_assert_not_null(result(r.report, "Giraffe"), "Giraffe not listed: %s", rep);
+	const char *listed[] = { "Okapi facts", "Okapi habitat", "Giraffe",
+				 "Okapi (Deutsch)", "Okapi (français)" };
+	for (size_t i = 0; i < sizeof listed / sizeof listed[0]; i++) {
+		json_t *hit = result(r.report, listed[i]);
+		cr_assert_not_null(hit, "%s not listed: %s", listed[i], rep);
+		cr_assert(highlighted(hit, "okapi"), "okapi not highlighted in %s: %s",
+			  listed[i], rep);
+	}
+	cr_assert_null(result(r.report, "Élan vital"), "a page without the word listed: %s",
+		       rep);
 	assert_screenshots(r.report);
 	free(rep);
 	run_free(&r);
@@ -256,7 +363,7 @@ Test(browser, suggestions_then_highlighted_results)
  * missing, by name, with exit status 1 and screenshots still taken. */
 Test(browser, missing_suggestion_fails_the_driver)
 {
-	struct run r = drive("db-missing", "--prefix", "Okapi",
+	struct run r = drive("freshet-missing", "--prefix", "Okapi",
 			     "--expect-suggestion", "Okapi nowhere",
 			     "--timeout", "10", NULL);
 	char *rep = json_dumps(r.report, JSON_INDENT(1));

@@ -109,7 +109,8 @@ def run(args, report):
     driver = None
     try:
         driver = start_browser(profile)
-        driver.set_page_load_timeout(args.timeout)
+        # A page load is not a step: under load it may take longer.
+        driver.set_page_load_timeout(max(args.timeout, 120))
         wait = WebDriverWait(driver, args.timeout, poll_frequency=0.1)
 
         driver.get(args.url)
