@@ -43,8 +43,8 @@ struct env {
 	char data[512];
 	char log[512];
 	char mwlog[512];
-	char token[512];        /* the wiki's $wgFreshetSearchTokenFile, if any */
-	int port;               /* freshet-searchd's */
+	char token[512]; /* the wiki's $wgFreshetSearchTokenFile, if any */
+	int port;        /* freshet-searchd's */
 	pid_t daemon;
 	pid_t worker;
 	struct test_redis *redis;
@@ -79,7 +79,7 @@ static void stop_pid(pid_t *pid)
 struct page {
 	long status;
 	char *body;
-	double secs;            /* how long the request took */
+	double secs; /* how long the request took */
 };
 
 static size_t on_body(char *p, size_t size, size_t n, void *ctx)
@@ -153,8 +153,8 @@ static long searchd_requests(const char *endpoint)
 {
 	char url[256], key[256];
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", E.port);
-	snprintf(key, sizeof key,
-		 "freshet_searchd_requests_total{endpoint=\"%s\",status=\"200\"} ", endpoint);
+	snprintf(key, sizeof key, "freshet_searchd_requests_total{endpoint=\"%s\",status=\"200\"} ",
+		 endpoint);
 	struct page pg = fetch(url);
 	cr_assert_eq(pg.status, 200, "metrics: %s", pg.body);
 	const char *p = strstr(pg.body, key);
@@ -176,7 +176,8 @@ static void write_conf(const char *searchd_extra)
 		"[worker]\ndata_dir = %s\nthreads = 2\ncommit_ms = 100\n"
 		"lease_ms = 2000\n\n"
 		"[searchd]\nlisten = 127.0.0.1:%d\nthreads = 2\n%s\n"
-		"[wiki " WIKI "]\napi = %s\nlanguage = en\nshards = 2\n"
+		"[wiki " WIKI
+		"]\napi = %s\nlanguage = en\nshards = 2\n"
 		"namespaces = 0,1\nconcurrency = 4\nrate = 0\n",
 		E.redis->socket, E.data, E.port, searchd_extra ? searchd_extra : "",
 		mw_api_url(E.mw));
@@ -211,14 +212,20 @@ static void setup_with(const char *search_url, double timeout, bool token)
 		 "$wgFreshetSearchTokenFile = %s%s%s;\n",
 		 search_url ? search_url : url, timeout, E.mwlog, token ? "'" : "",
 		 token ? E.token : "null", token ? "'" : "");
-	struct mw_opts o = { .wiki_id = WIKI, .lang = "en", .freshet = true,
-			     .redis_socket = E.redis->socket, .partitions = 2,
+	struct mw_opts o = { .wiki_id = WIKI,
+			     .lang = "en",
+			     .freshet = true,
+			     .redis_socket = E.redis->socket,
+			     .partitions = 2,
 			     .settings = settings };
 	E.mw = mw_start(&o);
 	write_conf(NULL);
 }
 
-static void setup_searchd(void) { setup_with(NULL, 2, false); }
+static void setup_searchd(void)
+{
+	setup_with(NULL, 2, false);
+}
 
 static void teardown(void)
 {
@@ -236,19 +243,10 @@ static void daemon_start(void)
 {
 	const char *none[] = { NULL };
 	E.daemon = spawn("freshet-searchd", E.log, none);
+	/* Up once it answers anything (starting under ASan takes a while). */
 	char url[256];
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", E.port);
-	for (int i = 0; i < 600; i++) {
-		struct page pg = fetch(url);
-		free(pg.body);
-		if (pg.status)
-			return;
-		int ws;
-		cr_assert_eq(waitpid(E.daemon, &ws, WNOHANG), 0,
-			     "freshet-searchd exited; log in %s", E.log);
-		sleep_ms(50);
-	}
-	cr_assert_fail("freshet-searchd did not answer; log in %s", E.log);
+	test_wait_http(url, E.daemon, E.log);
 }
 
 static void reindex_all(void)
@@ -290,8 +288,7 @@ static char *titles(json_t *arr)
 	struct buf b = BUF_INIT;
 	size_t i;
 	json_t *x;
-	json_array_foreach(arr, i, x)
-		buf_addf(&b, "%s%s", i ? "|" : "", jstr(x, "title"));
+	json_array_foreach(arr, i, x) buf_addf(&b, "%s%s", i ? "|" : "", jstr(x, "title"));
 	char *s = buf_detach(&b, NULL);
 	return s ? s : strdup("");
 }
@@ -300,9 +297,7 @@ static bool has(json_t *arr, const char *title)
 {
 	size_t i;
 	json_t *x;
-	json_array_foreach(arr, i, x)
-		if (strcmp(jstr(x, "title"), title) == 0)
-			return true;
+	json_array_foreach(arr, i, x) if (strcmp(jstr(x, "title"), title) == 0) return true;
 	return false;
 }
 
@@ -314,8 +309,8 @@ Test(mwsearch, api_rest_and_special_search_answer_from_freshet, .init = setup_se
      .fini = teardown)
 {
 	const char *t[] = {
-		"Okapi", "Okapi page 1", "Okapi page 2", "Okapi page 3", "Okapi page 4",
-		"Talk:Okapi", "Mbutiokapi", "Книжный дом", "Capybara",
+		"Okapi",      "Okapi page 1", "Okapi page 2", "Okapi page 3", "Okapi page 4",
+		"Talk:Okapi", "Mbutiokapi",   "Книжный дом",  "Capybara",
 	};
 	const char *x[] = {
 		"The okapi is a forest giraffe of the Congo.",
@@ -335,8 +330,9 @@ Test(mwsearch, api_rest_and_special_search_answer_from_freshet, .init = setup_se
 
 	/* list=search: total hits, snippets with MediaWiki's markup, the
 	 * fields, in the main namespace by default. */
-	json_t *j = api("action=query&list=search&srsearch=okapi&srlimit=50"
-			"&srprop=snippet%%7Ctitlesnippet%%7Csize%%7Cwordcount%%7Ctimestamp");
+	json_t *j = api(
+		"action=query&list=search&srsearch=okapi&srlimit=50"
+		"&srprop=snippet%%7Ctitlesnippet%%7Csize%%7Cwordcount%%7Ctimestamp");
 	json_t *s = hits(j);
 	char *ts = titles(s);
 	cr_assert_eq(totalhits(j), 5, "%s", ts);
@@ -381,7 +377,8 @@ Test(mwsearch, api_rest_and_special_search_answer_from_freshet, .init = setup_se
 		cr_assert_eq(json_array_size(s), off < 4 ? 2 : 1, "offset %d", off);
 		size_t i;
 		json_t *r;
-		json_array_foreach(s, i, r) {
+		json_array_foreach(s, i, r)
+		{
 			char key[600];
 			snprintf(key, sizeof key, "|%s|", jstr(r, "title"));
 			cr_assert_null(strstr(seen, key), "%s twice (offset %d)", key, off);
@@ -434,8 +431,8 @@ Test(mwsearch, api_rest_and_special_search_answer_from_freshet, .init = setup_se
 	cr_assert_eq(st, 200);
 	json_t *pages = json_object_get(j, "pages");
 	cr_assert_eq(json_array_size(pages), 5, "%s", json_dumps(j, 0));
-	cr_assert(strstr(jstr(json_array_get(pages, 0), "excerpt"), "class=\"searchmatch\""),
-		  "%s", json_dumps(j, 0));
+	cr_assert(strstr(jstr(json_array_get(pages, 0), "excerpt"), "class=\"searchmatch\""), "%s",
+		  json_dumps(j, 0));
 	json_decref(j);
 	j = rest("/v1/search/title?q=okapi%20PAGE%202&limit=5", &st);
 	cr_assert_eq(st, 200);
@@ -470,8 +467,7 @@ Test(mwsearch, api_rest_and_special_search_answer_from_freshet, .init = setup_se
 	cr_assert_eq(rename(away, s1), 0, "%s", strerror(errno));
 }
 
-Test(mwsearch, an_edit_shows_in_special_search_within_2s, .init = setup_searchd,
-     .fini = teardown)
+Test(mwsearch, an_edit_shows_in_special_search_within_2s, .init = setup_searchd, .fini = teardown)
 {
 	mw_edit(E.mw, "Numbat", "The numbat eats termites.", NULL, NULL);
 	reindex_all();
@@ -558,19 +554,42 @@ static void setup_hostile(const char *route, double timeout)
 	E.hostile = h;
 }
 
-static void setup_stalling(void) { setup_hostile("stall", 1); }
-static void setup_markup(void) { setup_hostile("searchd-markup", 2); }
+static void setup_stalling(void)
+{
+	setup_hostile("stall", 1);
+}
+static void setup_markup(void)
+{
+	setup_hostile("searchd-markup", 2);
+}
 
 Test(mwsearch, a_searchd_that_hangs_costs_the_timeout_only, .init = setup_stalling,
      .fini = teardown)
 {
-	/* The timeout is 1 s; Special:Search asks for titles and text, and
-	 * the page still comes within the timeout plus the page's own time. */
+	/* The page's own time, without a search (no term: the form only),
+	 * once the server's workers have compiled the code. */
+	char url[256];
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/index.php?title=Special:Search",
+		 mw_port(E.mw));
+	double own = 1e9;
+	for (int i = 0; i < 4; i++) {
+		struct page pg = fetch(url);
+		cr_assert_eq(pg.status, 200);
+		own = pg.secs < own ? pg.secs : own;
+		free(pg.body);
+	}
+	cr_assert_eq(hostile_requests(E.hostile), 0);
+
+	/* The timeout is 1 s: a search costs that once, not once per call. */
 	struct page pg = special_search("okapi");
 	cr_assert_eq(pg.status, 200, "%.2000s", pg.body);
 	cr_assert(strstr(pg.body, UNAVAILABLE), "no error message: %.3000s", pg.body);
-	cr_assert_lt(pg.secs, 3.0, "Special:Search took %.2f s with a 1 s timeout", pg.secs);
-	cr_assert_gt(hostile_requests(E.hostile), 0);
+	cr_assert_lt(pg.secs, own + 1.0 + 1.0,
+		     "Special:Search took %.2f s with a 1 s timeout (%.2f s without a search)",
+		     pg.secs, own);
+	cr_assert_geq(pg.secs, 1.0, "answered before the timeout: %.2f s", pg.secs);
+	cr_assert_eq(hostile_requests(E.hostile), 1, "asked %ld times",
+		     hostile_requests(E.hostile));
 	free(pg.body);
 
 	json_t *j = api("action=opensearch&search=Main");
@@ -578,8 +597,7 @@ Test(mwsearch, a_searchd_that_hangs_costs_the_timeout_only, .init = setup_stalli
 	json_decref(j);
 }
 
-Test(mwsearch, snippets_keep_only_the_searchmatch_markup, .init = setup_markup,
-     .fini = teardown)
+Test(mwsearch, snippets_keep_only_the_searchmatch_markup, .init = setup_markup, .fini = teardown)
 {
 	json_t *j = api("action=query&list=search&srsearch=okapi&srprop=snippet%%7Ctitlesnippet");
 	json_t *h = json_array_get(hits(j), 0);
@@ -610,10 +628,12 @@ static void write_token(const char *path, const char *line)
 	chmod(path, 0600);
 }
 
-static void setup_token(void) { setup_with(NULL, 2, true); }
+static void setup_token(void)
+{
+	setup_with(NULL, 2, true);
+}
 
-Test(mwsearch, the_token_file_opens_a_protected_searchd, .init = setup_token,
-     .fini = teardown)
+Test(mwsearch, the_token_file_opens_a_protected_searchd, .init = setup_token, .fini = teardown)
 {
 	char searchd_tok[600], extra[700];
 	snprintf(searchd_tok, sizeof searchd_tok, "%s/searchd.token", E.dir);

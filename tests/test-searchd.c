@@ -215,18 +215,9 @@ static void daemon_start(void)
 	const char *none[] = { NULL };
 	E.daemon = spawn("freshet-searchd", E.log, none);
 	/* Up once it answers anything (starting under ASan takes a while). */
-	for (int i = 0; i < 600; i++) {
-		struct resp r = get("/healthz");
-		long st = r.status;
-		resp_free(&r);
-		if (st)
-			return;
-		int ws;
-		cr_assert_eq(waitpid(E.daemon, &ws, WNOHANG), 0,
-			     "freshet-searchd exited; log in %s", E.log);
-		msleep(50);
-	}
-	cr_assert_fail("freshet-searchd did not answer; log in %s", E.log);
+	char url[256];
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", E.port);
+	test_wait_http(url, E.daemon, E.log);
 }
 
 /* Sends SIGTERM and asserts a prompt exit 0. */

@@ -273,18 +273,19 @@ static bool answer(struct hostile *h, int fd, const char *path)
 					     "{\"query\":\"m\",\"results\":[{\"page_id\":1,"
 					     "\"title\":\"Main Page\",\"url\":\"x\","
 					     "\"redirect_title\":null}]}");
-		return send_response(h, fd, 200, NULL, "application/json",
-				     "{\"query\":\"okapi\",\"total\":1,\"total_relation\":\"eq\","
-				     "\"shards\":{\"total\":1,\"ok\":1,\"failed\":0},\"took_ms\":1,"
-				     "\"results\":[{\"page_id\":1,\"namespace\":0,"
-				     "\"title\":\"Main Page\",\"url\":\"x\",\"language\":\"en\","
-				     "\"rev_id\":1,\"timestamp\":\"2026-12-06T00:12:00Z\",\"score\":1.0,"
-				     "\"snippet\":\"<script>alert(1)</script> the "
-				     "<span class=\\\"searchmatch\\\">okapi</span> "
-				     "<img src=x onerror=alert(2)> <span class=\\\"evil\\\">x</span>"
-				     "</span> &amp;lt;b&amp;gt;\","
-				     "\"title_snippet\":\"<b>Main</b> Page\","
-				     "\"redirect_title\":null,\"size\":100,\"word_count\":12}]}");
+		return send_response(
+			h, fd, 200, NULL, "application/json",
+			"{\"query\":\"okapi\",\"total\":1,\"total_relation\":\"eq\","
+			"\"shards\":{\"total\":1,\"ok\":1,\"failed\":0},\"took_ms\":1,"
+			"\"results\":[{\"page_id\":1,\"namespace\":0,"
+			"\"title\":\"Main Page\",\"url\":\"x\",\"language\":\"en\","
+			"\"rev_id\":1,\"timestamp\":\"2026-12-06T00:12:00Z\",\"score\":1.0,"
+			"\"snippet\":\"<script>alert(1)</script> the "
+			"<span class=\\\"searchmatch\\\">okapi</span> "
+			"<img src=x onerror=alert(2)> <span class=\\\"evil\\\">x</span>"
+			"</span> &amp;lt;b&amp;gt;\","
+			"\"title_snippet\":\"<b>Main</b> Page\","
+			"\"redirect_title\":null,\"size\":100,\"word_count\":12}]}");
 	}
 	if (!strcmp(route, "html"))
 		return send_response(h, fd, 200, NULL, "text/html",

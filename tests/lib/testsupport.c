@@ -8,6 +8,7 @@
 #include "testsupport.h"
 
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
@@ -51,6 +52,36 @@ pid_t test_spawn(const char *prog, const char *const *args, const char *logfile)
 	}
 	free(path);
 	return pid;
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	return size * n;
+}
+
+void test_wait_http(const char *url, pid_t pid, const char *log)
+{
+	CURL *c = curl_easy_init();
+	cr_assert_not_null(c, "curl_easy_init failed");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	for (int i = 0; i < 600; i++) {
+		if (curl_easy_perform(c) == CURLE_OK) {
+			curl_easy_cleanup(c);
+			return;
+		}
+		int ws;
+		cr_assert_eq(waitpid(pid, &ws, WNOHANG), 0, "the server of %s exited; log in %s",
+			     url, log);
+		struct timespec ts = { 0, 50 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	curl_easy_cleanup(c);
+	cr_assert_fail("nothing answered at %s; log in %s", url, log);
 }
 
 char *test_mkdtemp(const char *tag)

@@ -34,6 +34,11 @@ char *test_read_file(const char *path, size_t *len);
  * it or stops it); fails the test if it cannot fork. */
 pid_t test_spawn(const char *prog, const char *const *args, const char *logfile);
 
+/* Waits until something answers HTTP at url (any status: a server that is
+ * up), at most 30 s.  Fails the test, naming log (where the program's
+ * output goes), if process pid exits first or nothing answers in time. */
+void test_wait_http(const char *url, pid_t pid, const char *log);
+
 /* Returns a page event built from the fixture
  * tests/fixtures/events/<fixture>.json ("create", "edit", "delete",
  * "undelete", "move", "rerender", ...), so that tests send events shaped

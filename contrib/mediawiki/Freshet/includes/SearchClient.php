@@ -158,9 +158,15 @@ class SearchClient {
 			return Status::newFatal( 'freshet-search-refused',
 				\Message::plaintextParam( (string)( $answer['error']['message'] ?? '' ) ) );
 		}
-		$why = is_array( $answer ) && isset( $answer['error']['message'] )
-			? (string)$answer['error']['message']
-			: ( $code ? "HTTP $code" : $status->getWikiText( false, false, 'en' ) );
+		if ( is_array( $answer ) && isset( $answer['error']['message'] ) ) {
+			$why = (string)$answer['error']['message'];
+		} elseif ( $code ) {
+			$why = "HTTP $code";
+		} else {
+			$why = implode( '; ', array_map( static function ( array $e ): string {
+				return wfMessage( $e['message'], $e['params'] )->inLanguage( 'en' )->text();
+			}, $status->getErrors() ) );
+		}
 		$this->logger->error( 'freshet-searchd gave no answer: {why}', $ctx + [ 'why' => $why ] );
 		return Status::newFatal( 'freshet-search-unavailable' );
 	}
