@@ -130,7 +130,9 @@ static void setup(void)
 	snprintf(log, sizeof log, "%s/freshet-searchd.log", E.dir);
 	const char *args[] = { "--config", E.conf, NULL };
 	E.daemon = test_spawn("freshet-searchd", args, log);
-	test_wait_port(E.port, E.daemon, 60, "freshet-searchd");
+	char health[64];
+	snprintf(health, sizeof health, "http://127.0.0.1:%d/healthz", E.port);
+	test_wait_http(health, E.daemon, log);
 }
 
 static void teardown(void)

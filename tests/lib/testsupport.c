@@ -306,23 +306,3 @@ void test_stop_pid(pid_t *pid)
 	waitpid(*pid, NULL, 0);
 	*pid = 0;
 }
-
-void test_wait_port(int port, pid_t pid, int seconds, const char *what)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	for (int i = 0; i < seconds * 20; i++) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		cr_assert(fd >= 0);
-		int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-		close(fd);
-		if (ok)
-			return;
-		int st;
-		if (pid > 0 && waitpid(pid, &st, WNOHANG) == pid)
-			cr_assert_fail("%s exited before it listened on port %d", what, port);
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
-	cr_assert_fail("%s did not listen on port %d within %d s", what, port, seconds);
-}

@@ -77,9 +77,5 @@ void test_redis_stop(struct test_redis *r);
 /* Kills *pid (SIGKILL), reaps it and sets *pid to 0.  *pid <= 0 is a
  * no-op. */
 void test_stop_pid(pid_t *pid);
-/* Waits until something accepts TCP connections on 127.0.0.1:port; fails
- * the test if pid (when > 0) exits first or after seconds.  what names the
- * server in the failure message. */
-void test_wait_port(int port, pid_t pid, int seconds, const char *what);
 
 #endif
