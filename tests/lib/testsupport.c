@@ -483,3 +483,12 @@ double test_metric_sum(int port, const char *prefix, const char *needle)
 	}
 	return pclose(f) == 0 ? sum : -1;
 }
+
+void test_stop_pid(pid_t *pid)
+{
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGKILL);
+	waitpid(*pid, NULL, 0);
+	*pid = 0;
+}

@@ -117,4 +117,8 @@ int test_sentinels_primary(const struct test_sentinels *s);
  * FRESHET_TEST_KEEP) and frees s.  NULL is a no-op. */
 void test_sentinels_stop(struct test_sentinels *s);
 
+/* Kills *pid (SIGKILL), reaps it and sets *pid to 0.  *pid <= 0 is a
+ * no-op. */
+void test_stop_pid(pid_t *pid);
+
 #endif
