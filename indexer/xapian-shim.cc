@@ -1046,8 +1046,13 @@ enum status xmset_snippet(struct xmset *mset, const char *text, size_t text_len,
 			stem = Xapian::Stem(stem_lang);
 		std::string s = mset->ms.snippet(
 			std::string(text, text_len), max_len, stem,
-			Xapian::MSet::SNIPPET_BACKGROUND_MODEL |
-				Xapian::MSet::SNIPPET_EXHAUSTIVE,
+			/* Neither SNIPPET_BACKGROUND_MODEL (a term-frequency
+			 * lookup in every shard for each distinct word of the
+			 * text) nor SNIPPET_EXHAUSTIVE (every window of the
+			 * whole text scored): on pages of tens of kilobytes
+			 * they made the snippets, not the search, the cost of
+			 * a query. */
+			0,
 			hi_start ? hi_start : "", hi_end ? hi_end : "", "...");
 		*out = dup_string(s);
 		return STATUS_OK;
