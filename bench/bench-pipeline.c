@@ -233,11 +233,6 @@ static double log_seconds(const char *tag, const char *action, int *lines,
 	return ms / 1000;
 }
 
-static const char *verdict(bool ok)
-{
-	return ok ? "PASS" : "MISS";
-}
-
 static void usage(void)
 {
 	fputs("Usage: bench-pipeline [-n PAGES] [-c CORPUS_DIR] [-w WORKER] "
@@ -418,22 +413,22 @@ int main(int argc, char **argv)
 	printf("\nbench-pipeline summary (%d pages, %d shards)\n", harness_npages, harness_shards);
 	printf("  end to end           %7.0f events/s   target >= 2 x omindex "
 	       "(%.0f pages/s) = %.0f   %s\n", eps, om_pps, 2 * om_pps,
-	       verdict(eps >= 2 * om_pps));
+	       harness_verdict(eps >= 2 * om_pps));
 	printf("  worker peak RSS (a-c) %6.1f MiB       (no target; build %.1f MiB)\n",
 	       hwm_ac / 1024.0, hwm_a / 1024.0);
 	printf("  latency p50          %7.3f s          (no target)\n", p50);
 	printf("  latency p99          %7.3f s          target < 1.5 s   %s\n", p99,
-	       verdict(p99 < 1.5));
+	       harness_verdict(p99 < 1.5));
 	printf("  1%% update            %7.2f s          target <= 2%% of rebuild "
 	       "(%.1f s) = %.2f s   %s (%.1f%%)\n", upd_s, build_s, build_s * 0.02,
-	       verdict(upd_s <= build_s * 0.02), 100 * upd_s / build_s);
+	       harness_verdict(upd_s <= build_s * 0.02), 100 * upd_s / build_s);
 	printf("  omindex              %7.0f pages/s    peak RSS %.1f MiB\n", om_pps,
 	       om_rss / 1024.0);
 	printf("  per CPU second       worker %.0f pages, omindex %.0f pages "
 	       "(the figure the machine's load does not move)\n", harness_npages / wcpu,
 	       harness_npages / om_cpu);
 	printf("  peak RSS, %ld backlog %6.1f MiB       target < 200 MiB   %s\n",
-	       backlog, hwm_e / 1024.0, verdict(hwm_e < 200 * 1024));
+	       backlog, hwm_e / 1024.0, harness_verdict(hwm_e < 200 * 1024));
 	fflush(stdout);
 	redisFree(harness_rc);
 	harness_stop_all();

@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,7 +84,10 @@ bool harness_port_open(int port)
 	return ok;
 }
 
-pid_t harness_spawn(char *const argv[], const char *out, char *const env_add[])
+/* harness_spawn(), as pw's user when pw is not NULL (then in the private
+ * directory, out of root's home). */
+static pid_t spawn_as(char *const argv[], const char *out, char *const env_add[],
+		      const struct passwd *pw)
 {
 	pid_t pid = fork();
 	if (pid < 0)
@@ -91,16 +95,40 @@ pid_t harness_spawn(char *const argv[], const char *out, char *const env_add[])
 	if (pid == 0) {
 		int fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
+			if (pw && fchown(fd, pw->pw_uid, pw->pw_gid) != 0)
+				_exit(126);
 			dup2(fd, 1);
 			dup2(fd, 2);
 			close(fd);
 		}
+		if (pw && (setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0 ||
+			   chdir(harness_dir) != 0))
+			_exit(126);
 		for (size_t i = 0; env_add && env_add[i]; i++)
 			putenv(env_add[i]);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
 	return pid;
+}
+
+pid_t harness_spawn(char *const argv[], const char *out, char *const env_add[])
+{
+	return spawn_as(argv, out, env_add, NULL);
+}
+
+pid_t harness_spawn_user(char *const argv[], const char *out, const char *user)
+{
+	const struct passwd *pw = NULL;
+	if (getuid() == 0) {
+		pw = getpwnam(user);
+		if (!pw)
+			harness_die("running as root, and there is no user %s", user);
+		/* The private directory is root's: let the user in. */
+		if (chmod(harness_dir, 0711) != 0)
+			harness_die("chmod %s: %s", harness_dir, strerror(errno));
+	}
+	return spawn_as(argv, out, NULL, pw);
 }
 
 void harness_wait_port(pid_t pid, int port, const char *what)
@@ -152,21 +180,31 @@ void harness_stop_all(void)
 		nftw(harness_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-void harness_init(const char *prog)
+void harness_program(char *path, size_t size, char opt)
 {
-	snprintf(prog_name, sizeof prog_name, "%s", prog);
-	if (access(harness_worker_bin, X_OK) != 0)
-		harness_die("%s: not executable (run from the build directory or use -w)",
-			    harness_worker_bin);
-	if (harness_worker_bin[0] != '/') {
+	if (access(path, X_OK) != 0)
+		harness_die("%s: not executable (run from the build directory or use "
+			    "-%c)", path, opt);
+	if (path[0] != '/') {
 		char cwd[2048], abs[8192];
 		if (!getcwd(cwd, sizeof cwd))
 			harness_die("getcwd");
-		snprintf(abs, sizeof abs, "%s/%s", cwd, harness_worker_bin);
-		if (strlen(abs) >= sizeof harness_worker_bin)
-			harness_die("worker path too long");
-		memcpy(harness_worker_bin, abs, strlen(abs) + 1);
+		snprintf(abs, sizeof abs, "%s/%s", cwd, path);
+		if (strlen(abs) >= size)
+			harness_die("%s: path too long", abs);
+		memcpy(path, abs, strlen(abs) + 1);
 	}
+}
+
+const char *harness_verdict(bool ok)
+{
+	return ok ? "PASS" : "MISS";
+}
+
+void harness_init(const char *prog)
+{
+	snprintf(prog_name, sizeof prog_name, "%s", prog);
+	harness_program(harness_worker_bin, sizeof harness_worker_bin, 'w');
 	if (!getenv("FRESHET_ANALYZER_DIR")) {
 		char cwd[2048], ad[4200];
 		if (getcwd(cwd, sizeof cwd)) {

@@ -49,6 +49,11 @@ extern void (*harness_at_stop)(void);
  * harness_worker_bin to an absolute path and sets FRESHET_ANALYZER_DIR to
  * ./analyzers/.libs unless set.  Dies if the worker is not executable. */
 void harness_init(const char *prog);
+/* Dies unless path (size bytes) names an executable, which option -opt
+ * sets; makes it absolute. */
+void harness_program(char *path, size_t size, char opt);
+/* "PASS" or "MISS". */
+const char *harness_verdict(bool ok);
 /* Returns the absolute path of the corpus of harness_npages pages: corpus,
  * or when NULL one generated into the private directory by
  * bench/make-pipeline-corpus.sh (from $srcdir, else ..).  Allocates the
@@ -65,6 +70,10 @@ bool harness_port_open(int port);
 /* Starts argv (PATH searched) with stdout and stderr appended to out and
  * env_add put into its environment. */
 pid_t harness_spawn(char *const argv[], const char *out, char *const env_add[]);
+/* harness_spawn() as user (for servers that refuse to run as root, such
+ * as PostgreSQL) when the bench runs as root; as the bench's user
+ * otherwise. */
+pid_t harness_spawn_user(char *const argv[], const char *out, const char *user);
 /* Waits until pid listens on port; dies if it exits or never does. */
 void harness_wait_port(pid_t pid, int port, const char *what);
 /* Sends sig, waits up to 30 s, then SIGKILL; sets *pid to 0. */
