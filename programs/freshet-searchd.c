@@ -531,8 +531,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		atomic_fetch_add(&sv->in_flight, 1);
 		return MHD_YES;
 	}
-	/* A body is never wanted: discard it. */
-	*upload_data_size = 0;
+	/* A body is never wanted: discard it, and answer on the last call,
+	 * once it is all in (libmicrohttpd refuses an answer queued while a
+	 * body is still arriving, and drops the connection). */
+	if (*upload_data_size) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
 	if (rq->answered)
 		return MHD_YES;
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -988,4 +989,97 @@ Test(searchd, remote_shards_answer_like_local_ones, .init = setup_wiki, .fini = 
 	resp_free(&r);
 	daemon_term();
 	tcpsrv_kill(&srv[0]);
+}
+
+/* Reads from fd until the HTTP answer in b is whole (headers and
+ * Content-Length bytes of body) or the peer closes; returns the body's
+ * offset in b, or 0 when the answer is not whole. */
+static size_t read_answer(int fd, struct buf *b)
+{
+	char chunk[4096];
+	for (;;) {
+		const char *hdr_end = b->data ? strstr(b->data, "\r\n\r\n") : NULL;
+		if (hdr_end) {
+			const char *cl = strcasestr(b->data, "\r\ncontent-length:");
+			size_t body = (size_t)(hdr_end + 4 - b->data);
+			if (cl && cl < hdr_end && b->len >= body + strtoul(cl + 17, NULL, 10))
+				return body;
+		}
+		ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0;
+		buf_add(b, chunk, (size_t)n);
+	}
+}
+
+Test(searchd, sigterm_finishes_the_request_in_flight, .init = setup_wiki,
+     .fini = teardown)
+{
+	enum { N = 5 };
+	const char *titles[N], *texts[N];
+	char tb[N][64], xb[N][128];
+	for (int i = 0; i < N; i++) {
+		snprintf(tb[i], sizeof tb[i], "Kinkajou %d", i);
+		snprintf(xb[i], sizeof xb[i], "The kinkajou number %d climbs.", i);
+		titles[i] = tb[i];
+		texts[i] = xb[i];
+	}
+	mw_seed(E.mw, N, titles, texts, NULL, NULL);
+	reindex_all();
+	daemon_start();
+
+	/* A client slow to send its request: the headers now, the body (a
+	 * body the daemon reads and discards) later.  "Expect: 100-continue"
+	 * makes the daemon say when it has taken the request in hand, so the
+	 * request is in flight, not merely connected, when SIGTERM comes. */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert(fd >= 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(E.port),
+				 .sin_addr.s_addr = htonl(0x7f000001) };
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0, "%s",
+		     strerror(errno));
+	const char *req = "GET /v1/" WIKI "/search?q=kinkajou&limit=100 HTTP/1.1\r\n"
+			  "Host: 127.0.0.1\r\nContent-Length: 5\r\n"
+			  "Expect: 100-continue\r\n\r\n";
+	cr_assert_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	struct buf b = BUF_INIT;
+	char c;
+	while (!strstr(b.data, "\r\n\r\n")) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		cr_assert_eq(poll(&pfd, 1, 30000), 1, "no 100 Continue within 30 s");
+		cr_assert_eq(recv(fd, &c, 1, 0), 1, "closed before 100 Continue");
+		buf_addch(&b, c);
+	}
+	cr_assert(strncmp(b.data, "HTTP/1.1 100", 12) == 0, "%s", b.data);
+	buf_reset(&b);
+
+	kill(E.daemon, SIGTERM);
+	/* The daemon waits for the request rather than cutting it. */
+	msleep(1500);
+	int ws;
+	cr_assert_eq(waitpid(E.daemon, &ws, WNOHANG), 0,
+		     "freshet-searchd exited with a request in flight (status %d); "
+		     "log in %s", ws, E.log);
+
+	/* The rest of the request: a whole 200 answer with every page. */
+	cr_assert_eq(send(fd, "hello", 5, MSG_NOSIGNAL), 5);
+	size_t body = read_answer(fd, &b);
+	close(fd);
+	cr_assert_gt(body, 0, "the answer was cut after %zu bytes: %s", b.len, b.data);
+	cr_assert(strncmp(b.data, "HTTP/1.1 200", 12) == 0, "%.200s", b.data);
+	json_t *j = json_loadb(b.data + body, b.len - body, 0, NULL);
+	cr_assert_not_null(j, "the body is not JSON: %s", b.data + body);
+	json_t *res = json_object_get(j, "results");
+	cr_assert_eq(json_array_size(res), N, "%s", b.data + body);
+	for (int i = 0; i < N; i++)
+		cr_assert(has_title(res, tb[i]), "%s missing", tb[i]);
+	json_decref(j);
+	buf_release(&b);
+	/* Then it exits 0 on its own, nothing cut. */
+	daemon_term();
+	char *log = test_read_file(E.log, NULL);
+	cr_assert(log && !strstr(log, "requests_cut"), "%s", log ? log : "");
+	free(log);
 }
