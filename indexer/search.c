@@ -28,13 +28,6 @@
 #define DEFAULT_SNIPPET_BYTES 200
 #define MAX_LANGS 64
 
-/* The prefixes of the folded titles completion expands. */
-static const char *const complete_prefixes[] = {
-	SHARD_PREFIX_TITLE_FOLDED,
-	SHARD_PREFIX_REDIRECT_COMPLETION,
-};
-#define N_COMPLETE_PREFIXES (sizeof complete_prefixes / sizeof complete_prefixes[0])
-
 struct swiki {
 	const struct conf_wiki *w;
 	struct shard_set *set;
@@ -482,10 +475,11 @@ static int on_title_term(void *ctx, const char *term, size_t len, uint64_t docs)
 }
 
 struct candidate {
-	uint64_t page_id;
 	int rank;     /* 0 the exact title, 1 a title prefix, 2 a redirect's */
-	size_t size;
-	char *title, *url, *redirect_title;
+	uint64_t length; /* document length (terms): the page-weight signal */
+	uint32_t docid;
+	struct xmset *ms; /* the class's result list holding it, and where */
+	size_t i;
 };
 
 static int cmp_candidate(const void *a, const void *b)
@@ -493,16 +487,9 @@ static int cmp_candidate(const void *a, const void *b)
 	const struct candidate *x = a, *y = b;
 	if (x->rank != y->rank)
 		return x->rank < y->rank ? -1 : 1;
-	if (x->size != y->size)
-		return x->size > y->size ? -1 : 1;
-	return strcmp(x->title, y->title);
-}
-
-/* The title without its namespace prefix, as document.c folds it. */
-static const char *bare_title(const char *title, int ns)
-{
-	const char *colon = ns != 0 ? strchr(title, ':') : NULL;
-	return colon ? colon + 1 : title;
+	if (x->length != y->length)
+		return x->length > y->length ? -1 : 1;
+	return x->docid < y->docid ? -1 : x->docid > y->docid;
 }
 
 enum status searcher_complete(struct searcher *s,
@@ -542,63 +529,102 @@ enum status searcher_complete(struct searcher *s,
 		free(folded);
 		return STATUS_OK;
 	}
-	/* Expand the folded prefix over each kind of folded title. */
-	struct term_list terms = { NULL, 0 };
-	for (size_t p = 0; p < N_COMPLETE_PREFIXES; p++) {
-		char *prefix = xasprintf("%s%s", complete_prefixes[p], folded);
+	/* The folded prefix expanded into the three ranks: the exact folded
+	 * title, the titles it starts, the redirect titles it starts. */
+	struct term_list cls[3] = { { NULL, 0 }, { NULL, 0 }, { NULL, 0 } };
+	char *exact = xasprintf("%s%s", SHARD_PREFIX_TITLE_FOLDED, folded);
+	struct term_list titles = { NULL, 0 };
+	st = xdb_terms(shard_set_db(sw->set), exact, SEARCH_COMPLETE_EXPAND,
+		       on_title_term, &titles);
+	for (size_t i = 0; i < titles.n; i++) {
+		struct term_list *l = &cls[strcmp(titles.v[i], exact) == 0 ? 0 : 1];
+		l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+		l->v[l->n++] = titles.v[i];
+	}
+	free(titles.v);
+	free(exact);
+	if (st == STATUS_OK) {
+		char *prefix = xasprintf("%s%s", SHARD_PREFIX_REDIRECT_COMPLETION, folded);
 		st = xdb_terms(shard_set_db(sw->set), prefix, SEARCH_COMPLETE_EXPAND,
-			       on_title_term, &terms);
+			       on_title_term, &cls[2]);
 		free(prefix);
-		if (st != STATUS_OK)
-			break;
 	}
-	struct xquery *xq = NULL;
-	for (size_t i = 0; i < terms.n && st == STATUS_OK; i++) {
-		struct xquery *t = xquery_term(terms.v[i], strlen(terms.v[i]), 1);
-		struct xquery *c = xquery_combine(XQUERY_OR, xq, t);
-		xquery_free(t);
+	/* One search per rank, reading no document: a page is ranked by the
+	 * first rank it appears in and by its length, and only the data of
+	 * the pages shown is read (a page's data holds its whole text). */
+	struct xmset *ms[3] = { NULL, NULL, NULL };
+	struct candidate *c = NULL;
+	size_t k = 0;
+	const struct xsearch_opts opts = { .no_data = true };
+	for (int r = 0; r < 3; r++) {
+		struct xquery *xq = NULL;
+		for (size_t i = 0; i < cls[r].n && st == STATUS_OK; i++) {
+			struct xquery *t = xquery_term(cls[r].v[i], strlen(cls[r].v[i]), 1);
+			struct xquery *o = xquery_combine(XQUERY_OR, xq, t);
+			xquery_free(t);
+			xquery_free(xq);
+			xq = o;
+		}
+		for (size_t i = 0; i < cls[r].n; i++)
+			free(cls[r].v[i]);
+		free(cls[r].v);
+		if (!xq || st != STATUS_OK) {
+			xquery_free(xq);
+			continue;
+		}
+		query_filter_namespaces(&xq, rq->ns, rq->n_ns);
+		st = shard_set_search_opts(sw->set, xq, 0, SEARCH_COMPLETE_EXPAND,
+					   &opts, &ms[r]);
 		xquery_free(xq);
-		xq = c;
+		size_t n = st == STATUS_OK ? xmset_size(ms[r]) : 0;
+		c = xrealloc(c, (k + n + 1) * sizeof *c);
+		size_t before = k;
+		for (size_t i = 0; i < n && st == STATUS_OK; i++) {
+			struct xmset_hit h;
+			if (xmset_hit(ms[r], i, &h) != STATUS_OK)
+				continue;
+			bool seen = false;
+			for (size_t j = 0; j < before && !seen; j++)
+				seen = c[j].docid == h.docid;
+			if (seen)
+				continue;
+			c[k] = (struct candidate){ .rank = r, .docid = h.docid,
+						   .ms = ms[r], .i = i };
+			st = xmset_doclength(ms[r], i, &c[k].length);
+			k++;
+		}
 	}
-	for (size_t i = 0; i < terms.n; i++)
-		free(terms.v[i]);
-	free(terms.v);
-	query_filter_namespaces(&xq, rq->ns, rq->n_ns);
-	struct xmset *ms = NULL;
-	if (st == STATUS_OK && xq)
-		st = shard_set_search(sw->set, xq, 0, SEARCH_COMPLETE_EXPAND, &ms);
-	xquery_free(xq);
 	if (st != STATUS_OK) {
 		set_err(s, "search_failed", "%s: %s", sw->w->id,
 			shard_set_errmsg(sw->set));
+		for (int r = 0; r < 3; r++)
+			xmset_free(ms[r]);
+		free(c);
 		free(folded);
 		return st;
 	}
-	size_t n = ms ? xmset_size(ms) : 0;
-	struct candidate *c = xcalloc(n ? n : 1, sizeof *c);
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
+	if (k)
+		qsort(c, k, sizeof *c, cmp_candidate);
+	size_t keep = k < rq->limit ? k : rq->limit;
+	res->hits = xcalloc(keep ? keep : 1, sizeof *res->hits);
+	size_t n_hits = 0;
+	for (size_t i = 0; i < keep; i++) {
 		struct xmset_hit h;
-		if (xmset_hit(ms, i, &h) != STATUS_OK)
+		if (xmset_load_data(c[i].ms, c[i].i) != STATUS_OK ||
+		    xmset_hit(c[i].ms, c[i].i, &h) != STATUS_OK)
 			continue;
 		json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
 		if (!d)
 			continue;
-		const char *title = jstr(d, "title");
+		struct complete_hit *out = &res->hits[n_hits++];
 		int ns = (int)json_integer_value(json_object_get(d, "namespace"));
-		const char *bare = bare_title(title, ns);
-		char *f = document_fold_title(bare, strlen(bare));
-		c[k].page_id = (uint64_t)json_integer_value(json_object_get(d, "page_id"));
-		c[k].rank = strcmp(f, folded) == 0 ? 0
-			    : strncmp(f, folded, strlen(folded)) == 0 ? 1 : 2;
-		c[k].size = strlen(jstr(d, "text"));
-		c[k].title = xstrdup(title);
-		c[k].url = xstrdup(jstr(d, "url"));
-		/* Found through a redirect (its title does not start with the
-		 * prefix): name the first redirect title that does. */
-		c[k].redirect_title = NULL;
+		out->page_id = (uint64_t)json_integer_value(json_object_get(d, "page_id"));
+		out->title = xstrdup(jstr(d, "title"));
+		out->url = xstrdup(jstr(d, "url"));
+		/* Found through a redirect: name the first redirect title the
+		 * prefix starts. */
 		json_t *rds = json_object_get(d, "redirects");
-		for (size_t r = 0; c[k].rank == 2 && r < json_array_size(rds); r++) {
+		for (size_t r = 0; c[i].rank == 2 && r < json_array_size(rds); r++) {
 			const char *rt = json_string_value(json_array_get(rds, r));
 			if (!rt)
 				continue;
@@ -610,33 +636,17 @@ enum status searcher_complete(struct searcher *s,
 			bool hit = strncmp(rf, folded, strlen(folded)) == 0;
 			free(rf);
 			if (hit) {
-				c[k].redirect_title = xstrdup(rt);
+				out->redirect_title = xstrdup(rt);
 				break;
 			}
 		}
-		k++;
-		free(f);
 		json_decref(d);
 	}
-	xmset_free(ms);
-	free(folded);
-	qsort(c, k, sizeof *c, cmp_candidate);
-	size_t keep = k < rq->limit ? k : rq->limit;
-	res->hits = xcalloc(keep ? keep : 1, sizeof *res->hits);
-	for (size_t i = 0; i < k; i++) {
-		if (i < keep) {
-			res->hits[i].page_id = c[i].page_id;
-			res->hits[i].title = c[i].title;
-			res->hits[i].url = c[i].url;
-			res->hits[i].redirect_title = c[i].redirect_title;
-		} else {
-			free(c[i].title);
-			free(c[i].url);
-			free(c[i].redirect_title);
-		}
-	}
-	res->n_hits = keep;
+	res->n_hits = n_hits;
+	for (int r = 0; r < 3; r++)
+		xmset_free(ms[r]);
 	free(c);
+	free(folded);
 	return STATUS_OK;
 }
 

@@ -153,9 +153,12 @@ struct complete_result {
 /*
  * Completes rq->query as the beginning of titles: the pages whose folded
  * title (document_fold_title(), without the namespace prefix) starts with
- * the folded query, the exact title first, then by the size of the page's
- * text (a longer page is likelier the one meant), then by title.  Returns
- * as searcher_search(); STATUS_INVALID for an empty or too long query.
+ * the folded query, the exact title first, then the titles it starts,
+ * then the redirect titles it starts; within each, the longer document
+ * first (its length in terms: a longer page is likelier the one meant),
+ * then the older document.  Only the data of the pages returned is read.
+ * Returns as searcher_search(); STATUS_INVALID for an empty or too long
+ * query.
  */
 enum status searcher_complete(struct searcher *s,
 			      const struct complete_request *rq,

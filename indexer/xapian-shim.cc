@@ -95,6 +95,8 @@ struct xquery {
 struct xmset {
 	std::string err;
 	Xapian::MSet ms;
+	Xapian::Database db; /* what ms came from: lengths, data read later */
+	std::vector<bool> loaded;
 	std::vector<std::string> data;
 	std::vector<Xapian::docid> docids;
 	std::vector<double> weights;
@@ -943,12 +945,15 @@ enum status xdb_search_opts(struct xdb *db, const struct xquery *q,
 		Xapian::MSetIterator from = m->ms.begin();
 		for (unsigned k = 0; k < offset && from != m->ms.end(); k++)
 			++from;
-		if (from != m->ms.end())
+		bool data = !(o && o->no_data);
+		m->db = db->db();
+		if (data && from != m->ms.end())
 			m->ms.fetch(from, m->ms.end());
 		for (Xapian::MSetIterator i = from; i != m->ms.end(); ++i) {
 			m->docids.push_back(*i);
 			m->weights.push_back(i.get_weight());
-			m->data.push_back(i.get_document().get_data());
+			m->data.push_back(data ? i.get_document().get_data() : std::string());
+			m->loaded.push_back(data);
 		}
 		*mset = m;
 		return STATUS_OK;
@@ -1034,6 +1039,31 @@ enum status xmset_hit(const struct xmset *mset, size_t i, struct xmset_hit *hit)
 	hit->data = mset->data[i].c_str();
 	hit->data_len = mset->data[i].size();
 	return STATUS_OK;
+}
+
+enum status xmset_doclength(struct xmset *mset, size_t i, uint64_t *len)
+{
+	if (i >= mset->docids.size())
+		return invalid(mset->err, "xmset_doclength: index out of range");
+	try {
+		*len = mset->db.get_doclength(mset->docids[i]);
+		return STATUS_OK;
+	}
+	CATCH_ALL(mset->err, no_ctx)
+}
+
+enum status xmset_load_data(struct xmset *mset, size_t i)
+{
+	if (i >= mset->docids.size())
+		return invalid(mset->err, "xmset_load_data: index out of range");
+	if (mset->loaded[i])
+		return STATUS_OK;
+	try {
+		mset->data[i] = mset->db.get_document(mset->docids[i]).get_data();
+		mset->loaded[i] = true;
+		return STATUS_OK;
+	}
+	CATCH_ALL(mset->err, no_ctx)
 }
 
 enum status xmset_snippet(struct xmset *mset, const char *text, size_t text_len,

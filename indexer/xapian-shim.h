@@ -39,6 +39,7 @@
 #ifndef FRESHET_XAPIAN_SHIM_H
 #define FRESHET_XAPIAN_SHIM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -307,6 +308,10 @@ struct xsearch_opts {
 	/* Stop matching after this many milliseconds (0: no limit); the
 	 * results are then the best found so far and the bounds inexact. */
 	unsigned time_limit_ms;
+	/* Leave the hits' data unread ("" in xmset_hit()) until
+	 * xmset_load_data() asks for one: for callers that rank many hits
+	 * by something cheaper (xmset_doclength()) and show a few. */
+	bool no_data;
 };
 
 /* xdb_search() with options o (NULL: none). */
@@ -354,6 +359,12 @@ XSHIM_API void xmset_bounds(const struct xmset *mset, uint64_t *lower,
 /* Fills *hit with hit i (0 <= i < xmset_size()); STATUS_INVALID otherwise. */
 XSHIM_API enum status xmset_hit(const struct xmset *mset, size_t i,
 				struct xmset_hit *hit);
+/* Sets *len to the length (terms, with repeats) of hit i's document: a
+ * read of Xapian's document-length list, not of the document. */
+XSHIM_API enum status xmset_doclength(struct xmset *mset, size_t i, uint64_t *len);
+/* Reads hit i's data when the search left it unread (no_data); a no-op
+ * otherwise.  STATUS_INVALID for an index out of range. */
+XSHIM_API enum status xmset_load_data(struct xmset *mset, size_t i);
 /* Sets *out (caller frees) to a snippet of about max_len bytes of text
  * (text_len bytes, UTF-8) around the query's matching words, each match
  * wrapped in hi_start/hi_end (e.g. "<b>", "</b>"); omitted text is marked

@@ -567,3 +567,40 @@ Test(shim, unreachable_remote_is_transient)
 	xdb_free(db);
 	free(p);
 }
+
+/* With no_data a search reads no document: data is "" until
+ * xmset_load_data(); the length comes from the length list. */
+Test(shim, hits_without_data_until_asked)
+{
+	char *path = path_in("nodata");
+	struct xdb *db = xdb_new();
+	cr_assert_eq(xdb_open_write(db, path, XDB_CREATE), STATUS_OK, "%s", xdb_errmsg(db));
+	put(db, 1, "otter swims");
+	put(db, 2, "otter swims and dives and swims again");
+	cr_assert_eq(xdb_commit(db), STATUS_OK);
+	struct xquery *q = xquery_term("otter", 5, 1);
+	const struct xsearch_opts o = { .no_data = true };
+	struct xmset *m = NULL;
+	cr_assert_eq(xdb_search_opts(db, q, 0, 10, &o, &m), STATUS_OK, "%s", xdb_errmsg(db));
+	cr_assert_eq(xmset_size(m), 2);
+	for (size_t i = 0; i < 2; i++) {
+		struct xmset_hit h;
+		cr_assert_eq(xmset_hit(m, i, &h), STATUS_OK);
+		cr_assert_eq(h.data_len, 0);
+		uint64_t len = 0;
+		cr_assert_eq(xmset_doclength(m, i, &len), STATUS_OK);
+		cr_assert_eq(len, h.docid == 1 ? 2 : 7, "doc %u: %llu", h.docid,
+			     (unsigned long long)len);
+		cr_assert_eq(xmset_load_data(m, i), STATUS_OK);
+		cr_assert_eq(xmset_hit(m, i, &h), STATUS_OK);
+		cr_assert_str_eq(h.data, h.docid == 1 ? "otter swims"
+						      : "otter swims and dives and swims again");
+	}
+	uint64_t len;
+	cr_assert_eq(xmset_doclength(m, 2, &len), STATUS_INVALID);
+	cr_assert_eq(xmset_load_data(m, 2), STATUS_INVALID);
+	xmset_free(m);
+	xquery_free(q);
+	xdb_free(db);
+	free(path);
+}
