@@ -247,6 +247,15 @@ static void daemon_start(void)
 	char url[256];
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", E.port);
 	test_wait_http(url, E.daemon, E.log);
+	/* Each of the daemon's threads opens its analyzers on its first
+	 * search, slow under ASan: have that happen here rather than within
+	 * the wiki's short timeout.  Which thread serves a connection is the
+	 * kernel's choice, hence a few. */
+	for (int i = 0; i < 8; i++) {
+		snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/%s/%s?q=warm", E.port,
+			 WIKI, i % 2 ? "complete" : "search");
+		free(fetch(url).body);
+	}
 }
 
 static void reindex_all(void)
@@ -313,7 +322,7 @@ Test(mwsearch, api_rest_and_special_search_answer_from_freshet, .init = setup_se
 		"Talk:Okapi", "Mbutiokapi",   "Книжный дом",  "Capybara",
 	};
 	const char *x[] = {
-		"The okapi is a forest giraffe of the Congo.",
+		"The okapi is a forest giraffe of the Congo; it eats leaves, buds and fruit.",
 		"The okapi number 1 lives in the forest.",
 		"The okapi number 2 lives in the forest.",
 		"The okapi number 3 lives in the forest.",
