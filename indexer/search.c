@@ -557,16 +557,18 @@ enum status searcher_complete(struct searcher *s,
 	size_t k = 0;
 	const struct xsearch_opts opts = { .no_data = true };
 	for (int r = 0; r < 3; r++) {
-		struct xquery *xq = NULL;
-		for (size_t i = 0; i < cls[r].n && st == STATUS_OK; i++) {
-			struct xquery *t = xquery_term(cls[r].v[i], strlen(cls[r].v[i]), 1);
-			struct xquery *o = xquery_combine(XQUERY_OR, xq, t);
-			xquery_free(t);
-			xquery_free(xq);
-			xq = o;
-		}
-		for (size_t i = 0; i < cls[r].n; i++)
+		struct xquery **parts = xcalloc(cls[r].n + 1, sizeof *parts);
+		for (size_t i = 0; i < cls[r].n; i++) {
+			parts[i] = xquery_term(cls[r].v[i], strlen(cls[r].v[i]), 1);
 			free(cls[r].v[i]);
+		}
+		struct xquery *xq = cls[r].n && st == STATUS_OK
+			? xquery_combine_n(XQUERY_OR, (const struct xquery *const *)parts,
+					   cls[r].n)
+			: NULL;
+		for (size_t i = 0; i < cls[r].n; i++)
+			xquery_free(parts[i]);
+		free(parts);
 		free(cls[r].v);
 		if (!xq || st != STATUS_OK) {
 			xquery_free(xq);
