@@ -33,7 +33,8 @@
 #define PKGLIBDIR "/usr/local/lib/freshet"
 #endif
 
-enum section_kind { SEC_NONE, SEC_REDIS, SEC_WORKER, SEC_SEARCHD, SEC_WIKI, SEC_BAD };
+enum section_kind { SEC_NONE, SEC_REDIS, SEC_WORKER, SEC_SEARCHD, SEC_WIKI,
+		    SEC_REPLICATION, SEC_BAD };
 
 struct parse {
 	struct conf *cfg;
@@ -48,6 +49,7 @@ struct parse {
 	int password_line;
 	int token_line;
 	int sentinels_line;
+	int repl_wikis_line;
 };
 
 static void fail(struct parse *p, const char *fmt, ...)
@@ -112,8 +114,13 @@ static bool parse_int(const char *v, long min, long max, int *out);
 static bool parse_search(struct conf_wiki *w, const char *value)
 {
 	free_remotes(w);
+	w->search_replica = false;
 	if (strcmp(value, "local") == 0)
 		return true;
+	if (strcmp(value, "replica") == 0) {
+		w->search_replica = true;
+		return true;
+	}
 	if (strncmp(value, "remote", 6) != 0 || (value[6] != ' ' && value[6] != '\t'))
 		return false;
 	char *list = xstrdup(value + 7), *save = NULL;
@@ -354,6 +361,8 @@ static void begin_section(struct parse *p, const char *name)
 		p->kind = SEC_WORKER;
 	} else if (strcmp(name, "searchd") == 0) {
 		p->kind = SEC_SEARCHD;
+	} else if (strcmp(name, "replication") == 0) {
+		p->kind = SEC_REPLICATION;
 	} else if (strncmp(name, "wiki", 4) == 0 &&
 		   (name[4] == '\0' || isspace((unsigned char)name[4]))) {
 		const char *id = name + 4;
@@ -767,7 +776,7 @@ static int handle_wiki(struct parse *p, const char *key, const char *value)
 		return n;
 	} else if (strcmp(key, "search") == 0) {
 		if (!parse_search(w, value)) {
-			fail(p, "bad value '%s' for search in [wiki %s]: expected local or remote host:port,... (one per shard)",
+			fail(p, "bad value '%s' for search in [wiki %s]: expected local, replica or remote host:port,... (one per shard)",
 			     value, w->id);
 			return 0;
 		}
@@ -784,6 +793,66 @@ static int handle_wiki(struct parse *p, const char *key, const char *value)
 		return 0;
 	}
 	return 1;
+}
+
+/* ---------------------------------------------------------- [replication] */
+
+static void free_repl_wikis(struct conf *cfg)
+{
+	for (size_t i = 0; i < cfg->n_repl_wikis; i++)
+		free(cfg->repl_wikis[i]);
+	free(cfg->repl_wikis);
+	cfg->repl_wikis = NULL;
+	cfg->n_repl_wikis = 0;
+}
+
+static int handle_replication(struct parse *p, const char *key, const char *value)
+{
+	struct conf *cfg = p->cfg;
+	static const struct int_key ints[] = {
+		{ "changesets", offsetof(struct conf, repl_changesets), 0, 100000 },
+		{ "interval_s", offsetof(struct conf, repl_interval_s), 1, 86400 },
+	};
+	int r = set_int_key(p, ints, sizeof ints / sizeof ints[0], "replication", key, value);
+	if (r >= 0)
+		return r;
+	if (strcmp(key, "advertise") == 0) {
+		char *host = NULL;
+		int port;
+		/* A bare port would advertise 127.0.0.1, which no other host
+		 * can reach: the host is required. */
+		bool ok = !*value || (strchr(value, ':') && strchr(value, ':') != value &&
+				      !strchr(value, ' ') && parse_hostport(value, &host, &port));
+		free(host);
+		if (!ok) {
+			fail(p, "bad value '%s' for advertise in [replication]: expected host:port",
+			     value);
+			return 0;
+		}
+		set_str(&cfg->repl_advertise, value);
+	} else if (strcmp(key, "wikis") == 0) {
+		free_repl_wikis(cfg);
+		char *list = xstrdup(value), *save = NULL;
+		for (char *t = strtok_r(list, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+			cfg->repl_wikis = xrealloc(cfg->repl_wikis,
+						   (cfg->n_repl_wikis + 1) * sizeof *cfg->repl_wikis);
+			cfg->repl_wikis[cfg->n_repl_wikis++] = xstrdup(t);
+		}
+		free(list);
+		p->repl_wikis_line = p->line;
+	} else {
+		fail(p, "unknown key '%s' in [replication]", key);
+		return 0;
+	}
+	return 1;
+}
+
+bool conf_replicates(const struct conf *cfg, const char *id)
+{
+	for (size_t i = 0; i < cfg->n_repl_wikis; i++)
+		if (strcmp(cfg->repl_wikis[i], id) == 0)
+			return true;
+	return false;
 }
 
 static int handler(void *user, const char *section, const char *key,
@@ -805,6 +874,8 @@ static int handler(void *user, const char *section, const char *key,
 		return handle_searchd(p, key, value);
 	case SEC_WIKI:
 		return handle_wiki(p, key, value);
+	case SEC_REPLICATION:
+		return handle_replication(p, key, value);
 	case SEC_BAD:
 		return 0;
 	}
@@ -852,6 +923,13 @@ static enum status run(struct parse *p)
 			return STATUS_CONFIG;
 		}
 	}
+	for (size_t i = 0; i < cfg->n_repl_wikis; i++)
+		if (!conf_wiki(cfg, cfg->repl_wikis[i])) {
+			p->line = p->repl_wikis_line;
+			fail(p, "wikis in [replication] names '%s', which has no [wiki] section",
+			     cfg->repl_wikis[i]);
+			return STATUS_CONFIG;
+		}
 	if (*cfg->redis_sentinels && !*cfg->redis_master_name) {
 		p->line = p->sentinels_line;
 		fail(p, "sentinels in [redis] need a master_name");
@@ -931,6 +1009,8 @@ struct conf *conf_new(void)
 	cfg->searchd_max_connections = 256;
 	cfg->searchd_connection_timeout_s = 10;
 	cfg->searchd_shutdown_timeout_ms = 10000;
+	cfg->repl_advertise = xstrdup("");
+	cfg->repl_interval_s = 1;
 	cfg->wikis = xmalloc(sizeof *cfg->wikis);
 	wiki_defaults(&cfg->wikis[0], CONF_DEFAULT_WIKI);
 	cfg->n_wikis = 1;
@@ -988,6 +1068,8 @@ void conf_free(struct conf *cfg)
 	free(cfg->searchd_host);
 	free(cfg->searchd_token_file);
 	free(cfg->searchd_token);
+	free(cfg->repl_advertise);
+	free_repl_wikis(cfg);
 	for (size_t i = 0; i < cfg->n_wikis; i++)
 		wiki_release(&cfg->wikis[i]);
 	free(cfg->wikis);

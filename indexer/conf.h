@@ -11,8 +11,9 @@
  *
  *     freshet.conf:12: unknown key 'comit_ms' in [worker]
  *
- * The file has four kinds of section: [redis], [worker], [searchd] (the
- * search service, freshet-searchd) and one [wiki NAME] per wiki, NAME being MediaWiki's wiki id ($wgDBname, the
+ * The file has five kinds of section: [redis], [worker], [searchd] (the
+ * search service, freshet-searchd), [replication] (shards copied between
+ * hosts) and one [wiki NAME] per wiki, NAME being MediaWiki's wiki id ($wgDBname, the
  * `wiki_id` of its events).  When the file has no [wiki] section, the
  * configuration describes one wiki with the id CONF_DEFAULT_WIKI ("my_wiki",
  * the database name MediaWiki's installer proposes, so that a default
@@ -57,6 +58,9 @@ struct conf_wiki {
 	size_t n_search_remotes;  /* 0 (local) or shards */
 	int search_line;          /* line of the search key, 0 if none */
 	int remote_timeout_ms;    /* connect and exchange bound per remote [2000] */
+	bool search_replica;      /* search = replica: each shard from this
+	                             host's replica of it when it has one, else
+	                             from its local shard [false] */
 	int line;                 /* line of its section header; 0 = default */
 };
 
@@ -114,6 +118,17 @@ struct conf {
 	int searchd_shutdown_timeout_ms; /* in-flight requests get this long
 	                             to finish on SIGTERM [10000] */
 
+	/* [replication] (replica.h, doc/operations.md "Replication") */
+	int repl_changesets;      /* changesets a writer keeps for replicas
+	                             (XAPIAN_MAX_CHANGESETS); 0 = off [0] */
+	char *repl_advertise;     /* "host:port" of this host's
+	                             xapian-replicate-server, published by the
+	                             writer of a shard; "" = publish nothing [""] */
+	char **repl_wikis;        /* wikis whose shards this host replicates
+	                             when it does not write them [none] */
+	size_t n_repl_wikis;
+	int repl_interval_s;      /* xapian-replicate's pause between pulls [1] */
+
 	struct conf_wiki *wikis;/* at least one */
 	size_t n_wikis;
 
@@ -150,6 +165,9 @@ const char *conf_errmsg(const struct conf *cfg);
 /* Returns the wiki with this id, or NULL.  Borrowed from cfg. */
 const struct conf_wiki *conf_wiki(const struct conf *cfg,
 				      const char *id);
+
+/* Returns true when [replication] wikis names wiki id. */
+bool conf_replicates(const struct conf *cfg, const char *id);
 
 /* Returns true when namespace ns is one the wiki indexes. */
 bool conf_wiki_indexes(const struct conf_wiki *w, int ns);

@@ -420,9 +420,40 @@ Test(conf, wiki_search_local_or_remote)
 	cr_assert_eq(cfg->wikis[0].remote_timeout_ms, 2000);
 	conf_free(cfg);
 	expect_error("[wiki w]\nsearch = remote h1\n",
-		     "freshet.conf:2: bad value 'remote h1' for search in [wiki w]: expected local or remote host:port,... (one per shard)");
+		     "freshet.conf:2: bad value 'remote h1' for search in [wiki w]: expected local, replica or remote host:port,... (one per shard)");
 	expect_error("[wiki w]\nsearch = elsewhere\n",
-		     "freshet.conf:2: bad value 'elsewhere' for search in [wiki w]: expected local or remote host:port,... (one per shard)");
+		     "freshet.conf:2: bad value 'elsewhere' for search in [wiki w]: expected local, replica or remote host:port,... (one per shard)");
 	expect_error("[wiki w]\nsearch = remote h1:1,h2:2\nshards = 3\n",
 		     "freshet.conf:2: search in [wiki w] names 2 remotes for 3 shards: give one per shard, in shard order");
+}
+
+Test(conf, replication_section)
+{
+	struct conf *cfg = load("[replication]\nchangesets = 200\nadvertise = 10.0.0.5:7010\n"
+				"wikis = a, b\ninterval_s = 3\n\n[wiki a]\nsearch = replica\n"
+				"[wiki b]\n[wiki c]\n", STATUS_OK);
+	cr_assert_eq(cfg->repl_changesets, 200);
+	cr_assert_str_eq(cfg->repl_advertise, "10.0.0.5:7010");
+	cr_assert_eq(cfg->repl_interval_s, 3);
+	cr_assert(conf_replicates(cfg, "a") && conf_replicates(cfg, "b"));
+	cr_assert_not(conf_replicates(cfg, "c"));
+	cr_assert(cfg->wikis[0].search_replica);
+	cr_assert_not(cfg->wikis[1].search_replica);
+	cr_assert_eq(cfg->wikis[0].n_search_remotes, 0);
+	conf_free(cfg);
+	/* Off by default: no changesets, nothing published or replicated. */
+	cfg = load("[wiki w]\n", STATUS_OK);
+	cr_assert_eq(cfg->repl_changesets, 0);
+	cr_assert_str_eq(cfg->repl_advertise, "");
+	cr_assert_eq(cfg->repl_interval_s, 1);
+	cr_assert_not(conf_replicates(cfg, "w"));
+	conf_free(cfg);
+	expect_error("[replication]\nadvertise = 7010\n",
+		     "freshet.conf:2: bad value '7010' for advertise in [replication]: expected host:port");
+	expect_error("[replication]\nchangesets = -1\n",
+		     "freshet.conf:2: bad value '-1' for changesets in [replication]: expected an integer from 0 to 100000");
+	expect_error("[replication]\nwikis = nosuch\n[wiki w]\n",
+		     "freshet.conf:2: wikis in [replication] names 'nosuch', which has no [wiki] section");
+	expect_error("[replication]\nreplicas = 2\n",
+		     "freshet.conf:2: unknown key 'replicas' in [replication]");
 }
