@@ -80,6 +80,8 @@ struct searcher *searcher_new(const struct conf *cfg, const struct loader *ld,
 					 (const char *const *)cfg->wikis[i].search_remotes,
 					 (unsigned)cfg->wikis[i].n_search_remotes,
 					 (unsigned)cfg->wikis[i].remote_timeout_ms);
+		if (cfg->wikis[i].search_replica)
+			shard_set_use_replicas(s->wikis[i].set);
 		if (flags & SEARCHER_PARTIAL)
 			shard_set_allow_missing(s->wikis[i].set,
 						(unsigned)cfg->wikis[i].shards);

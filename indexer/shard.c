@@ -1077,6 +1077,8 @@ struct shard_set {
 	char **remotes;       /* shard_set_remote(): "host:port" per shard */
 	unsigned n_remotes;
 	unsigned remote_timeout_ms;
+	bool replicas;        /* shard_set_use_replicas() */
+	char *sources;        /* the paths the reader opened, one per line */
 	char err[ERRMSG_MAX];
 };
 
@@ -1113,6 +1115,8 @@ static void reader_close(struct shard_set *set)
 	set->n_open = 0;
 	free(set->open_idx);
 	set->open_idx = NULL;
+	free(set->sources);
+	set->sources = NULL;
 }
 
 void shard_set_free(struct shard_set *set)
@@ -1359,6 +1363,37 @@ static enum status open_remote(struct shard_set *set, struct xdb *db, unsigned i
 	return first ? xdb_open_remote(db, host, port, t, t) : xdb_add_remote(db, host, port, t, t);
 }
 
+/* The path the reader opens for shard i of generation gen: with
+ * shard_set_use_replicas(), the live slot of the shard's replica when the
+ * host has one, else the generation's own shard.  Caller frees. */
+static char *reader_source(struct shard_set *set, const char *gen, unsigned i)
+{
+	char *live = NULL;
+	if (set->replicas && shard_set_replica_live(set, i, &live) == STATUS_OK)
+		return live;
+	return shard_set_path(set, gen, i);
+}
+
+/* True when some shard would now be opened from another path than the
+ * open reader's (a replica appeared, went, or switched to its other slot
+ * after a full copy): only a new Database object sees that. */
+static bool reader_sources_moved(struct shard_set *set)
+{
+	if (!set->replicas || !set->sources)
+		return false;
+	struct buf now;
+	buf_init(&now);
+	for (unsigned i = 0; i < set->shards; i++) {
+		char *p = reader_source(set, set->generation, i);
+		buf_adds(&now, p);
+		buf_addch(&now, '\n');
+		free(p);
+	}
+	bool moved = strcmp(now.data, set->sources) != 0;
+	buf_release(&now);
+	return moved;
+}
+
 static enum status reader_open_gen(struct shard_set *set, const char *gen)
 {
 	unsigned n = 0;
@@ -1370,6 +1405,8 @@ static enum status reader_open_gen(struct shard_set *set, const char *gen)
 		n = set->expect;
 	struct xdb *db = need(xdb_new());
 	unsigned *idx = xcalloc(n, sizeof *idx);
+	struct buf sources;
+	buf_init(&sources);
 	unsigned opened = 0, failed = 0;
 	char first_err[ERRMSG_MAX] = "";
 	enum status first_st = STATUS_OK;
@@ -1378,7 +1415,9 @@ static enum status reader_open_gen(struct shard_set *set, const char *gen)
 			st = i < set->n_remotes ? open_remote(set, db, i, opened == 0)
 				: STATUS_NOT_FOUND;
 		} else {
-			char *p = shard_set_path(set, gen, i);
+			char *p = reader_source(set, gen, i);
+			buf_adds(&sources, p);
+			buf_addch(&sources, '\n');
 			st = opened == 0 ? xdb_open_read(db, p) : xdb_add_read(db, p);
 			free(p);
 		}
@@ -1397,9 +1436,11 @@ static enum status reader_open_gen(struct shard_set *set, const char *gen)
 		set_fail(set, first_st, "%s", first_err);
 		xdb_free(db);
 		free(idx);
+		buf_release(&sources);
 		return first_st;
 	}
 	reader_close(set);
+	set->sources = buf_detach(&sources, NULL);
 	set->db = db;
 	set->generation = xstrdup(gen);
 	set->shards = n;
@@ -1425,6 +1466,102 @@ void shard_set_remote(struct shard_set *set, const char *const *addrs, unsigned 
 void shard_set_allow_missing(struct shard_set *set, unsigned shards)
 {
 	set->expect = shards ? shards : 1;
+}
+
+void shard_set_use_replicas(struct shard_set *set)
+{
+	set->replicas = true;
+}
+
+char *shard_set_replica_dir(const struct shard_set *set, unsigned n)
+{
+	if (n == SHARD_SET_DIR)
+		return xasprintf("%s/replica", set->wikidir);
+	return xasprintf("%s/replica/shard-%u", set->wikidir, n);
+}
+
+/* Sets *slot (caller frees) to the live slot named by the stub XAPIANDB in
+ * dir ("auto replica_1" gives "replica_1"). */
+static enum status replica_slot(const char *dir, char **slot)
+{
+	char *stub = xasprintf("%s/XAPIANDB", dir);
+	FILE *f = fopen(stub, "r");
+	free(stub);
+	if (!f)
+		return errno == ENOENT || errno == ENOTDIR ? STATUS_NOT_FOUND : STATUS_IO;
+	char line[512];
+	enum status st = STATUS_NOT_FOUND;
+	while (st == STATUS_NOT_FOUND && fgets(line, sizeof line, f)) {
+		if (strncmp(line, "auto ", 5) != 0)
+			continue;
+		char *v = line + 5;
+		v[strcspn(v, "\r\n")] = '\0';
+		/* xapian-replicate writes a slot name beside the stub. */
+		if (*v && !strchr(v, '/') && strcmp(v, ".") != 0 && strcmp(v, "..") != 0) {
+			*slot = xstrdup(v);
+			st = STATUS_OK;
+		} else {
+			st = STATUS_CORRUPT;
+		}
+	}
+	fclose(f);
+	return st;
+}
+
+enum status shard_set_replica_live(const struct shard_set *set, unsigned n, char **live)
+{
+	char *dir = shard_set_replica_dir(set, n);
+	char *slot = NULL;
+	enum status st = replica_slot(dir, &slot);
+	if (st == STATUS_OK)
+		*live = xasprintf("%s/%s", dir, slot);
+	free(slot);
+	free(dir);
+	return st;
+}
+
+enum status shard_set_promote(struct shard_set *set, unsigned n)
+{
+	char *dir = shard_set_replica_dir(set, n);
+	char *aside = xasprintf("%s/replica/.promote-%u", set->wikidir, n);
+	char *slot = NULL, *gen = NULL, *live = NULL, *target = NULL;
+	enum status st = replica_slot(dir, &slot);
+	if (st != STATUS_OK) {
+		set_fail(set, st, "%s: no replica to promote (no XAPIANDB stub)", dir);
+		goto out;
+	}
+	if ((st = shard_set_current(set, &gen)) != STATUS_OK)
+		goto out;
+	/* Readers fall back to the local shard once the replica's directory
+	 * has gone aside; the exchange below then puts the replica's copy
+	 * there in one step. */
+	rm_tree(aside);
+	if (rename(dir, aside) != 0) {
+		st = set_fail(set, STATUS_IO, "moving %s aside: %s", dir, strerror(errno));
+		goto out;
+	}
+	live = xasprintf("%s/%s", aside, slot);
+	target = shard_set_path(set, gen, n);
+	int rc = renameat2(AT_FDCWD, live, AT_FDCWD, target, RENAME_EXCHANGE);
+	if (rc != 0 && errno == ENOENT)
+		rc = rename(live, target);
+	if (rc != 0) {
+		st = set_fail(set, STATUS_IO, "moving %s to %s: %s", live, target,
+			      strerror(errno));
+		goto out;
+	}
+	/* What is left aside is the other slot, the stub and the local shard
+	 * the replica's copy replaced. */
+	if (!rm_tree(aside))
+		st = set_fail(set, STATUS_IO, "removing %s: %s", aside, strerror(errno));
+out:
+	free(dir);
+	free(aside);
+	free(slot);
+	free(gen);
+	free(live);
+	free(target);
+	return st;
 }
 
 unsigned shard_set_failed(const struct shard_set *set)
@@ -1487,8 +1624,10 @@ enum status shard_set_reopen(struct shard_set *set)
 	enum status st = shard_set_current(set, &gen);
 	if (st != STATUS_OK)
 		return st;
-	/* A new generation, or shards left out last time: open afresh. */
-	if (strcmp(gen, set->generation) != 0 || set->failed) {
+	/* A new generation, shards left out last time, or a replica's new
+	 * copy: open afresh. */
+	if (strcmp(gen, set->generation) != 0 || set->failed ||
+	    reader_sources_moved(set)) {
 		free(gen);
 		return shard_set_open(set);
 	}
@@ -1629,15 +1768,11 @@ unsigned shard_set_hit_shard(const struct shard_set *set, uint32_t docid)
 	return set->n_open && docid ? set->open_idx[(docid - 1) % set->n_open] : 0;
 }
 
-enum status shard_set_stats(struct shard_set *set, unsigned n,
+/* Fills *st_out from the database at path, partition n's. */
+static enum status stats_at(struct shard_set *set, const char *path, unsigned n,
 			    struct shard_stats *st_out)
 {
 	enum status st;
-	char *gen = NULL;
-	if ((st = shard_set_current(set, &gen)) != STATUS_OK)
-		return st;
-	char *path = shard_set_path(set, gen, n);
-	free(gen);
 	struct xdb *db = need(xdb_new());
 	struct shard_stats s = { 0 };
 	uint64_t v = 0;
@@ -1653,6 +1788,16 @@ enum status shard_set_stats(struct shard_set *set, unsigned n,
 	if ((st = read_u64_meta(db, META_SCHEMA, &v)) != STATUS_OK)
 		goto out;
 	s.schema = (unsigned)v;
+	char *key = xasprintf(META_POSITION "freshet:{%s:p%u}", set->wiki, n);
+	char *pos = NULL;
+	st = xdb_get_metadata(db, key, &pos);
+	free(key);
+	if (st == STATUS_OK)
+		snprintf(s.position, sizeof s.position, "%s", pos);
+	free(pos);
+	if (st != STATUS_OK && st != STATUS_NOT_FOUND)
+		goto out;
+	st = STATUS_OK;
 	DIR *d = opendir(path);
 	if (d) {
 		struct dirent *e;
@@ -1670,7 +1815,32 @@ out:
 	if (st != STATUS_OK)
 		set_fail(set, st, "%s", xdb_errmsg(db));
 	xdb_free(db);
+	return st;
+}
+
+enum status shard_set_stats(struct shard_set *set, unsigned n,
+			    struct shard_stats *st_out)
+{
+	char *gen = NULL;
+	enum status st = shard_set_current(set, &gen);
+	if (st != STATUS_OK)
+		return st;
+	char *path = shard_set_path(set, gen, n);
+	free(gen);
+	st = stats_at(set, path, n, st_out);
 	free(path);
+	return st;
+}
+
+enum status shard_set_replica_stats(struct shard_set *set, unsigned n,
+				    struct shard_stats *st_out)
+{
+	char *live = NULL;
+	enum status st = shard_set_replica_live(set, n, &live);
+	if (st != STATUS_OK)
+		return set_fail(set, st, "%s/replica/shard-%u: no replica", set->wikidir, n);
+	st = stats_at(set, live, n, st_out);
+	free(live);
 	return st;
 }
 

@@ -370,6 +370,41 @@ void shard_set_allow_missing(struct shard_set *set, unsigned shards);
  * out, and searches again.  addrs is copied.  Call before the first open. */
 void shard_set_remote(struct shard_set *set, const char *const *addrs, unsigned n,
 		      unsigned timeout_ms);
+/*
+ * Replicas (doc/shards.md "Replicas"): a host that does not write shard n
+ * of a wiki may hold a copy of it that xapian-replicate keeps, in
+ * <data_dir>/<wiki>/replica/shard-<n>: a stub file XAPIANDB ("auto
+ * replica_1") naming the live one of two slots, replica_0 and replica_1.
+ * A full copy lands in the other slot and then switches the stub.
+ */
+
+/* Makes the reader open each shard n from the live slot of its replica
+ * when the host has one (shard_set_replica_live()), else from the current
+ * generation as usual.  Every shard_set_reopen() looks at the stubs again
+ * and opens afresh when a shard's source changed (a replica appeared, went
+ * or switched slots after a full copy), which a plain reopen would not
+ * see.  Call before the first open. */
+void shard_set_use_replicas(struct shard_set *set);
+/* Returns the directory of shard n's replica, or the directory of every
+ * replica of the wiki when n is SHARD_SET_DIR.  Caller frees. */
+char *shard_set_replica_dir(const struct shard_set *set, unsigned n);
+/* Sets *live (caller frees) to the path of the live slot of shard n's
+ * replica.  STATUS_NOT_FOUND when the host has no replica of it (no stub:
+ * also while the first copy is still arriving); STATUS_CORRUPT for a stub
+ * that names no slot; STATUS_IO. */
+enum status shard_set_replica_live(const struct shard_set *set, unsigned n,
+				   char **live);
+/* Makes shard n's replica this host's writable shard n: moves the replica's
+ * directory aside (readers then open the local shard), exchanges its live
+ * slot with shard n of the current generation in one
+ * renameat2(RENAME_EXCHANGE) (or renames it there when the generation has
+ * no shard n), and removes what was moved aside (the other slot, the stub,
+ * the local shard replaced).  Nothing may replicate into the replica
+ * meanwhile: stop its xapian-replicate first, and wait for it.  Returns
+ * STATUS_OK; STATUS_NOT_FOUND (no replica, or no current generation);
+ * STATUS_IO with the message in shard_set_errmsg(). */
+enum status shard_set_promote(struct shard_set *set, unsigned n);
+
 /* The number of shards of the open generation left out of the reader
  * (0 unless shard_set_allow_missing()). */
 unsigned shard_set_failed(const struct shard_set *set);
@@ -418,10 +453,16 @@ struct shard_stats {
 	uint64_t revision;    /* Xapian revision */
 	uint64_t bytes;       /* size of the shard's files on disk */
 	unsigned schema;      /* stored schema version, 0 if none */
+	char position[64];    /* stored stream position of partition n,
+	                         "" if none */
 };
 /* Fills *st for shard n of the current generation (opened read-only for
  * the call; works while a writer writes). */
 enum status shard_set_stats(struct shard_set *set, unsigned n,
 			    struct shard_stats *st);
+/* As shard_set_stats(), for the live slot of shard n's replica
+ * (STATUS_NOT_FOUND when the host has none). */
+enum status shard_set_replica_stats(struct shard_set *set, unsigned n,
+				    struct shard_stats *st);
 
 #endif
