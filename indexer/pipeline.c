@@ -47,6 +47,7 @@
 #include "now.h"
 #include "pipeline-internal.h"
 #include "redis.h"
+#include "replica.h"
 #include "shard.h"
 #include "stream-ops.h"
 #include "stream.h"
@@ -70,6 +71,10 @@ struct pipeline {
 	struct stream *s;            /* reads through rd, writes through ctl */
 	struct stream *ms;           /* depth and dead-letter counts through mr */
 	struct lease *lease;
+	/* The xapian-replicate children of the partitions this worker does
+	 * not write (replica.h); NULL when the wiki is not replicated here.
+	 * Reader thread only. */
+	struct replica *repl;
 	struct fetch_wiki *fw;
 	struct shard_set *set;
 	/* A reader of every shard for the stages: which documents hold a
@@ -588,12 +593,94 @@ static bool token_above_shard(struct pipeline *p, int partition, uint64_t *token
 	return true;
 }
 
+/* How long a published writer outlives its last renewal: past the
+ * lease, so that the worker taking a dead writer's partition still sees
+ * who wrote it (action=no_replica below), and a replica keeps its
+ * client meanwhile. */
+static int writer_ttl_ms(const struct pipeline *p)
+{
+	return 3 * p->cfg->lease_ms;
+}
+
+/* Before the first write of a newly held partition: when this host holds
+ * a replica of its shard, the replica is the newest copy it has (the
+ * client pulls only while another host writes), so it becomes the local
+ * shard (shard_set_promote()).  Its stored fencing token and stream
+ * position come with it; token_above_shard() then raises the lease's
+ * token above that token. */
+static void promote_replica(struct pipeline *p, int partition)
+{
+	struct shard_set *set = shard_set_new(p->cfg->data_dir, p->wiki->id);
+	char *live = NULL;
+	if (shard_set_replica_live(set, (unsigned)partition, &live) == STATUS_OK) {
+		if (p->repl)
+			replica_stop(p->repl, partition);
+		if (shard_set_promote(set, (unsigned)partition) == STATUS_OK)
+			log_info("wiki=%s partition=%d action=promote replica=%s",
+				 p->wiki->id, partition, log_quote(live));
+		else
+			log_error("wiki=%s partition=%d action=promote reason=%s",
+				  p->wiki->id, partition,
+				  log_quote(shard_set_errmsg(set)));
+	} else if (p->repl) {
+		/* Another host wrote the partition and this one has no copy
+		 * of its shard: the local shard is not the index. */
+		char *was = NULL;
+		char *mine = replica_writer_value(p->cfg, p->wiki->id, partition);
+		if (replica_writer_get(p->lr, p->wiki->id, partition, &was) == STATUS_OK &&
+		    was && (!mine || strcmp(was, mine) != 0))
+			log_warn("wiki=%s partition=%d action=no_replica writer=%s "
+				 "reason=\"no replica of the shard on this host; the local "
+				 "shard misses what the previous writer wrote\"",
+				 p->wiki->id, partition, log_quote(was));
+		free(was);
+		free(mine);
+	}
+	free(live);
+	shard_set_free(set);
+}
+
+/* Every lease tick: publishes the partitions this worker writes (and
+ * their revision), runs the replica clients of the others, and reports
+ * what this host's replicas hold (replica.h). */
+static void replication_tick(struct pipeline *p)
+{
+	const char *adv = p->cfg->repl_advertise;
+	if (!*adv && !p->repl)
+		return;
+	struct shard_set *set = shard_set_new(p->cfg->data_dir, p->wiki->id);
+	for (int i = 0; i < p->wiki->shards; i++) {
+		struct shard_stats stats = { 0 };
+		bool have = false;
+		if (lease_valid(p->lease, i)) {
+			if (p->repl)
+				replica_follow(p->repl, i, NULL);
+			char *v = replica_writer_value(p->cfg, p->wiki->id, i);
+			if (v)
+				replica_publish(p->lr, p->wiki->id, i, v, writer_ttl_ms(p));
+			free(v);
+			have = shard_set_stats(set, (unsigned)i, &stats) == STATUS_OK;
+		} else if (p->repl) {
+			char *w = NULL;
+			if (replica_writer_get(p->lr, p->wiki->id, i, &w) == STATUS_OK)
+				replica_follow(p->repl, i, w);
+			free(w);
+			have = shard_set_replica_stats(set, (unsigned)i, &stats) == STATUS_OK;
+		}
+		if (have && *adv)
+			replica_report(p->lr, p->wiki->id, i, adv, stats.revision,
+				       stats.position, writer_ttl_ms(p));
+	}
+	shard_set_free(set);
+}
+
 static void on_lease(void *arg, int partition, enum lease_change what,
 		     uint64_t token)
 {
 	struct pipeline *p = arg;
 	switch (what) {
 	case LEASE_ACQUIRED:
+		promote_replica(p, partition);
 		if (!token_above_shard(p, partition, &token))
 			break;
 		log_info("wiki=%s partition=%d action=lease_acquired token=%" PRIu64,
@@ -879,6 +966,8 @@ struct pipeline *pipeline_new(const struct conf *cfg, const struct conf_wiki *wi
 	atomic_init(&p->flushing, false);
 	if (m)
 		declare_metrics(m);
+	if (conf_replicates(cfg, wiki->id))
+		p->repl = replica_new(cfg, wiki);
 	return p;
 }
 
@@ -1070,6 +1159,7 @@ static void lease_tick_due(struct pipeline *p, int64_t *next_tick)
 	if (lease_tick(p->lease, on_lease, p) != STATUS_OK)
 		log_warn("wiki=%s action=lease reason=%s", p->wiki->id,
 			 log_quote(lease_errmsg(p->lease)));
+	replication_tick(p);
 	*next_tick = now + p->cfg->lease_ms / 3;
 	writers_reap(p, false);
 }
@@ -1167,6 +1257,9 @@ enum status pipeline_run(struct pipeline *p)
 	stop_stages(p);
 	reap_done(p, 0);
 	lease_release_all(p->lease, NULL, NULL);
+	/* In the thread that started the clients (replica.h). */
+	replica_free(p->repl);
+	p->repl = NULL;
 	/* After a timed-out stop, events that waited behind an in-flight job
 	 * stay pending in Redis. */
 	for (size_t i = 0; i < p->n_slots; i++) {
@@ -1207,6 +1300,7 @@ void pipeline_free(struct pipeline *p)
 	free(p->retired);
 	free(p->upstream);
 	free(p->analyzers);
+	replica_free(p->repl);
 	lease_free(p->lease);
 	stream_free(p->ms);
 	stream_free(p->s);

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "replica.h"
 #include "redis.h"
 #include "saneitize.h"
 #include "shard.h"
@@ -186,6 +187,8 @@ int main(int argc, char **argv)
 		conf_free(cfg);
 		return 1;
 	}
+	/* Before any thread starts: setenv is not thread-safe. */
+	replica_keep_changesets(cfg);
 
 	if (fetch_global_init() != STATUS_OK) {
 		fprintf(stderr, "freshet-worker: curl_global_init failed\n");

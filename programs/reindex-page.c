@@ -43,6 +43,7 @@
 #include "rebuild.h"
 #include "redis.h"
 #include "reindex.h"
+#include "replica.h"
 #include "shard.h"
 #include "stream.h"
 #include "tool.h"
@@ -501,6 +502,8 @@ int main(int argc, char **argv)
 
 	r.cfg = tool_load_conf(PROG, config);
 	r.w = tool_wiki(PROG, r.cfg, wiki);
+	/* Its commits feed the replicas like the worker's. */
+	replica_keep_changesets(r.cfg);
 	for (size_t i = 0; i < sel.n_namespaces; i++)
 		if (!conf_wiki_indexes(r.w, sel.namespaces[i]))
 			fprintf(stderr, PROG ": warning: namespace %d is not indexed for %s "

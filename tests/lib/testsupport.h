@@ -27,7 +27,8 @@ char *test_srcpath(const char *rel);
 /* Reads a whole file; returns NULL if it cannot.  Caller frees. */
 char *test_read_file(const char *path, size_t *len);
 
-/* Starts the program prog as built ($FRESHET_BUILDDIR/prog, else ./prog)
+/* Starts the program prog as built ($FRESHET_BUILDDIR/prog, else ./prog;
+ * an absolute path as it is, for a system program)
  * with the arguments args (NULL-terminated, at most 30; args may be NULL),
  * in its own process group, killed when the test process dies, its stdout
  * and stderr appended to logfile.  Returns its pid (the caller waits for
