@@ -106,6 +106,50 @@ enum status replica_report(struct redis *r, const char *wiki, int partition,
 	return st;
 }
 
+static int host_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct replica_host *)a)->host,
+		      ((const struct replica_host *)b)->host);
+}
+
+enum status replica_hosts_get(struct redis *r, const char *wiki, int partition,
+			      struct replica_host **hosts, size_t *n)
+{
+	enum status st;
+	redisReply *rep = redis_command(r, &st, "HGETALL freshet:{%s:p%d}:replicas", wiki,
+					partition);
+	if (st != STATUS_OK) {
+		freeReplyObject(rep);
+		return st;
+	}
+	struct replica_host *h = NULL;
+	size_t k = 0;
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2) {
+		h = xcalloc(rep->elements / 2, sizeof *h);
+		for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+			const redisReply *f = rep->element[i], *v = rep->element[i + 1];
+			if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+				continue;
+			struct replica_host *e = &h[k];
+			snprintf(e->host, sizeof e->host, "%s", f->str);
+			char pos[64] = "-";
+			if (sscanf(v->str, "%llu %63s %lld", &e->revision, pos, &e->time) != 3)
+				continue;
+			snprintf(e->position, sizeof e->position, "%s", pos);
+			k++;
+		}
+		qsort(h, k, sizeof *h, host_cmp);
+	}
+	freeReplyObject(rep);
+	if (!k) {
+		free(h);
+		h = NULL;
+	}
+	*hosts = h;
+	*n = k;
+	return STATUS_OK;
+}
+
 struct replica *replica_new(const struct conf *cfg, const struct conf_wiki *wiki)
 {
 	struct replica *r = xcalloc(1, sizeof *r);

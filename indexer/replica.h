@@ -83,6 +83,20 @@ enum status replica_report(struct redis *r, const char *wiki, int partition,
 			   const char *advertise, unsigned long long revision,
 			   const char *position, int ttl_ms);
 
+/* One host's copy of a shard, as replica_report() published it. */
+struct replica_host {
+	char host[256];                  /* its advertised host:port */
+	unsigned long long revision;     /* Xapian revision of its copy */
+	char position[64];               /* stored stream position, "-" if none */
+	long long time;                  /* unix seconds of the report */
+};
+
+/* Sets *hosts (caller frees; NULL when none) and *n to the copies of
+ * partition's shard reported in freshet:{<wiki>:p<N>}:replicas, sorted by
+ * host.  STATUS_OK or STATUS_TRANSIENT. */
+enum status replica_hosts_get(struct redis *r, const char *wiki, int partition,
+			      struct replica_host **hosts, size_t *n);
+
 struct replica;
 
 /* Returns the supervisor of wiki's replica clients (cfg and wiki borrowed,

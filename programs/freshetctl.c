@@ -43,7 +43,9 @@
 #include "conf.h"
 #include "event.h"
 #include "lease.h"
+#include "now.h"
 #include "redis.h"
+#include "replica.h"
 #include "saneitize.h"
 #include "shard.h"
 #include "stream-ops.h"
@@ -60,7 +62,8 @@ static void usage(FILE *out)
 		"\n"
 		"commands:\n"
 		"  status [--json]               partitions: lease owner, lag, pending, dead letters;\n"
-		"                                shards: documents, last commit, size\n"
+		"                                shards: documents, last commit, size;\n"
+		"                                replication: writer, replicas, their lag\n"
 		"  dead list [--limit K]         dead letters of the wiki\n"
 		"  dead show ID                  one dead letter with its payload\n"
 		"  dead replay ID...|--all       put dead letters back on their stream\n"
@@ -218,6 +221,76 @@ static json_t *status_saneitize(struct ctx *c, const struct conf_wiki *w, bool j
 	return o;
 }
 
+/* The replication rows of wiki w's status: per shard, the published
+ * writer and every host's copy (replica.h), with its lag in revisions
+ * behind the writer's copy.  NULL (and nothing printed) when this host's
+ * configuration has no [replication]. */
+static json_t *status_replication(struct ctx *c, const struct conf_wiki *w, bool json,
+				  int *rc)
+{
+	if (!*c->cfg->repl_advertise && !conf_replicates(c->cfg, w->id))
+		return NULL;
+	json_t *jrep = json_array();
+	if (!json)
+		printf("  replication\n  %-6s %-24s %-8s %10s %-24s %6s %6s\n", "shard", "host",
+		       "role", "revision", "position", "lag", "age_s");
+	for (int p = 0; p < w->shards; p++) {
+		char *writer = NULL;
+		struct replica_host *h = NULL;
+		size_t n = 0;
+		if (replica_writer_get(c->redis, w->id, p, &writer) != STATUS_OK ||
+		    replica_hosts_get(c->redis, w->id, p, &h, &n) != STATUS_OK) {
+			fprintf(stderr, PROG ": %s partition %d: redis: %s\n", w->id, p,
+				redis_errmsg(c->redis));
+			*rc = TOOL_EXIT_FAIL;
+			free(writer);
+			continue;
+		}
+		/* The writer's host is its value up to the space. */
+		size_t wl = writer ? strcspn(writer, " ") : 0;
+		const struct replica_host *wh = NULL;
+		for (size_t i = 0; i < n; i++)
+			if (writer && strlen(h[i].host) == wl && strncmp(h[i].host, writer, wl) == 0)
+				wh = &h[i];
+		json_t *js = json_object();
+		json_object_set_new(js, "shard", json_integer(p));
+		json_object_set_new(js, "writer", writer ? json_string(writer) : json_null());
+		json_t *jh = json_array();
+		if (!json && !n)
+			printf("  %-6d %-24s %-8s\n", p, writer ? writer : "-",
+			       writer ? "writer" : "none");
+		for (size_t i = 0; i < n; i++) {
+			const char *role = &h[i] == wh ? "writer" : "replica";
+			long long lag = wh ? (long long)wh->revision - (long long)h[i].revision : -1;
+			long long age = (long long)now_s() - h[i].time;
+			if (json) {
+				json_t *e = json_object();
+				json_object_set_new(e, "host", json_string(h[i].host));
+				json_object_set_new(e, "role", json_string(role));
+				json_object_set_new(e, "revision",
+						    json_integer((json_int_t)h[i].revision));
+				json_object_set_new(e, "position", strcmp(h[i].position, "-")
+						    ? json_string(h[i].position) : json_null());
+				json_object_set_new(e, "lag", lag >= 0 ? json_integer(lag)
+						    : json_null());
+				json_object_set_new(e, "age_s", json_integer(age));
+				json_array_append_new(jh, e);
+			} else {
+				char lags[24] = "-";
+				if (lag >= 0)
+					snprintf(lags, sizeof lags, "%lld", lag);
+				printf("  %-6d %-24s %-8s %10llu %-24s %6s %6lld\n", p, h[i].host,
+				       role, h[i].revision, h[i].position, lags, age);
+			}
+		}
+		json_object_set_new(js, "hosts", jh);
+		json_array_append_new(jrep, js);
+		free(h);
+		free(writer);
+	}
+	return jrep;
+}
+
 static int cmd_status(struct ctx *c, bool json)
 {
 	int rc = TOOL_EXIT_OK;
@@ -334,8 +407,11 @@ static int cmd_status(struct ctx *c, bool json)
 				}
 			}
 		}
+		json_t *jrepl = status_replication(c, w, json, &rc);
 		json_t *jsane = status_saneitize(c, w, json, &rc);
 		if (json) {
+			if (jrepl)
+				json_object_set_new(jw, "replication", jrepl);
 			json_object_set_new(jw, "saneitize", jsane);
 			json_object_set_new(jw, "partitions", jparts);
 			json_object_set_new(jw, "dead_letters", json_integer(dead));
@@ -343,6 +419,7 @@ static int cmd_status(struct ctx *c, bool json)
 			json_object_set_new(jw, "shards", jshards);
 			json_object_set_new(jroot, w->id, jw);
 		} else {
+			json_decref(jrepl);
 			json_decref(jw);
 			json_decref(jparts);
 			json_decref(jshards);

@@ -329,6 +329,24 @@ Test(replication, edits_reach_replicas_and_a_replica_is_promoted, .timeout = 300
 	cr_assert(took < 15, "the edit took %.1f s to reach B", took);
 	printf("an edit of A's shard was searchable on B after %.1f s\n", took);
 
+	/* Status on either host names the writer and the replica of each
+	 * shard, with the replica's revision and lag. */
+	snprintf(cmd, sizeof cmd, "%s/freshetctl --config %s status",
+		 getenv("FRESHET_BUILDDIR"), b->conf);
+	cr_assert_eq(run(cmd, &out), 0, "%s", out);
+	printf("%s", out);
+	char row[128];
+	for (int p = 0; p < 2; p++)
+		for (int k = 0; k < 2; k++) {
+			/* Shard 0 is A's, shard 1 is B's. */
+			char host[32];
+			snprintf(host, sizeof host, "127.0.0.1:%d", e->h[k].port);
+			snprintf(row, sizeof row, "  %-6d %-24s %-8s", p, host,
+				 p == k ? "writer" : "replica");
+			cr_assert(strstr(out, row), "no row \"%s\" in:\n%s", row, out);
+		}
+	free(out);
+
 	/* A dies: B takes its partition over, promotes its replica, and
 	 * indexes what comes next. */
 	kill(a->worker, SIGKILL);
