@@ -44,6 +44,7 @@
 #include "fetch.h"
 #include "lease.h"
 #include "log.h"
+#include "pagelist.h"
 #include "now.h"
 #include "pipeline-internal.h"
 #include "redis.h"
@@ -75,6 +76,7 @@ struct pipeline {
 	 * not write (replica.h); NULL when the wiki is not replicated here.
 	 * Reader thread only. */
 	struct replica *repl;
+	struct refill *refills;      /* started by the reader, joined at stop */
 	struct fetch_wiki *fw;
 	struct shard_set *set;
 	/* A reader of every shard for the stages: which documents hold a
@@ -292,9 +294,9 @@ static void route_to_writer(struct pipeline *p, struct job *j)
 
 /* ----------------------------------------------------------- redirects */
 
-/* Asks the owner of page_id's partition to reindex it, with a rerender
- * event (always fetched) on its stream: the same path as any change. */
-static enum status enqueue_reindex(struct pipeline *p, uint64_t page_id, int ns)
+/* Puts a rerender event (always fetched) for page_id on its partition's
+ * stream: the same path as any change. */
+static enum status produce_rerender(struct pipeline *p, uint64_t page_id, int ns)
 {
 	struct event ev = { .kind = EVENT_RERENDER, .wiki = (char *)p->wiki->id,
 			    .page_id = (int64_t)page_id, .title = (char *)"-",
@@ -302,6 +304,14 @@ static enum status enqueue_reindex(struct pipeline *p, uint64_t page_id, int ns)
 	char *json = event_encode(&ev);
 	enum status st = stream_produce(p->s, ev.page_id, json, strlen(json), NULL);
 	free(json);
+	return st;
+}
+
+/* Asks the owner of page_id's partition to reindex it (a redirect's
+ * target or former target). */
+static enum status enqueue_reindex(struct pipeline *p, uint64_t page_id, int ns)
+{
+	enum status st = produce_rerender(p, page_id, ns);
 	if (st == STATUS_OK)
 		log_info("wiki=%s page=%" PRIu64 " action=enqueue_reindex reason=redirect",
 			 p->wiki->id, page_id);
@@ -593,6 +603,100 @@ static bool token_above_shard(struct pipeline *p, int partition, uint64_t *token
 	return true;
 }
 
+/* A refill: every page of one partition, listed by the wiki's API and put
+ * on the partition's stream as rerender events, in a thread of its own
+ * (listing a large wiki takes a while).  For a shard this host must write
+ * but holds no copy of: the worker holding the partition then indexes
+ * them like any change. */
+struct refill {
+	struct pipeline *p;
+	int partition;
+	pthread_t thread;
+	struct refill *next;
+};
+
+static void *refill_main(void *arg)
+{
+	struct refill *rf = arg;
+	struct pipeline *p = rf->p;
+	char *ua = fetch_user_agent(p->wiki->user_agent_contact);
+	struct pagelist *pl = pagelist_new(p->wiki->api, ua);
+	free(ua);
+	size_t queued = 0;
+	bool ok = true;
+	for (size_t k = 0; ok && k < p->wiki->n_namespaces; k++) {
+		int ns = p->wiki->namespaces[k];
+		char *cont = NULL;
+		bool first = true;
+		while (ok && (first || cont) && !atomic_load(&p->stop)) {
+			struct pagelist_entries e = { 0 };
+			char *next = NULL;
+			enum status st = pagelist_allpages_page(pl, ns, 500, cont, &e, &next);
+			if (st == STATUS_TRANSIENT) {
+				pagelist_entries_free(&e);
+				sleep_ms(1000);
+				continue;
+			}
+			first = false;
+			for (size_t i = 0; st == STATUS_OK && i < e.n; i++) {
+				const struct pagelist_entry *x = &e.v[i];
+				if (x->page_id <= 0 ||
+				    x->page_id % p->wiki->shards != rf->partition)
+					continue;
+				while ((st = produce_rerender(p, (uint64_t)x->page_id, ns)) ==
+				       STATUS_TRANSIENT && !atomic_load(&p->stop))
+					sleep_ms(1000);
+				queued += st == STATUS_OK;
+			}
+			pagelist_entries_free(&e);
+			if (st != STATUS_OK) {
+				log_error("wiki=%s partition=%d action=refill reason=%s",
+					  p->wiki->id, rf->partition,
+					  log_quote(st == STATUS_DECODE ? pagelist_errmsg(pl)
+						    : stream_errmsg(p->s)));
+				ok = false;
+				free(next);
+				next = NULL;
+			}
+			free(cont);
+			cont = next;
+		}
+		free(cont);
+	}
+	pagelist_free(pl);
+	log_info("wiki=%s partition=%d action=refill_queued pages=%zu complete=%s",
+		 p->wiki->id, rf->partition, queued,
+		 ok && !atomic_load(&p->stop) ? "yes" : "no");
+	return NULL;
+}
+
+/* Starts a refill of partition (reader thread). */
+static void refill_start(struct pipeline *p, int partition)
+{
+	struct refill *rf = xcalloc(1, sizeof *rf);
+	rf->p = p;
+	rf->partition = partition;
+	if (pthread_create(&rf->thread, NULL, refill_main, rf) != 0) {
+		log_error("wiki=%s partition=%d action=refill reason=\"cannot start a thread\"",
+			  p->wiki->id, partition);
+		free(rf);
+		return;
+	}
+	rf->next = p->refills;
+	p->refills = rf;
+}
+
+/* Joins every refill (they end soon after pipeline_stop()). */
+static void refills_join(struct pipeline *p)
+{
+	while (p->refills) {
+		struct refill *rf = p->refills;
+		p->refills = rf->next;
+		pthread_join(rf->thread, NULL);
+		free(rf);
+	}
+}
+
 /* How long a published writer outlives its last renewal: past the
  * lease, so that the worker taking a dead writer's partition still sees
  * who wrote it (action=no_replica below), and a replica keeps its
@@ -628,11 +732,14 @@ static void promote_replica(struct pipeline *p, int partition)
 		char *was = NULL;
 		char *mine = replica_writer_value(p->cfg, p->wiki->id, partition);
 		if (replica_writer_get(p->lr, p->wiki->id, partition, &was) == STATUS_OK &&
-		    was && (!mine || strcmp(was, mine) != 0))
+		    was && (!mine || strcmp(was, mine) != 0)) {
 			log_warn("wiki=%s partition=%d action=no_replica writer=%s "
 				 "reason=\"no replica of the shard on this host; the local "
-				 "shard misses what the previous writer wrote\"",
+				 "shard misses what the previous writer wrote: every page "
+				 "of the partition is queued again\"",
 				 p->wiki->id, partition, log_quote(was));
+			refill_start(p, partition);
+		}
 		free(was);
 		free(mine);
 	}
@@ -1231,6 +1338,7 @@ enum status pipeline_run(struct pipeline *p)
 	}
 
 	/* Shutdown: stop reading; let the jobs in flight finish and commit. */
+	refills_join(p);
 	log_info("wiki=%s action=stopping in_flight=%zu", p->wiki->id, p->active);
 	atomic_store(&p->flushing, true);
 	for (int i = 0; i < p->wiki->shards; i++) {
@@ -1300,6 +1408,7 @@ void pipeline_free(struct pipeline *p)
 	free(p->retired);
 	free(p->upstream);
 	free(p->analyzers);
+	refills_join(p);
 	replica_free(p->repl);
 	lease_free(p->lease);
 	stream_free(p->ms);

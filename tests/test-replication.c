@@ -15,7 +15,10 @@
  * takes A's partitions after lease_ms, promotes its replicas
  * (action=promote) and indexes the later edits.  A second test rebuilds
  * the wiki on the writer (reindex-page --rebuild) and finds the rebuilt
- * index, with a page no event announced, on the replica.
+ * index, with a page no event announced, on the replica.  A third loses
+ * the writer's host before the other host copied anything: that host
+ * says so (action=no_replica) and queues every page of the partition
+ * again, which its worker indexes.
  */
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
@@ -416,5 +419,34 @@ Test(replication, a_rebuild_on_the_writer_reaches_the_replica, .timeout = 300)
 	snprintf(cmd, sizeof cmd, "xapian-check %s >/dev/null 2>&1", live);
 	cr_assert_eq(run(cmd, NULL), 0, "xapian-check %s", live);
 	free(live);
+	env_stop(e);
+}
+
+Test(replication, a_host_without_a_replica_refills_the_shard, .timeout = 300)
+{
+	struct env *e = env_start(1);
+	struct host *a = &e->h[0], *b = &e->h[1];
+	worker_start(a);
+	wait_writer(e, 0, a);
+	seed(e, "plinketude");
+	for (int i = 0; i < PAGES; i++)
+		wait_rev(e, a, e->ids[i], e->revs[i]);
+	/* Host A is gone, its server with it, before B ever copied its shard. */
+	kill(a->worker, SIGKILL);
+	waitpid(a->worker, NULL, 0);
+	a->worker = 0;
+	test_stop_pid(&a->server);
+	worker_start(b);
+	wait_writer(e, 0, b);
+	/* B says so, and builds its shard again from the wiki's pages rather
+	 * than serving its empty one as the index. */
+	for (int i = 0; i < PAGES; i++)
+		wait_rev(e, b, e->ids[i], e->revs[i]);
+	cr_assert(count_in(b->log, "partition=0 action=no_replica") >= 1,
+		  "no action=no_replica in %s", b->log);
+	/* The seeded pages and the wiki's main page. */
+	cr_assert(count_in(b->log, "action=refill_queued pages=9 complete=yes") == 1,
+		  "no complete refill in %s", b->log);
+	cr_assert_eq(count_in(b->log, "action=promote"), 0);
 	env_stop(e);
 }
