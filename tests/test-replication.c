@@ -45,7 +45,8 @@ struct host {
 	char name;
 	char data[512], conf[512], log[512], slog[512];
 	int port;            /* its xapian-replicate-server */
-	pid_t server, worker;
+	int search_port;     /* its freshet-searchd, when started */
+	pid_t server, worker, searchd;
 };
 
 struct env {
@@ -67,11 +68,12 @@ static void write_conf(struct env *e, struct host *h)
 		"[worker]\ndata_dir = %s\nthreads = 2\nbatch = 50\n"
 		"commit_docs = 100\ncommit_ms = 200\nlease_ms = 2000\n"
 		"shutdown_timeout_ms = 10000\n\n"
+		"[searchd]\nlisten = 127.0.0.1:%d\n\n"
 		"[replication]\nchangesets = 100\nadvertise = 127.0.0.1:%d\n"
 		"wikis = " WIKI "\ninterval_s = 1\n\n"
 		"[wiki " WIKI "]\napi = %s\nlanguage = en\nshards = %d\n"
 		"namespaces = 0\nconcurrency = 4\nrate = 0\nsearch = replica\n",
-		e->redis->url, h->data, h->port, mw_api_url(e->mw), e->shards);
+		e->redis->url, h->data, h->search_port, h->port, mw_api_url(e->mw), e->shards);
 	fclose(f);
 }
 
@@ -94,6 +96,7 @@ static struct env *env_start(int shards)
 		snprintf(h->slog, sizeof h->slog, "%s/server-%c.log", e->dir, h->name);
 		cr_assert(mkdir(h->data, 0750) == 0);
 		h->port = test_free_port();
+		h->search_port = test_free_port();
 		write_conf(e, h);
 		char port[16];
 		snprintf(port, sizeof port, "%d", h->port);
@@ -113,6 +116,7 @@ static void env_stop(struct env *e)
 			kill(h->worker, SIGTERM);
 			waitpid(h->worker, NULL, 0);
 		}
+		test_stop_pid(&h->searchd);
 		test_stop_pid(&h->server);
 	}
 	redisFree(e->rc);
@@ -205,6 +209,21 @@ static double wait_rev(struct env *e, const struct host *h, long id, long rev)
 	cr_assert_fail("host %c: page %ld at rev %ld, want %ld (logs in %s)", h->name, id,
 		       got, rev, e->dir);
 	return 0;
+}
+
+/* Host h's freshet-searchd answer to q (caller frees). */
+static char *searchd_get(const struct host *h, const char *q)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "curl -s 'http://127.0.0.1:%d/v1/" WIKI "/search?q=%s'",
+		 h->search_port, q);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	char buf[8192];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = '\0';
+	pclose(f);
+	return strdup(buf);
 }
 
 /* Creates PAGES pages in MediaWiki and publishes their creation. */
@@ -391,6 +410,16 @@ Test(replication, a_rebuild_on_the_writer_reaches_the_replica, .timeout = 300)
 	long id, rev;
 	mw_edit(e->mw, "Unannounced page", "Only a rebuild indexes vrelmquist.", &id, &rev);
 	cr_assert_eq(host_rev(b, id), 0);
+	/* A search service on B, its reader open on the replica's slot. */
+	const char *sargs[] = { "--config", b->conf, NULL };
+	char url[128], slog[600];
+	snprintf(slog, sizeof slog, "%s/searchd-B.log", e->dir);
+	b->searchd = test_spawn("freshet-searchd", sargs, slog);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", b->search_port);
+	test_wait_http(url, b->searchd, slog);
+	char *got = searchd_get(b, "grobnitza");
+	cr_assert(strstr(got, "Replicated page 0"), "searchd on B: %s", got);
+	free(got);
 
 	/* B's worker waits while the rebuild holds the wiki, so that A's
 	 * worker takes the partition back; B's replica client goes on. */
@@ -411,6 +440,16 @@ Test(replication, a_rebuild_on_the_writer_reaches_the_replica, .timeout = 300)
 	/* The new generation reaches B as a full copy. */
 	double took = wait_rev(e, b, id, rev);
 	printf("a rebuild on A was searchable on B after %.1f s\n", took);
+	/* The running search service follows the replica to its new slot. */
+	got = NULL;
+	for (double end = now_s() + 30; now_s() < end; sleep_ms(200)) {
+		free(got);
+		got = searchd_get(b, "vrelmquist");
+		if (strstr(got, "Unannounced page"))
+			break;
+	}
+	cr_assert(strstr(got, "Unannounced page"), "searchd on B after the rebuild: %s", got);
+	free(got);
 	for (int i = 0; i < PAGES; i++)
 		cr_assert_eq(host_rev(b, e->ids[i]), e->revs[i]);
 	cr_assert_eq(count_in(b->log, "action=promote"), 0);
