@@ -119,6 +119,10 @@ static void env_stop(struct env *e)
 		test_stop_pid(&h->searchd);
 		test_stop_pid(&h->server);
 	}
+	/* The replica clients of a worker killed with SIGKILL get their
+	 * SIGTERM from the kernel and may still be writing for a moment:
+	 * removing the directory under them would leave part of it. */
+	sleep_ms(1000);
 	redisFree(e->rc);
 	mw_stop(e->mw);
 	test_redis_stop(e->redis);
