@@ -157,6 +157,16 @@ int stream_partition_of(const struct stream *s, int64_t page_id)
 	return (int)(m < 0 ? m + s->partitions : m);
 }
 
+int stream_id_cmp(const char *a, const char *b)
+{
+	struct sid x = { 0, 0 }, y = { 0, 0 };
+	if (!parse_sid(a, &x))
+		x.ms = x.seq = 0;
+	if (!parse_sid(b, &y))
+		y.ms = y.seq = 0;
+	return sid_cmp(x, y);
+}
+
 const char *stream_consumer(const struct stream *s)
 {
 	return s->consumer;
