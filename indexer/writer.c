@@ -79,17 +79,6 @@ struct writer {
 	int64_t last_compact;  /* now_ms() of the last compaction, 0: none */
 };
 
-/* Compares two stream ids "<ms>-<seq>" numerically. */
-static int id_cmp(const char *a, const char *b)
-{
-	unsigned long long am = 0, as = 0, bm = 0, bs = 0;
-	sscanf(a, "%llu-%llu", &am, &as);
-	sscanf(b, "%llu-%llu", &bm, &bs);
-	if (am != bm)
-		return am < bm ? -1 : 1;
-	return as < bs ? -1 : as > bs;
-}
-
 /* Ends every job waiting for a commit without acking it: nack (redeliver)
  * while running, leave pending at shutdown or when the lease is gone. */
 static void writer_abandon(struct writer *w, const char *why, bool nack)
@@ -296,7 +285,7 @@ static void writer_commit(struct writer *w)
 		if (j->event_time_ms > newest)
 			newest = j->event_time_ms;
 		for (size_t k = 0; k < j->n; k++)
-			if (!maxid || id_cmp(j->entries[k]->id, maxid) > 0)
+			if (!maxid || stream_id_cmp(j->entries[k]->id, maxid) > 0)
 				maxid = j->entries[k]->id;
 	}
 	int64_t t0 = now_ms();
@@ -307,7 +296,7 @@ static void writer_commit(struct writer *w)
 		st = shard_purge(w->sh, PURGE_BATCH, &purged);
 	/* Redelivered entries are older than what the shard has seen: the
 	 * position only moves forward. */
-	bool forward = !w->position[0] || id_cmp(maxid, w->position) > 0;
+	bool forward = !w->position[0] || stream_id_cmp(maxid, w->position) > 0;
 	if (st == STATUS_OK && forward)
 		st = shard_set_position(w->sh, w->stream_key, maxid);
 	if (st == STATUS_OK)

@@ -50,8 +50,8 @@ enum status stream_trim(struct stream *s, int p, long long *trimmed);
  * Replay and retention (doc/queues.md, "Replay and retention").  A shard
  * stores the id of the last entry it applied (its position).  A copy of
  * the shard that is behind the consumer group (a restored backup, a
- * replica promoted after its writer died, a Redis that lost its latest
- * writes) lacks entries the group already delivered and that were
+ * replica promoted after its writer died, an empty shard on a host that
+ * lost its data) lacks entries the group already delivered and that were
  * acknowledged, so the group will never deliver them again.
  */
 

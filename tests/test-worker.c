@@ -1401,3 +1401,105 @@ Test(worker, hidden_text_leaves_the_shard_files)
 	assert_no_dead_letters(e, WIKI);
 	env_stop(e);
 }
+
+/* ------------------------------------------------- replay and retention */
+
+/* Polls the log of the worker started last until it holds needle (up to
+ * timeout_s).  Returns whether it does. */
+static bool log_wait(struct env *e, const char *needle, double timeout_s)
+{
+	double end = now_s() + timeout_s;
+	for (;;) {
+		size_t len = 0;
+		char *log = test_read_file(e->log, &len);
+		bool found = log && (size_t)e->log_start <= len &&
+			     strstr(log + e->log_start, needle) != NULL;
+		free(log);
+		if (found || now_s() >= end)
+			return found;
+		msleep(200);
+	}
+}
+
+/* Replaces directory to with a copy of from (cp -a). */
+static void copy_dir(const char *from, const char *to)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", to, from, to);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* A shard restored from a backup is behind its stream: the changes made
+ * since (edits, a new page, deletes) were acknowledged long ago, so only
+ * the replay from the shard's stored position brings them back.  Then the
+ * streams are trimmed past the backup's position and the backup restored
+ * again: the worker reports the gap and asks for a consistency pass. */
+Test(worker, restored_backup_is_replayed_and_a_trimmed_gap_reported)
+{
+	struct env *e = env_start(NULL);
+	worker_start(e);
+	struct workload w = { .seed = 2718 };
+	wl_seed(e, &w, 20);
+	converge(e, 120);
+	worker_term(e);
+	char *gen = current_generation(e);
+	char live[1024], backup[1024];
+	snprintf(live, sizeof live, "%s/" WIKI "/%s", e->data, gen);
+	snprintf(backup, sizeof backup, "%s/backup", e->dir);
+	copy_dir(live, backup);
+
+	worker_start(e);
+	long marker = 0;
+	mw_edit(e->mw, "Replay marker", "The zanzibarquux arrived after the backup.",
+		&marker, NULL);
+	for (int i = 0; i < 3; i++) {
+		struct wl_page *p = wl_pick(&w, false);
+		cr_assert_not_null(p);
+		mw_delete(e->mw, p->title);
+		p->deleted = true;
+	}
+	for (int i = 0; i < 25; i++)
+		wl_step(e, &w);
+	converge(e, 120);
+	worker_term(e);
+
+	copy_dir(backup, live);
+	cr_assert_not_null(compare(e, false), "the restored shards match the wiki already");
+	worker_start(e);
+	cr_assert(log_wait(e, "action=replay from=", 60), "no replay in %s", e->log);
+	converge(e, 120);
+	char ids[256], via[256], want[32];
+	search_ids(e, "zanzibarquux", ids, sizeof ids, via, sizeof via);
+	snprintf(want, sizeof want, "%ld", marker);
+	cr_expect_str_eq(ids, want, "the page created after the backup is not found");
+	cr_expect_gt(metric_sum(e, "freshet_replayed_entries_total{", NULL), 0);
+	cr_expect_eq(metric_sum(e, "freshet_replay_gaps_total{", NULL), 0);
+	assert_no_dead_letters(e, WIKI);
+	worker_term(e);
+
+	/* Trim every stream to its newest entry (the retention of a copy
+	 * that was away too long), and restore the backup once more. */
+	redisContext *c = redis_conn(e);
+	for (int p = 0; p < SHARDS; p++) {
+		redisReply *r = redisCommand(c, "XREVRANGE freshet:{" WIKI ":p%d} + - COUNT 1", p);
+		cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+		redisReply *t = redisCommand(c, "XTRIM freshet:{" WIKI ":p%d} MINID %s", p,
+					     r->element[0]->element[0]->str);
+		freeReplyObject(t);
+		freeReplyObject(r);
+	}
+	copy_dir(backup, live);
+	worker_start(e);
+	cr_assert(log_wait(e, "action=replay_gap", 60), "no replay_gap in %s", e->log);
+	cr_expect_geq(metric_wait(e, "freshet_replay_gaps_total{", NULL, SHARDS, 10), 1);
+	redisReply *r = redisCommand(c, "HGET freshet:{" WIKI "}:saneitize restart");
+	cr_expect(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "1") == 0,
+		  "no consistency pass asked for after the gap");
+	if (r)
+		freeReplyObject(r);
+	redisFree(c);
+	worker_term(e);
+	free(gen);
+	wl_free(&w);
+	env_stop(e);
+}
