@@ -426,3 +426,15 @@ Test(conf, wiki_search_local_or_remote)
 	expect_error("[wiki w]\nsearch = remote h1:1,h2:2\nshards = 3\n",
 		     "freshet.conf:2: search in [wiki w] names 2 remotes for 3 shards: give one per shard, in shard order");
 }
+
+Test(conf, redis_stream_retention)
+{
+	struct conf *cfg = load("[redis]\n", STATUS_OK);
+	cr_assert_eq(cfg->stream_retention_s, 604800, "the default is 7 days");
+	conf_free(cfg);
+	cfg = load("[redis]\nstream_retention_s = 0\n", STATUS_OK);
+	cr_assert_eq(cfg->stream_retention_s, 0);
+	conf_free(cfg);
+	expect_error("[redis]\nstream_retention_s = 7d\n",
+		     "freshet.conf:2: bad value '7d' for stream_retention_s in [redis]: expected an integer from 0 to 315360000");
+}

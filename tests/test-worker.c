@@ -1503,3 +1503,67 @@ Test(worker, restored_backup_is_replayed_and_a_trimmed_gap_reported)
 	wl_free(&w);
 	env_stop(e);
 }
+
+/* With a short retention, the worker trims its streams up to its shards'
+ * positions, never past them, and freshetctl status shows how far back
+ * each stream reaches. */
+Test(worker, retention_trims_what_the_shards_hold)
+{
+	struct env *e = env_start("\n[redis]\nstream_retention_s = 1\n");
+	redisContext *c = redis_conn(e);
+	/* One entry per node, so that the approximate trim is exact. */
+	redisReply *r = redisCommand(c, "CONFIG SET stream-node-max-entries 1");
+	cr_assert(r && r->type == REDIS_REPLY_STATUS);
+	freeReplyObject(r);
+	worker_start(e);
+	struct workload w = { .seed = 1414 };
+	wl_seed(e, &w, 12);
+	for (int i = 0; i < 10; i++)
+		wl_step(e, &w);
+	converge(e, 120);
+	double trimmed = 0, until = now_s() + 15;
+	while ((trimmed = metric_sum(e, "freshet_trimmed_entries_total{", NULL)) <= 0 &&
+	       now_s() < until)
+		msleep(200);
+	cr_expect_gt(trimmed, 0, "no entry trimmed");
+	/* Once trimmed, each stream holds its shard's position, and nothing
+	 * older. */
+	double end = now_s() + 20;
+	long long total = 0;
+	while (now_s() < end) {
+		total = 0;
+		for (int p = 0; p < SHARDS; p++)
+			total += redis_int(c, "XLEN freshet:{" WIKI ":p%d}", p);
+		if (total <= SHARDS)
+			break;
+		msleep(200);
+	}
+	cr_expect_leq(total, SHARDS, "the streams still hold %lld entries", total);
+	worker_term(e);
+
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "%s/freshetctl --config %s status --json",
+		 getenv("FRESHET_BUILDDIR"), e->conf);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	json_error_t err;
+	json_t *st = json_loadf(f, 0, &err);
+	pclose(f);
+	json_t *parts = json_object_get(json_object_get(st, WIKI), "partitions");
+	cr_assert_eq(json_array_size(parts), SHARDS, "status: %s", err.text);
+	for (int p = 0; p < SHARDS; p++) {
+		json_t *jp = json_array_get(parts, (size_t)p);
+		const char *oldest = json_string_value(json_object_get(jp, "oldest"));
+		const char *pos = json_string_value(json_object_get(jp, "position"));
+		cr_assert(oldest && pos, "partition %d: no oldest entry or position", p);
+		cr_expect_str_eq(oldest, pos, "partition %d keeps its position's entry only", p);
+		cr_expect_eq(json_integer_value(json_object_get(jp, "margin_s")), 0);
+	}
+	json_decref(st);
+	snprintf(cmd, sizeof cmd, "%s/freshetctl --config %s status | grep -q 'retention: 1 s'",
+		 getenv("FRESHET_BUILDDIR"), e->conf);
+	cr_expect_eq(system(cmd), 0, "the text status does not show the retention");
+	redisFree(c);
+	wl_free(&w);
+	env_stop(e);
+}
