@@ -697,11 +697,60 @@ Test(stream, replay_rewinds_the_group_to_the_shard_position)
 	cr_assert_eq(stream_replay(q->s, 0, ids[4], &r), STATUS_OK);
 	cr_expect_not(r.rewound, "entries still pending are redelivered anyway");
 	cr_expect_eq(pending_total(q), 6);
+	stream_assign(q->s, 0, true);
+	memset(seen, 0, sizeof seen);
+	cr_expect_eq(drain(q, 6, seen, 64, true, 5000), 6);
+	stream_assign(q->s, 0, false);
 
 	/* A shard with no position at all gets everything. */
 	cr_assert_eq(stream_replay(q->s, 0, NULL, &r), STATUS_OK);
 	cr_expect(r.rewound);
 	cr_expect_str_eq(r.from, "0-0");
+	stream_assign(q->s, 0, true);
+	memset(seen, 0, sizeof seen);
+	cr_expect_eq(drain(q, 10, seen, 64, true, 5000), 10);
+	for (int i = 1; i <= 10; i++)
+		cr_expect_eq(seen[i], 1, "rev %d seen %d times", i, seen[i]);
+
+	/* An entry after the position that ended as a dead letter is not
+	 * replayed: it would only be dead-lettered again. */
+	produce(q, 1, 11);
+	struct stream_batch *b = NULL;
+	cr_assert_eq(stream_read(q->s, &b), STATUS_OK);
+	cr_assert_eq(b->n, 1);
+	cr_assert_eq(stream_nack(q->s, &b->entries[0], "test", true, NULL), STATUS_OK);
+	stream_batch_free(b);
+	stream_assign(q->s, 0, false);
+	cr_assert_eq(stream_replay(q->s, 0, ids[10], &r), STATUS_OK);
+	cr_expect_not(r.rewound, "a dead letter was replayed");
+	q_close(q);
+}
+
+/* After the group was set back, entries the consumer still holds are not
+ * handed out a second time by the read of new entries. */
+Test(stream, replay_never_hands_out_an_entry_held)
+{
+	struct q *q = q_open(R->url, 1, "c1", &(struct stream_opts){ .batch = 20 });
+	assign_all(q);
+	char ids[16][STREAM_ID_MAX];
+	produce_acked(q, 10, ids);
+	stream_assign(q->s, 0, false);
+	struct stream_replay r;
+	cr_assert_eq(stream_replay(q->s, 0, ids[4], &r), STATUS_OK);
+	stream_assign(q->s, 0, true);
+	struct stream_batch *held = NULL;
+	cr_assert_eq(stream_read(q->s, &held), STATUS_OK);
+	cr_assert_eq(held->n, 6, "revs 5..10 come again");
+	/* Set back further while 5..10 are held. */
+	cr_assert_eq(stream_replay(q->s, 0, NULL, &r), STATUS_OK);
+	cr_assert(r.rewound);
+	int seen[64] = { 0 };
+	cr_expect_eq(drain(q, 4, seen, 64, true, 5000), 4);
+	for (int i = 1; i <= 10; i++)
+		cr_expect_eq(seen[i], i <= 4, "rev %d seen %d times", i, seen[i]);
+	cr_assert_eq(stream_ack(q->s, held), STATUS_OK);
+	stream_batch_free(held);
+	cr_expect_eq(pending_total(q), 0);
 	q_close(q);
 }
 
