@@ -665,13 +665,21 @@ static void produce_acked(struct q *q, int n, char (*ids)[STREAM_ID_MAX])
 	cr_assert_eq(drain(q, (size_t)n, seen, 64, true, 5000), (size_t)n);
 }
 
-Test(stream, replay_rewinds_the_group_to_the_shard_position)
+/* A one-partition queue holding n acked entries (produce_acked()), with
+ * the partition not assigned: as a worker finds it before it reads. */
+static struct q *q_with_acked(int n, char (*ids)[STREAM_ID_MAX])
 {
 	struct q *q = q_open(R->url, 1, "c1", &(struct stream_opts){ .batch = 20 });
 	assign_all(q);
-	char ids[16][STREAM_ID_MAX];
-	produce_acked(q, 10, ids);
+	produce_acked(q, n, ids);
 	stream_assign(q->s, 0, false);
+	return q;
+}
+
+Test(stream, replay_rewinds_the_group_to_the_shard_position)
+{
+	char ids[16][STREAM_ID_MAX];
+	struct q *q = q_with_acked(10, ids);
 
 	/* A shard at the group's position: nothing to replay. */
 	struct stream_replay r;
@@ -730,11 +738,8 @@ Test(stream, replay_rewinds_the_group_to_the_shard_position)
  * handed out a second time by the read of new entries. */
 Test(stream, replay_never_hands_out_an_entry_held)
 {
-	struct q *q = q_open(R->url, 1, "c1", &(struct stream_opts){ .batch = 20 });
-	assign_all(q);
 	char ids[16][STREAM_ID_MAX];
-	produce_acked(q, 10, ids);
-	stream_assign(q->s, 0, false);
+	struct q *q = q_with_acked(10, ids);
 	struct stream_replay r;
 	cr_assert_eq(stream_replay(q->s, 0, ids[4], &r), STATUS_OK);
 	stream_assign(q->s, 0, true);
