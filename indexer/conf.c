@@ -509,6 +509,12 @@ static int handle_redis(struct parse *p, const char *key, const char *value)
 		p->sentinels_line = p->line;
 	} else if (strcmp(key, "master_name") == 0) {
 		set_str(&cfg->redis_master_name, value);
+	} else if (strcmp(key, "stream_retention_s") == 0) {
+		if (!parse_int(value, 0, 315360000, &cfg->stream_retention_s)) {
+			fail(p, "bad value '%s' for stream_retention_s in [redis]: expected "
+			     "an integer from 0 to 315360000", value);
+			return 0;
+		}
 	} else {
 		fail(p, "unknown key '%s' in [redis]", key);
 		return 0;
@@ -986,6 +992,7 @@ struct conf *conf_new(void)
 	cfg->redis_password_file = xstrdup("");
 	cfg->redis_sentinels = xstrdup("");
 	cfg->redis_master_name = xstrdup("");
+	cfg->stream_retention_s = 604800;
 	cfg->data_dir = xstrdup(CONF_DEFAULT_DATA_DIR);
 	cfg->analyzer_dir = xstrdup("");
 	cfg->threads = 0;

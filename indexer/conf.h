@@ -78,6 +78,10 @@ struct conf {
 	                             line of password_file, else NULL */
 	char *redis_sentinels;    /* "host:port,...", or "" to use url [""] */
 	char *redis_master_name;  /* the primary's name at the sentinels [""] */
+	int stream_retention_s;   /* partition stream entries are kept at least
+	                             this long, and until the shard and its
+	                             replicas hold them; 0 = never trimmed
+	                             [604800] */
 
 	/* [worker] */
 	char *data_dir;           /* ["/var/lib/freshet"] */

@@ -49,6 +49,7 @@
 #include "pipeline-internal.h"
 #include "redis.h"
 #include "replica.h"
+#include "saneitize.h"
 #include "shard.h"
 #include "stream-ops.h"
 #include "stream.h"
@@ -59,6 +60,14 @@ struct slot {
 	int64_t page_id;
 	struct job *active;    /* dispatched, not done */
 	struct job *pending;   /* events that arrived meanwhile */
+};
+
+/* A partition's replay (stream_replay()): the group was set back to the
+ * shard's position, and the entries up to `to` come again. */
+struct replay {
+	bool active;
+	char from[STREAM_ID_MAX], to[STREAM_ID_MAX];
+	long long n;                 /* entries of the range read so far */
 };
 
 struct pipeline {
@@ -104,6 +113,7 @@ struct pipeline {
 	atomic_bool stages_stop;     /* fetcher and analyzers exit */
 	atomic_bool flushing;        /* writers commit as soon as idle */
 
+	struct replay *replays;      /* [shards], reader only */
 	struct slot *slots;          /* reader only */
 	size_t n_slots, cap_slots;
 	size_t held;                 /* entries held in slots (reader only) */
@@ -781,6 +791,90 @@ static void replication_tick(struct pipeline *p)
 	shard_set_free(set);
 }
 
+/* Sets partition's consumer group back to its shard's stored position
+ * when the shard lacks entries the group delivered and that were acked
+ * (stream_replay()): a restored backup, a promoted replica, an empty shard
+ * on a host that lost its data.  The entries then come again through the
+ * ordinary path, before the partition's new ones.  Called when the lease
+ * is taken, before the partition is read.  Returns false when Redis could
+ * not be asked: the lease is given up, and a later tick takes it again. */
+static bool replay_start(struct pipeline *p, int partition)
+{
+	char key[STREAM_ID_MAX + 128];
+	stream_key(p->s, partition, key, sizeof key);
+	struct shard_set *set = shard_set_new(p->cfg->data_dir, p->wiki->id);
+	char *pos = NULL;
+	enum status st = shard_set_read_position(set, (unsigned)partition, key, &pos);
+	if (st != STATUS_OK && st != STATUS_NOT_FOUND)
+		log_warn("wiki=%s partition=%d action=replay reason=%s", p->wiki->id,
+			 partition, log_quote(shard_set_errmsg(set)));
+	shard_set_free(set);
+	struct stream_replay r;
+	struct replay *rp = &p->replays[partition];
+	rp->active = false;
+	st = stream_replay(p->ms, partition, pos, &r);
+	free(pos);
+	if (st == STATUS_NOT_FOUND)
+		return true; /* no group yet: nothing was ever delivered */
+	if (st != STATUS_OK) {
+		log_warn("wiki=%s partition=%d action=replay reason=%s", p->wiki->id,
+			 partition, log_quote(stream_errmsg(p->ms)));
+		lease_release(p->lease, partition);
+		return false;
+	}
+	if (r.gap) {
+		/* The entries after the position were trimmed: what they changed
+		 * is repaired by the consistency loop, whose next pass starts
+		 * now. */
+		enum status zs = saneitize_reset(p->mr, p->wiki->id);
+		log_warn("wiki=%s partition=%d action=replay_gap from=%s oldest=%s "
+			 "reason=\"entries after the shard's position are no longer in the "
+			 "stream; %s\"", p->wiki->id, partition, r.from,
+			 r.oldest[0] ? r.oldest : "-",
+			 zs == STATUS_OK ? "a consistency pass was asked for"
+					 : "asking for a consistency pass failed");
+		if (p->m)
+			metrics_add(p->m, "freshet_replay_gaps_total", p->labels, 1);
+	}
+	if (r.rewound) {
+		rp->active = true;
+		rp->n = 0;
+		memcpy(rp->from, r.from, sizeof rp->from);
+		memcpy(rp->to, r.to, sizeof rp->to);
+		log_info("wiki=%s partition=%d action=replay_start from=%s to=%s",
+			 p->wiki->id, partition, r.from, r.to);
+	}
+	return true;
+}
+
+/* Ends partition's replay: logs it.  Reader thread. */
+static void replay_end(struct pipeline *p, int partition)
+{
+	struct replay *rp = &p->replays[partition];
+	if (!rp->active)
+		return;
+	rp->active = false;
+	log_info("wiki=%s partition=%d action=replay from=%s to=%s entries=%lld",
+		 p->wiki->id, partition, rp->from, rp->to, rp->n);
+}
+
+/* Counts e when it is one of its partition's replayed entries; the first
+ * entry past the range (or the end of the range) ends the replay. */
+static void replay_count(struct pipeline *p, const struct stream_entry *e)
+{
+	struct replay *rp = &p->replays[e->partition];
+	if (!rp->active)
+		return;
+	int c = stream_id_cmp(e->id, rp->to);
+	if (c <= 0) {
+		rp->n++;
+		if (p->m)
+			metrics_add(p->m, "freshet_replayed_entries_total", p->labels, 1);
+	}
+	if (c >= 0)
+		replay_end(p, e->partition);
+}
+
 static void on_lease(void *arg, int partition, enum lease_change what,
 		     uint64_t token)
 {
@@ -792,6 +886,8 @@ static void on_lease(void *arg, int partition, enum lease_change what,
 			break;
 		log_info("wiki=%s partition=%d action=lease_acquired token=%" PRIu64,
 			 p->wiki->id, partition, token);
+		if (!replay_start(p, partition))
+			break;
 		pthread_mutex_lock(&p->writers_mu);
 		bool stale = p->writers[partition] != NULL;
 		pthread_mutex_unlock(&p->writers_mu);
@@ -806,12 +902,14 @@ static void on_lease(void *arg, int partition, enum lease_change what,
 		break;
 	case LEASE_LOST:
 		log_warn("wiki=%s partition=%d action=lease_lost", p->wiki->id, partition);
+		p->replays[partition].active = false;
 		stream_assign(p->s, partition, false);
 		retire_writer(p, partition, W_ABORT);
 		break;
 	case LEASE_RELEASED:
 		log_info("wiki=%s partition=%d action=lease_released", p->wiki->id,
 			 partition);
+		p->replays[partition].active = false;
 		stream_assign(p->s, partition, false);
 		retire_writer(p, partition, W_DRAIN);
 		break;
@@ -1030,6 +1128,15 @@ static void declare_metrics(struct metrics *m)
 			"Entries in the dead-letter stream.", NULL, 0);
 	metrics_declare(m, "freshet_jobs_in_flight", METRICS_GAUGE,
 			"Pages being fetched, analyzed or written.", NULL, 0);
+	metrics_declare(m, "freshet_replayed_entries_total", METRICS_COUNTER,
+			"Entries delivered again because a shard was behind its stream.",
+			NULL, 0);
+	metrics_declare(m, "freshet_replay_gaps_total", METRICS_COUNTER,
+			"Shards found behind entries their stream no longer holds.",
+			NULL, 0);
+	metrics_declare(m, "freshet_trimmed_entries_total", METRICS_COUNTER,
+			"Entries trimmed from the partition streams by retention.",
+			NULL, 0);
 }
 
 struct pipeline *pipeline_new(const struct conf *cfg, const struct conf_wiki *wiki,
@@ -1063,6 +1170,7 @@ struct pipeline *pipeline_new(const struct conf *cfg, const struct conf_wiki *wi
 	pthread_mutex_init(&p->rd_mu, NULL);
 	p->writers = xcalloc((size_t)wiki->shards, sizeof *p->writers);
 	p->upstream = xcalloc((size_t)wiki->shards, sizeof *p->upstream);
+	p->replays = xcalloc((size_t)wiki->shards, sizeof *p->replays);
 	for (int i = 0; i < wiki->shards; i++)
 		atomic_init(&p->upstream[i], 0);
 	queue_init(&p->fetch_q);
@@ -1331,8 +1439,14 @@ enum status pipeline_run(struct pipeline *p)
 			 * entries meet (their writer): take_entry() routes
 			 * by the table as it is then. */
 			lease_tick_due(p, &next_tick);
+			replay_count(p, &b->entries[i]);
 			take_entry(p, &b->entries[i]);
 		}
+		/* An empty read: every owned partition has been read to its
+		 * end, replayed ranges included. */
+		if (b->n == 0)
+			for (int i = 0; i < p->wiki->shards; i++)
+				replay_end(p, i);
 		stream_batch_free(b);
 		dispatch_ready(p);
 	}
@@ -1407,6 +1521,7 @@ void pipeline_free(struct pipeline *p)
 	free(p->writers);
 	free(p->retired);
 	free(p->upstream);
+	free(p->replays);
 	free(p->analyzers);
 	refills_join(p);
 	replica_free(p->repl);

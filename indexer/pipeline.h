@@ -47,6 +47,16 @@
  * however slow to take in, delays it by more than one entry.  A read
  * blocks for at most lease_ms / 4.
  *
+ * Replay: when the reader takes a partition's lease, before it reads the
+ * partition, it compares the position the partition's shard stores with
+ * the consumer group and, when the shard lacks entries that were already
+ * acknowledged (a restored backup, a promoted replica), sets the group
+ * back to the shard's position (stream_replay()): those entries come
+ * again, first, through the ordinary path.  Entries after the position
+ * that the stream no longer holds are logged (action=replay_gap) and make
+ * the consistency loop start a new pass.  doc/queues.md, "Replay and
+ * retention".
+ *
  * Threads: pipeline_run() runs the reader in the calling thread and starts
  * and joins the others.  pipeline_stop() may be called from any thread or a
  * signal handler (it only stores an atomic flag).

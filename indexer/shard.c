@@ -1768,6 +1768,28 @@ unsigned shard_set_hit_shard(const struct shard_set *set, uint32_t docid)
 	return set->n_open && docid ? set->open_idx[(docid - 1) % set->n_open] : 0;
 }
 
+enum status shard_set_read_position(struct shard_set *set, unsigned n,
+				    const char *partition, char **stream_id)
+{
+	enum status st;
+	char *gen = NULL;
+	if ((st = shard_set_current(set, &gen)) != STATUS_OK)
+		return st;
+	char *path = shard_set_path(set, gen, n);
+	free(gen);
+	struct xdb *db = need(xdb_new());
+	char *key = xasprintf(META_POSITION "%s", partition);
+	st = xdb_open_read(db, path);
+	if (st == STATUS_OK)
+		st = xdb_get_metadata(db, key, stream_id);
+	if (st != STATUS_OK && st != STATUS_NOT_FOUND)
+		set_fail(set, st, "%s", xdb_errmsg(db));
+	free(key);
+	free(path);
+	xdb_free(db);
+	return st;
+}
+
 /* Fills *st_out from the database at path, partition n's. */
 static enum status stats_at(struct shard_set *set, const char *path, unsigned n,
 			    struct shard_stats *st_out)

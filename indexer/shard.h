@@ -465,4 +465,12 @@ enum status shard_set_stats(struct shard_set *set, unsigned n,
 enum status shard_set_replica_stats(struct shard_set *set, unsigned n,
 				    struct shard_stats *st);
 
+/* Sets *stream_id (caller frees) to the position that shard n of the
+ * current generation stores for partition (the stream key), as
+ * shard_get_position() would, opening the shard read-only for the call
+ * (works while a writer writes).  STATUS_NOT_FOUND when the shard stores
+ * none, or when there is no current generation or no such shard. */
+enum status shard_set_read_position(struct shard_set *set, unsigned n,
+				    const char *partition, char **stream_id);
+
 #endif

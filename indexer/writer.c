@@ -31,6 +31,7 @@
 #include "log.h"
 #include "now.h"
 #include "pipeline-internal.h"
+#include "stream-ops.h"
 #include "xmalloc.h"
 
 /* A writer commits early, as soon as it is idle and none of its
@@ -77,18 +78,8 @@ struct writer {
 	bool scrub_pend;       /* a job in pend has scrub set */
 	bool scrub_due;        /* committed scrub jobs wait for compaction */
 	int64_t last_compact;  /* now_ms() of the last compaction, 0: none */
+	int64_t next_trim;     /* now_ms() when the stream is trimmed next */
 };
-
-/* Compares two stream ids "<ms>-<seq>" numerically. */
-static int id_cmp(const char *a, const char *b)
-{
-	unsigned long long am = 0, as = 0, bm = 0, bs = 0;
-	sscanf(a, "%llu-%llu", &am, &as);
-	sscanf(b, "%llu-%llu", &bm, &bs);
-	if (am != bm)
-		return am < bm ? -1 : 1;
-	return as < bs ? -1 : as > bs;
-}
 
 /* Ends every job waiting for a commit without acking it: nack (redeliver)
  * while running, leave pending at shutdown or when the lease is gone. */
@@ -296,7 +287,7 @@ static void writer_commit(struct writer *w)
 		if (j->event_time_ms > newest)
 			newest = j->event_time_ms;
 		for (size_t k = 0; k < j->n; k++)
-			if (!maxid || id_cmp(j->entries[k]->id, maxid) > 0)
+			if (!maxid || stream_id_cmp(j->entries[k]->id, maxid) > 0)
 				maxid = j->entries[k]->id;
 	}
 	int64_t t0 = now_ms();
@@ -307,7 +298,7 @@ static void writer_commit(struct writer *w)
 		st = shard_purge(w->sh, PURGE_BATCH, &purged);
 	/* Redelivered entries are older than what the shard has seen: the
 	 * position only moves forward. */
-	bool forward = !w->position[0] || id_cmp(maxid, w->position) > 0;
+	bool forward = !w->position[0] || stream_id_cmp(maxid, w->position) > 0;
 	if (st == STATUS_OK && forward)
 		st = shard_set_position(w->sh, w->stream_key, maxid);
 	if (st == STATUS_OK)
@@ -394,6 +385,36 @@ static bool writer_purge(struct writer *w)
 	return purged > 0;
 }
 
+/* Trims the partition's stream to its retention (stream_retain()): the
+ * writer knows the position its shard committed, below which the shard
+ * needs no entry any more.  Runs every quarter of the retention, within
+ * 1 s .. 1 min, and only with a valid lease. */
+static void writer_trim(struct writer *w)
+{
+	const struct writer_env *e = w->env;
+	int64_t ret_ms = (int64_t)e->cfg->stream_retention_s * 1000;
+	int64_t every = ret_ms / 4 < 1000 ? 1000 : ret_ms / 4 > 60000 ? 60000 : ret_ms / 4;
+	w->next_trim = now_ms() + every;
+	if (!w->position[0] || !lease_valid(e->lease, w->partition))
+		return;
+	long long n = 0;
+	if (stream_retain(e->s, w->partition, w->position, ret_ms, &n) != STATUS_OK) {
+		log_warn("wiki=%s partition=%d action=trim reason=%s", e->wiki->id,
+			 w->partition, log_quote(stream_errmsg(e->s)));
+		return;
+	}
+	if (n <= 0)
+		return;
+	log_info("wiki=%s partition=%d action=trim entries=%lld position=%s",
+		 e->wiki->id, w->partition, n, w->position);
+	if (e->m) {
+		char labels[200];
+		snprintf(labels, sizeof labels, "%s,partition=\"%d\"", e->labels,
+			 w->partition);
+		metrics_add(e->m, "freshet_trimmed_entries_total", labels, (double)n);
+	}
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
@@ -444,6 +465,9 @@ static void *writer_main(void *arg)
 			writer_scrub(w, state == W_DRAIN);
 		if (state == W_DRAIN && idle && !w->n_pend)
 			break;
+		if (state == W_RUN && !w->n_pend && e->cfg->stream_retention_s > 0 &&
+		    now >= w->next_trim)
+			writer_trim(w);
 		if (state == W_RUN && idle && !w->n_pend &&
 		    now - last_job >= PURGE_IDLE_MS && queue_len(&w->q) == 0 &&
 		    atomic_load(&e->upstream[w->partition]) == 0 && !writer_purge(w))

@@ -43,6 +43,12 @@
  *           hidden text; at most once per SCRUB_GAP_MS (writer.c), the
  *           scrubs of that time waiting for one compaction, and before
  *           the writer exits when it drains.  Jobs wait while it runs.
+ *   trim    with [redis] stream_retention_s set, every quarter of the
+ *           retention (1 s .. 1 min) when nothing is pending, with a
+ *           valid lease, the partition's stream is trimmed below the
+ *           position the shard committed (stream_retain(): also never
+ *           past the retention, a pending or undelivered entry, or a
+ *           replica's published position).
  *
  * Lease and fencing: before every commit the writer checks that the
  * partition's lease is still valid; when it is not, the uncommitted

@@ -3,8 +3,9 @@
  * freshetctl.c: freshetctl, the operator's view of queues and shards.
  *
  *   status                      partitions (lease owner, lag, pending, dead
- *                               letters) and shards (documents, last commit,
- *                               size, fence) of every (or one) wiki
+ *                               letters, oldest entry against the shard's
+ *                               position) and shards (documents, last
+ *                               commit, size, fence) of every (or one) wiki
  *   dead list|show|replay|drop  the dead-letter stream of a wiki
  *   spool replay FILE           the MediaWiki extension's spool, XADDed
  *   check                       xapian-check on every shard
@@ -64,6 +65,7 @@ static void usage(FILE *out)
 		"  status [--json]               partitions: lease owner, lag, pending, dead letters;\n"
 		"                                shards: documents, last commit, size;\n"
 		"                                replication: writer, replicas, their lag\n"
+		"                                retention: oldest entry, shard position, margin\n"
 		"  dead list [--limit K]         dead letters of the wiki\n"
 		"  dead show ID                  one dead letter with its payload\n"
 		"  dead replay ID...|--all       put dead letters back on their stream\n"
@@ -291,6 +293,70 @@ static json_t *status_replication(struct ctx *c, const struct conf_wiki *w, bool
 	return jrep;
 }
 
+/* The unix seconds of an entry id "<ms>-<seq>" (0 for none). */
+static int64_t id_seconds(const char *id)
+{
+	return id && *id ? (int64_t)(strtoull(id, NULL, 10) / 1000) : 0;
+}
+
+/* Replay and retention of wiki w's partitions: how far back each stream
+ * reaches (its oldest entry) against the position its shard stores.  The
+ * margin is how far a copy of the shard may lag behind it and still be
+ * brought up to date by replay; a negative margin means the shard itself
+ * is behind what the stream holds (a gap).  Prints it, or adds it to the
+ * partitions of jparts. */
+static void status_retention(struct ctx *c, const struct conf_wiki *w, struct stream *s,
+			     json_t *jparts, int *rc)
+{
+	struct shard_set *set = shard_set_new(c->cfg->data_dir, w->id);
+	if (!jparts) {
+		if (c->cfg->stream_retention_s)
+			printf("  retention: %d s\n", c->cfg->stream_retention_s);
+		else
+			printf("  retention: off (streams are never trimmed)\n");
+		printf("  %-10s %-22s %-22s %-22s %12s\n", "partition", "oldest entry",
+		       "its time", "shard position", "margin");
+	}
+	for (int p = 0; p < w->shards; p++) {
+		char key[256], oldest[STREAM_ID_MAX] = "";
+		stream_key(s, p, key, sizeof key);
+		enum status st = stream_oldest(s, p, oldest);
+		if (st != STATUS_OK && st != STATUS_NOT_FOUND) {
+			fprintf(stderr, PROG ": %s: %s\n", key, stream_errmsg(s));
+			*rc = TOOL_EXIT_FAIL;
+		}
+		char *pos = NULL;
+		st = shard_set_read_position(set, (unsigned)p, key, &pos);
+		if (st != STATUS_OK && st != STATUS_NOT_FOUND) {
+			fprintf(stderr, PROG ": %s shard %d: %s\n", w->id, p,
+				shard_set_errmsg(set));
+			*rc = TOOL_EXIT_FAIL;
+		}
+		bool known = oldest[0] && pos;
+		int64_t margin = known ? id_seconds(pos) - id_seconds(oldest) : 0;
+		char t[32];
+		fmt_time(t, sizeof t, id_seconds(oldest));
+		if (jparts) {
+			json_t *jp = json_array_get(jparts, (size_t)p);
+			json_object_set_new(jp, "oldest", oldest[0] ? json_string(oldest)
+								: json_null());
+			json_object_set_new(jp, "oldest_time", oldest[0] ? json_string(t)
+								     : json_null());
+			json_object_set_new(jp, "position", pos ? json_string(pos) : json_null());
+			json_object_set_new(jp, "margin_s", known ? json_integer(margin)
+								  : json_null());
+		} else {
+			char m[32] = "-";
+			if (known)
+				snprintf(m, sizeof m, "%lld s", (long long)margin);
+			printf("  %-10d %-22s %-22s %-22s %12s\n", p, oldest[0] ? oldest : "-",
+			       t, pos ? pos : "-", m);
+		}
+		free(pos);
+	}
+	shard_set_free(set);
+}
+
 static int cmd_status(struct ctx *c, bool json)
 {
 	int rc = TOOL_EXIT_OK;
@@ -362,6 +428,7 @@ static int cmd_status(struct ctx *c, bool json)
 			}
 			free(owner);
 		}
+		status_retention(c, w, s, json ? jparts : NULL, &rc);
 		stream_free(s);
 
 		struct shard_set *set = shard_set_new(c->cfg->data_dir, w->id);

@@ -157,6 +157,16 @@ int stream_partition_of(const struct stream *s, int64_t page_id)
 	return (int)(m < 0 ? m + s->partitions : m);
 }
 
+int stream_id_cmp(const char *a, const char *b)
+{
+	struct sid x = { 0, 0 }, y = { 0, 0 };
+	if (!parse_sid(a, &x))
+		x.ms = x.seq = 0;
+	if (!parse_sid(b, &y))
+		y.ms = y.seq = 0;
+	return sid_cmp(x, y);
+}
+
 const char *stream_consumer(const struct stream *s)
 {
 	return s->consumer;
@@ -874,6 +884,24 @@ static void collect_new(struct stream *s, int p, const redisReply *rep, struct r
 	}
 }
 
+/* New entries are normally never in flight, but after the group was set
+ * back (stream_replay()) the read of new entries hands out again what an
+ * earlier phase may have handed out already: drop what the caller holds. */
+static void advance_new(struct stream *s, int p, const redisReply *rep, struct reading *r,
+                        size_t before, int64_t now)
+{
+	(void)p;
+	(void)rep;
+	(void)now;
+	pthread_mutex_lock(&s->mu);
+	size_t j = before;
+	for (size_t i = before; i < r->n; i++)
+		if (!inflight_has(&s->parts[r->raws[i].p], r->raws[i].sid))
+			r->raws[j++] = r->raws[i];
+	r->n = j;
+	pthread_mutex_unlock(&s->mu);
+}
+
 static const struct phase phases[] = {
 	{ .what = "XREADGROUP (pending)", .per_partition = true, .ask = ask_pending,
 	  .collect = collect_pending, .advance = advance_pending, .stat = STAT_REDELIVERED },
@@ -882,7 +910,7 @@ static const struct phase phases[] = {
 	{ .what = "XAUTOCLAIM", .per_partition = true, .ask = ask_claims,
 	  .collect = collect_claims, .advance = advance_claims, .stat = STAT_CLAIMED },
 	{ .what = "XREADGROUP", .per_partition = false, .ask = ask_new,
-	  .collect = collect_new, .stat = STAT_NONE },
+	  .collect = collect_new, .advance = advance_new, .stat = STAT_NONE },
 };
 
 void stream_batch_free(struct stream_batch *b)

@@ -136,6 +136,9 @@ enum status stream_setup(struct stream *s);
 void stream_key(const struct stream *s, int p, char *buf, size_t len);
 /* Returns page_id mod partitions. */
 int stream_partition_of(const struct stream *s, int64_t page_id);
+/* Compares two entry ids "<ms>-<seq>" numerically: <0, 0 or >0.  An id
+ * that does not parse compares as "0-0". */
+int stream_id_cmp(const char *a, const char *b);
 /* The consumer name in use (never NULL). */
 const char *stream_consumer(const struct stream *s);
 int stream_partitions(const struct stream *s);

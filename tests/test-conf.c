@@ -457,3 +457,15 @@ Test(conf, replication_section)
 	expect_error("[replication]\nreplicas = 2\n",
 		     "freshet.conf:2: unknown key 'replicas' in [replication]");
 }
+
+Test(conf, redis_stream_retention)
+{
+	struct conf *cfg = load("[redis]\n", STATUS_OK);
+	cr_assert_eq(cfg->stream_retention_s, 604800, "the default is 7 days");
+	conf_free(cfg);
+	cfg = load("[redis]\nstream_retention_s = 0\n", STATUS_OK);
+	cr_assert_eq(cfg->stream_retention_s, 0);
+	conf_free(cfg);
+	expect_error("[redis]\nstream_retention_s = 7d\n",
+		     "freshet.conf:2: bad value '7d' for stream_retention_s in [redis]: expected an integer from 0 to 315360000");
+}

@@ -650,6 +650,169 @@ Test(stream, trim_keeps_undelivered_and_unacked)
 	q_close(q);
 }
 
+/* Produces n edits of page 1 (revs 1..n) on a one-partition queue, reads
+ * and acks them all, and keeps their ids in ids[1..n]. */
+static void produce_acked(struct q *q, int n, char (*ids)[STREAM_ID_MAX])
+{
+	for (int i = 1; i <= n; i++) {
+		struct event ev = { .kind = EVENT_EDIT, .wiki = "testwiki", .page_id = 1,
+		                    .title = "Some_page", .rev_id = i, .time_ms = 1700000000000 };
+		char *json = event_encode(&ev);
+		cr_assert_eq(stream_produce(q->s, 1, json, strlen(json), ids[i]), STATUS_OK);
+		free(json);
+	}
+	int seen[64] = { 0 };
+	cr_assert_eq(drain(q, (size_t)n, seen, 64, true, 5000), (size_t)n);
+}
+
+/* A one-partition queue holding n acked entries (produce_acked()), with
+ * the partition not assigned: as a worker finds it before it reads. */
+static struct q *q_with_acked(int n, char (*ids)[STREAM_ID_MAX])
+{
+	struct q *q = q_open(R->url, 1, "c1", &(struct stream_opts){ .batch = 20 });
+	assign_all(q);
+	produce_acked(q, n, ids);
+	stream_assign(q->s, 0, false);
+	return q;
+}
+
+Test(stream, replay_rewinds_the_group_to_the_shard_position)
+{
+	char ids[16][STREAM_ID_MAX];
+	struct q *q = q_with_acked(10, ids);
+
+	/* A shard at the group's position: nothing to replay. */
+	struct stream_replay r;
+	cr_assert_eq(stream_replay(q->s, 0, ids[10], &r), STATUS_OK, "%s", stream_errmsg(q->s));
+	cr_expect_not(r.rewound);
+	cr_expect_not(r.gap);
+
+	/* A shard that stopped at rev 4 (a restored backup): 5..10 again. */
+	cr_assert_eq(stream_replay(q->s, 0, ids[4], &r), STATUS_OK, "%s", stream_errmsg(q->s));
+	cr_expect(r.rewound);
+	cr_expect_str_eq(r.from, ids[4]);
+	cr_expect_str_eq(r.to, ids[10]);
+	cr_expect_str_eq(r.oldest, ids[1]);
+	cr_expect_not(r.gap);
+	stream_assign(q->s, 0, true);
+	int seen[64] = { 0 };
+	cr_expect_eq(drain(q, 6, seen, 64, false, 5000), 6);
+	for (int i = 1; i <= 10; i++)
+		cr_expect_eq(seen[i], i > 4, "rev %d seen %d times", i, seen[i]);
+	/* They are pending now: a second replay from the same position leaves
+	 * them to the group's own redelivery. */
+	stream_assign(q->s, 0, false);
+	cr_assert_eq(stream_replay(q->s, 0, ids[4], &r), STATUS_OK);
+	cr_expect_not(r.rewound, "entries still pending are redelivered anyway");
+	cr_expect_eq(pending_total(q), 6);
+	stream_assign(q->s, 0, true);
+	memset(seen, 0, sizeof seen);
+	cr_expect_eq(drain(q, 6, seen, 64, true, 5000), 6);
+	stream_assign(q->s, 0, false);
+
+	/* A shard with no position at all gets everything. */
+	cr_assert_eq(stream_replay(q->s, 0, NULL, &r), STATUS_OK);
+	cr_expect(r.rewound);
+	cr_expect_str_eq(r.from, "0-0");
+	stream_assign(q->s, 0, true);
+	memset(seen, 0, sizeof seen);
+	cr_expect_eq(drain(q, 10, seen, 64, true, 5000), 10);
+	for (int i = 1; i <= 10; i++)
+		cr_expect_eq(seen[i], 1, "rev %d seen %d times", i, seen[i]);
+
+	/* An entry after the position that ended as a dead letter is not
+	 * replayed: it would only be dead-lettered again. */
+	produce(q, 1, 11);
+	struct stream_batch *b = NULL;
+	cr_assert_eq(stream_read(q->s, &b), STATUS_OK);
+	cr_assert_eq(b->n, 1);
+	cr_assert_eq(stream_nack(q->s, &b->entries[0], "test", true, NULL), STATUS_OK);
+	stream_batch_free(b);
+	stream_assign(q->s, 0, false);
+	cr_assert_eq(stream_replay(q->s, 0, ids[10], &r), STATUS_OK);
+	cr_expect_not(r.rewound, "a dead letter was replayed");
+	q_close(q);
+}
+
+/* After the group was set back, entries the consumer still holds are not
+ * handed out a second time by the read of new entries. */
+Test(stream, replay_never_hands_out_an_entry_held)
+{
+	char ids[16][STREAM_ID_MAX];
+	struct q *q = q_with_acked(10, ids);
+	struct stream_replay r;
+	cr_assert_eq(stream_replay(q->s, 0, ids[4], &r), STATUS_OK);
+	stream_assign(q->s, 0, true);
+	struct stream_batch *held = NULL;
+	cr_assert_eq(stream_read(q->s, &held), STATUS_OK);
+	cr_assert_eq(held->n, 6, "revs 5..10 come again");
+	/* Set back further while 5..10 are held. */
+	cr_assert_eq(stream_replay(q->s, 0, NULL, &r), STATUS_OK);
+	cr_assert(r.rewound);
+	int seen[64] = { 0 };
+	cr_expect_eq(drain(q, 4, seen, 64, true, 5000), 4);
+	for (int i = 1; i <= 10; i++)
+		cr_expect_eq(seen[i], i <= 4, "rev %d seen %d times", i, seen[i]);
+	cr_assert_eq(stream_ack(q->s, held), STATUS_OK);
+	stream_batch_free(held);
+	cr_expect_eq(pending_total(q), 0);
+	q_close(q);
+}
+
+Test(stream, retain_trims_old_entries_the_shard_and_replicas_hold)
+{
+	struct q *q = q_open(R->url, 1, "c1", &(struct stream_opts){ .batch = 20 });
+	/* One entry per node, so that the approximate trim is exact here. */
+	enum status st;
+	redisReply *rep = redis_command(q->ctl, &st, "CONFIG SET stream-node-max-entries 1");
+	cr_assert_not_null(rep);
+	freeReplyObject(rep);
+	assign_all(q);
+	char ids[16][STREAM_ID_MAX];
+	produce_acked(q, 10, ids);
+	const char *key = "freshet:{testwiki:p0}";
+
+	long long trimmed = -1;
+	cr_assert_eq(stream_retain(q->s, 0, ids[6], 3600 * 1000, &trimmed), STATUS_OK);
+	cr_expect_eq(trimmed, 0, "entries younger than the retention stay");
+	cr_assert_eq(stream_retain(q->s, 0, NULL, 0, &trimmed), STATUS_OK);
+	cr_expect_eq(trimmed, 0, "a shard without a position keeps everything");
+
+	/* A replica at rev 3 holds the trim back, whatever the shard has. */
+	rep = redis_command(q->ctl, &st, "HSET %s:replicas hostb %s", key, "7 placeholder 0");
+	freeReplyObject(rep);
+	char val[STREAM_ID_MAX + 32];
+	snprintf(val, sizeof val, "12 %s 1700000000", ids[3]);
+	rep = redis_command(q->ctl, &st, "HSET %s:replicas hosta %s", key, val);
+	freeReplyObject(rep);
+	cr_assert_eq(stream_retain(q->s, 0, ids[6], 0, &trimmed), STATUS_OK);
+	cr_expect_eq(trimmed, 0, "a replica without a readable position keeps everything");
+	rep = redis_command(q->ctl, &st, "HDEL %s:replicas hostb", key);
+	freeReplyObject(rep);
+	cr_assert_eq(stream_retain(q->s, 0, ids[6], 0, &trimmed), STATUS_OK,
+	             "%s", stream_errmsg(q->s));
+	cr_expect_eq(trimmed, 2, "only what the replica holds goes (trimmed %lld)", trimmed);
+	rep = redis_command(q->ctl, &st, "DEL %s:replicas", key);
+	freeReplyObject(rep);
+
+	/* Without replicas: up to the shard's position, never beyond. */
+	cr_assert_eq(stream_retain(q->s, 0, ids[6], 0, &trimmed), STATUS_OK);
+	cr_expect_eq(trimmed, 3);
+	cr_expect_eq(cmd_int(q->ctl, "XLEN %s", key), 5);
+	char oldest[STREAM_ID_MAX];
+	cr_assert_eq(stream_oldest(q->s, 0, oldest), STATUS_OK);
+	cr_expect_str_eq(oldest, ids[6], "the shard's own position is kept");
+
+	/* A copy at rev 2 now has a gap: rev 3..5 are gone. */
+	struct stream_replay r;
+	cr_assert_eq(stream_replay(q->s, 0, ids[2], &r), STATUS_OK);
+	cr_expect(r.gap);
+	cr_expect_str_eq(r.oldest, ids[6]);
+	cr_assert_eq(stream_replay(q->s, 0, ids[7], &r), STATUS_OK);
+	cr_expect_not(r.gap, "a copy past the trimmed entries misses nothing");
+	q_close(q);
+}
+
 Test(stream, unix_socket_url_and_password)
 {
 	struct test_redis *r = R;

@@ -1401,3 +1401,169 @@ Test(worker, hidden_text_leaves_the_shard_files)
 	assert_no_dead_letters(e, WIKI);
 	env_stop(e);
 }
+
+/* ------------------------------------------------- replay and retention */
+
+/* Polls the log of the worker started last until it holds needle (up to
+ * timeout_s).  Returns whether it does. */
+static bool log_wait(struct env *e, const char *needle, double timeout_s)
+{
+	double end = now_s() + timeout_s;
+	for (;;) {
+		size_t len = 0;
+		char *log = test_read_file(e->log, &len);
+		bool found = log && (size_t)e->log_start <= len &&
+			     strstr(log + e->log_start, needle) != NULL;
+		free(log);
+		if (found || now_s() >= end)
+			return found;
+		msleep(200);
+	}
+}
+
+/* Replaces directory to with a copy of from (cp -a). */
+static void copy_dir(const char *from, const char *to)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", to, from, to);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* A shard restored from a backup is behind its stream: the changes made
+ * since (edits, a new page, deletes) were acknowledged long ago, so only
+ * the replay from the shard's stored position brings them back.  Then the
+ * streams are trimmed past the backup's position and the backup restored
+ * again: the worker reports the gap and asks for a consistency pass. */
+Test(worker, restored_backup_is_replayed_and_a_trimmed_gap_reported)
+{
+	struct env *e = env_start(NULL);
+	worker_start(e);
+	struct workload w = { .seed = 2718 };
+	wl_seed(e, &w, 20);
+	converge(e, 120);
+	worker_term(e);
+	char *gen = current_generation(e);
+	char live[1024], backup[1024];
+	snprintf(live, sizeof live, "%s/" WIKI "/%s", e->data, gen);
+	snprintf(backup, sizeof backup, "%s/backup", e->dir);
+	copy_dir(live, backup);
+
+	worker_start(e);
+	long marker = 0;
+	mw_edit(e->mw, "Replay marker", "The zanzibarquux arrived after the backup.",
+		&marker, NULL);
+	for (int i = 0; i < 3; i++) {
+		struct wl_page *p = wl_pick(&w, false);
+		cr_assert_not_null(p);
+		mw_delete(e->mw, p->title);
+		p->deleted = true;
+	}
+	for (int i = 0; i < 25; i++)
+		wl_step(e, &w);
+	converge(e, 120);
+	worker_term(e);
+
+	copy_dir(backup, live);
+	cr_assert_not_null(compare(e, false), "the restored shards match the wiki already");
+	worker_start(e);
+	cr_assert(log_wait(e, "action=replay from=", 60), "no replay in %s", e->log);
+	converge(e, 120);
+	char ids[256], via[256], want[32];
+	search_ids(e, "zanzibarquux", ids, sizeof ids, via, sizeof via);
+	snprintf(want, sizeof want, "%ld", marker);
+	cr_expect_str_eq(ids, want, "the page created after the backup is not found");
+	cr_expect_gt(metric_sum(e, "freshet_replayed_entries_total{", NULL), 0);
+	cr_expect_eq(metric_sum(e, "freshet_replay_gaps_total{", NULL), 0);
+	assert_no_dead_letters(e, WIKI);
+	worker_term(e);
+
+	/* Trim every stream to its newest entry (the retention of a copy
+	 * that was away too long), and restore the backup once more. */
+	redisContext *c = redis_conn(e);
+	for (int p = 0; p < SHARDS; p++) {
+		redisReply *r = redisCommand(c, "XREVRANGE freshet:{" WIKI ":p%d} + - COUNT 1", p);
+		cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+		redisReply *t = redisCommand(c, "XTRIM freshet:{" WIKI ":p%d} MINID %s", p,
+					     r->element[0]->element[0]->str);
+		freeReplyObject(t);
+		freeReplyObject(r);
+	}
+	copy_dir(backup, live);
+	worker_start(e);
+	cr_assert(log_wait(e, "action=replay_gap", 60), "no replay_gap in %s", e->log);
+	cr_expect_geq(metric_wait(e, "freshet_replay_gaps_total{", NULL, SHARDS, 10), 1);
+	redisReply *r = redisCommand(c, "HGET freshet:{" WIKI "}:saneitize restart");
+	cr_expect(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "1") == 0,
+		  "no consistency pass asked for after the gap");
+	if (r)
+		freeReplyObject(r);
+	redisFree(c);
+	worker_term(e);
+	free(gen);
+	wl_free(&w);
+	env_stop(e);
+}
+
+/* With a short retention, the worker trims its streams up to its shards'
+ * positions, never past them, and freshetctl status shows how far back
+ * each stream reaches. */
+Test(worker, retention_trims_what_the_shards_hold)
+{
+	struct env *e = env_start("\n[redis]\nstream_retention_s = 1\n");
+	redisContext *c = redis_conn(e);
+	/* One entry per node, so that the approximate trim is exact. */
+	redisReply *r = redisCommand(c, "CONFIG SET stream-node-max-entries 1");
+	cr_assert(r && r->type == REDIS_REPLY_STATUS);
+	freeReplyObject(r);
+	worker_start(e);
+	struct workload w = { .seed = 1414 };
+	wl_seed(e, &w, 12);
+	for (int i = 0; i < 10; i++)
+		wl_step(e, &w);
+	converge(e, 120);
+	double trimmed = 0, until = now_s() + 15;
+	while ((trimmed = metric_sum(e, "freshet_trimmed_entries_total{", NULL)) <= 0 &&
+	       now_s() < until)
+		msleep(200);
+	cr_expect_gt(trimmed, 0, "no entry trimmed");
+	/* Once trimmed, each stream holds its shard's position, and nothing
+	 * older. */
+	double end = now_s() + 20;
+	long long total = 0;
+	while (now_s() < end) {
+		total = 0;
+		for (int p = 0; p < SHARDS; p++)
+			total += redis_int(c, "XLEN freshet:{" WIKI ":p%d}", p);
+		if (total <= SHARDS)
+			break;
+		msleep(200);
+	}
+	cr_expect_leq(total, SHARDS, "the streams still hold %lld entries", total);
+	worker_term(e);
+
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "%s/freshetctl --config %s status --json",
+		 getenv("FRESHET_BUILDDIR"), e->conf);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	json_error_t err;
+	json_t *st = json_loadf(f, 0, &err);
+	pclose(f);
+	json_t *parts = json_object_get(json_object_get(st, WIKI), "partitions");
+	cr_assert_eq(json_array_size(parts), SHARDS, "status: %s", err.text);
+	for (int p = 0; p < SHARDS; p++) {
+		json_t *jp = json_array_get(parts, (size_t)p);
+		const char *oldest = json_string_value(json_object_get(jp, "oldest"));
+		const char *pos = json_string_value(json_object_get(jp, "position"));
+		cr_assert(oldest && pos, "partition %d: no oldest entry or position", p);
+		cr_expect_str_eq(oldest, pos, "partition %d keeps its position's entry only", p);
+		cr_expect_eq(json_integer_value(json_object_get(jp, "margin_s")), 0);
+	}
+	json_decref(st);
+	snprintf(cmd, sizeof cmd, "%s/freshetctl --config %s status | grep -q 'retention: 1 s'",
+		 getenv("FRESHET_BUILDDIR"), e->conf);
+	cr_expect_eq(system(cmd), 0, "the text status does not show the retention");
+	redisFree(c);
+	wl_free(&w);
+	env_stop(e);
+}
