@@ -66,7 +66,7 @@
 #define SHARDS 4
 #define MASTER "freshet-mh"
 #define SEARCHD_PORT 7190
-#define TCPSRV_PORT 7300        /* + shard number */
+#define TCPSRV_PORT 7300 /* + shard number */
 #define SEED_PAGES 40
 
 /* Where the search hosts read the shards from: the one switch between what
@@ -92,7 +92,7 @@ enum { HOST_A, HOST_B, HOST_C, N_HOSTS };
 struct host {
 	const char *name;
 	int octet;
-	bool writer;            /* runs a worker */
+	bool writer; /* runs a worker */
 	char dir[512], data[600], conf[600], log[600];
 	pid_t worker, searchd;
 	pid_t tcpsrv[SHARDS];
@@ -103,7 +103,7 @@ struct mpage {
 	char title[96];
 	long id, rev;
 	bool live;
-	int tok;                /* index of its current text's token */
+	int tok; /* index of its current text's token */
 };
 
 struct token {
@@ -117,14 +117,14 @@ static struct {
 	const char *infra_ns, *infra;
 	struct test_redis *primary, *replica;
 	struct test_sentinels *sentinels;
-	bool wait_replica;      /* the primary has a replica to WAIT for */
+	bool wait_replica; /* the primary has a replica to WAIT for */
 	struct mw *mw;
 	struct host hosts[N_HOSTS];
 	struct mpage *pages;
 	size_t n_pages, cap_pages;
 	struct token *toks;
 	size_t n_toks, cap_toks;
-	long *ids;              /* every page id ever used, for the replay */
+	long *ids; /* every page id ever used, for the replay */
 	size_t n_ids, cap_ids;
 	unsigned seed, nonce;
 	size_t published, republished;
@@ -283,7 +283,8 @@ static void wait_quiet(double timeout_s)
 		redisContext *c = primary_conn();
 		why[0] = c ? '\0' : 'x';
 		for (int p = 0; c && p < SHARDS && !why[0]; p++) {
-			long long lag = group_field(c, p, "lag"), pend = group_field(c, p, "pending");
+			long long lag = group_field(c, p, "lag"),
+				  pend = group_field(c, p, "pending");
 			if (lag != 0 || pend != 0)
 				snprintf(why, sizeof why, "partition %d: lag %lld, pending %lld", p,
 					 lag, pend);
@@ -294,8 +295,7 @@ static void wait_quiet(double timeout_s)
 			return;
 		msleep(250);
 	}
-	cr_assert_fail("the queue did not drain in %.0f s: %s (logs in %s)", timeout_s, why,
-		       E.dir);
+	cr_assert_fail("the queue did not drain in %.0f s: %s (logs in %s)", timeout_s, why, E.dir);
 }
 
 /* ------------------------------------------------------------ hosts */
@@ -305,12 +305,14 @@ static void write_conf(struct host *h, const int holder[SHARDS])
 	FILE *f = fopen(h->conf, "w");
 	cr_assert_not_null(f);
 	fprintf(f,
-		"[redis]\nurl = redis://%s:1/0\nsentinels = %s\nmaster_name = " MASTER "\n\n"
+		"[redis]\nurl = redis://%s:1/0\nsentinels = %s\nmaster_name = " MASTER
+		"\n\n"
 		"[worker]\ndata_dir = %s\nthreads = 2\nbatch = 50\n"
 		"commit_docs = 100\ncommit_ms = 200\nmax_deliveries = 5\n"
 		"lease_ms = 2000\nshutdown_timeout_ms = 15000\n\n"
 		"[searchd]\nlisten = %s:%d\nallow_anonymous = true\n\n"
-		"[wiki " WIKI "]\napi = %s\nlanguage = en\nshards = %d\n"
+		"[wiki " WIKI
+		"]\napi = %s\nlanguage = en\nshards = %d\n"
 		"namespaces = 0\nconcurrency = 4\nrate = 0\nsaneitize_days = 0\n",
 		E.infra, E.sentinels->list, h->data, netns_addr(E.net, h->name), SEARCHD_PORT,
 		mw_api_url(E.mw), SHARDS);
@@ -335,8 +337,7 @@ static void searchd_start(struct host *h)
 	const char *args[] = { "--config", h->conf, NULL };
 	h->searchd = netns_spawn(E.net, h->name, "freshet-searchd", args, h->log);
 	char url[128];
-	snprintf(url, sizeof url, "http://%s:%d/healthz", netns_addr(E.net, h->name),
-		 SEARCHD_PORT);
+	snprintf(url, sizeof url, "http://%s:%d/healthz", netns_addr(E.net, h->name), SEARCHD_PORT);
 	test_wait_http(url, h->searchd, h->log);
 }
 
@@ -411,7 +412,7 @@ static char *page_text(int tok)
 {
 	char *t;
 	cr_assert(asprintf(&t, "A page on several hosts. Its revision token is %s.\n",
-			  E.toks[tok].word) > 0);
+			   E.toks[tok].word) > 0);
 	return t;
 }
 
@@ -421,8 +422,7 @@ static void edit_page(size_t i, const char *kind)
 	struct mpage *p = &E.pages[i];
 	p->tok = new_token((int)i);
 	char *text = page_text(p->tok);
-	cr_assert(mw_edit(E.mw, p->title, text, &p->id, &p->rev), "a null edit of %s",
-		  p->title);
+	cr_assert(mw_edit(E.mw, p->title, text, &p->id, &p->rev), "a null edit of %s", p->title);
 	free(text);
 	remember_id(p->id);
 	publish(kind, p->id, p->title, p->rev);
@@ -582,12 +582,12 @@ static const char *token_differs(CURL *c, struct host *h, size_t t)
 		snprintf(why, sizeof why, "host %s, %s: %s, HTTP %ld: %.300s", h->name,
 			 E.toks[t].word, curl_easy_strerror(rc), status, b.d ? b.d : "");
 	} else if (want ? json_array_size(res) != 1 ||
-				  json_integer_value(json_object_get(json_array_get(res, 0),
-								     "page_id")) != want
+				   json_integer_value(json_object_get(json_array_get(res, 0),
+								      "page_id")) != want
 			: json_array_size(res) != 0) {
 		snprintf(why, sizeof why,
-			 "host %s: %s (page %ld \"%s\", %s) should find %s, found %.300s",
-			 h->name, E.toks[t].word, p->id, p->title,
+			 "host %s: %s (page %ld \"%s\", %s) should find %s, found %.300s", h->name,
+			 E.toks[t].word, p->id, p->title,
 			 p->live ? (want ? "its latest revision" : "an earlier revision")
 				 : "deleted",
 			 want ? "that page" : "nothing", b.d);
@@ -626,8 +626,8 @@ static void operator_replay(void)
 	struct host *h = &E.hosts[HOST_A];
 	char ids[BATCH][24];
 	for (size_t i = 0; i < E.n_ids; i += BATCH) {
-		const char *args[6 + 2 * BATCH + 1] = { "--config", h->conf, "--wiki", WIKI, "--queue",
-					 "--quiet" };
+		const char *args[6 + 2 * BATCH + 1] = { "--config", h->conf,   "--wiki",
+							WIKI,       "--queue", "--quiet" };
 		int n = 6;
 		for (size_t k = i; k < E.n_ids && k < i + BATCH; k++) {
 			snprintf(ids[k - i], sizeof ids[0], "%ld", E.ids[k]);
@@ -686,8 +686,8 @@ static void assert_xapian_check(void)
 		for (int p = 0; p < SHARDS; p++) {
 			char dir[700], cmd[800];
 			struct stat st;
-			snprintf(dir, sizeof dir, "%s/" WIKI "/current/shard-%d",
-				 E.hosts[h].data, p);
+			snprintf(dir, sizeof dir, "%s/" WIKI "/current/shard-%d", E.hosts[h].data,
+				 p);
 			if (stat(dir, &st) != 0)
 				continue;
 			copies[p]++;
@@ -716,8 +716,7 @@ static void setup(void)
 	E.replica = test_redis_start_at(E.infra_ns, E.infra, E.primary);
 	E.sentinels = test_sentinels_start_at(E.infra_ns, E.infra, E.primary, MASTER, 3);
 	E.wait_replica = true;
-	struct mw_opts o = { .wiki_id = WIKI, .lang = "en", .netns = E.infra_ns,
-			     .host = E.infra };
+	struct mw_opts o = { .wiki_id = WIKI, .lang = "en", .netns = E.infra_ns, .host = E.infra };
 	E.mw = mw_start(&o);
 	for (int h = 0; h < N_HOSTS; h++) {
 		struct host *x = &E.hosts[h];
@@ -827,8 +826,8 @@ Test(multihost, hosts_answer_the_wikis_truth_after_failures, .fini = teardown)
 	double end = now_s() + 60;
 	while ((why = truth_differs()) && now_s() < end)
 		msleep(1000);
-	cr_assert_null(why, "a search host differs from the wiki: %s (logs in %s)",
-		       why ? why : "", E.dir);
+	cr_assert_null(why, "a search host differs from the wiki: %s (logs in %s)", why ? why : "",
+		       E.dir);
 	assert_no_dead_letters();
 	assert_xapian_check();
 
@@ -837,8 +836,8 @@ Test(multihost, hosts_answer_the_wikis_truth_after_failures, .fini = teardown)
 		live += E.pages[i].live;
 	/* Printed, not logged as a warning: Criterion fails a run that
 	 * warned. */
-	fprintf(stderr, "test-multihost: %d changes in %.0f s on %zu pages (%zu live), "
+	fprintf(stderr,
+		"test-multihost: %d changes in %.0f s on %zu pages (%zu live), "
 		"%zu tokens checked on %d search hosts, %zu events published (%zu again)\n",
-		changes, t_changes, E.n_pages, live, E.n_toks, N_HOSTS, E.published,
-		E.republished);
+		changes, t_changes, E.n_pages, live, E.n_toks, N_HOSTS, E.published, E.republished);
 }

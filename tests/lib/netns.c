@@ -105,7 +105,8 @@ static void remove_stale_all(void)
 	char out[8192];
 	cr_assert_eq(ip_out(out, sizeof out, "netns list"), 0,
 		     "`ip netns list` fails: %s (test-multihost needs iproute2's ip and "
-		     "network namespaces)", out);
+		     "network namespaces)",
+		     out);
 	for (char *save, *line = strtok_r(out, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char name[128];
@@ -144,7 +145,8 @@ static struct nhost *make_ns(struct netns *n, const char *host)
 
 struct netns *netns_new(void)
 {
-	cr_assert_eq(geteuid(), 0, "network namespaces need root: run test-multihost as "
+	cr_assert_eq(geteuid(), 0,
+		     "network namespaces need root: run test-multihost as "
 		     "root (CI does)");
 	remove_stale_all();
 	struct netns *n = calloc(1, sizeof *n);
@@ -157,8 +159,7 @@ struct netns *netns_new(void)
 
 const char *netns_add_host(struct netns *n, const char *host, int octet)
 {
-	cr_assert(octet >= 1 && octet <= 254 && strlen(host) <= 8, "bad host %s/%d", host,
-		  octet);
+	cr_assert(octet >= 1 && octet <= 254 && strlen(host) <= 8, "bad host %s/%d", host, octet);
 	const char *sw = n->hosts[0].ns;
 	struct nhost *h = make_ns(n, host);
 	snprintf(h->addr, sizeof h->addr, NETNS_SUBNET ".%d", octet);
@@ -185,8 +186,8 @@ void netns_enter(struct netns *n, const char *host)
 	cr_assert_eq(test_netns_join(ns), 0, "setns %s: %s", ns, strerror(errno));
 }
 
-pid_t netns_spawn(struct netns *n, const char *host, const char *prog,
-		  const char *const *args, const char *logfile)
+pid_t netns_spawn(struct netns *n, const char *host, const char *prog, const char *const *args,
+		  const char *logfile)
 {
 	struct nhost *h = find(n, host);
 	cr_assert_lt(h->n_pids, NETNS_MAX_PIDS, "too many processes on %s", host);

@@ -53,8 +53,8 @@ void netns_enter(struct netns *n, const char *host);
 
 /* Starts prog in host as test_spawn_in() does and records its pid as one
  * of host's processes. */
-pid_t netns_spawn(struct netns *n, const char *host, const char *prog,
-		  const char *const *args, const char *logfile);
+pid_t netns_spawn(struct netns *n, const char *host, const char *prog, const char *const *args,
+		  const char *logfile);
 
 /* Kills *pid's process group (and *pid) with SIGKILL, reaps it, forgets
  * it and sets *pid to 0.  *pid <= 0 is a no-op. */
