@@ -746,7 +746,7 @@ static void teardown(void)
 	free(E.ids);
 }
 
-TestSuite(multihost, .timeout = 900);
+TestSuite(multihost, .timeout = 1800);
 
 /* The scenario; setup() runs in the test, not as .init, so that teardown()
  * cleans up after a failed setup too. */
@@ -840,4 +840,89 @@ Test(multihost, hosts_answer_the_wikis_truth_after_failures, .fini = teardown)
 		"test-multihost: %d changes in %.0f s on %zu pages (%zu live), "
 		"%zu tokens checked on %d search hosts, %zu events published (%zu again)\n",
 		changes, t_changes, E.n_pages, live, E.n_toks, N_HOSTS, E.published, E.republished);
+}
+
+/* The output of `ip ARGS` run in the caller's namespace. */
+static char *ip_show(const char *args)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "ip %s 2>&1", args);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	char *out = calloc(1, 65536);
+	cr_assert_not_null(out);
+	size_t n = fread(out, 1, 65535, f);
+	out[n] = '\0';
+	pclose(f);
+	return out;
+}
+
+/* The harness itself: hosts reach each other over the bridge, the root
+ * namespace's addresses and routes stay as they were, a host's processes
+ * die with netns_kill_host(), and a dead run's namespaces are removed by
+ * the next run. */
+Test(multihost, harness_isolates_hosts_and_cleans_up)
+{
+	/* A namespace of a run whose process is gone. */
+	pid_t dead = fork();
+	cr_assert(dead >= 0);
+	if (dead == 0)
+		_exit(0);
+	waitpid(dead, NULL, 0);
+	char stale[64], cmd[128];
+	snprintf(stale, sizeof stale, "freshet-mh-%ld-x", (long)dead);
+	snprintf(cmd, sizeof cmd, "ip netns add %s", stale);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+
+	char *addrs = ip_show("-o addr"), *routes = ip_show("route");
+	struct netns *n = netns_new();
+	char *list = ip_show("netns list");
+	cr_assert_null(strstr(list, stale), "the stale namespace %s is still there", stale);
+	free(list);
+	netns_add_host(n, "a", 21);
+	netns_add_host(n, "b", 22);
+	char *addrs2 = ip_show("-o addr"), *routes2 = ip_show("route");
+	cr_assert_str_eq(addrs2, addrs, "the root namespace's addresses changed");
+	cr_assert_str_eq(routes2, routes, "the root namespace's routes changed");
+
+	char dir[] = "/tmp/freshet-netns-XXXXXX", log[64];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(log, sizeof log, "%s/redis.log", dir);
+	const char *args[] = { "--bind", netns_addr(n, "a"), "--port", "7000",  "--save",
+			       "",       "--protected-mode", "no",     "--dir", dir,
+			       NULL };
+	pid_t pid = netns_spawn(n, "a", "/usr/bin/redis-server", args, log);
+
+	/* From b, a answers at its address; nothing answers at b's loopback. */
+	netns_enter(n, "b");
+	redisContext *c = NULL;
+	for (int i = 0; i < 100 && !c; i++) {
+		c = tcp(netns_addr(n, "a"), 7000);
+		if (!c)
+			msleep(50);
+	}
+	cr_assert_not_null(c, "host b cannot reach host a; log in %s", log);
+	redisReply *r = redisCommand(c, "PING");
+	cr_assert(r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0);
+	freeReplyObject(r);
+	redisFree(c);
+	c = tcp("127.0.0.1", 7000);
+	cr_assert_null(c, "host a's server answers on host b's loopback");
+
+	cr_assert_eq(netns_kill_host(n, "a"), 1);
+	cr_assert_eq(kill(pid, 0), -1, "host a's process survived its host");
+	c = tcp(netns_addr(n, "a"), 7000);
+	cr_assert_null(c, "host a still answers after its processes were killed");
+
+	netns_free(n);
+	list = ip_show("netns list");
+	char mine[64];
+	snprintf(mine, sizeof mine, "freshet-mh-%ld-", (long)getpid());
+	cr_assert_null(strstr(list, mine), "namespaces left behind: %s", list);
+	free(list);
+	test_rmtree(dir);
+	free(addrs);
+	free(routes);
+	free(addrs2);
+	free(routes2);
 }
