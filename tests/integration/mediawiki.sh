@@ -37,11 +37,14 @@
 # and FRESHET_MW_SPOOL_MAX.
 # FRESHET_MW_SETTINGS holds PHP lines appended last to LocalSettings.php (for
 # example the search settings: $wgSearchType = 'freshet'; ...).
-# FRESHET_MW_PORT picks the port (default: a free one).  FRESHET_MW_OWNER_PID
+# FRESHET_MW_PORT picks the port (default: a free one), FRESHET_MW_HOST the
+# address to serve on (default 127.0.0.1; kept for resume), for a wiki that
+# other network namespaces reach.  FRESHET_MW_OWNER_PID
 # names a process whose end stops the server (tests set it to themselves).
 set -eu
 
 MW_IP=/usr/share/mediawiki
+MW_HOST=${FRESHET_MW_HOST:-127.0.0.1}
 LANGS=en,de,fr,ru,ja,zh
 # Bump when the template's content changes (skins, l10n settings, schema).
 FORMAT=1
@@ -72,7 +75,7 @@ require_once "\$IP/includes/PlatformSettings.php";
 \$wgMetaNamespace = "Project";
 \$wgScriptPath = "";
 \$wgArticlePath = "/index.php/\$1";
-\$wgServer = "http://127.0.0.1:$4";
+\$wgServer = "http://$MW_HOST:$4";
 \$wgCanonicalServer = \$wgServer;
 \$wgResourceBasePath = \$wgScriptPath;
 \$wgEnableEmail = false;
@@ -305,9 +308,9 @@ group_alive() {
 # not among the packages scripts/setup installs.
 api_answers() {
 	php -r '$c = stream_context_create(["http" => ["timeout" => 5]]);
-		$b = @file_get_contents("http://127.0.0.1:" . $argv[1] .
+		$b = @file_get_contents("http://" . $argv[2] . ":" . $argv[1] .
 			"/api.php?action=query&meta=siteinfo&format=json", false, $c);
-		exit($b !== false && strpos($b, "\"sitename\"") !== false ? 0 : 1);' "$1"
+		exit($b !== false && strpos($b, "\"sitename\"") !== false ? 0 : 1);' "$1" "$MW_HOST"
 }
 
 cmd_start() {
@@ -329,6 +332,7 @@ cmd_start() {
 		build_db "$cache" "$wiki" "$lang"
 	) 9>"$cache/.lock"
 
+	echo "$MW_HOST" >"$dir/host"
 	rm -rf "$dir/data" "$dir/cache"
 	mkdir -p "$dir/cache" "$dir/images"
 	cp -a "$cache/db-$wiki-$lang/data" "$dir/data"
@@ -360,7 +364,7 @@ serve() {
 	MW_CONFIG_FILE="$1/LocalSettings.php" PHP_CLI_SERVER_WORKERS=4 \
 		setsid php -d display_errors=stderr -d log_errors=0 \
 		-d opcache.enable_cli=1 -d opcache.validate_timestamps=0 \
-		-S "127.0.0.1:$2" -t "$MW_IP" "$1/router.php" \
+		-S "$MW_HOST:$2" -t "$MW_IP" "$1/router.php" \
 		>>"$1/server.log" 2>&1 </dev/null &
 	pid=$!
 	echo "$pid" >"$1/pid"
@@ -368,7 +372,7 @@ serve() {
 	while [ $i -lt 600 ] && alive "$pid"; do
 		if api_answers "$2"; then
 			echo "$2" >"$1/port"
-			echo "http://127.0.0.1:$2/api.php" >"$1/api"
+			echo "http://$MW_HOST:$2/api.php" >"$1/api"
 			start_watchdog "$pid" "$1"
 			return 0
 		fi
@@ -388,6 +392,7 @@ cmd_resume() {
 		die "a wiki already runs in $dir (pid $(cat "$dir/pid"))"
 	fi
 	port=$(cat "$dir/port")
+	MW_HOST=$(cat "$dir/host" 2>/dev/null || echo 127.0.0.1)
 	serve "$dir" "$port" || { tail -20 "$dir/server.log" >&2
 		die "MediaWiki did not answer on port $port"; }
 }
@@ -441,6 +446,7 @@ cmd_stop() {
 
 cmd_status() {
 	dir=$1
+	MW_HOST=$(cat "$dir/host" 2>/dev/null || echo 127.0.0.1)
 	if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")" &&
 	   [ -f "$dir/port" ] && api_answers "$(cat "$dir/port")"; then
 		echo "running: $(cat "$dir/api") pid $(cat "$dir/pid")"

@@ -39,6 +39,8 @@ struct mw {
 	char *wiki_id;
 	char *spool;
 	char *password;
+	char *netns;            /* namespace the server runs in, or NULL */
+	char *host;             /* address it serves on */
 	int port;
 	CURL *curl;
 	CURLSH *share;          /* session cookies, shared with mw_seed's handles */
@@ -261,6 +263,9 @@ static int run_script(const struct mw *mw, const char *cmd,
 		/* The server goes when this process goes, even if the test
 		 * crashes or times out before mw_stop(). */
 		setenv("FRESHET_MW_OWNER_PID", owner, 1);
+		setenv("FRESHET_MW_HOST", mw->host, 1);
+		if (mw->netns && test_netns_join(mw->netns) != 0)
+			_exit(126);
 		if (o && o->freshet) {
 			char num[32];
 			setenv("FRESHET_MW_EXTENSION", "1", 1);
@@ -332,6 +337,8 @@ struct mw *mw_start(const struct mw_opts *opts)
 		mw->own_dir = true;
 	}
 	mw->script = test_srcpath("tests/integration/mediawiki.sh");
+	mw->netns = opts && opts->netns ? xstrdup(opts->netns) : NULL;
+	mw->host = xstrdup(opts && opts->host ? opts->host : "127.0.0.1");
 	if (opts && opts->spool_dir)
 		mw->spool = xasprintf("%s/freshet-spool-%s.jsonl", opts->spool_dir,
 				      opts->wiki_id ? opts->wiki_id : "testwiki");
@@ -347,7 +354,7 @@ struct mw *mw_start(const struct mw_opts *opts)
 	char *port = read_line(mw->dir, "port");
 	mw->port = atoi(port);
 	free(port);
-	mw->rest = xasprintf("http://127.0.0.1:%d/rest.php", mw->port);
+	mw->rest = xasprintf("http://%s:%d/rest.php", mw->host, mw->port);
 
 	mw->share = curl_share_init();
 	cr_assert_not_null(mw->share);
@@ -398,6 +405,8 @@ void mw_stop(struct mw *mw)
 	free(mw->wiki_id);
 	free(mw->spool);
 	free(mw->password);
+	free(mw->netns);
+	free(mw->host);
 	free(mw);
 }
 

@@ -62,6 +62,13 @@ struct mw_opts {
 	 * mw_resume().  With freshet false they may load the extension
 	 * themselves. */
 	const char *settings;
+	/* Where the wiki serves, for tests across network namespaces
+	 * (netns.h): the server runs inside the named namespace (NULL: the
+	 * caller's) and listens on host [127.0.0.1], an address of that
+	 * namespace.  The URLs name host; the caller must be able to reach
+	 * it. */
+	const char *netns;
+	const char *host;
 };
 
 /* Starts a wiki and logs in as Admin.  opts may be NULL (all defaults).
@@ -85,8 +92,8 @@ void mw_pause(struct mw *mw);
 void mw_resume(struct mw *mw);
 
 /* Accessors; the strings are owned by mw and valid until mw_stop(). */
-const char *mw_api_url(const struct mw *mw);   /* http://127.0.0.1:<port>/api.php */
-const char *mw_rest_url(const struct mw *mw);  /* http://127.0.0.1:<port>/rest.php */
+const char *mw_api_url(const struct mw *mw);   /* http://<host>:<port>/api.php */
+const char *mw_rest_url(const struct mw *mw);  /* http://<host>:<port>/rest.php */
 const char *mw_dir(const struct mw *mw);       /* the wiki's private directory */
 const char *mw_wiki_id(const struct mw *mw);
 const char *mw_spool_path(const struct mw *mw); /* extension's spool file */

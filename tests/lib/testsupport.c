@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,15 +28,35 @@
 #include <time.h>
 #include <unistd.h>
 
+int test_netns_join(const char *name)
+{
+	char path[300];
+	snprintf(path, sizeof path, "/run/netns/%s", name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = setns(fd, CLONE_NEWNET);
+	int err = errno;
+	close(fd);
+	errno = err;
+	return rc;
+}
+
 pid_t test_spawn(const char *prog, const char *const *args, const char *logfile)
+{
+	return test_spawn_in(NULL, prog, args, logfile);
+}
+
+pid_t test_spawn_in(const char *netns, const char *prog, const char *const *args,
+		    const char *logfile)
 {
 	const char *b = getenv("FRESHET_BUILDDIR");
 	char *path;
-	if (*prog == '/')
-		cr_assert(asprintf(&path, "%s", prog) > 0, "out of memory");
-	else
-		cr_assert(asprintf(&path, "%s/%s", b && *b ? b : ".", prog) > 0,
-			  "out of memory");
+	if (prog[0] == '/')
+		path = strdup(prog);
+	else if (asprintf(&path, "%s/%s", b && *b ? b : ".", prog) < 0)
+		path = NULL;
+	cr_assert_not_null(path, "out of memory");
 	const char *argv[32];
 	size_t n = 0;
 	argv[n++] = path;
@@ -52,6 +73,11 @@ pid_t test_spawn(const char *prog, const char *const *args, const char *logfile)
 			dup2(fd, 1);
 			dup2(fd, 2);
 			close(fd);
+		}
+		if (netns && test_netns_join(netns) != 0) {
+			fprintf(stderr, "cannot enter network namespace %s: %s\n", netns,
+				strerror(errno));
+			_exit(126);
 		}
 		execv(path, (char *const *)argv);
 		_exit(127);
@@ -206,12 +232,14 @@ static bool redis_answers(struct test_redis *r)
  * pid.  The child dies with the test process that started it, even when
  * that test crashes before stopping it, and it does not hold the test's
  * output streams open. */
-static pid_t spawn_quiet(char *const argv[])
+static pid_t spawn_quiet(const char *netns, char *const argv[])
 {
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (netns && test_netns_join(netns) != 0)
+			_exit(126);
 		int devnull = open("/dev/null", O_RDWR);
 		if (devnull >= 0) {
 			dup2(devnull, STDIN_FILENO);
@@ -233,13 +261,16 @@ static void redis_spawn(struct test_redis *r)
 	snprintf(primary, sizeof primary, "%d", r->replica_of);
 	snprintf(log, sizeof log, "%s/redis.log", r->dir);
 	char *argv[] = { "redis-server", "--port", port,
-		       "--bind", "127.0.0.1", "--unixsocket", r->socket,
+		       "--bind", r->host, "--unixsocket", r->socket,
 		       "--unixsocketperm", "700", "--dir", r->dir,
 		       "--save", "", "--appendonly", "yes",
 		       "--appendfsync", "always", "--logfile", log,
+		       /* Other namespaces' hosts reach a server bound to
+			* their network, which has no password. */
+		       "--protected-mode", "no",
 		       "--daemonize", "no",
-		       r->replica_of ? "--replicaof" : NULL, "127.0.0.1", primary, NULL };
-	pid_t pid = spawn_quiet(argv);
+		       r->replica_of ? "--replicaof" : NULL, r->primary_host, primary, NULL };
+	pid_t pid = spawn_quiet(r->netns, argv);
 	r->pid = pid;
 	for (int i = 0; i < 500; i++) {
 		if (redis_answers(r))
@@ -254,18 +285,30 @@ static void redis_spawn(struct test_redis *r)
 	cr_assert_fail("redis-server did not answer within 5 s");
 }
 
-struct test_redis *test_redis_start_replica(const struct test_redis *primary)
+struct test_redis *test_redis_start_at(const char *netns, const char *host,
+				       const struct test_redis *primary)
 {
 	struct test_redis *r = calloc(1, sizeof *r);
 	r->dir = test_mkdtemp("redis");
 	if (asprintf(&r->socket, "%s/redis.sock", r->dir) < 0)
 		cr_assert_fail("out of memory");
+	snprintf(r->host, sizeof r->host, "%s", host ? host : "127.0.0.1");
+	r->netns = netns ? strdup(netns) : NULL;
+	/* A fresh namespace has every port free; the caller's loopback is
+	 * where a port is known to be free otherwise. */
 	r->port = test_free_port();
-	if (asprintf(&r->url, "redis://127.0.0.1:%d/0", r->port) < 0)
+	if (asprintf(&r->url, "redis://%s:%d/0", r->host, r->port) < 0)
 		cr_assert_fail("out of memory");
 	r->replica_of = primary ? primary->port : 0;
+	snprintf(r->primary_host, sizeof r->primary_host, "%s",
+		 primary ? primary->host : "");
 	redis_spawn(r);
 	return r;
+}
+
+struct test_redis *test_redis_start_replica(const struct test_redis *primary)
+{
+	return test_redis_start_at(NULL, NULL, primary);
 }
 
 struct test_redis *test_redis_start(void)
@@ -284,10 +327,10 @@ void test_redis_kill9(struct test_redis *r)
 
 /* Runs one command on a TCP server with short timeouts; NULL when it
  * does not answer. */
-static redisReply *tcp_command(int port, const char *cmd, const char *arg)
+static redisReply *tcp_command(const char *host, int port, const char *cmd, const char *arg)
 {
 	struct timeval tv = { 0, 500000 };
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+	redisContext *c = redisConnectWithTimeout(host, port, tv);
 	redisReply *rep = NULL;
 	if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK)
 		rep = arg ? redisCommand(c, cmd, arg) : redisCommand(c, cmd);
@@ -297,9 +340,9 @@ static redisReply *tcp_command(int port, const char *cmd, const char *arg)
 }
 
 /* Number of entries in the array reply of cmd (with arg), -1 on error. */
-static long array_len(int port, const char *cmd, const char *arg)
+static long array_len(const char *host, int port, const char *cmd, const char *arg)
 {
-	redisReply *rep = tcp_command(port, cmd, arg);
+	redisReply *rep = tcp_command(host, port, cmd, arg);
 	long n = rep && rep->type == REDIS_REPLY_ARRAY ? (long)rep->elements : -1;
 	if (rep)
 		freeReplyObject(rep);
@@ -309,9 +352,17 @@ static long array_len(int port, const char *cmd, const char *arg)
 struct test_sentinels *test_sentinels_start(const struct test_redis *primary,
 					    const char *name, int n)
 {
+	return test_sentinels_start_at(NULL, NULL, primary, name, n);
+}
+
+struct test_sentinels *test_sentinels_start_at(const char *netns, const char *host,
+					       const struct test_redis *primary,
+					       const char *name, int n)
+{
 	cr_assert(n >= 1 && n <= TEST_MAX_SENTINELS);
 	struct test_sentinels *s = calloc(1, sizeof *s);
 	s->n = n;
+	snprintf(s->host, sizeof s->host, "%s", host ? host : "127.0.0.1");
 	s->dir = test_mkdtemp("sentinel");
 	s->name = strdup(name);
 	size_t off = 0;
@@ -324,23 +375,24 @@ struct test_sentinels *test_sentinels_start(const struct test_redis *primary,
 		FILE *f = fopen(conf, "w");
 		cr_assert_not_null(f);
 		/* Short timers, so that a test sees a failover within seconds. */
-		fprintf(f, "port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"
-			"sentinel monitor %s 127.0.0.1 %d %d\n"
+		fprintf(f, "port %d\nbind %s\ndir %s\nlogfile %s\n"
+			"sentinel monitor %s %s %d %d\n"
 			"sentinel down-after-milliseconds %s 1000\n"
 			"sentinel failover-timeout %s 4000\n"
 			"sentinel parallel-syncs %s 1\n",
-			s->port[i], s->dir, log, name, primary->port, n / 2 + 1, name,
+			s->port[i], s->host, s->dir, log, name, primary->host, primary->port,
+			n / 2 + 1, name,
 			name, name);
 		fclose(f);
 		char *argv[] = { "redis-server", conf, "--sentinel", NULL };
-		s->pid[i] = spawn_quiet(argv);
-		off += (size_t)snprintf(s->list + off, sizeof s->list - off, "%s127.0.0.1:%d",
-					i ? "," : "", s->port[i]);
+		s->pid[i] = spawn_quiet(netns, argv);
+		off += (size_t)snprintf(s->list + off, sizeof s->list - off, "%s%s:%d",
+					i ? "," : "", s->host, s->port[i]);
 	}
 	/* Ready when every sentinel knows the others and every replica the
 	 * primary has: only then can they agree on a failover and pick one. */
 	for (int t = 0; t < 300; t++) {
-		redisReply *role = tcp_command(primary->port, "ROLE", NULL);
+		redisReply *role = tcp_command(primary->host, primary->port, "ROLE", NULL);
 		long replicas = role && role->type == REDIS_REPLY_ARRAY && role->elements == 3 &&
 				role->element[2]->type == REDIS_REPLY_ARRAY
 				? (long)role->element[2]->elements : 0;
@@ -348,8 +400,10 @@ struct test_sentinels *test_sentinels_start(const struct test_redis *primary,
 			freeReplyObject(role);
 		bool ready = true;
 		for (int i = 0; i < n && ready; i++)
-			ready = array_len(s->port[i], "SENTINEL sentinels %s", name) == n - 1 &&
-				array_len(s->port[i], "SENTINEL replicas %s", name) >= replicas;
+			ready = array_len(s->host, s->port[i], "SENTINEL sentinels %s", name) ==
+					n - 1 &&
+				array_len(s->host, s->port[i], "SENTINEL replicas %s", name) >=
+					replicas;
 		if (ready)
 			return s;
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
@@ -362,8 +416,8 @@ struct test_sentinels *test_sentinels_start(const struct test_redis *primary,
 int test_sentinels_primary(const struct test_sentinels *s)
 {
 	for (int i = 0; i < s->n; i++) {
-		redisReply *rep = tcp_command(s->port[i], "SENTINEL get-master-addr-by-name %s",
-					      s->name);
+		redisReply *rep = tcp_command(s->host, s->port[i],
+					      "SENTINEL get-master-addr-by-name %s", s->name);
 		int port = 0;
 		if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 		    rep->element[1]->type == REDIS_REPLY_STRING)
@@ -426,6 +480,7 @@ void test_redis_stop(struct test_redis *r)
 	free(r->dir);
 	free(r->socket);
 	free(r->url);
+	free(r->netns);
 	free(r);
 }
 

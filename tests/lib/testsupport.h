@@ -34,6 +34,15 @@ char *test_read_file(const char *path, size_t *len);
  * and stderr appended to logfile.  Returns its pid (the caller waits for
  * it or stops it); fails the test if it cannot fork. */
 pid_t test_spawn(const char *prog, const char *const *args, const char *logfile);
+/* test_spawn() inside the network namespace netns (a name under
+ * /run/netns, as `ip netns add` makes; NULL: the caller's).  A child that
+ * cannot enter it exits 126, saying why in logfile. */
+pid_t test_spawn_in(const char *netns, const char *prog, const char *const *args,
+		    const char *logfile);
+/* Moves the calling thread into the network namespace name (setns);
+ * threads and processes it starts later are there too.  Returns 0, or -1
+ * with errno set.  Needs CAP_SYS_ADMIN (root). */
+int test_netns_join(const char *name);
 
 /* Waits until something answers HTTP at url (any status: a server that is
  * up), at most 30 s.  Fails the test, naming log (where the program's
@@ -66,6 +75,9 @@ struct test_redis {
 	int port;
 	pid_t pid;
 	int replica_of; /* the primary's port, 0 for a primary */
+	char host[64];  /* the address it listens on (and the URL names) */
+	char primary_host[64]; /* the primary's, for a replica */
+	char *netns;    /* the network namespace it runs in, or NULL */
 };
 
 /* Starts a redis-server (append-only, fsync always, so a restart keeps
@@ -75,6 +87,12 @@ struct test_redis *test_redis_start(void);
 /* Starts a redis-server like test_redis_start() as a replica of primary
  * (--replicaof; NULL starts a primary). */
 struct test_redis *test_redis_start_replica(const struct test_redis *primary);
+/* test_redis_start_replica() inside the network namespace netns (NULL: the
+ * caller's), listening on host (NULL: 127.0.0.1), an address of that
+ * namespace which the caller reaches.  The port is one free on the
+ * caller's loopback. */
+struct test_redis *test_redis_start_at(const char *netns, const char *host,
+				       const struct test_redis *primary);
 /* Kills the server with SIGKILL (a crash: no last write reaches the disk or
  * a replica) and keeps its directory. */
 void test_redis_kill9(struct test_redis *r);
@@ -100,7 +118,8 @@ struct test_sentinels {
 	int n;
 	int port[TEST_MAX_SENTINELS];
 	pid_t pid[TEST_MAX_SENTINELS];
-	char list[TEST_MAX_SENTINELS * 24]; /* "127.0.0.1:port,...", for freshet.conf */
+	char list[TEST_MAX_SENTINELS * 72]; /* "host:port,...", for freshet.conf */
+	char host[64];  /* the address they listen on */
 	char *dir;
 	char *name;     /* the master name they monitor */
 };
@@ -111,6 +130,12 @@ struct test_sentinels {
  * test if they do not within 30 s.  Stop them with test_sentinels_stop(). */
 struct test_sentinels *test_sentinels_start(const struct test_redis *primary,
 					    const char *name, int n);
+/* test_sentinels_start() inside the network namespace netns (NULL: the
+ * caller's), listening on host (NULL: 127.0.0.1); they reach primary at
+ * primary->host. */
+struct test_sentinels *test_sentinels_start_at(const char *netns, const char *host,
+					       const struct test_redis *primary,
+					       const char *name, int n);
 /* The port of the primary the sentinels name now (the first that answers),
  * or 0 when none does. */
 int test_sentinels_primary(const struct test_sentinels *s);
