@@ -63,9 +63,14 @@ static void sane_start(struct run *r, const struct conf *cfg, const struct conf_
 {
 	if (saneitize_period_ms(w) <= 0)
 		return;
+	/* Through the sentinels like the pipeline's connections: the loop is
+	 * what repairs the events a Redis failover lost. */
 	struct redis_opts ro = { .url = cfg->redis_url,
 				 .password_file = cfg->redis_password_file,
-				 .connect_timeout_ms = 2000, .read_timeout_ms = 5000 };
+				 .connect_timeout_ms = 2000,
+				 .read_timeout_ms = 5000,
+				 .sentinels = cfg->redis_sentinels,
+				 .master_name = cfg->redis_master_name };
 	char err[256];
 	r->sr = redis_new(&ro, err, sizeof err);
 	if (!r->sr) {
