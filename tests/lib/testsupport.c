@@ -551,3 +551,60 @@ void test_stop_pid(pid_t *pid)
 	waitpid(*pid, NULL, 0);
 	*pid = 0;
 }
+
+/* The value of field name in a flat [name, value, ...] reply, or NULL. */
+static const redisReply *reply_field(const redisReply *r, const char *name)
+{
+	for (size_t k = 0; r && r->type == REDIS_REPLY_ARRAY && k + 1 < r->elements; k += 2)
+		if (r->element[k]->type == REDIS_REPLY_STRING && strcmp(r->element[k]->str, name) == 0)
+			return r->element[k + 1];
+	return NULL;
+}
+
+/* Compares two stream ids "ms-seq". */
+static int id_cmp(const char *a, const char *b)
+{
+	unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+	sscanf(a, "%llu-%llu", &am, &as);
+	sscanf(b, "%llu-%llu", &bm, &bs);
+	return am != bm ? (am < bm ? -1 : 1) : as != bs ? (as < bs ? -1 : 1) : 0;
+}
+
+bool test_stream_drained(redisContext *c, const char *key, char *why, size_t len)
+{
+	why[0] = '\0';
+	redisReply *s = redisCommand(c, "XINFO STREAM %s", key);
+	redisReply *g = s && s->type == REDIS_REPLY_ARRAY ? redisCommand(c, "XINFO GROUPS %s", key)
+							  : NULL;
+	const redisReply *grp = NULL;
+	for (size_t i = 0; g && g->type == REDIS_REPLY_ARRAY && i < g->elements; i++) {
+		const redisReply *name = reply_field(g->element[i], "name");
+		if (name && name->type == REDIS_REPLY_STRING && strcmp(name->str, "freshet") == 0)
+			grp = g->element[i];
+	}
+	const redisReply *last = reply_field(s, "last-generated-id"),
+			 *delivered = reply_field(grp, "last-delivered-id"),
+			 *pending = reply_field(grp, "pending");
+	if (!s || (s->type == REDIS_REPLY_ERROR && !strstr(s->str, "no such key")))
+		snprintf(why, len, "XINFO STREAM %s: %s", key, s ? s->str : "no answer");
+	else if (s->type != REDIS_REPLY_ARRAY)
+		; /* no stream: nothing to hand out */
+	else if (!g || g->type != REDIS_REPLY_ARRAY)
+		snprintf(why, len, "XINFO GROUPS %s: %s", key, g ? g->str : "no answer");
+	else if (!grp) {
+		const redisReply *n = reply_field(s, "length");
+		if (n && n->type == REDIS_REPLY_INTEGER && n->integer > 0)
+			snprintf(why, len, "%s: %lld entries, no group", key, n->integer);
+	} else if (!last || !delivered || last->type != REDIS_REPLY_STRING ||
+		   delivered->type != REDIS_REPLY_STRING)
+		snprintf(why, len, "%s: no ids in XINFO", key);
+	else if (id_cmp(delivered->str, last->str) < 0)
+		snprintf(why, len, "%s: delivered up to %s of %s", key, delivered->str, last->str);
+	else if (pending && pending->type == REDIS_REPLY_INTEGER && pending->integer != 0)
+		snprintf(why, len, "%s: %lld pending", key, pending->integer);
+	if (g)
+		freeReplyObject(g);
+	if (s)
+		freeReplyObject(s);
+	return why[0] == '\0';
+}

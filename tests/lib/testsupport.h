@@ -10,8 +10,10 @@
 #ifndef FRESHET_TESTSUPPORT_H
 #define FRESHET_TESTSUPPORT_H
 
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 /* Returns a new private directory under $TMPDIR (or /tmp); caller frees the
@@ -142,6 +144,14 @@ int test_sentinels_primary(const struct test_sentinels *s);
 /* Stops the sentinels by pid, removes their directory (kept with
  * FRESHET_TEST_KEEP) and frees s.  NULL is a no-op. */
 void test_sentinels_stop(struct test_sentinels *s);
+
+/* Whether the consumer group "freshet" of the stream key (through c) has
+ * handed out every entry (its last-delivered id is the stream's last
+ * generated id) and holds none pending; a stream or group that does not
+ * exist has nothing to hand out.  When not, or when Redis does not
+ * answer, false with the reason in why.  Compares ids, not XINFO's "lag",
+ * a counter a Redis failover can leave off by the entries of a read. */
+bool test_stream_drained(redisContext *c, const char *key, char *why, size_t len);
 
 /* Kills *pid (SIGKILL), reaps it and sets *pid to 0.  *pid <= 0 is a
  * no-op. */
