@@ -76,25 +76,15 @@
 #include "harness.h"
 #include "loader.h"
 #include "query.h"
+#include "queryset.h"
 #include "search.h"
 
-#define NQ 1000
+#define NQ QUERYSET_N
 #define WARMUP 200   /* queries run untimed first */
 #define EDITS_PER_S 50.0
 #define PG_BIN "/usr/lib/postgresql/15/bin"
 #define PG_MAX_TEXT (256 * 1024)
 
-struct query {
-	char *q;            /* the query text */
-	char lang[16];      /* the page's language */
-	const char *pgcfg;  /* PostgreSQL text search configuration */
-	bool phrase;
-};
-
-static struct query queries[NQ];
-static char *prefixes[NQ];
-static char (*page_lang)[16];    /* [npages + 1] */
-static char **page_title;        /* [npages + 1] */
 static char searchd_bin[4096] = "./freshet-searchd";
 static pid_t searchd_pid, pg_pid;
 static int searchd_port;
@@ -107,179 +97,6 @@ static void stop_ours(void)
 {
 	harness_stop_pid(&searchd_pid, SIGTERM);
 	harness_stop_pid(&pg_pid, SIGINT);
-}
-
-static const char *pg_config_of(const char *lang)
-{
-	if (strcmp(lang, "en") == 0)
-		return "english";
-	if (strcmp(lang, "de") == 0)
-		return "german";
-	if (strcmp(lang, "fr") == 0)
-		return "french";
-	if (strcmp(lang, "ru") == 0)
-		return "russian";
-	return "simple";
-}
-
-/* ------------------------------------------------------------ corpus */
-
-static void read_pages(const char *corpus)
-{
-	char path[4200], line[8192];
-	snprintf(path, sizeof path, "%s/pages.tsv", corpus);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		harness_die("%s: %s", path, strerror(errno));
-	page_lang = calloc((size_t)harness_npages + 1, sizeof *page_lang);
-	page_title = calloc((size_t)harness_npages + 1, sizeof *page_title);
-	while (fgets(line, sizeof line, f)) {
-		line[strcspn(line, "\n")] = 0;
-		char *id = strtok(line, "\t"), *lang = strtok(NULL, "\t");
-		strtok(NULL, "\t");
-		char *title = strtok(NULL, "\t");
-		long i = id ? atol(id) : 0;
-		if (i < 1 || i > harness_npages || !lang || !title)
-			continue;
-		snprintf(page_lang[i], sizeof page_lang[i], "%s", lang);
-		page_title[i] = strdup(title);
-	}
-	fclose(f);
-}
-
-/* The extracted text of page id (text, headings, auxiliary text), as the
- * shards hold it.  Caller frees. */
-static char *page_text(struct extract *x, const char *corpus, long id)
-{
-	char path[4200];
-	snprintf(path, sizeof path, "%s/parse/%ld.json", corpus, id);
-	json_t *j = harness_load_json(path);
-	const char *html = json_string_value(json_object_get(json_object_get(j, "parse"),
-							     "text"));
-	struct extract_doc d;
-	struct buf b = BUF_INIT;
-	if (html && extract_html(x, html, strlen(html), &d) == STATUS_OK) {
-		buf_add(&b, d.text, d.text_len);
-		for (size_t i = 0; i < d.heading.n; i++) {
-			buf_addch(&b, ' ');
-			buf_adds(&b, d.heading.v[i]);
-		}
-		for (size_t i = 0; i < d.auxiliary_text.n; i++) {
-			buf_addch(&b, ' ');
-			buf_adds(&b, d.auxiliary_text.v[i]);
-		}
-		extract_doc_release(&d);
-	}
-	json_decref(j);
-	return buf_detach(&b, NULL);
-}
-
-/* Words of text: runs of letters, digits and non-ASCII bytes; in a CJK
- * text (no spaces between words) a long run gives 2 or 3 characters of it. */
-struct words {
-	char **v;
-	size_t n, cap;
-};
-
-static void words_of(const char *text, bool cjk, struct words *w)
-{
-	const unsigned char *p = (const unsigned char *)text;
-	while (*p) {
-		while (*p && !(*p >= 0x80 || (*p >= '0' && *p <= '9') ||
-			       ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z')))
-			p++;
-		const unsigned char *s = p;
-		bool alpha = false, upper = true;
-		while (*p && (*p >= 0x80 || (*p >= '0' && *p <= '9') ||
-			      ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z'))) {
-			if (*p >= 0x80 || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z'))
-				alpha = true;
-			if (*p >= 'a' && *p <= 'z')
-				upper = false;
-			p++;
-		}
-		size_t len = (size_t)(p - s);
-		if (!alpha || len < 3 || len > 24)
-			continue;
-		/* Upper-case words may be query operators (AND, OR, NOT). */
-		if (upper && len <= 3 && *s < 0x80)
-			continue;
-		if (cjk && *s >= 0xe3) {
-			/* Three-byte characters: cut 2 or 3 of them. */
-			size_t chars = len / 3, take = 2 + (harness_rnd() % 2);
-			if (chars < take)
-				continue;
-			size_t at = (size_t)(harness_rnd() % (chars - take + 1)) * 3;
-			s += at;
-			len = take * 3;
-		} else if (len > 20) {
-			continue;
-		}
-		if (w->n == w->cap) {
-			w->cap = w->cap ? 2 * w->cap : 256;
-			w->v = realloc(w->v, w->cap * sizeof *w->v);
-		}
-		w->v[w->n++] = strndup((const char *)s, len);
-	}
-}
-
-static void words_free(struct words *w)
-{
-	for (size_t i = 0; i < w->n; i++)
-		free(w->v[i]);
-	free(w->v);
-	memset(w, 0, sizeof *w);
-}
-
-static void make_queries(const char *corpus)
-{
-	struct extract *x = extract_new(NULL);
-	for (int i = 0; i < NQ; i++) {
-		struct words w = { 0 };
-		long id;
-		do {
-			words_free(&w);
-			id = (long)(harness_rnd() % (uint64_t)harness_npages) + 1;
-			char *t = page_text(x, corpus, id);
-			const char *l = page_lang[id];
-			words_of(t, strncmp(l, "ja", 2) == 0 || strncmp(l, "zh", 2) == 0, &w);
-			free(t);
-		} while (w.n < 8);
-		struct query *q = &queries[i];
-		snprintf(q->lang, sizeof q->lang, "%s", page_lang[id]);
-		q->pgcfg = pg_config_of(q->lang);
-		q->phrase = i % 10 == 0;
-		size_t n = 1 + harness_rnd() % 3;
-		struct buf b = BUF_INIT;
-		if (q->phrase) {
-			n = n < 2 ? 2 : n;
-			size_t at = (size_t)(harness_rnd() % (w.n - n));
-			buf_addch(&b, '"');
-			for (size_t k = 0; k < n; k++)
-				buf_addf(&b, "%s%s", k ? " " : "", w.v[at + k]);
-			buf_addch(&b, '"');
-		} else {
-			for (size_t k = 0; k < n; k++)
-				buf_addf(&b, "%s%s", k ? " " : "",
-					 w.v[harness_rnd() % w.n]);
-		}
-		q->q = buf_detach(&b, NULL);
-		words_free(&w);
-
-		/* A completion prefix: "Man:" and 1 to 6 characters. */
-		long pid = (long)(harness_rnd() % (uint64_t)harness_npages) + 1;
-		const char *t = page_title[pid] ? page_title[pid] : "Man:a";
-		const char *name = strncmp(t, "Man:", 4) == 0 ? t + 4 : t;
-		size_t chars = 1 + harness_rnd() % 6, len = 0;
-		for (size_t c = 0; c < chars && name[len]; c++) {
-			len++;
-			while (((unsigned char)name[len] & 0xc0) == 0x80)
-				len++;
-		}
-		if (asprintf(&prefixes[i], "Man:%.*s", (int)len, name) < 0)
-			harness_die("asprintf");
-	}
-	extract_free(x);
 }
 
 /* ------------------------------------------------------------ runs */
@@ -300,12 +117,6 @@ struct client {
 };
 
 static atomic_int clients_done;
-
-static size_t on_body(char *p, size_t size, size_t n, void *ctx)
-{
-	buf_add(ctx, p, size * n);
-	return size * n;
-}
 
 static void note_error(struct client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -373,30 +184,13 @@ static void *client_main(void *arg)
 	c->lat = calloc(total / (size_t)c->n + 1, sizeof *c->lat);
 	struct buf body = BUF_INIT;
 	for (size_t k = (size_t)c->id; k < total; k += (size_t)c->n) {
-		const struct query *q = &queries[k % NQ];
+		const struct query *q = &queryset_queries[k % NQ];
 		double t0 = harness_now();
 		if (c->mode == HTTP_SEARCH || c->mode == HTTP_COMPLETE) {
-			char *e = curl_easy_escape(h, c->mode == HTTP_SEARCH ? q->q
-					: prefixes[k % NQ], 0);
-			char url[2048];
-			if (c->mode == HTTP_SEARCH)
-				snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/" WIKI
-					 "/search?q=%s&lang=%s&limit=20", searchd_port, e,
-					 q->lang);
-			else
-				snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/" WIKI
-					 "/complete?q=%s", searchd_port, e);
-			curl_free(e);
-			buf_reset(&body);
-			curl_easy_setopt(h, CURLOPT_URL, url);
-			curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-			curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-			CURLcode rc = curl_easy_perform(h);
-			long st = 0;
-			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
-			if (rc != CURLE_OK || st != 200)
-				note_error(c, "%s: curl %d, HTTP %ld: %.120s", url, rc, st,
-					   body.data);
+			char err[256];
+			if (!queryset_search(h, searchd_port, WIKI, k, c->mode == HTTP_COMPLETE,
+					     &body, err, sizeof err))
+				note_error(c, "%s", err);
 		} else if (c->mode == INPROC_SEARCH) {
 			struct search_request rq = {
 				.wiki = WIKI, .query = q->q, .query_len = strlen(q->q),
@@ -620,7 +414,7 @@ static double load_pg(const char *corpus, int *cut)
 	struct buf row = BUF_INIT;
 	*cut = 0;
 	for (long id = 1; id <= harness_npages; id++) {
-		char *t = page_text(x, corpus, id);
+		char *t = queryset_page_text(x, corpus, id);
 		size_t len = strlen(t);
 		if (len > PG_MAX_TEXT) {
 			len = PG_MAX_TEXT;
@@ -630,8 +424,8 @@ static double load_pg(const char *corpus, int *cut)
 			(*cut)++;
 		}
 		buf_reset(&row);
-		buf_addf(&row, "%ld\t%s\t", id, pg_config_of(page_lang[id]));
-		const char *title = page_title[id] ? page_title[id] : "";
+		buf_addf(&row, "%ld\t%s\t", id, queryset_pg_config(queryset_page_lang[id]));
+		const char *title = queryset_page_title[id] ? queryset_page_title[id] : "";
 		copy_field(&row, title, strlen(title));
 		buf_addch(&row, '\t');
 		copy_field(&row, t, len);
@@ -693,7 +487,7 @@ int main(int argc, char **argv)
 	harness_program(searchd_bin, sizeof searchd_bin, 'd');
 	corpus = harness_corpus(corpus);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	read_pages(corpus);
+	queryset_read_pages(corpus);
 
 	/* 1. The shards, built by the worker, which keeps running. */
 	harness_redis_port = harness_free_port();
@@ -720,13 +514,14 @@ int main(int argc, char **argv)
 	       harness_npages, build_s);
 
 	/* 2. The queries. */
-	make_queries(corpus);
+	queryset_make(corpus);
 	int phrases = 0;
 	for (int i = 0; i < NQ; i++)
-		phrases += queries[i].phrase;
+		phrases += queryset_queries[i].phrase;
 	printf("bench-searchd: %d queries (%d phrases), e.g. [%s] [%s] [%s]; "
-	       "completion prefixes e.g. [%s] [%s]\n", NQ, phrases, queries[1].q,
-	       queries[2].q, queries[10].q, prefixes[0], prefixes[1]);
+	       "completion prefixes e.g. [%s] [%s]\n",
+	       NQ, phrases, queryset_queries[1].q, queryset_queries[2].q, queryset_queries[10].q,
+	       queryset_prefixes[0], queryset_prefixes[1]);
 	fflush(stdout);
 
 	int levels[] = { 1, 8, 32 };

@@ -85,14 +85,17 @@ bool harness_port_open(int port)
 }
 
 /* harness_spawn(), as pw's user when pw is not NULL (then in the private
- * directory, out of root's home). */
+ * directory, out of root's home), in a process group of its own when
+ * own_group. */
 static pid_t spawn_as(char *const argv[], const char *out, char *const env_add[],
-		      const struct passwd *pw)
+		      const struct passwd *pw, bool own_group)
 {
 	pid_t pid = fork();
 	if (pid < 0)
 		harness_die("fork: %s", strerror(errno));
 	if (pid == 0) {
+		if (own_group)
+			setpgid(0, 0);
 		int fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			if (pw && fchown(fd, pw->pw_uid, pw->pw_gid) != 0)
@@ -114,7 +117,12 @@ static pid_t spawn_as(char *const argv[], const char *out, char *const env_add[]
 
 pid_t harness_spawn(char *const argv[], const char *out, char *const env_add[])
 {
-	return spawn_as(argv, out, env_add, NULL);
+	return spawn_as(argv, out, env_add, NULL, false);
+}
+
+pid_t harness_spawn_group(char *const argv[], const char *out, char *const env_add[])
+{
+	return spawn_as(argv, out, env_add, NULL, true);
 }
 
 pid_t harness_spawn_user(char *const argv[], const char *out, const char *user)
@@ -128,7 +136,7 @@ pid_t harness_spawn_user(char *const argv[], const char *out, const char *user)
 		if (chmod(harness_dir, 0711) != 0)
 			harness_die("chmod %s: %s", harness_dir, strerror(errno));
 	}
-	return spawn_as(argv, out, NULL, pw);
+	return spawn_as(argv, out, NULL, pw, false);
 }
 
 void harness_wait_port(pid_t pid, int port, const char *what)
@@ -337,29 +345,45 @@ char harness_worker_bin[4096] = "./freshet-worker";
 char harness_worker_extra[1024];
 int harness_api_port, harness_redis_port;
 
-void harness_start_worker(const char *wiki, const char *tag)
+void harness_worker_conf(const char *path, const char *data_dir, const char *wiki,
+			 const char *worker_extra, const char *sections)
 {
-	char conf[8192], path[4200], data[512], log[4200];
-	snprintf(data, sizeof data, "%s/data-%s", harness_dir, wiki);
-	snprintf(conf, sizeof conf,
-		 "[redis]\nurl = redis://127.0.0.1:%d/0\n\n"
-		 "[worker]\ndata_dir = %s\n%s\n"
-		 "[wiki %s]\napi = http://127.0.0.1:%d/w/api.php\n"
-		 /* The stored answers hold no page listings: no
-		  * consistency loop. */
-		 "language = en\nshards = %d\nconcurrency = 16\nrate = 0\n"
-		 "saneitize_days = 0\n",
-		 harness_redis_port, data, harness_worker_extra, wiki, harness_api_port, harness_shards);
-	snprintf(path, sizeof path, "%s/freshet-%s.conf", harness_dir, wiki);
-	harness_write_file(path, conf, strlen(conf));
+	char conf[8192];
+	int n = snprintf(conf, sizeof conf,
+			 "[redis]\nurl = redis://127.0.0.1:%d/0\n\n"
+			 "[worker]\ndata_dir = %s\n%s\n"
+			 "[wiki %s]\napi = http://127.0.0.1:%d/w/api.php\n"
+			 /* The stored answers hold no page listings: no
+			  * consistency loop. */
+			 "language = en\nshards = %d\nconcurrency = 16\nrate = 0\n"
+			 "saneitize_days = 0\n%s",
+			 harness_redis_port, data_dir, worker_extra, wiki, harness_api_port,
+			 harness_shards, sections ? sections : "");
+	if (n < 0 || (size_t)n >= sizeof conf)
+		harness_die("%s: configuration too long", path);
+	harness_write_file(path, conf, (size_t)n);
+}
+
+pid_t harness_run_worker(const char *conf, const char *tag, bool own_group)
+{
+	char log[4200];
 	snprintf(log, sizeof log, "%s/worker-%s.log", harness_dir, tag);
 	static char adir[4200], lvl[] = "FRESHET_LOG_LEVEL=debug";
 	const char *ad = getenv("FRESHET_ANALYZER_DIR");
 	snprintf(adir, sizeof adir, "FRESHET_ANALYZER_DIR=%s",
 		 ad && *ad ? ad : "analyzers/.libs");
 	char *env[] = { adir, lvl, NULL };
-	char *argv[] = { harness_worker_bin, "--config", path, NULL };
-	harness_worker_pid = harness_spawn(argv, log, env);
+	char *argv[] = { harness_worker_bin, "--config", (char *)conf, NULL };
+	return spawn_as(argv, log, env, NULL, own_group);
+}
+
+void harness_start_worker(const char *wiki, const char *tag)
+{
+	char path[4200], data[512];
+	snprintf(data, sizeof data, "%s/data-%s", harness_dir, wiki);
+	snprintf(path, sizeof path, "%s/freshet-%s.conf", harness_dir, wiki);
+	harness_worker_conf(path, data, wiki, harness_worker_extra, NULL);
+	harness_worker_pid = harness_run_worker(path, tag, false);
 }
 
 /* ------------------------------------------------------------ redis */

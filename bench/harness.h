@@ -70,6 +70,10 @@ bool harness_port_open(int port);
 /* Starts argv (PATH searched) with stdout and stderr appended to out and
  * env_add put into its environment. */
 pid_t harness_spawn(char *const argv[], const char *out, char *const env_add[]);
+/* harness_spawn() in a process group of its own (setpgid), for servers
+ * that signal their whole group when they exit (xapian-tcpsrv,
+ * xapian-replicate-server) and for processes whose children may. */
+pid_t harness_spawn_group(char *const argv[], const char *out, char *const env_add[]);
 /* harness_spawn() as user (for servers that refuse to run as root, such
  * as PostgreSQL) when the bench runs as root; as the bench's user
  * otherwise. */
@@ -84,6 +88,16 @@ void harness_stop_all(void);
 void harness_start_redis(int port);
 /* nginx on port serving corpus (see bench-pipeline.c for the URLs). */
 void harness_start_nginx(int port, const char *corpus);
+/* Writes a worker configuration to path: harness_redis_port's Redis,
+ * data_dir, worker_extra (lines of [worker]), a [wiki <wiki>] section on
+ * harness_api_port's API with harness_shards shards, then sections
+ * (further sections, or NULL). */
+void harness_worker_conf(const char *path, const char *data_dir, const char *wiki,
+			 const char *worker_extra, const char *sections);
+/* Starts freshet-worker --config conf (harness_worker_bin), logging to
+ * <dir>/worker-<tag>.log, in a process group of its own when own_group;
+ * returns its pid, which the caller stops. */
+pid_t harness_run_worker(const char *conf, const char *tag, bool own_group);
 /* freshet-worker on wiki, logging to <dir>/worker-<tag>.log; its
  * configuration is <dir>/freshet-<wiki>.conf, its shards under
  * <dir>/data-<wiki>. */
