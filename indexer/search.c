@@ -202,19 +202,6 @@ static const char *jstr(json_t *o, const char *k)
 	return v ? v : "";
 }
 
-static uint64_t count_text_words(const char *t)
-{
-	uint64_t n = 0;
-	bool in = false;
-	for (; *t; t++) {
-		bool sp = *t == ' ' || *t == '\n' || *t == '\t' || *t == '\r';
-		if (!sp && !in)
-			n++;
-		in = !sp;
-	}
-	return n;
-}
-
 static void fill_shards(struct swiki *sw, bool ok, unsigned *total,
 			unsigned *okc, unsigned *failed, char **why)
 {
@@ -344,15 +331,17 @@ enum status searcher_search(struct searcher *s, const struct search_request *rq,
 		if (xmset_hit(ms, i, &h) != STATUS_OK)
 			continue;
 		struct search_hit *r = &res->hits[n++];
-		r->data = json_loadb(h.data, h.data_len, 0, NULL);
-		if (!r->data)
-			r->data = json_object();
+		struct shard_data sd;
+		if (shard_data_decode(h.data, h.data_len, &sd) != STATUS_OK)
+			sd = (struct shard_data){ .fields = json_object(),
+						  .text = "" };
+		/* The fields move to the hit; the text stays the mset's. */
+		r->data = sd.fields;
 		r->rank = h.rank;
 		r->score = h.weight;
-		const char *text = jstr(r->data, "text");
 		const char *lang = jstr(r->data, "language");
 		const char *title = jstr(r->data, "title");
-		r->snippet = query_snippet(ms, text, strlen(text), lang, sb,
+		r->snippet = query_snippet(ms, sd.text, sd.text_len, lang, sb,
 					   rq->hi_start, rq->hi_end,
 					   rq->snippet_flags);
 		/* The whole title, its matches marked. */
@@ -362,10 +351,10 @@ enum status searcher_search(struct searcher *s, const struct search_request *rq,
 		/* The redirect title the page was found through, judged in
 		 * the page's language (the first analyzer if it has none). */
 		struct analyzer *ran = *lang ? get_analyzer(s, lang) : NULL;
-		r->redirect_title = query_redirect_match(ran ? ran : ans[0], q, qlen,
-							 h.data, h.data_len);
-		r->size = strlen(text);
-		r->word_count = count_text_words(text);
+		r->redirect_title = query_redirect_match(ran ? ran : ans[0], q,
+							 qlen, r->data);
+		r->size = sd.size;
+		r->word_count = sd.word_count;
 	}
 	res->n_hits = n;
 	xmset_free(ms);
@@ -617,7 +606,9 @@ enum status searcher_complete(struct searcher *s,
 		if (xmset_load_data(c[i].ms, c[i].i) != STATUS_OK ||
 		    xmset_hit(c[i].ms, c[i].i, &h) != STATUS_OK)
 			continue;
-		json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
+		/* The fields, the first JSON of the data (doc/shards.md). */
+		json_t *d = json_loadb(h.data, h.data_len,
+				       JSON_DISABLE_EOF_CHECK, NULL);
 		if (!d)
 			continue;
 		struct complete_hit *out = &res->hits[n_hits++];

@@ -92,7 +92,8 @@ struct search_request {
 };
 
 struct search_hit {
-	json_t *data;            /* the document's data (doc/shards.md), owned */
+	json_t *data;            /* the document's data fields (doc/shards.md,
+				    shard_data_decode(); no text), owned */
 	unsigned rank;           /* 0-based, in the whole result list */
 	double score;
 	char *snippet;           /* of the text, never NULL */

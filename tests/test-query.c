@@ -164,7 +164,7 @@ static const char *found(const struct xquery *q)
 	for (size_t i = 0; i < xmset_size(ms); i++) {
 		struct xmset_hit h;
 		cr_assert_eq(xmset_hit(ms, i, &h), STATUS_OK);
-		json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
+		json_t *d = json_loadb(h.data, h.data_len, JSON_DISABLE_EOF_CHECK, NULL);
 		cr_assert_not_null(d);
 		json_int_t id = json_integer_value(json_object_get(d, "page_id"));
 		cr_assert(id >= 1 && id <= (json_int_t)N_PAGES, "page id %lld", (long long)id);
@@ -413,7 +413,7 @@ static char *ranked(struct analyzer *const *an, size_t n, const char *text)
 	for (size_t i = 0; i < xmset_size(ms); i++) {
 		struct xmset_hit h;
 		cr_assert_eq(xmset_hit(ms, i, &h), STATUS_OK);
-		json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
+		json_t *d = json_loadb(h.data, h.data_len, JSON_DISABLE_EOF_CHECK, NULL);
 		snprintf(out + strlen(out), sizeof out - strlen(out), "%s%lld", out[0] ? " " : "",
 			 (long long)json_integer_value(json_object_get(d, "page_id")));
 		json_decref(d);
@@ -556,12 +556,11 @@ static char *snippet_of(struct analyzer *an, const char *text, const char *lang,
 	cr_assert_eq(xmset_size(ms), 1, "%s: no hit", text);
 	struct xmset_hit h;
 	cr_assert_eq(xmset_hit(ms, 0, &h), STATUS_OK);
-	json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
-	const char *stored = json_string_value(json_object_get(d, "text"));
-	cr_assert_not_null(stored);
-	char *s = query_snippet(ms, stored, strlen(stored), lang, 200, "[", "]", flags);
+	struct shard_data sd;
+	cr_assert_eq(shard_data_decode(h.data, h.data_len, &sd), STATUS_OK);
+	char *s = query_snippet(ms, sd.text, sd.text_len, lang, 200, "[", "]", flags);
 	cr_assert_not_null(s);
-	json_decref(d);
+	shard_data_release(&sd);
 	xmset_free(ms);
 	xquery_free(q);
 	return s;
@@ -683,7 +682,7 @@ Test(query, redirect_matches_weigh_like_the_title)
 Test(query, redirect_data_terms_and_completion)
 {
 	char *data = page_data(2);
-	json_t *d = json_loads(data, 0, NULL);
+	json_t *d = json_loads(data, JSON_DISABLE_EOF_CHECK, NULL);
 	cr_assert_not_null(d);
 	json_t *rds = json_object_get(d, "redirects");
 	cr_assert_eq(json_array_size(rds), 2);
@@ -738,6 +737,9 @@ Test(query, redirect_page_has_no_document)
 Test(query, which_redirect_a_hit_came_through)
 {
 	char *data = page_data(2);
+	struct shard_data sd;
+	cr_assert_eq(shard_data_decode(data, strlen(data), &sd), STATUS_OK);
+	const json_t *fields = sd.fields;
 	struct {
 		const char *q, *want;
 	} cases[] = {
@@ -749,8 +751,7 @@ Test(query, which_redirect_a_hit_came_through)
 		{ "grass", NULL },          /* the body, not a redirect */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		char *got = query_redirect_match(en, cases[i].q, strlen(cases[i].q),
-						 data, strlen(data));
+		char *got = query_redirect_match(en, cases[i].q, strlen(cases[i].q), fields);
 		if (cases[i].want)
 			cr_assert(got && strcmp(got, cases[i].want) == 0,
 				  "%s: got %s", cases[i].q, got ? got : "(null)");
@@ -758,10 +759,15 @@ Test(query, which_redirect_a_hit_came_through)
 			cr_assert_null(got, "%s: got %s", cases[i].q, got);
 		free(got);
 	}
+	shard_data_release(&sd);
 	free(data);
-	/* A page without redirects, and data that is not JSON. */
+	/* A page without redirects, and fields without any. */
 	data = page_data(1);
-	cr_assert_null(query_redirect_match(en, "otters", 6, data, strlen(data)));
+	cr_assert_eq(shard_data_decode(data, strlen(data), &sd), STATUS_OK);
+	cr_assert_null(query_redirect_match(en, "otters", 6, sd.fields));
+	shard_data_release(&sd);
 	free(data);
-	cr_assert_null(query_redirect_match(en, "capra", 5, "nope", 4));
+	json_t *empty = json_object();
+	cr_assert_null(query_redirect_match(en, "capra", 5, empty));
+	json_decref(empty);
 }
