@@ -1028,6 +1028,68 @@ enum status xdb_terms_after(struct xdb *db, const char *prefix, const char *afte
 	CATCH_ALL(db->err, db->path)
 }
 
+enum status xdb_postings(struct xdb *db, const char *prefix, size_t max,
+			 xdb_posting_fn fn, void *ctx)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_postings: database not open");
+	try {
+		db->err.clear();
+		std::string p(prefix ? prefix : "");
+		Xapian::Database &d = db->db();
+		size_t n = 0;
+		for (Xapian::TermIterator t = d.allterms_begin(p);
+		     t != d.allterms_end(p); ++t) {
+			if (max && n++ == max)
+				break;
+			std::string term = *t;
+			for (Xapian::PostingIterator i = d.postlist_begin(term);
+			     i != d.postlist_end(term); ++i)
+				if (fn(ctx, term.data(), term.size(), *i,
+				       i.get_doclength()))
+					return STATUS_OK;
+		}
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_doc_value(struct xdb *db, uint32_t docid, unsigned slot,
+			  char **value, size_t *len)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_doc_value: database not open");
+	try {
+		/* The docid comes from a posting list: skip the existence
+		 * check, a value read is then one lookup. */
+		std::string v = db->db().get_document(docid,
+						      Xapian::DOC_ASSUME_VALID)
+					.get_value(slot);
+		*value = dup_string(v);
+		*len = v.size();
+		return STATUS_OK;
+	} catch (const Xapian::DocNotFoundError &e) {
+		return fail(db->err, db->path, STATUS_NOT_FOUND, e);
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_doc_data(struct xdb *db, uint32_t docid, char **data,
+			 size_t *len)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_doc_data: database not open");
+	try {
+		std::string v = db->db().get_document(docid).get_data();
+		*data = dup_string(v);
+		*len = v.size();
+		return STATUS_OK;
+	} catch (const Xapian::DocNotFoundError &e) {
+		return fail(db->err, db->path, STATUS_NOT_FOUND, e);
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
 enum status xmset_hit(const struct xmset *mset, size_t i, struct xmset_hit *hit)
 {
 	if (i >= mset->docids.size())

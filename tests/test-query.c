@@ -16,11 +16,13 @@
 #include <string.h>
 
 #include "buf.h"
+#include "conf.h"
 #include "document.h"
 #include "fetch.h"
 #include "language.h"
 #include "loader.h"
 #include "query.h"
+#include "search.h"
 #include "shard.h"
 #include "testsupport.h"
 #include "xapian-shim.h"
@@ -770,4 +772,79 @@ Test(query, which_redirect_a_hit_came_through)
 	json_t *empty = json_object();
 	cr_assert_null(query_redirect_match(en, "capra", 5, empty));
 	json_decref(empty);
+}
+
+/* The titles of a completion, "|"-separated, into out (256 bytes). */
+static const char *complete_titles(struct searcher *se, const char *q, int ns, char *out)
+{
+	struct complete_request rq = { .wiki = "querywiki",
+				       .query = q,
+				       .query_len = strlen(q),
+				       .ns = &ns,
+				       .n_ns = ns >= 0,
+				       .limit = 10 };
+	struct complete_result res;
+	cr_assert_eq(searcher_complete(se, &rq, &res), STATUS_OK, "%s", searcher_errmsg(se));
+	out[0] = '\0';
+	for (size_t i = 0; i < res.n_hits; i++)
+		snprintf(out + strlen(out), 256 - strlen(out), "%s%s%s%s", i ? "|" : "",
+			 res.hits[i].title, res.hits[i].redirect_title ? " via " : "",
+			 res.hits[i].redirect_title ? res.hits[i].redirect_title : "");
+	complete_result_release(&res);
+	return out;
+}
+
+Test(query, completion_walks_postings_skips_dead_and_reads_schema_2)
+{
+	char *text = NULL;
+	cr_assert(asprintf(&text,
+			   "[worker]\ndata_dir = %s\n\n[wiki querywiki]\n"
+			   "api = http://127.0.0.1:9/api.php\nlanguage = en\n"
+			   "shards = 2\n",
+			   tmpdir) > 0);
+	struct conf *cfg = conf_new();
+	cr_assert_eq(conf_load_string(cfg, "test.conf", text), STATUS_OK, "%s", conf_errmsg(cfg));
+	free(text);
+	struct searcher *se = searcher_new(cfg, ld, 0);
+	char out[256];
+	/* Ranked from the postings: the longer page first; a namespace
+	 * filter; a redirect's title. */
+	cr_assert_str_eq(complete_titles(se, "river", -1, out), "River otters|Talk:River otters");
+	cr_assert_str_eq(complete_titles(se, "RIVER", 1, out), "Talk:River otters");
+	cr_assert_str_eq(complete_titles(se, "capra", -1, out), "Mountain goats via Capra hircus");
+	cr_assert_str_eq(complete_titles(se, "zebra", -1, out), "");
+
+	/* Page 1 deleted (a dead mark), and a document as schema 2 stored
+	 * it (one JSON object, no value 5) beside it. */
+	struct shard *sh = shard_new();
+	char *path = shard_set_path(set, NULL, shard_route(1, 2));
+	cr_assert_eq(shard_open(sh, path, 0), STATUS_OK, "%s", shard_errmsg(sh));
+	free(path);
+	cr_assert_eq(shard_delete(sh, 1), STATUS_OK, "%s", shard_errmsg(sh));
+	struct xdoc *d = xdoc_new();
+	const char *old =
+		"{\"page_id\":11,\"title\":\"Zebra crossing\",\"namespace\":0,"
+		"\"url\":\"http://wiki.test/Zebra\",\"redirects\":[],"
+		"\"text\":\"stripes\"}";
+	cr_assert_eq(xdoc_add_term(d, NULL, "Q11", 3, 0), STATUS_OK);
+	cr_assert_eq(xdoc_add_term(d, SHARD_PREFIX_TITLE_FOLDED, "zebra crossing", 14, 0),
+		     STATUS_OK);
+	cr_assert_eq(xdoc_set_data(d, old, strlen(old)), STATUS_OK);
+	cr_assert_eq(xdb_replace(shard_xdb(sh), "Q11", d), STATUS_OK);
+	xdoc_free(d);
+	cr_assert_eq(shard_commit(sh, 1), STATUS_OK, "%s", shard_errmsg(sh));
+	shard_free(sh);
+	cr_assert_str_eq(complete_titles(se, "river", -1, out), "Talk:River otters");
+	cr_assert_str_eq(complete_titles(se, "zebra", -1, out), "Zebra crossing");
+	struct complete_request rq = {
+		.wiki = "querywiki", .query = "zeb", .query_len = 3, .limit = 1
+	};
+	struct complete_result res;
+	cr_assert_eq(searcher_complete(se, &rq, &res), STATUS_OK);
+	cr_assert_eq(res.n_hits, 1);
+	cr_assert_eq(res.hits[0].page_id, 11);
+	cr_assert_str_eq(res.hits[0].url, "http://wiki.test/Zebra");
+	complete_result_release(&res);
+	searcher_free(se);
+	conf_free(cfg);
 }
