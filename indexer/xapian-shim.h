@@ -394,7 +394,12 @@ XSHIM_API enum status xmset_load_data(struct xmset *mset, size_t i);
  * with "...".  stem_lang is a Snowball language name ("english") used to
  * match Z-prefixed stems, or NULL/"" for exact words only.  Unknown
  * stem_lang: STATUS_INVALID.  The text is not escaped: escape the result
- * for HTML if it came from untrusted text (or pass escaped text). */
+ * for HTML if it came from untrusted text (or pass escaped text).  Of a
+ * text longer than 16 KiB only a 16 KiB window is analysed, starting 2 KiB
+ * before the first place a word of the query appears as it is (ASCII
+ * letters in any case) or as the beginning of one of its stems, else at
+ * the start; a match found only by its stem beyond the window is not
+ * shown. */
 XSHIM_API enum status xmset_snippet(struct xmset *mset, const char *text,
 				    size_t text_len, size_t max_len,
 				    const char *stem_lang,

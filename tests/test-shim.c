@@ -546,6 +546,44 @@ Test(shim, term_walk_resumes_after_a_term)
 	free(path);
 }
 
+Test(shim, snippet_of_a_long_text_finds_a_late_match)
+{
+	char *p = path_in("long");
+	struct xdb *w = xdb_new();
+	cr_assert_eq(xdb_open_write(w, p, XDB_CREATE), STATUS_OK, "%s", xdb_errmsg(w));
+	put(w, 1, "walrus");
+	put(w, 2, "seal");
+	put(w, 3, "otter");
+	cr_assert_eq(xdb_commit(w), STATUS_OK);
+	struct xquery *q = xquery_term("walrus", 6, 1);
+	struct xmset *m = NULL;
+	cr_assert_eq(xdb_search(w, q, 0, 10, &m), STATUS_OK);
+	cr_assert_eq(xmset_size(m), 1);
+	/* 48 KiB of filler, then the word (capitalised), then more. */
+	size_t len = 64 * 1024;
+	char *text = malloc(len + 1);
+	for (size_t i = 0; i < len; i++)
+		text[i] = "plain filler words "[i % 19];
+	memcpy(text + 48 * 1024, " Walrus ", 8);
+	text[len] = '\0';
+	char *snip = NULL;
+	cr_assert_eq(xmset_snippet(m, text, len, 200, "english", "<b>", "</b>", &snip), STATUS_OK);
+	cr_assert_not_null(strstr(snip, "<b>Walrus</b>"), "snippet: %s", snip);
+	cr_assert_eq(strncmp(snip, "...", 3), 0, "snippet: %s", snip);
+	free(snip);
+	/* No match anywhere: some of the text, nothing marked. */
+	memcpy(text + 48 * 1024, " Wxlrus ", 8);
+	cr_assert_eq(xmset_snippet(m, text, len, 200, "english", "<b>", "</b>", &snip), STATUS_OK);
+	cr_assert_not_null(strstr(snip, "plain filler"), "snippet: %s", snip);
+	cr_assert_null(strstr(snip, "<b>"), "snippet: %s", snip);
+	free(snip);
+	free(text);
+	xmset_free(m);
+	xquery_free(q);
+	xdb_free(w);
+	free(p);
+}
+
 /* Appends "term:docid/length" for each posting to the string ctx (256
  * bytes). */
 static int join_posting(void *ctx, const char *term, size_t len, uint32_t docid, uint64_t doclen)
