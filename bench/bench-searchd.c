@@ -68,6 +68,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -114,6 +115,7 @@ struct client {
 	size_t n_lat;
 	long errors;
 	char err[256];
+	double cpu; /* the thread's CPU seconds (in-process) */
 };
 
 static atomic_int clients_done;
@@ -220,6 +222,11 @@ static void *client_main(void *arg)
 		c->lat[c->n_lat++] = harness_now() - t0;
 	}
 	buf_release(&body);
+	if (s) {
+		struct timespec ts;
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+		c->cpu = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	}
 	if (h)
 		curl_easy_cleanup(h);
 	searcher_free(s);
@@ -233,6 +240,10 @@ struct figures {
 	double qps, p50, p99, per_query;
 	long errors;
 	double edit_rate;        /* edits made per second */
+	/* CPU seconds per query of what answered: freshet-searchd's (its
+	 * utime + stime over the run), the in-process client threads'; -1
+	 * when not measured (PostgreSQL's backends). */
+	double cpu_per_query;
 };
 
 /* Runs mode at n clients while editing pages at EDITS_PER_S: the first
@@ -242,6 +253,8 @@ static struct figures run_n(const char *corpus, enum mode mode, int n, size_t to
 	run_total = total;
 	struct client *cl = calloc((size_t)n, sizeof *cl);
 	atomic_store(&clients_done, 0);
+	double cpu0 = mode == HTTP_SEARCH || mode == HTTP_COMPLETE ? harness_cpu_of(searchd_pid)
+								   : 0;
 	double t0 = harness_now();
 	for (int i = 0; i < n; i++) {
 		cl[i] = (struct client){ .mode = mode, .id = i, .n = n };
@@ -261,10 +274,14 @@ static struct figures run_n(const char *corpus, enum mode mode, int n, size_t to
 		usleep(5000);
 	}
 	double wall = harness_now() - t0;
+	double cpu = mode == HTTP_SEARCH || mode == HTTP_COMPLETE
+			     ? harness_cpu_of(searchd_pid) - cpu0
+			     : 0;
 	struct figures f = { .edit_rate = (double)edits / wall };
 	total = 0;
 	for (int i = 0; i < n; i++) {
 		pthread_join(cl[i].t, NULL);
+		cpu += cl[i].cpu;
 		total += cl[i].n_lat;
 		f.errors += cl[i].errors;
 		if (cl[i].errors)
@@ -281,6 +298,7 @@ static struct figures run_n(const char *corpus, enum mode mode, int n, size_t to
 	qsort(all, total, sizeof *all, harness_cmp_double);
 	f.qps = (double)total / wall;
 	f.per_query = wall / (double)total;
+	f.cpu_per_query = mode == PG_SEARCH || !total ? -1 : cpu / (double)total;
 	f.p50 = total ? all[total / 2] : 0;
 	f.p99 = total ? all[(size_t)((double)(total - 1) * 0.99)] : 0;
 	free(all);
@@ -295,9 +313,13 @@ static struct figures run(const char *corpus, enum mode mode, int n)
 
 static void print_run(const char *what, int n, const struct figures *f)
 {
+	char cpu[48] = "";
+	if (f->cpu_per_query >= 0)
+		snprintf(cpu, sizeof cpu, "  CPU %6.2f ms/query", f->cpu_per_query * 1e3);
 	printf("  %-26s %2d clients: %8.1f queries/s  p50 %7.2f ms  p99 %7.2f ms"
-	       "%s (%.1f edits/s)\n", what, n, f->qps, f->p50 * 1e3, f->p99 * 1e3,
-	       f->errors ? "  ERRORS" : "", f->edit_rate);
+	       "%s%s (%.1f edits/s)\n",
+	       what, n, f->qps, f->p50 * 1e3, f->p99 * 1e3, cpu, f->errors ? "  ERRORS" : "",
+	       f->edit_rate);
 	fflush(stdout);
 }
 
@@ -582,20 +604,23 @@ int main(int argc, char **argv)
 	       "rounds, %.0f edits/s)\n", harness_npages, harness_shards, NQ, rounds,
 	       EDITS_PER_S);
 	for (int i = 0; i < 3; i++)
-		printf("  %2d clients  searchd %8.1f q/s (p50 %.2f ms, p99 %.2f ms)   "
-		       "PostgreSQL %8.1f q/s (p50 %.2f ms, p99 %.2f ms)\n", levels[i],
-		       http[i].qps, http[i].p50 * 1e3, http[i].p99 * 1e3, pg[i].qps,
-		       pg[i].p50 * 1e3, pg[i].p99 * 1e3);
+		printf("  %2d clients  searchd %8.1f q/s (p50 %.2f ms, p99 %.2f ms, "
+		       "CPU %.2f ms/query)   PostgreSQL %8.1f q/s (p50 %.2f ms, "
+		       "p99 %.2f ms)\n",
+		       levels[i], http[i].qps, http[i].p50 * 1e3, http[i].p99 * 1e3,
+		       http[i].cpu_per_query * 1e3, pg[i].qps, pg[i].p50 * 1e3, pg[i].p99 * 1e3);
 	printf("  searchd / PostgreSQL at 8 clients   %6.2f x   target >= 2 x      %s\n",
 	       http[1].qps / pg[1].qps, harness_verdict(http[1].qps >= 2 * pg[1].qps));
 	printf("  searchd p99 at 8 clients, editing   %6.2f ms  target <= 50 ms    %s\n",
 	       http[1].p99 * 1e3, harness_verdict(http[1].p99 <= 0.050));
 	printf("  HTTP overhead at 1 client           %6.1f %%   target <= 15 %%     %s "
-	       "(%.3f against %.3f ms per query)\n", overhead, harness_verdict(overhead <= 15),
-	       http[0].per_query * 1e3, inproc.per_query * 1e3);
+	       "(%.3f against %.3f ms per query; CPU %.3f against %.3f ms)\n",
+	       overhead, harness_verdict(overhead <= 15), http[0].per_query * 1e3,
+	       inproc.per_query * 1e3, http[0].cpu_per_query * 1e3, inproc.cpu_per_query * 1e3);
 	printf("  completion p99 at 8 clients         %6.2f ms  target <= 10 ms    %s "
-	       "(p50 %.2f ms, %.0f q/s)\n", comp.p99 * 1e3, harness_verdict(comp.p99 <= 0.010),
-	       comp.p50 * 1e3, comp.qps);
+	       "(p50 %.2f ms, %.0f q/s, CPU %.3f ms/query)\n",
+	       comp.p99 * 1e3, harness_verdict(comp.p99 <= 0.010), comp.p50 * 1e3, comp.qps,
+	       comp.cpu_per_query * 1e3);
 	if (errors)
 		printf("  %ld requests failed (see above)\n", errors);
 	fflush(stdout);

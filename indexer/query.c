@@ -621,19 +621,16 @@ static int words_in(struct analyzer *an, const struct analyzer_terms *q_stem,
 }
 
 char *query_redirect_match(struct analyzer *an, const char *text, size_t len,
-			   const char *data, size_t data_len)
+			   const json_t *fields)
 {
-	json_t *d = json_loadb(data, data_len, 0, NULL);
-	json_t *rds = json_object_get(d, "redirects");
-	const char *title = json_string_value(json_object_get(d, "title"));
+	json_t *rds = json_object_get(fields, "redirects");
+	const char *title = json_string_value(json_object_get(fields, "title"));
 	char *best = NULL;
 	struct analyzer_terms q_stem = { 0 }, q_plain = { 0 };
 	if (!json_array_size(rds) ||
 	    analyzer_query_terms(an, text, strnlen(text, len), &q_stem,
-				 &q_plain) != STATUS_OK) {
-		json_decref(d);
+				 &q_plain) != STATUS_OK)
 		return NULL;
-	}
 	int best_n = title ? words_in(an, &q_stem, &q_plain, title) : 0;
 	for (size_t i = 0; best_n >= 0 && i < json_array_size(rds); i++) {
 		const char *rt = json_string_value(json_array_get(rds, i));
@@ -652,6 +649,5 @@ char *query_redirect_match(struct analyzer *an, const char *text, size_t len,
 	}
 	analyzer_terms_release(&q_stem);
 	analyzer_terms_release(&q_plain);
-	json_decref(d);
 	return best;
 }

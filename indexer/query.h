@@ -83,6 +83,7 @@
 #ifndef FRESHET_QUERY_H
 #define FRESHET_QUERY_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "loader.h"
@@ -155,24 +156,24 @@ void query_filter_namespaces(struct xquery **q, const int *ns, size_t n);
 
 /*
  * For a hit found by text: returns the title of the redirect it was found
- * through, or NULL when it was not (caller frees).  data is the hit's data
- * JSON (data_len bytes; its "title" and "redirects"), an the analyzer the
- * query was built with.  A redirect title is the one found through when it
+ * through, or NULL when it was not (caller frees).  fields are the hit's
+ * data fields (shard_data_decode(), borrowed; their "title" and
+ * "redirects"), an the analyzer the query was built with.  A redirect title is the one found through when it
  * holds more of the query's words (compared by their stemmed and plain
  * forms, as the query matches them) than the page's title does; of
  * several, the one holding the most, the first of equals.  NULL also when
- * the data has no redirects or cannot be read, or the analyzer fails.
+ * the fields hold no redirects, or the analyzer fails.
  * The search programs show it as "(redirect from <title>)".
  */
 char *query_redirect_match(struct analyzer *an, const char *text, size_t len,
-			   const char *data, size_t data_len);
+			   const json_t *fields);
 
 /* Flags of query_snippet(). */
 #define QUERY_SNIPPET_HTML 0x1u /* keep the text HTML-escaped (&amp; &lt; ...) */
 
 /*
  * Returns a snippet of about max_len bytes of text (len bytes of UTF-8: a
- * document's stored text, the "text" of its data) around the words of the
+ * document's stored text, shard_data's text) around the words of the
  * search that gave ms, each match between hi_start and hi_end (NULL for
  * nothing); omitted text is marked "...".  language is the document's
  * language code (its data's "language"): its Snowball stemmer (language.h)

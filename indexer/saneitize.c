@@ -390,10 +390,13 @@ static enum status lookup(struct saneitize *sz, int64_t id, struct docinfo *d)
 		d->found = true;
 		d->rev = (int64_t)rev;
 		d->ns = (int)ns;
-		json_t *root = json_loadb(data, dlen, 0, NULL);
-		const char *t = json_string_value(json_object_get(root, "title"));
-		snprintf(d->title, sizeof d->title, "%s", t ? t : "");
-		json_decref(root);
+		struct shard_data sd;
+		if (shard_data_decode(data, dlen, &sd) == STATUS_OK) {
+			const char *t = json_string_value(
+				json_object_get(sd.fields, "title"));
+			snprintf(d->title, sizeof d->title, "%s", t ? t : "");
+			shard_data_release(&sd);
+		}
 	}
 	free(mark);
 	free(data);

@@ -202,19 +202,6 @@ static const char *jstr(json_t *o, const char *k)
 	return v ? v : "";
 }
 
-static uint64_t count_text_words(const char *t)
-{
-	uint64_t n = 0;
-	bool in = false;
-	for (; *t; t++) {
-		bool sp = *t == ' ' || *t == '\n' || *t == '\t' || *t == '\r';
-		if (!sp && !in)
-			n++;
-		in = !sp;
-	}
-	return n;
-}
-
 static void fill_shards(struct swiki *sw, bool ok, unsigned *total,
 			unsigned *okc, unsigned *failed, char **why)
 {
@@ -344,15 +331,17 @@ enum status searcher_search(struct searcher *s, const struct search_request *rq,
 		if (xmset_hit(ms, i, &h) != STATUS_OK)
 			continue;
 		struct search_hit *r = &res->hits[n++];
-		r->data = json_loadb(h.data, h.data_len, 0, NULL);
-		if (!r->data)
-			r->data = json_object();
+		struct shard_data sd;
+		if (shard_data_decode(h.data, h.data_len, &sd) != STATUS_OK)
+			sd = (struct shard_data){ .fields = json_object(),
+						  .text = "" };
+		/* The fields move to the hit; the text stays the mset's. */
+		r->data = sd.fields;
 		r->rank = h.rank;
 		r->score = h.weight;
-		const char *text = jstr(r->data, "text");
 		const char *lang = jstr(r->data, "language");
 		const char *title = jstr(r->data, "title");
-		r->snippet = query_snippet(ms, text, strlen(text), lang, sb,
+		r->snippet = query_snippet(ms, sd.text, sd.text_len, lang, sb,
 					   rq->hi_start, rq->hi_end,
 					   rq->snippet_flags);
 		/* The whole title, its matches marked. */
@@ -362,10 +351,10 @@ enum status searcher_search(struct searcher *s, const struct search_request *rq,
 		/* The redirect title the page was found through, judged in
 		 * the page's language (the first analyzer if it has none). */
 		struct analyzer *ran = *lang ? get_analyzer(s, lang) : NULL;
-		r->redirect_title = query_redirect_match(ran ? ran : ans[0], q, qlen,
-							 h.data, h.data_len);
-		r->size = strlen(text);
-		r->word_count = count_text_words(text);
+		r->redirect_title = query_redirect_match(ran ? ran : ans[0], q,
+							 qlen, r->data);
+		r->size = sd.size;
+		r->word_count = sd.word_count;
 	}
 	res->n_hits = n;
 	xmset_free(ms);
@@ -462,27 +451,47 @@ json_t *search_result_json(const struct search_result *res,
 
 /* ------------------------------------------------------------ completion */
 
-struct term_list {
-	char **v;
-	size_t n;
-};
-
-static int on_title_term(void *ctx, const char *term, size_t len, uint64_t docs)
-{
-	struct term_list *l = ctx;
-	(void)docs;
-	l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
-	l->v[l->n++] = xstrndup(term, len);
-	return l->n >= SEARCH_COMPLETE_EXPAND;
-}
-
 struct candidate {
-	int rank;     /* 0 the exact title, 1 a title prefix, 2 a redirect's */
+	int rank; /* 0 the exact title, 1 a title prefix, 2 a redirect's */
 	uint64_t length; /* document length (terms): the page-weight signal */
 	uint32_t docid;
-	struct xmset *ms; /* the class's result list holding it, and where */
-	size_t i;
 };
+
+/* The candidates of a walk over the postings of the expanded prefixes. */
+struct cand_walk {
+	struct candidate *v;
+	size_t n, cap;
+	int rank; /* of the walk: 1 titles (0 for the exact one), 2 redirects */
+	const char *exact; /* "XT" + the folded query */
+	size_t exact_len;
+};
+
+static int on_posting(void *ctx, const char *term, size_t len, uint32_t docid,
+		      uint64_t doclen)
+{
+	struct cand_walk *w = ctx;
+	int rank = w->rank;
+	if (rank == 1 && len == w->exact_len &&
+	    memcmp(term, w->exact, len) == 0)
+		rank = 0;
+	if (w->n == w->cap) {
+		w->cap = w->cap ? 2 * w->cap : 64;
+		w->v = xrealloc(w->v, w->cap * sizeof *w->v);
+	}
+	w->v[w->n++] = (struct candidate){ .rank = rank,
+					   .length = doclen,
+					   .docid = docid };
+	return 0;
+}
+
+/* By docid, then rank: the first of each docid is its best rank. */
+static int cmp_docid(const void *a, const void *b)
+{
+	const struct candidate *x = a, *y = b;
+	if (x->docid != y->docid)
+		return x->docid < y->docid ? -1 : 1;
+	return x->rank - y->rank;
+}
 
 static int cmp_candidate(const void *a, const void *b)
 {
@@ -492,6 +501,129 @@ static int cmp_candidate(const void *a, const void *b)
 	if (x->length != y->length)
 		return x->length > y->length ? -1 : 1;
 	return x->docid < y->docid ? -1 : x->docid > y->docid;
+}
+
+/* Reads candidate docid's fields (value SHARD_VALUE_FIELDS, else from its
+ * data: shards of schema 2) into *fields; *dead when the page is deleted
+ * (then *fields is untouched). */
+static enum status read_fields(struct xdb *db, uint32_t docid, bool *dead,
+			       json_t **fields)
+{
+	char *v = NULL;
+	size_t len = 0;
+	enum status st = xdb_doc_value(db, docid, SHARD_VALUE_DEAD, &v, &len);
+	free(v);
+	if (st != STATUS_OK)
+		return st;
+	*dead = len > 0;
+	if (*dead)
+		return STATUS_OK;
+	if ((st = xdb_doc_value(db, docid, SHARD_VALUE_FIELDS, &v, &len)) !=
+	    STATUS_OK)
+		return st;
+	if (len) {
+		*fields = json_loadb(v, len, 0, NULL);
+		free(v);
+		return STATUS_OK;
+	}
+	free(v);
+	if ((st = xdb_doc_data(db, docid, &v, &len)) != STATUS_OK)
+		return st;
+	struct shard_data sd;
+	*fields = NULL;
+	if (shard_data_decode(v, len, &sd) == STATUS_OK)
+		*fields = sd.fields;
+	free(v);
+	return STATUS_OK;
+}
+
+static bool ns_wanted(const struct complete_request *rq, int ns)
+{
+	for (size_t i = 0; i < rq->n_ns; i++)
+		if (rq->ns[i] == ns)
+			return true;
+	return rq->n_ns == 0;
+}
+
+/* The first redirect title of fields that the folded query starts. */
+static char *redirect_completed(json_t *fields, int ns, const char *folded)
+{
+	json_t *rds = json_object_get(fields, "redirects");
+	for (size_t r = 0; r < json_array_size(rds); r++) {
+		const char *rt = json_string_value(json_array_get(rds, r));
+		if (!rt)
+			continue;
+		/* Redirects keep their namespace; document.c folds the title
+		 * after it. */
+		const char *colon = strchr(rt, ':');
+		const char *rb = colon && ns != 0 ? colon + 1 : rt;
+		char *rf = document_fold_title(rb, strlen(rb));
+		bool hit = strncmp(rf, folded, strlen(folded)) == 0;
+		free(rf);
+		if (hit)
+			return xstrdup(rt);
+	}
+	return NULL;
+}
+
+/* One completion on the open reader db: the postings of the expanded
+ * prefixes ranked from the posting and length lists alone, then the
+ * fields of the best candidates read until rq->limit pages are found. */
+static enum status complete_in(struct xdb *db,
+			       const struct complete_request *rq,
+			       const char *folded, struct complete_result *res)
+{
+	char *exact = xasprintf("%s%s", SHARD_PREFIX_TITLE_FOLDED, folded);
+	struct cand_walk w = { .rank = 1,
+			       .exact = exact,
+			       .exact_len = strlen(exact) };
+	enum status st = xdb_postings(db, exact, SEARCH_COMPLETE_EXPAND,
+				      on_posting, &w);
+	if (st == STATUS_OK) {
+		char *prefix = xasprintf(
+			"%s%s", SHARD_PREFIX_REDIRECT_COMPLETION, folded);
+		w.rank = 2;
+		st = xdb_postings(db, prefix, SEARCH_COMPLETE_EXPAND,
+				  on_posting, &w);
+		free(prefix);
+	}
+	free(exact);
+	/* A page is ranked by the first rank it appears in. */
+	size_t k = 0;
+	if (st == STATUS_OK && w.n) {
+		qsort(w.v, w.n, sizeof *w.v, cmp_docid);
+		for (size_t i = 0; i < w.n; i++)
+			if (k == 0 || w.v[k - 1].docid != w.v[i].docid)
+				w.v[k++] = w.v[i];
+		qsort(w.v, k, sizeof *w.v, cmp_candidate);
+	}
+	res->hits = xcalloc(rq->limit ? rq->limit : 1, sizeof *res->hits);
+	for (size_t i = 0; i < k && res->n_hits < rq->limit && st == STATUS_OK;
+	     i++) {
+		bool dead = false;
+		json_t *d = NULL;
+		st = read_fields(db, w.v[i].docid, &dead, &d);
+		if (st != STATUS_OK || dead || !d)
+			continue;
+		int ns = (int)json_integer_value(
+			json_object_get(d, "namespace"));
+		if (!ns_wanted(rq, ns)) {
+			json_decref(d);
+			continue;
+		}
+		struct complete_hit *out = &res->hits[res->n_hits++];
+		out->page_id = (uint64_t)json_integer_value(
+			json_object_get(d, "page_id"));
+		out->title = xstrdup(jstr(d, "title"));
+		out->url = xstrdup(jstr(d, "url"));
+		/* Found through a redirect: name the first redirect title the
+		 * prefix starts. */
+		if (w.v[i].rank == 2)
+			out->redirect_title = redirect_completed(d, ns, folded);
+		json_decref(d);
+	}
+	free(w.v);
+	return st;
 }
 
 enum status searcher_complete(struct searcher *s,
@@ -531,126 +663,25 @@ enum status searcher_complete(struct searcher *s,
 		free(folded);
 		return STATUS_OK;
 	}
-	/* The folded prefix expanded into the three ranks: the exact folded
-	 * title, the titles it starts, the redirect titles it starts. */
-	struct term_list cls[3] = { { NULL, 0 }, { NULL, 0 }, { NULL, 0 } };
-	char *exact = xasprintf("%s%s", SHARD_PREFIX_TITLE_FOLDED, folded);
-	struct term_list titles = { NULL, 0 };
-	st = xdb_terms(shard_set_db(sw->set), exact, SEARCH_COMPLETE_EXPAND,
-		       on_title_term, &titles);
-	for (size_t i = 0; i < titles.n; i++) {
-		struct term_list *l = &cls[strcmp(titles.v[i], exact) == 0 ? 0 : 1];
-		l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
-		l->v[l->n++] = titles.v[i];
+	st = complete_in(shard_set_db(sw->set), rq, folded, res);
+	/* A writer committed twice since the refresh (once more on the
+	 * newest commit), or a remote died since the open (open afresh,
+	 * which leaves it out, as shard_set_search() does). */
+	if ((st == STATUS_MODIFIED && shard_set_reopen(sw->set) == STATUS_OK) ||
+	    (st == STATUS_TRANSIENT && (s->flags & SEARCHER_PARTIAL) &&
+	     shard_set_open(sw->set) == STATUS_OK)) {
+		complete_result_release(res);
+		fill_shards(sw, true, &res->shards_total, &res->shards_ok,
+			    &res->shards_failed, NULL);
+		st = complete_in(shard_set_db(sw->set), rq, folded, res);
 	}
-	free(titles.v);
-	free(exact);
-	if (st == STATUS_OK) {
-		char *prefix = xasprintf("%s%s", SHARD_PREFIX_REDIRECT_COMPLETION, folded);
-		st = xdb_terms(shard_set_db(sw->set), prefix, SEARCH_COMPLETE_EXPAND,
-			       on_title_term, &cls[2]);
-		free(prefix);
-	}
-	/* One search per rank, reading no document: a page is ranked by the
-	 * first rank it appears in and by its length, and only the data of
-	 * the pages shown is read (a page's data holds its whole text). */
-	struct xmset *ms[3] = { NULL, NULL, NULL };
-	struct candidate *c = NULL;
-	size_t k = 0;
-	const struct xsearch_opts opts = { .no_data = true };
-	for (int r = 0; r < 3; r++) {
-		struct xquery **parts = xcalloc(cls[r].n + 1, sizeof *parts);
-		for (size_t i = 0; i < cls[r].n; i++) {
-			parts[i] = xquery_term(cls[r].v[i], strlen(cls[r].v[i]), 1);
-			free(cls[r].v[i]);
-		}
-		struct xquery *xq = cls[r].n && st == STATUS_OK
-			? xquery_combine_n(XQUERY_OR, (const struct xquery *const *)parts,
-					   cls[r].n)
-			: NULL;
-		for (size_t i = 0; i < cls[r].n; i++)
-			xquery_free(parts[i]);
-		free(parts);
-		free(cls[r].v);
-		if (!xq || st != STATUS_OK) {
-			xquery_free(xq);
-			continue;
-		}
-		query_filter_namespaces(&xq, rq->ns, rq->n_ns);
-		st = shard_set_search_opts(sw->set, xq, 0, SEARCH_COMPLETE_EXPAND,
-					   &opts, &ms[r]);
-		xquery_free(xq);
-		size_t n = st == STATUS_OK ? xmset_size(ms[r]) : 0;
-		c = xrealloc(c, (k + n + 1) * sizeof *c);
-		size_t before = k;
-		for (size_t i = 0; i < n && st == STATUS_OK; i++) {
-			struct xmset_hit h;
-			if (xmset_hit(ms[r], i, &h) != STATUS_OK)
-				continue;
-			bool seen = false;
-			for (size_t j = 0; j < before && !seen; j++)
-				seen = c[j].docid == h.docid;
-			if (seen)
-				continue;
-			c[k] = (struct candidate){ .rank = r, .docid = h.docid,
-						   .ms = ms[r], .i = i };
-			st = xmset_doclength(ms[r], i, &c[k].length);
-			k++;
-		}
-	}
+	free(folded);
 	if (st != STATUS_OK) {
 		set_err(s, "search_failed", "%s: %s", sw->w->id,
-			shard_set_errmsg(sw->set));
-		for (int r = 0; r < 3; r++)
-			xmset_free(ms[r]);
-		free(c);
-		free(folded);
+			xdb_errmsg(shard_set_db(sw->set)));
+		complete_result_release(res);
 		return st;
 	}
-	if (k)
-		qsort(c, k, sizeof *c, cmp_candidate);
-	size_t keep = k < rq->limit ? k : rq->limit;
-	res->hits = xcalloc(keep ? keep : 1, sizeof *res->hits);
-	size_t n_hits = 0;
-	for (size_t i = 0; i < keep; i++) {
-		struct xmset_hit h;
-		if (xmset_load_data(c[i].ms, c[i].i) != STATUS_OK ||
-		    xmset_hit(c[i].ms, c[i].i, &h) != STATUS_OK)
-			continue;
-		json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
-		if (!d)
-			continue;
-		struct complete_hit *out = &res->hits[n_hits++];
-		int ns = (int)json_integer_value(json_object_get(d, "namespace"));
-		out->page_id = (uint64_t)json_integer_value(json_object_get(d, "page_id"));
-		out->title = xstrdup(jstr(d, "title"));
-		out->url = xstrdup(jstr(d, "url"));
-		/* Found through a redirect: name the first redirect title the
-		 * prefix starts. */
-		json_t *rds = json_object_get(d, "redirects");
-		for (size_t r = 0; c[i].rank == 2 && r < json_array_size(rds); r++) {
-			const char *rt = json_string_value(json_array_get(rds, r));
-			if (!rt)
-				continue;
-			/* Redirects keep their namespace; document.c folds the
-			 * title after it. */
-			const char *colon = strchr(rt, ':');
-			const char *rb = colon && ns != 0 ? colon + 1 : rt;
-			char *rf = document_fold_title(rb, strlen(rb));
-			bool hit = strncmp(rf, folded, strlen(folded)) == 0;
-			free(rf);
-			if (hit) {
-				out->redirect_title = xstrdup(rt);
-				break;
-			}
-		}
-		json_decref(d);
-	}
-	res->n_hits = n_hits;
-	for (int r = 0; r < 3; r++)
-		xmset_free(ms[r]);
-	free(c);
-	free(folded);
 	return STATUS_OK;
 }
 

@@ -50,8 +50,9 @@
 
 /* Matches counted exactly before the total becomes a lower bound. */
 #define SEARCH_COUNT_EXACT 1000
-/* Title completion: at most this many folded titles are expanded from
- * the prefix (in byte order), and as many pages ranked. */
+/* Title completion: at most this many folded titles (and as many
+ * redirect titles) are expanded from the prefix (in byte order), and
+ * their pages ranked. */
 #define SEARCH_COMPLETE_EXPAND 256
 
 struct searcher;
@@ -92,7 +93,8 @@ struct search_request {
 };
 
 struct search_hit {
-	json_t *data;            /* the document's data (doc/shards.md), owned */
+	json_t *data;            /* the document's data fields (doc/shards.md,
+				    shard_data_decode(); no text), owned */
 	unsigned rank;           /* 0-based, in the whole result list */
 	double score;
 	char *snippet;           /* of the text, never NULL */
@@ -156,7 +158,10 @@ struct complete_result {
  * the folded query, the exact title first, then the titles it starts,
  * then the redirect titles it starts; within each, the longer document
  * first (its length in terms: a longer page is likelier the one meant),
- * then the older document.  Only the data of the pages returned is read.
+ * then the older document.  The ranking reads the posting and length
+ * lists of the expanded terms only; then the stored fields (value
+ * SHARD_VALUE_FIELDS) of the best candidates, until limit live pages in
+ * the namespaces asked for are found.
  * Returns as searcher_search(); STATUS_INVALID for an empty or too long
  * query.
  */

@@ -280,6 +280,8 @@ void shard_doc_set_text(struct shard_doc *d, const char *text, size_t len)
 	free(d->text);
 	d->text_len = utf8_cut(text, len, SHARD_TEXT_MAX);
 	d->text = xstrndup(text, d->text_len);
+	/* An embedded NUL ends the text. */
+	d->text_len = strlen(d->text);
 }
 
 char *shard_category_term(const char *name)
@@ -343,9 +345,32 @@ static json_t *json_str_or_empty(const char *s)
 	return json_text(s ? s : "", s ? strlen(s) : 0);
 }
 
-/* Returns the data JSON of d (caller frees). */
-static char *doc_data(const struct shard_doc *d)
+/* The words of a text: runs of bytes other than space, tab, CR and LF. */
+static uint64_t count_words(const char *t, size_t len)
 {
+	uint64_t n = 0;
+	bool in = false;
+	for (size_t i = 0; i < len; i++) {
+		bool sp = t[i] == ' ' || t[i] == '\n' || t[i] == '\t' ||
+			  t[i] == '\r';
+		if (!sp && !in)
+			n++;
+		in = !sp;
+	}
+	return n;
+}
+
+/* Sets *fields (the small fields' compact JSON, one line) and *data (the
+ * fields, "\n", the raw text) of d, both caller frees (doc/shards.md). */
+static void doc_data(const struct shard_doc *d, char **fields, char **data,
+		     size_t *data_len)
+{
+	/* The text as valid UTF-8 (invalid bytes become U+FFFD), so that
+	 * snippets and their JSON never fail. */
+	json_t *text = json_text(d->text ? d->text : "",
+				 d->text ? d->text_len : 0);
+	const char *tv = json_string_value(text);
+	size_t tlen = json_string_length(text);
 	json_t *o = need(json_object());
 	json_object_set_new(o, "page_id", json_integer((json_int_t)d->page_id));
 	json_object_set_new(o, "title", json_str_or_empty(d->title));
@@ -366,11 +391,56 @@ static char *doc_data(const struct shard_doc *d)
 	for (size_t i = 0; i < d->nredirects; i++)
 		json_array_append_new(rds, json_str_or_empty(d->redirects[i]));
 	json_object_set_new(o, "redirects", rds);
-	json_object_set_new(o, "text", json_text(d->text ? d->text : "",
-						 d->text ? d->text_len : 0));
-	char *s = need(json_dumps(o, JSON_COMPACT));
+	json_object_set_new(o, "size", json_integer((json_int_t)tlen));
+	json_object_set_new(o, "word_count",
+			    json_integer((json_int_t)count_words(tv, tlen)));
+	/* Compact JSON escapes every control character inside its strings:
+	 * the first newline of the data ends the fields. */
+	*fields = need(json_dumps(o, JSON_COMPACT));
 	json_decref(o);
-	return s;
+	struct buf b = BUF_INIT;
+	buf_adds(&b, *fields);
+	buf_add(&b, "\n", 1);
+	buf_add(&b, tv, tlen);
+	json_decref(text);
+	*data = buf_detach(&b, data_len);
+}
+
+enum status shard_data_decode(const char *data, size_t len,
+			      struct shard_data *out)
+{
+	const char *nl = data ? memchr(data, '\n', len) : NULL;
+	json_t *f = json_loadb(data ? data : "", nl ? (size_t)(nl - data) : len,
+			       0, NULL);
+	if (!json_is_object(f)) {
+		json_decref(f);
+		return STATUS_CORRUPT;
+	}
+	struct shard_data d = { .fields = f };
+	if (nl) {
+		d.text = nl + 1;
+		d.text_len = len - (size_t)(nl + 1 - data);
+	} else {
+		/* Schema 2: one JSON object, the text in it. */
+		json_t *t = json_object_get(f, "text");
+		d.text = json_is_string(t) ? json_string_value(t) : "";
+		d.text_len = json_is_string(t) ? json_string_length(t) : 0;
+	}
+	json_t *size = json_object_get(f, "size"),
+	       *words = json_object_get(f, "word_count");
+	d.size = json_is_integer(size) ? (uint64_t)json_integer_value(size)
+				       : d.text_len;
+	d.word_count = json_is_integer(words)
+			       ? (uint64_t)json_integer_value(words)
+			       : count_words(d.text, d.text_len);
+	*out = d;
+	return STATUS_OK;
+}
+
+void shard_data_release(struct shard_data *d)
+{
+	json_decref(d->fields);
+	memset(d, 0, sizeof *d);
 }
 
 /* Turns the fields into boolean terms, values and data and computes the
@@ -397,17 +467,23 @@ static enum status doc_finish(struct shard_doc *d, char *err)
 			shard_doc_add_boolean(d, NULL, t);
 		free(t);
 	}
-	data = doc_data(d);
-	if ((st = xdoc_set_data(d->x, data, strlen(data))) != STATUS_OK ||
+	char *fields = NULL;
+	size_t data_len = 0;
+	doc_data(d, &fields, &data, &data_len);
+	st = xdoc_set_value(d->x, SHARD_VALUE_FIELDS, fields, strlen(fields));
+	free(fields);
+	if (st != STATUS_OK ||
+	    (st = xdoc_set_data(d->x, data, data_len)) != STATUS_OK ||
 	    (st = xdoc_set_value_number(d->x, SHARD_VALUE_REV,
 					(double)d->rev_id)) != STATUS_OK ||
 	    (st = xdoc_set_value_number(d->x, SHARD_VALUE_TIMESTAMP,
-					(double)d->rev_timestamp)) != STATUS_OK ||
+					(double)d->rev_timestamp)) !=
+		    STATUS_OK ||
 	    (st = xdoc_set_value_number(d->x, SHARD_VALUE_NAMESPACE,
 					(double)d->ns)) != STATUS_OK)
 		goto out;
 	/* The data holds the fields the values are made from. */
-	uint64_t h = fnv1a(d->hash, data, strlen(data));
+	uint64_t h = fnv1a(d->hash, data, data_len);
 	snprintf(d->fingerprint, sizeof d->fingerprint, "%016" PRIx64, h);
 	st = xdoc_set_value(d->x, SHARD_VALUE_FINGERPRINT, d->fingerprint, 16);
 out:
@@ -444,8 +520,21 @@ char *shard_doc_dump(struct shard_doc *d)
 	}
 	char *data;
 	size_t len;
+	struct shard_data sd;
 	if (xdoc_get_data(d->x, &data, &len) == STATUS_OK) {
-		buf_addf(&b, "data: %s\n", data);
+		/* The text may span lines: shown as a JSON string. */
+		if (shard_data_decode(data, len, &sd) == STATUS_OK) {
+			char *f = json_dumps(
+				sd.fields, JSON_COMPACT | JSON_PRESERVE_ORDER);
+			json_t *t = json_stringn(sd.text, sd.text_len);
+			char *ts = t ? json_dumps(t, JSON_ENCODE_ANY) : NULL;
+			buf_addf(&b, "data: %s\ntext: %s\n", f ? f : "",
+				 ts ? ts : "\"\"");
+			free(f);
+			free(ts);
+			json_decref(t);
+			shard_data_release(&sd);
+		}
 		free(data);
 	}
 	static const char *const names[] = { "rev_id", "rev_timestamp",
@@ -1711,10 +1800,14 @@ static void holders_take(struct xmset *ms, struct shard_redirect_holder **holder
 		struct xmset_hit h;
 		if (xmset_hit(ms, i, &h) != STATUS_OK)
 			continue;
-		json_t *o = json_loadb(h.data, h.data_len, 0, NULL);
-		json_int_t id = json_integer_value(json_object_get(o, "page_id"));
-		json_int_t ns = json_integer_value(json_object_get(o, "namespace"));
-		json_decref(o);
+		struct shard_data sd;
+		if (shard_data_decode(h.data, h.data_len, &sd) != STATUS_OK)
+			continue;
+		json_int_t id = json_integer_value(
+			json_object_get(sd.fields, "page_id"));
+		json_int_t ns = json_integer_value(
+			json_object_get(sd.fields, "namespace"));
+		shard_data_release(&sd);
 		if (id > 0) {
 			v[k].page_id = (uint64_t)id;
 			v[k++].ns = (int)ns;

@@ -57,13 +57,16 @@
 #ifndef FRESHET_SHARD_H
 #define FRESHET_SHARD_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "status.h"
 #include "xapian-shim.h"
 
-#define SHARD_SCHEMA_VERSION 2
+/* 3: the data is the small fields' JSON, a newline, then the raw text,
+ * and value 5 holds the fields (doc/shards.md). */
+#define SHARD_SCHEMA_VERSION 3
 
 /* Value slots (doc/shards.md). */
 #define SHARD_VALUE_REV         0
@@ -71,6 +74,9 @@
 #define SHARD_VALUE_NAMESPACE   2
 #define SHARD_VALUE_FINGERPRINT 3
 #define SHARD_VALUE_DEAD        4
+/* The document's small fields: the first line of its data, so that
+ * listing a page needs no read of its text (schema 3 on). */
+#define SHARD_VALUE_FIELDS 5
 
 /* Term prefixes, after Omega's conventions (doc/shards.md). */
 #define SHARD_PREFIX_ID         "Q"
@@ -166,9 +172,35 @@ void shard_doc_set_text(struct shard_doc *d, const char *text, size_t len);
 char *shard_category_term(const char *name);
 
 /* Returns the document as the shard would store it (caller frees): the data
- * JSON, the values, then one line per term "term wdf=N pos=1,2,3".  For
- * reindex-page --dry-run and debugging. */
+ * fields' JSON ("data: "), the text as a JSON string ("text: "), the
+ * values, then one line per term "term wdf=N pos=1,2,3".  For reindex-page
+ * --dry-run and debugging. */
 char *shard_doc_dump(struct shard_doc *d);
+
+/* A document's stored data, decoded (doc/shards.md). */
+struct shard_data {
+	json_t *fields;   /* the small fields ("page_id", "title", ...,
+				"redirects"), owned */
+	const char *text; /* the stored text, text_len bytes; borrowed from
+				the data decoded (or, schema 2, from fields),
+				NUL-terminated when that data is */
+	size_t text_len;
+	uint64_t size;       /* bytes of the text */
+	uint64_t word_count; /* its words (runs of non-space) */
+};
+
+/* Decodes a document's data (len bytes, as the shard stores it) into *out
+ * (release with shard_data_release()): the layout of schema 3 (the
+ * fields' compact JSON, "\n", the raw text) costs the parse of the small
+ * fields only; the one JSON object of schema 2 (the text in its "text",
+ * size and word count counted here) still reads, so a reader follows
+ * shards written before the change until they are rebuilt.  Returns
+ * STATUS_OK, or STATUS_CORRUPT when the fields are no JSON object (*out
+ * untouched).  Thread-safe. */
+enum status shard_data_decode(const char *data, size_t len,
+			      struct shard_data *out);
+/* Frees the fields and zeroes d. */
+void shard_data_release(struct shard_data *d);
 
 /* ---------------------------------------------------------------- writer */
 

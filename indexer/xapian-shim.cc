@@ -92,6 +92,11 @@ struct xquery {
 	Xapian::Query q;
 };
 
+/* Snippets of texts longer than SNIPPET_WINDOW bytes are made from that
+ * many bytes, starting SNIPPET_LEAD bytes before the first match. */
+#define SNIPPET_WINDOW (16 * 1024)
+#define SNIPPET_LEAD 2048
+
 struct xmset {
 	std::string err;
 	Xapian::MSet ms;
@@ -101,6 +106,10 @@ struct xmset {
 	std::vector<Xapian::docid> docids;
 	std::vector<double> weights;
 	unsigned first = 0;
+	/* The query's words as they may appear in a text: its unprefixed
+	 * terms and its Z-prefixed stems without the Z, to place the
+	 * snippet's window (xmset_snippet()). */
+	std::vector<std::string> words;
 };
 
 /* The catch ladder every entry point ends in.  H is the std::string that
@@ -941,6 +950,17 @@ enum status xdb_search_opts(struct xdb *db, const struct xquery *q,
 		 * and skip `offset` of them (their documents are not read). */
 		Xapian::doccount want = static_cast<Xapian::doccount>(offset) + count;
 		m->ms = enq.get_mset(0, want, o ? o->check_at_least : 0);
+		for (Xapian::TermIterator t = q->q.get_unique_terms_begin();
+		     t != q->q.get_unique_terms_end(); ++t) {
+			const std::string &term = *t;
+			if (term.empty())
+				continue;
+			if (term[0] == 'Z' && term.size() > 1 &&
+			    !(term[1] >= 'A' && term[1] <= 'Z'))
+				m->words.push_back(term.substr(1));
+			else if (!(term[0] >= 'A' && term[0] <= 'Z'))
+				m->words.push_back(term);
+		}
 		m->first = offset;
 		Xapian::MSetIterator from = m->ms.begin();
 		for (unsigned k = 0; k < offset && from != m->ms.end(); k++)
@@ -1028,6 +1048,68 @@ enum status xdb_terms_after(struct xdb *db, const char *prefix, const char *afte
 	CATCH_ALL(db->err, db->path)
 }
 
+enum status xdb_postings(struct xdb *db, const char *prefix, size_t max,
+			 xdb_posting_fn fn, void *ctx)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_postings: database not open");
+	try {
+		db->err.clear();
+		std::string p(prefix ? prefix : "");
+		Xapian::Database &d = db->db();
+		size_t n = 0;
+		for (Xapian::TermIterator t = d.allterms_begin(p);
+		     t != d.allterms_end(p); ++t) {
+			if (max && n++ == max)
+				break;
+			std::string term = *t;
+			for (Xapian::PostingIterator i = d.postlist_begin(term);
+			     i != d.postlist_end(term); ++i)
+				if (fn(ctx, term.data(), term.size(), *i,
+				       i.get_doclength()))
+					return STATUS_OK;
+		}
+		return STATUS_OK;
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_doc_value(struct xdb *db, uint32_t docid, unsigned slot,
+			  char **value, size_t *len)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_doc_value: database not open");
+	try {
+		/* The docid comes from a posting list: skip the existence
+		 * check, a value read is then one lookup. */
+		std::string v = db->db().get_document(docid,
+						      Xapian::DOC_ASSUME_VALID)
+					.get_value(slot);
+		*value = dup_string(v);
+		*len = v.size();
+		return STATUS_OK;
+	} catch (const Xapian::DocNotFoundError &e) {
+		return fail(db->err, db->path, STATUS_NOT_FOUND, e);
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
+enum status xdb_doc_data(struct xdb *db, uint32_t docid, char **data,
+			 size_t *len)
+{
+	if (!db->mode)
+		return invalid(db->err, "xdb_doc_data: database not open");
+	try {
+		std::string v = db->db().get_document(docid).get_data();
+		*data = dup_string(v);
+		*len = v.size();
+		return STATUS_OK;
+	} catch (const Xapian::DocNotFoundError &e) {
+		return fail(db->err, db->path, STATUS_NOT_FOUND, e);
+	}
+	CATCH_ALL(db->err, db->path)
+}
+
 enum status xmset_hit(const struct xmset *mset, size_t i, struct xmset_hit *hit)
 {
 	if (i >= mset->docids.size())
@@ -1066,6 +1148,42 @@ enum status xmset_load_data(struct xmset *mset, size_t i)
 	CATCH_ALL(mset->err, no_ctx)
 }
 
+/* Where the snippet window of a long text starts: a little before the
+ * first place one of the query's words appears (ASCII letters compared
+ * without case), else at the start.  A word found only through its stem
+ * or in another case outside ASCII is not seen: the window then starts
+ * at the start, as the snippet of a text shorter than the window would
+ * show. */
+static size_t window_start(const std::vector<std::string> &words,
+			   const char *text, size_t len)
+{
+	std::string low(text, len);
+	for (char &c : low)
+		if (c >= 'A' && c <= 'Z')
+			c = static_cast<char>(c - 'A' + 'a');
+	size_t first = std::string::npos;
+	for (const std::string &w : words) {
+		size_t at = low.find(w);
+		if (at < first)
+			first = at;
+	}
+	if (first == std::string::npos || first < SNIPPET_LEAD)
+		return 0;
+	size_t at = first - SNIPPET_LEAD;
+	/* To the start of a character. */
+	while (at > 0 && (static_cast<unsigned char>(text[at]) & 0xC0) == 0x80)
+		at--;
+	return at;
+}
+
+/* Cuts n back to the start of a character of text. */
+static size_t char_cut(const char *text, size_t n)
+{
+	while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
 enum status xmset_snippet(struct xmset *mset, const char *text, size_t text_len,
 			  size_t max_len, const char *stem_lang,
 			  const char *hi_start, const char *hi_end, char **out)
@@ -1074,16 +1192,30 @@ enum status xmset_snippet(struct xmset *mset, const char *text, size_t text_len,
 		Xapian::Stem stem;
 		if (stem_lang && *stem_lang)
 			stem = Xapian::Stem(stem_lang);
+		/* A long text is cut to a window around the first place the
+		 * query's words appear: Xapian's snippet generator analyses
+		 * all the text it is given, and pages of tens of kilobytes
+		 * made that the largest cost of a search. */
+		size_t from = 0, n = text_len;
+		if (text_len > SNIPPET_WINDOW) {
+			from = window_start(mset->words, text, text_len);
+			n = text_len - from < SNIPPET_WINDOW
+				    ? text_len - from
+				    : char_cut(text + from, SNIPPET_WINDOW);
+		}
 		std::string s = mset->ms.snippet(
-			std::string(text, text_len), max_len, stem,
+			std::string(text + from, n), max_len, stem,
 			/* Neither SNIPPET_BACKGROUND_MODEL (a term-frequency
 			 * lookup in every shard for each distinct word of the
 			 * text) nor SNIPPET_EXHAUSTIVE (every window of the
 			 * whole text scored): on pages of tens of kilobytes
 			 * they made the snippets, not the search, the cost of
 			 * a query. */
-			0,
-			hi_start ? hi_start : "", hi_end ? hi_end : "", "...");
+			0, hi_start ? hi_start : "", hi_end ? hi_end : "",
+			"...");
+		/* Text left out before the window is omitted text too. */
+		if (from > 0 && s.compare(0, 3, "...") != 0)
+			s.insert(0, "...");
 		*out = dup_string(s);
 		return STATUS_OK;
 	}

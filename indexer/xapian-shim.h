@@ -336,6 +336,29 @@ XSHIM_API enum status xdb_terms_after(struct xdb *db, const char *prefix,
 				      const char *after, size_t max,
 				      xdb_term_fn fn, void *ctx);
 
+/* Calls fn for each document holding a term that starts with prefix (all
+ * databases of a set merged: docid is the global one), term by term in
+ * byte order and within a term by rising docid, with the term (borrowed
+ * for the call), the docid and the document's length (terms, with
+ * repeats), until fn returns non-zero or the postings of max terms were
+ * given (max 0: no bound).  Reads the posting and document-length lists
+ * only, no document: for ranking many candidates by something cheap and
+ * reading a few (xdb_doc_value()).  Dead (marked) documents are given
+ * too. */
+typedef int (*xdb_posting_fn)(void *ctx, const char *term, size_t len,
+			      uint32_t docid, uint64_t doclen);
+XSHIM_API enum status xdb_postings(struct xdb *db, const char *prefix,
+				   size_t max, xdb_posting_fn fn, void *ctx);
+/* Sets *value (caller frees, NUL-terminated; "" with *len 0 when the
+ * document has none) to document docid's value in slot.  STATUS_NOT_FOUND
+ * when there is no document docid. */
+XSHIM_API enum status xdb_doc_value(struct xdb *db, uint32_t docid,
+				    unsigned slot, char **value, size_t *len);
+/* Sets *data (caller frees, NUL-terminated) and *len to document docid's
+ * data.  STATUS_NOT_FOUND when there is no document docid. */
+XSHIM_API enum status xdb_doc_data(struct xdb *db, uint32_t docid, char **data,
+				   size_t *len);
+
 struct xmset_hit {
 	uint32_t docid;   /* global docid (see xdb_add_read for sets) */
 	unsigned rank;    /* 0-based rank in the whole result list */
@@ -371,7 +394,12 @@ XSHIM_API enum status xmset_load_data(struct xmset *mset, size_t i);
  * with "...".  stem_lang is a Snowball language name ("english") used to
  * match Z-prefixed stems, or NULL/"" for exact words only.  Unknown
  * stem_lang: STATUS_INVALID.  The text is not escaped: escape the result
- * for HTML if it came from untrusted text (or pass escaped text). */
+ * for HTML if it came from untrusted text (or pass escaped text).  Of a
+ * text longer than 16 KiB only a 16 KiB window is analysed, starting 2 KiB
+ * before the first place a word of the query appears as it is (ASCII
+ * letters in any case) or as the beginning of one of its stems, else at
+ * the start; a match found only by its stem beyond the window is not
+ * shown. */
 XSHIM_API enum status xmset_snippet(struct xmset *mset, const char *text,
 				    size_t text_len, size_t max_len,
 				    const char *stem_lang,

@@ -312,8 +312,8 @@ static void print_dry(const struct fetch_result *fr, struct shard_doc *d, unsign
 		if (next)
 			next++;
 		/* Term lines look like "<term> wdf=N ..." (a category term may
-		 * hold spaces); the head (data, values) comes first. */
-		bool is_term = strncmp(line, "data: ", 6) != 0 &&
+		 * hold spaces); the head (data, text, values) comes first. */
+		bool is_term = strncmp(line, "data: ", 6) != 0 && strncmp(line, "text: ", 6) != 0 &&
 			       strncmp(line, "value ", 6) != 0 &&
 			       memmem(line, len, " wdf=", 5) != NULL;
 		if (!is_term) {

@@ -16,11 +16,13 @@
 #include <string.h>
 
 #include "buf.h"
+#include "conf.h"
 #include "document.h"
 #include "fetch.h"
 #include "language.h"
 #include "loader.h"
 #include "query.h"
+#include "search.h"
 #include "shard.h"
 #include "testsupport.h"
 #include "xapian-shim.h"
@@ -164,7 +166,7 @@ static const char *found(const struct xquery *q)
 	for (size_t i = 0; i < xmset_size(ms); i++) {
 		struct xmset_hit h;
 		cr_assert_eq(xmset_hit(ms, i, &h), STATUS_OK);
-		json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
+		json_t *d = json_loadb(h.data, h.data_len, JSON_DISABLE_EOF_CHECK, NULL);
 		cr_assert_not_null(d);
 		json_int_t id = json_integer_value(json_object_get(d, "page_id"));
 		cr_assert(id >= 1 && id <= (json_int_t)N_PAGES, "page id %lld", (long long)id);
@@ -413,7 +415,7 @@ static char *ranked(struct analyzer *const *an, size_t n, const char *text)
 	for (size_t i = 0; i < xmset_size(ms); i++) {
 		struct xmset_hit h;
 		cr_assert_eq(xmset_hit(ms, i, &h), STATUS_OK);
-		json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
+		json_t *d = json_loadb(h.data, h.data_len, JSON_DISABLE_EOF_CHECK, NULL);
 		snprintf(out + strlen(out), sizeof out - strlen(out), "%s%lld", out[0] ? " " : "",
 			 (long long)json_integer_value(json_object_get(d, "page_id")));
 		json_decref(d);
@@ -556,12 +558,11 @@ static char *snippet_of(struct analyzer *an, const char *text, const char *lang,
 	cr_assert_eq(xmset_size(ms), 1, "%s: no hit", text);
 	struct xmset_hit h;
 	cr_assert_eq(xmset_hit(ms, 0, &h), STATUS_OK);
-	json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
-	const char *stored = json_string_value(json_object_get(d, "text"));
-	cr_assert_not_null(stored);
-	char *s = query_snippet(ms, stored, strlen(stored), lang, 200, "[", "]", flags);
+	struct shard_data sd;
+	cr_assert_eq(shard_data_decode(h.data, h.data_len, &sd), STATUS_OK);
+	char *s = query_snippet(ms, sd.text, sd.text_len, lang, 200, "[", "]", flags);
 	cr_assert_not_null(s);
-	json_decref(d);
+	shard_data_release(&sd);
 	xmset_free(ms);
 	xquery_free(q);
 	return s;
@@ -683,7 +684,7 @@ Test(query, redirect_matches_weigh_like_the_title)
 Test(query, redirect_data_terms_and_completion)
 {
 	char *data = page_data(2);
-	json_t *d = json_loads(data, 0, NULL);
+	json_t *d = json_loads(data, JSON_DISABLE_EOF_CHECK, NULL);
 	cr_assert_not_null(d);
 	json_t *rds = json_object_get(d, "redirects");
 	cr_assert_eq(json_array_size(rds), 2);
@@ -738,6 +739,9 @@ Test(query, redirect_page_has_no_document)
 Test(query, which_redirect_a_hit_came_through)
 {
 	char *data = page_data(2);
+	struct shard_data sd;
+	cr_assert_eq(shard_data_decode(data, strlen(data), &sd), STATUS_OK);
+	const json_t *fields = sd.fields;
 	struct {
 		const char *q, *want;
 	} cases[] = {
@@ -749,8 +753,7 @@ Test(query, which_redirect_a_hit_came_through)
 		{ "grass", NULL },          /* the body, not a redirect */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		char *got = query_redirect_match(en, cases[i].q, strlen(cases[i].q),
-						 data, strlen(data));
+		char *got = query_redirect_match(en, cases[i].q, strlen(cases[i].q), fields);
 		if (cases[i].want)
 			cr_assert(got && strcmp(got, cases[i].want) == 0,
 				  "%s: got %s", cases[i].q, got ? got : "(null)");
@@ -758,10 +761,90 @@ Test(query, which_redirect_a_hit_came_through)
 			cr_assert_null(got, "%s: got %s", cases[i].q, got);
 		free(got);
 	}
+	shard_data_release(&sd);
 	free(data);
-	/* A page without redirects, and data that is not JSON. */
+	/* A page without redirects, and fields without any. */
 	data = page_data(1);
-	cr_assert_null(query_redirect_match(en, "otters", 6, data, strlen(data)));
+	cr_assert_eq(shard_data_decode(data, strlen(data), &sd), STATUS_OK);
+	cr_assert_null(query_redirect_match(en, "otters", 6, sd.fields));
+	shard_data_release(&sd);
 	free(data);
-	cr_assert_null(query_redirect_match(en, "capra", 5, "nope", 4));
+	json_t *empty = json_object();
+	cr_assert_null(query_redirect_match(en, "capra", 5, empty));
+	json_decref(empty);
+}
+
+/* The titles of a completion, "|"-separated, into out (256 bytes). */
+static const char *complete_titles(struct searcher *se, const char *q, int ns, char *out)
+{
+	struct complete_request rq = { .wiki = "querywiki",
+				       .query = q,
+				       .query_len = strlen(q),
+				       .ns = &ns,
+				       .n_ns = ns >= 0,
+				       .limit = 10 };
+	struct complete_result res;
+	cr_assert_eq(searcher_complete(se, &rq, &res), STATUS_OK, "%s", searcher_errmsg(se));
+	out[0] = '\0';
+	for (size_t i = 0; i < res.n_hits; i++)
+		snprintf(out + strlen(out), 256 - strlen(out), "%s%s%s%s", i ? "|" : "",
+			 res.hits[i].title, res.hits[i].redirect_title ? " via " : "",
+			 res.hits[i].redirect_title ? res.hits[i].redirect_title : "");
+	complete_result_release(&res);
+	return out;
+}
+
+Test(query, completion_walks_postings_skips_dead_and_reads_schema_2)
+{
+	char *text = NULL;
+	cr_assert(asprintf(&text,
+			   "[worker]\ndata_dir = %s\n\n[wiki querywiki]\n"
+			   "api = http://127.0.0.1:9/api.php\nlanguage = en\n"
+			   "shards = 2\n",
+			   tmpdir) > 0);
+	struct conf *cfg = conf_new();
+	cr_assert_eq(conf_load_string(cfg, "test.conf", text), STATUS_OK, "%s", conf_errmsg(cfg));
+	free(text);
+	struct searcher *se = searcher_new(cfg, ld, 0);
+	char out[256];
+	/* Ranked from the postings: the longer page first; a namespace
+	 * filter; a redirect's title. */
+	cr_assert_str_eq(complete_titles(se, "river", -1, out), "River otters|Talk:River otters");
+	cr_assert_str_eq(complete_titles(se, "RIVER", 1, out), "Talk:River otters");
+	cr_assert_str_eq(complete_titles(se, "capra", -1, out), "Mountain goats via Capra hircus");
+	cr_assert_str_eq(complete_titles(se, "zebra", -1, out), "");
+
+	/* Page 1 deleted (a dead mark), and a document as schema 2 stored
+	 * it (one JSON object, no value 5) beside it. */
+	struct shard *sh = shard_new();
+	char *path = shard_set_path(set, NULL, shard_route(1, 2));
+	cr_assert_eq(shard_open(sh, path, 0), STATUS_OK, "%s", shard_errmsg(sh));
+	free(path);
+	cr_assert_eq(shard_delete(sh, 1), STATUS_OK, "%s", shard_errmsg(sh));
+	struct xdoc *d = xdoc_new();
+	const char *old =
+		"{\"page_id\":11,\"title\":\"Zebra crossing\",\"namespace\":0,"
+		"\"url\":\"http://wiki.test/Zebra\",\"redirects\":[],"
+		"\"text\":\"stripes\"}";
+	cr_assert_eq(xdoc_add_term(d, NULL, "Q11", 3, 0), STATUS_OK);
+	cr_assert_eq(xdoc_add_term(d, SHARD_PREFIX_TITLE_FOLDED, "zebra crossing", 14, 0),
+		     STATUS_OK);
+	cr_assert_eq(xdoc_set_data(d, old, strlen(old)), STATUS_OK);
+	cr_assert_eq(xdb_replace(shard_xdb(sh), "Q11", d), STATUS_OK);
+	xdoc_free(d);
+	cr_assert_eq(shard_commit(sh, 1), STATUS_OK, "%s", shard_errmsg(sh));
+	shard_free(sh);
+	cr_assert_str_eq(complete_titles(se, "river", -1, out), "Talk:River otters");
+	cr_assert_str_eq(complete_titles(se, "zebra", -1, out), "Zebra crossing");
+	struct complete_request rq = {
+		.wiki = "querywiki", .query = "zeb", .query_len = 3, .limit = 1
+	};
+	struct complete_result res;
+	cr_assert_eq(searcher_complete(se, &rq, &res), STATUS_OK);
+	cr_assert_eq(res.n_hits, 1);
+	cr_assert_eq(res.hits[0].page_id, 11);
+	cr_assert_str_eq(res.hits[0].url, "http://wiki.test/Zebra");
+	complete_result_release(&res);
+	searcher_free(se);
+	conf_free(cfg);
 }

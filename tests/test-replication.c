@@ -190,7 +190,7 @@ static long host_rev(const struct host *h, long id)
 			char *data = NULL;
 			size_t len = 0;
 			xdoc_get_data(d, &data, &len);
-			json_t *j = json_loadb(data ? data : "", len, 0, NULL);
+			json_t *j = json_loadb(data ? data : "", len, JSON_DISABLE_EOF_CHECK, NULL);
 			rev = (long)json_integer_value(json_object_get(j, "rev_id"));
 			json_decref(j);
 			free(data);

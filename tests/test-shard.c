@@ -144,23 +144,38 @@ Test(shard, replace_then_search_finds_the_page)
 	cr_assert_eq(hits(db, "XCtest pages"), 1);
 	cr_assert_eq(hits(db, "Q42"), 1);
 
-	/* The data is the JSON a result page shows. */
+	/* The data is the fields a result page shows, one line of JSON,
+	 * then the raw text; value 5 holds the same fields. */
 	struct xdoc *x = NULL;
 	cr_assert_eq(xdb_get(db, "Q42", &x), STATUS_OK);
 	char *data;
 	size_t len;
 	cr_assert_eq(xdoc_get_data(x, &data, &len), STATUS_OK);
-	json_error_t jerr;
-	json_t *j = json_loads(data, 0, &jerr);
-	cr_assert_not_null(j, "data is not JSON: %s", data);
+	const char *nl = memchr(data, '\n', len);
+	cr_assert_not_null(nl, "no text line: %s", data);
+	cr_assert_str_eq(nl + 1, "The red panda eats bamboo shoots");
+	char *fv;
+	size_t fvlen;
+	cr_assert_eq(xdoc_get_value(x, SHARD_VALUE_FIELDS, &fv, &fvlen), STATUS_OK);
+	cr_assert_eq(fvlen, (size_t)(nl - data));
+	cr_assert(memcmp(fv, data, fvlen) == 0, "value 5 %s, data %s", fv, data);
+	free(fv);
+	struct shard_data sd;
+	cr_assert_eq(shard_data_decode(data, len, &sd), STATUS_OK);
+	json_t *j = json_incref(sd.fields);
+	cr_assert_eq(sd.text_len, strlen("The red panda eats bamboo shoots"));
+	cr_assert(memcmp(sd.text, "The red panda eats bamboo shoots", sd.text_len) == 0);
+	cr_assert_eq(sd.size, sd.text_len);
+	cr_assert_eq(sd.word_count, 6);
+	cr_assert_eq(json_integer_value(json_object_get(j, "word_count")), 6);
+	cr_assert_null(json_object_get(j, "text"));
+	shard_data_release(&sd);
 	cr_assert_str_eq(json_string_value(json_object_get(j, "title")), "Red Panda");
 	cr_assert_str_eq(json_string_value(json_object_get(j, "display_title")), "Red Panda");
 	cr_assert_eq(json_integer_value(json_object_get(j, "page_id")), 42);
 	cr_assert_eq(json_integer_value(json_object_get(j, "rev_id")), 100);
 	cr_assert_eq(json_integer_value(json_object_get(j, "rev_timestamp")), 1700000100);
 	cr_assert_str_eq(json_string_value(json_object_get(j, "language")), "en");
-	cr_assert_str_eq(json_string_value(json_object_get(j, "text")),
-			 "The red panda eats bamboo shoots");
 	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "categories"), 0)),
 			 "Test Pages");
 	json_decref(j);
@@ -176,6 +191,65 @@ Test(shard, replace_then_search_finds_the_page)
 	free(fp);
 	xdoc_free(x);
 	shard_free(sh);
+}
+
+Test(shard, data_of_both_schemas_decodes)
+{
+	/* Schema 3: the fields, a newline, the raw text (newlines, quotes
+	 * and backslashes as they are). */
+	const char v3[] =
+		"{\"page_id\":7,\"title\":\"T\",\"size\":12,\"word_count\":3}\n"
+		"a \"b\"\n\\c\td";
+	struct shard_data sd;
+	cr_assert_eq(shard_data_decode(v3, sizeof v3 - 1, &sd), STATUS_OK);
+	cr_assert_eq(json_integer_value(json_object_get(sd.fields, "page_id")), 7);
+	cr_assert_eq(sd.text_len, 10);
+	cr_assert_str_eq(sd.text, "a \"b\"\n\\c\td");
+	cr_assert_eq(sd.size, 12); /* as stored, not counted */
+	cr_assert_eq(sd.word_count, 3);
+	shard_data_release(&sd);
+	cr_assert_null(sd.fields);
+
+	/* Schema 2: one JSON object with the text in it; size and words are
+	 * counted. */
+	const char v2[] =
+		"{\"page_id\":8,\"title\":\"Old\",\"redirects\":[],"
+		"\"text\":\"two words\\nand more\"}";
+	cr_assert_eq(shard_data_decode(v2, sizeof v2 - 1, &sd), STATUS_OK);
+	cr_assert_eq(json_integer_value(json_object_get(sd.fields, "page_id")), 8);
+	cr_assert_str_eq(json_string_value(json_object_get(sd.fields, "title")), "Old");
+	cr_assert_str_eq(sd.text, "two words\nand more");
+	cr_assert_eq(sd.text_len, 18);
+	cr_assert_eq(sd.size, 18);
+	cr_assert_eq(sd.word_count, 4);
+	shard_data_release(&sd);
+
+	/* An empty text, and data that is not ours. */
+	cr_assert_eq(shard_data_decode("{\"page_id\":9}\n", 14, &sd), STATUS_OK);
+	cr_assert_eq(sd.text_len, 0);
+	cr_assert_str_eq(sd.text, "");
+	cr_assert_eq(sd.word_count, 0);
+	shard_data_release(&sd);
+	cr_assert_eq(shard_data_decode("nope", 4, &sd), STATUS_CORRUPT);
+	cr_assert_eq(shard_data_decode("[1]\ntext", 8, &sd), STATUS_CORRUPT);
+	cr_assert_eq(shard_data_decode("", 0, &sd), STATUS_CORRUPT);
+}
+
+Test(shard, invalid_utf8_text_is_stored_valid)
+{
+	struct shard_doc *d = shard_doc_new(3);
+	shard_doc_set_title(d, "Bad");
+	shard_doc_set_text(d, "ok \xff\xfe end", 10);
+	char *dump = shard_doc_dump(d);
+	/* The text line of the dump is JSON: it parsed, so it is UTF-8. */
+	const char *t = strstr(dump, "\ntext: ");
+	cr_assert_not_null(t, "%s", dump);
+	json_t *j = json_loadb(t + 7, strcspn(t + 7, "\n"), JSON_DECODE_ANY, NULL);
+	cr_assert_not_null(j, "%s", dump);
+	cr_assert_str_eq(json_string_value(j), "ok \xEF\xBF\xBD\xEF\xBF\xBD end");
+	json_decref(j);
+	free(dump);
+	shard_doc_free(d);
 }
 
 Test(shard, older_rev_is_skipped_equal_rev_applies)
@@ -673,7 +747,7 @@ Test(shard, multi_shard_search_returns_results_from_all_shards)
 	for (size_t i = 0; i < xmset_size(m); i++) {
 		struct xmset_hit hit;
 		cr_assert_eq(xmset_hit(m, i, &hit), STATUS_OK);
-		json_t *j = json_loads(hit.data, 0, NULL);
+		json_t *j = json_loads(hit.data, JSON_DISABLE_EOF_CHECK, NULL);
 		cr_assert_not_null(j);
 		json_int_t page = json_integer_value(json_object_get(j, "page_id"));
 		unsigned s = shard_set_hit_shard(set, hit.docid);

@@ -546,6 +546,119 @@ Test(shim, term_walk_resumes_after_a_term)
 	free(path);
 }
 
+Test(shim, snippet_of_a_long_text_finds_a_late_match)
+{
+	char *p = path_in("long");
+	struct xdb *w = xdb_new();
+	cr_assert_eq(xdb_open_write(w, p, XDB_CREATE), STATUS_OK, "%s", xdb_errmsg(w));
+	put(w, 1, "walrus");
+	put(w, 2, "seal");
+	put(w, 3, "otter");
+	cr_assert_eq(xdb_commit(w), STATUS_OK);
+	struct xquery *q = xquery_term("walrus", 6, 1);
+	struct xmset *m = NULL;
+	cr_assert_eq(xdb_search(w, q, 0, 10, &m), STATUS_OK);
+	cr_assert_eq(xmset_size(m), 1);
+	/* 48 KiB of filler, then the word (capitalised), then more. */
+	size_t len = 64 * 1024;
+	char *text = malloc(len + 1);
+	for (size_t i = 0; i < len; i++)
+		text[i] = "plain filler words "[i % 19];
+	memcpy(text + 48 * 1024, " Walrus ", 8);
+	text[len] = '\0';
+	char *snip = NULL;
+	cr_assert_eq(xmset_snippet(m, text, len, 200, "english", "<b>", "</b>", &snip), STATUS_OK);
+	cr_assert_not_null(strstr(snip, "<b>Walrus</b>"), "snippet: %s", snip);
+	cr_assert_eq(strncmp(snip, "...", 3), 0, "snippet: %s", snip);
+	free(snip);
+	/* No match anywhere: some of the text, nothing marked. */
+	memcpy(text + 48 * 1024, " Wxlrus ", 8);
+	cr_assert_eq(xmset_snippet(m, text, len, 200, "english", "<b>", "</b>", &snip), STATUS_OK);
+	cr_assert_not_null(strstr(snip, "plain filler"), "snippet: %s", snip);
+	cr_assert_null(strstr(snip, "<b>"), "snippet: %s", snip);
+	free(snip);
+	free(text);
+	xmset_free(m);
+	xquery_free(q);
+	xdb_free(w);
+	free(p);
+}
+
+/* Appends "term:docid/length" for each posting to the string ctx (256
+ * bytes). */
+static int join_posting(void *ctx, const char *term, size_t len, uint32_t docid, uint64_t doclen)
+{
+	char *out = ctx;
+	size_t n = strlen(out);
+	snprintf(out + n, 256 - n, "%s%.*s:%u/%llu", n ? " " : "", (int)len, term, docid,
+		 (unsigned long long)doclen);
+	return 0;
+}
+
+/* Keeps the first posting's docid and stops the walk. */
+static int first_posting(void *ctx, const char *term, size_t len, uint32_t docid, uint64_t doclen)
+{
+	(void)term;
+	(void)len;
+	(void)doclen;
+	*(uint32_t *)ctx = docid;
+	return 1;
+}
+
+Test(shim, postings_walk_over_a_prefix)
+{
+	char *a = path_in("pa"), *b = path_in("pb");
+	struct xdb *w = xdb_new();
+	cr_assert_eq(xdb_open_write(w, a, XDB_CREATE), STATUS_OK);
+	put(w, 1, "otter");           /* docid 1 in a: 1 combined */
+	put(w, 3, "otters swim far"); /* docid 2 in a: 3 combined */
+	cr_assert_eq(xdb_close(w), STATUS_OK);
+	cr_assert_eq(xdb_open_write(w, b, XDB_CREATE), STATUS_OK);
+	put(w, 2, "otter otter"); /* docid 1 in b: 2 combined */
+	cr_assert_eq(xdb_close(w), STATUS_OK);
+	xdb_free(w);
+
+	struct xdb *r = xdb_new();
+	cr_assert_eq(xdb_open_read(r, a), STATUS_OK);
+	cr_assert_eq(xdb_add_read(r, b), STATUS_OK);
+	/* Term by term, docids rising within a term, lengths with the Q
+	 * term (wdf 0) not counted. */
+	char out[256] = "";
+	cr_assert_eq(xdb_postings(r, "otter", 0, join_posting, out), STATUS_OK, "%s",
+		     xdb_errmsg(r));
+	cr_assert_str_eq(out, "otter:1/1 otter:2/2 otters:3/3");
+	/* max bounds the terms walked, not the postings. */
+	out[0] = '\0';
+	cr_assert_eq(xdb_postings(r, "otter", 1, join_posting, out), STATUS_OK);
+	cr_assert_str_eq(out, "otter:1/1 otter:2/2");
+	out[0] = '\0';
+	cr_assert_eq(xdb_postings(r, "zebra", 0, join_posting, out), STATUS_OK);
+	cr_assert_str_eq(out, "");
+	uint32_t first = 0;
+	cr_assert_eq(xdb_postings(r, "otters", 0, first_posting, &first), STATUS_OK);
+	cr_assert_eq(first, 3);
+
+	/* Values and data by docid; a missing value is "". */
+	char *v = NULL;
+	size_t len = 99;
+	cr_assert_eq(xdb_doc_value(r, 2, 0, &v, &len), STATUS_OK, "%s", xdb_errmsg(r));
+	cr_assert_gt(len, 0); /* sortable_serialise(20) */
+	free(v);
+	cr_assert_eq(xdb_doc_value(r, 2, 7, &v, &len), STATUS_OK);
+	cr_assert_eq(len, 0);
+	cr_assert_str_eq(v, "");
+	free(v);
+	char *data = NULL;
+	cr_assert_eq(xdb_doc_data(r, 3, &data, &len), STATUS_OK);
+	cr_assert_str_eq(data, "otters swim far");
+	cr_assert_eq(len, 15);
+	free(data);
+	cr_assert_eq(xdb_doc_data(r, 9, &data, &len), STATUS_NOT_FOUND);
+	xdb_free(r);
+	free(a);
+	free(b);
+}
+
 /* A remote that nobody serves fails with STATUS_TRANSIENT, naming it,
  * within its connect timeout; so does adding one to an open reader. */
 Test(shim, unreachable_remote_is_transient)

@@ -379,7 +379,7 @@ static const char *compare(struct env *e, bool want_quiet_queue)
 			break;
 		}
 		xdoc_get_data(d, &data, &len);
-		json_t *j = json_loadb(data ? data : "", len, 0, NULL);
+		json_t *j = json_loadb(data ? data : "", len, JSON_DISABLE_EOF_CHECK, NULL);
 		long rev = (long)json_integer_value(json_object_get(j, "rev_id"));
 		const char *title = json_string_value(json_object_get(j, "title"));
 		char rds[2048];
@@ -765,7 +765,7 @@ static void term_holders(struct env *e, const char *term, char *ids, size_t cap)
 	for (size_t i = 0; i < xmset_size(ms) && o < cap; i++) {
 		struct xmset_hit h;
 		cr_assert_eq(xmset_hit(ms, i, &h), STATUS_OK);
-		json_t *d = json_loadb(h.data, h.data_len, 0, NULL);
+		json_t *d = json_loadb(h.data, h.data_len, JSON_DISABLE_EOF_CHECK, NULL);
 		o += (size_t)snprintf(ids + o, cap - o, "%s%lld", i ? " " : "",
 				      (long long)json_integer_value(json_object_get(d,
 									"page_id")));
