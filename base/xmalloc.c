@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static void oom(size_t n)
 {
@@ -66,4 +69,14 @@ char *xasprintf(const char *fmt, ...)
 	if (r < 0)
 		oom(strlen(fmt));
 	return s;
+}
+
+void xmalloc_keep_heap(void)
+{
+#ifdef __GLIBC__
+	/* A request's blocks stay below 4 MiB (texts are cut at 64 KiB,
+	 * snippets read 16 KiB windows); up to 16 MiB per arena is kept. */
+	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
+#endif
 }

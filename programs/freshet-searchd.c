@@ -634,6 +634,7 @@ int main(int argc, char **argv)
 	sigaddset(&stopset, SIGTERM);
 	sigaddset(&stopset, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
+	xmalloc_keep_heap();
 	const char *config_arg = NULL, *listen_arg = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
