@@ -10,6 +10,7 @@
  */
 #include "document.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,6 +294,32 @@ static void add_folded_title(struct shard_doc *doc, const char *prefix,
 	free(f);
 }
 
+/* Adds the completion prefix terms of title (shard.h): prefix + each of
+ * the first SHARD_COMPLETION_CHARS characters' prefixes of its fold +
+ * SHARD_COMPLETION_SEP + the weight of a page of length terms. */
+static void add_completion_prefixes(struct shard_doc *doc, const char *prefix,
+				    const char *title, uint64_t length)
+{
+	char *f = document_fold_title(title, strlen(title));
+	uint32_t inv = 0xffffffffu -
+		       (uint32_t)(length > 0xffffffffu ? 0xffffffffu : length);
+	char weight[16];
+	snprintf(weight, sizeof weight, SHARD_COMPLETION_SEP "%08" PRIx32, inv);
+	size_t room = XDB_MAX_TERM - strlen(prefix) - strlen(weight);
+	unsigned chars = 0;
+	for (size_t i = 0; f[i] && chars < SHARD_COMPLETION_CHARS; chars++) {
+		i++;
+		while (((unsigned char)f[i] & 0xC0) == 0x80)
+			i++;
+		if (i > room)
+			break;
+		char *term = xasprintf("%.*s%s", (int)i, f, weight);
+		shard_doc_add_boolean(doc, prefix, term);
+		free(term);
+	}
+	free(f);
+}
+
 /* The title without its namespace prefix, as the title field indexes it
  * ("Talk:Foo" is found by "foo"; the namespace is the XNS filter term). */
 static const char *title_text(const char *title, int ns)
@@ -417,6 +444,18 @@ enum status document_build(struct document_builder *b,
 				SHARD_PREFIX_AUX_STEM, &x.auxiliary_text);
 	if (st == STATUS_OK)
 		st = index_redirects(b, an, doc, r);
+	if (st == STATUS_OK) {
+		/* Last: the weight is the length of the whole document. */
+		uint64_t length = shard_doc_length(doc);
+		add_completion_prefixes(doc, SHARD_PREFIX_TITLE_PREFIX, title,
+					length);
+		for (size_t i = 0; i < r->n_redirects; i++)
+			add_completion_prefixes(
+				doc, SHARD_PREFIX_REDIRECT_PREFIX,
+				title_text(r->redirects[i].title,
+					   r->redirects[i].ns),
+				length);
+	}
 	extract_doc_release(&x);
 	if (st != STATUS_OK) {
 		shard_doc_free(doc);

@@ -451,56 +451,48 @@ json_t *search_result_json(const struct search_result *res,
 
 /* ------------------------------------------------------------ completion */
 
-struct candidate {
-	int rank; /* 0 the exact title, 1 a title prefix, 2 a redirect's */
-	uint64_t length; /* document length (terms): the page-weight signal */
-	uint32_t docid;
+/* Title completion takes pages in rank order (the exact title, then
+ * titles, then redirect titles that start with the folded query), best
+ * first within a rank, until rq->limit are found.  Within a rank the
+ * completion prefix terms (shard.h) give pages heaviest first, so only
+ * the first few are read.  A query longer than SHARD_COMPLETION_CHARS
+ * characters, or a shard of schema 3 (no prefix terms), is answered by
+ * ranking every page of the first SEARCH_COMPLETE_EXPAND folded titles
+ * it starts by its length instead. */
+
+/* The pages taken so far and the walk that offers more. */
+struct taker {
+	struct xdb *db;
+	const struct complete_request *rq;
+	const char *folded;
+	struct complete_result *res;
+	uint32_t *seen; /* docids taken or refused: each is read once */
+	size_t n_seen, cap_seen;
+	int rank;          /* of the walk: 0 exact, 1 titles, 2 redirects */
+	size_t given;      /* postings offered by the walk */
+	size_t refused;    /* of them, pages not taken */
+	enum status st;
 };
 
-/* The candidates of a walk over the postings of the expanded prefixes. */
-struct cand_walk {
-	struct candidate *v;
-	size_t n, cap;
-	int rank; /* of the walk: 1 titles (0 for the exact one), 2 redirects */
-	const char *exact; /* "XT" + the folded query */
-	size_t exact_len;
-};
-
-static int on_posting(void *ctx, const char *term, size_t len, uint32_t docid,
-		      uint64_t doclen)
+/* The first redirect title of fields that the folded query starts. */
+static char *redirect_completed(json_t *fields, int ns, const char *folded)
 {
-	struct cand_walk *w = ctx;
-	int rank = w->rank;
-	if (rank == 1 && len == w->exact_len &&
-	    memcmp(term, w->exact, len) == 0)
-		rank = 0;
-	if (w->n == w->cap) {
-		w->cap = w->cap ? 2 * w->cap : 64;
-		w->v = xrealloc(w->v, w->cap * sizeof *w->v);
+	json_t *rds = json_object_get(fields, "redirects");
+	for (size_t r = 0; r < json_array_size(rds); r++) {
+		const char *rt = json_string_value(json_array_get(rds, r));
+		if (!rt)
+			continue;
+		/* Redirects keep their namespace; document.c folds the title
+		 * after it. */
+		const char *colon = strchr(rt, ':');
+		const char *rb = colon && ns != 0 ? colon + 1 : rt;
+		char *rf = document_fold_title(rb, strlen(rb));
+		bool hit = strncmp(rf, folded, strlen(folded)) == 0;
+		free(rf);
+		if (hit)
+			return xstrdup(rt);
 	}
-	w->v[w->n++] = (struct candidate){ .rank = rank,
-					   .length = doclen,
-					   .docid = docid };
-	return 0;
-}
-
-/* By docid, then rank: the first of each docid is its best rank. */
-static int cmp_docid(const void *a, const void *b)
-{
-	const struct candidate *x = a, *y = b;
-	if (x->docid != y->docid)
-		return x->docid < y->docid ? -1 : 1;
-	return x->rank - y->rank;
-}
-
-static int cmp_candidate(const void *a, const void *b)
-{
-	const struct candidate *x = a, *y = b;
-	if (x->rank != y->rank)
-		return x->rank < y->rank ? -1 : 1;
-	if (x->length != y->length)
-		return x->length > y->length ? -1 : 1;
-	return x->docid < y->docid ? -1 : x->docid > y->docid;
+	return NULL;
 }
 
 /* Reads candidate docid's fields (value SHARD_VALUE_FIELDS, else from its
@@ -545,85 +537,153 @@ static bool ns_wanted(const struct complete_request *rq, int ns)
 	return rq->n_ns == 0;
 }
 
-/* The first redirect title of fields that the folded query starts. */
-static char *redirect_completed(json_t *fields, int ns, const char *folded)
+/* Takes page docid as the next hit unless it was seen, is deleted or is
+ * in a namespace not asked for.  Returns non-zero when the walk should
+ * stop: the limit reached, an error (t->st), or SEARCH_COMPLETE_EXPAND
+ * pages refused. */
+static int take(struct taker *t, uint32_t docid)
 {
-	json_t *rds = json_object_get(fields, "redirects");
-	for (size_t r = 0; r < json_array_size(rds); r++) {
-		const char *rt = json_string_value(json_array_get(rds, r));
-		if (!rt)
-			continue;
-		/* Redirects keep their namespace; document.c folds the title
-		 * after it. */
-		const char *colon = strchr(rt, ':');
-		const char *rb = colon && ns != 0 ? colon + 1 : rt;
-		char *rf = document_fold_title(rb, strlen(rb));
-		bool hit = strncmp(rf, folded, strlen(folded)) == 0;
-		free(rf);
-		if (hit)
-			return xstrdup(rt);
+	for (size_t i = 0; i < t->n_seen; i++)
+		if (t->seen[i] == docid)
+			return 0;
+	if (t->n_seen == t->cap_seen) {
+		t->cap_seen = t->cap_seen ? 2 * t->cap_seen : 32;
+		t->seen = xrealloc(t->seen, t->cap_seen * sizeof *t->seen);
 	}
-	return NULL;
+	t->seen[t->n_seen++] = docid;
+	bool dead = false;
+	json_t *d = NULL;
+	if ((t->st = read_fields(t->db, docid, &dead, &d)) != STATUS_OK)
+		return 1;
+	int ns = d ? (int)json_integer_value(json_object_get(d, "namespace"))
+		   : 0;
+	if (dead || !d || !ns_wanted(t->rq, ns)) {
+		json_decref(d);
+		return ++t->refused >= SEARCH_COMPLETE_EXPAND;
+	}
+	struct complete_hit *out = &t->res->hits[t->res->n_hits++];
+	out->page_id =
+		(uint64_t)json_integer_value(json_object_get(d, "page_id"));
+	out->title = xstrdup(jstr(d, "title"));
+	out->url = xstrdup(jstr(d, "url"));
+	/* Found through a redirect: name the first redirect title the prefix
+	 * starts. */
+	if (t->rank == 2)
+		out->redirect_title = redirect_completed(d, ns, t->folded);
+	json_decref(d);
+	return t->res->n_hits == t->rq->limit;
 }
 
-/* One completion on the open reader db: the postings of the expanded
- * prefixes ranked from the posting and length lists alone, then the
- * fields of the best candidates read until rq->limit pages are found. */
+static int on_take(void *ctx, const char *term, size_t len, uint32_t docid,
+		   uint64_t doclen)
+{
+	struct taker *t = ctx;
+	(void)term;
+	(void)len;
+	(void)doclen;
+	t->given++;
+	return take(t, docid);
+}
+
+struct candidate {
+	uint64_t length; /* document length (terms): the page-weight signal */
+	uint32_t docid;
+};
+
+/* The candidates of a walk over the postings of the expanded prefixes. */
+struct cand_walk {
+	struct candidate *v;
+	size_t n, cap;
+	const char *exact; /* when set, only this term */
+};
+
+static int on_candidate(void *ctx, const char *term, size_t len,
+			uint32_t docid, uint64_t doclen)
+{
+	struct cand_walk *w = ctx;
+	if (w->exact && (len != strlen(w->exact) || memcmp(term, w->exact, len)))
+		return 1; /* past the exact term */
+	if (w->n == w->cap) {
+		w->cap = w->cap ? 2 * w->cap : 64;
+		w->v = xrealloc(w->v, w->cap * sizeof *w->v);
+	}
+	w->v[w->n++] = (struct candidate){ .length = doclen, .docid = docid };
+	return 0;
+}
+
+static int cmp_candidate(const void *a, const void *b)
+{
+	const struct candidate *x = a, *y = b;
+	if (x->length != y->length)
+		return x->length > y->length ? -1 : 1;
+	return x->docid < y->docid ? -1 : x->docid > y->docid;
+}
+
+/* Offers t the pages of the postings of the terms under prefix (only
+ * the term itself when exact), ranked by their length, the heaviest
+ * first. */
+static void offer_ranked(struct taker *t, const char *prefix, bool exact)
+{
+	struct cand_walk w = { .exact = exact ? prefix : NULL };
+	t->st = xdb_postings(t->db, prefix, exact ? 1 : SEARCH_COMPLETE_EXPAND,
+			     on_candidate, &w);
+	if (t->st == STATUS_OK && w.n)
+		qsort(w.v, w.n, sizeof *w.v, cmp_candidate);
+	for (size_t i = 0; t->st == STATUS_OK && i < w.n; i++)
+		if (take(t, w.v[i].docid))
+			break;
+	free(w.v);
+}
+
+/* Offers t the pages under prefix + t->folded at rank t->rank, heaviest
+ * first: through the completion prefix terms (cprefix) when the query is
+ * short enough and the shards hold them, else by ranking the pages of
+ * the folded titles (fprefix) by length. */
+static void offer(struct taker *t, const char *cprefix, const char *fprefix)
+{
+	size_t chars = 0;
+	for (const char *p = t->folded; *p; p++)
+		chars += ((unsigned char)*p & 0xC0) != 0x80;
+	t->given = 0;
+	t->refused = 0;
+	if (chars <= SHARD_COMPLETION_CHARS) {
+		char *p = xasprintf("%s%s" SHARD_COMPLETION_SEP, cprefix,
+				    t->folded);
+		t->st = xdb_postings(t->db, p, SEARCH_COMPLETE_EXPAND, on_take,
+				     t);
+		free(p);
+		if (t->st != STATUS_OK || t->given)
+			return;
+	}
+	char *p = xasprintf("%s%s", fprefix, t->folded);
+	offer_ranked(t, p, false);
+	free(p);
+}
+
+/* One completion on the open reader db. */
 static enum status complete_in(struct xdb *db,
 			       const struct complete_request *rq,
 			       const char *folded, struct complete_result *res)
 {
-	char *exact = xasprintf("%s%s", SHARD_PREFIX_TITLE_FOLDED, folded);
-	struct cand_walk w = { .rank = 1,
-			       .exact = exact,
-			       .exact_len = strlen(exact) };
-	enum status st = xdb_postings(db, exact, SEARCH_COMPLETE_EXPAND,
-				      on_posting, &w);
-	if (st == STATUS_OK) {
-		char *prefix = xasprintf(
-			"%s%s", SHARD_PREFIX_REDIRECT_COMPLETION, folded);
-		w.rank = 2;
-		st = xdb_postings(db, prefix, SEARCH_COMPLETE_EXPAND,
-				  on_posting, &w);
-		free(prefix);
-	}
-	free(exact);
-	/* A page is ranked by the first rank it appears in. */
-	size_t k = 0;
-	if (st == STATUS_OK && w.n) {
-		qsort(w.v, w.n, sizeof *w.v, cmp_docid);
-		for (size_t i = 0; i < w.n; i++)
-			if (k == 0 || w.v[k - 1].docid != w.v[i].docid)
-				w.v[k++] = w.v[i];
-		qsort(w.v, k, sizeof *w.v, cmp_candidate);
-	}
 	res->hits = xcalloc(rq->limit ? rq->limit : 1, sizeof *res->hits);
-	for (size_t i = 0; i < k && res->n_hits < rq->limit && st == STATUS_OK;
-	     i++) {
-		bool dead = false;
-		json_t *d = NULL;
-		st = read_fields(db, w.v[i].docid, &dead, &d);
-		if (st != STATUS_OK || dead || !d)
-			continue;
-		int ns = (int)json_integer_value(
-			json_object_get(d, "namespace"));
-		if (!ns_wanted(rq, ns)) {
-			json_decref(d);
-			continue;
-		}
-		struct complete_hit *out = &res->hits[res->n_hits++];
-		out->page_id = (uint64_t)json_integer_value(
-			json_object_get(d, "page_id"));
-		out->title = xstrdup(jstr(d, "title"));
-		out->url = xstrdup(jstr(d, "url"));
-		/* Found through a redirect: name the first redirect title the
-		 * prefix starts. */
-		if (w.v[i].rank == 2)
-			out->redirect_title = redirect_completed(d, ns, folded);
-		json_decref(d);
+	struct taker t = {
+		.db = db, .rq = rq, .folded = folded, .res = res,
+		.st = STATUS_OK,
+	};
+	char *exact = xasprintf("%s%s", SHARD_PREFIX_TITLE_FOLDED, folded);
+	offer_ranked(&t, exact, true);
+	free(exact);
+	if (t.st == STATUS_OK && res->n_hits < rq->limit) {
+		t.rank = 1;
+		offer(&t, SHARD_PREFIX_TITLE_PREFIX, SHARD_PREFIX_TITLE_FOLDED);
 	}
-	free(w.v);
-	return st;
+	if (t.st == STATUS_OK && res->n_hits < rq->limit) {
+		t.rank = 2;
+		offer(&t, SHARD_PREFIX_REDIRECT_PREFIX,
+		      SHARD_PREFIX_REDIRECT_COMPLETION);
+	}
+	free(t.seen);
+	return t.st;
 }
 
 enum status searcher_complete(struct searcher *s,

@@ -50,9 +50,10 @@
 
 /* Matches counted exactly before the total becomes a lower bound. */
 #define SEARCH_COUNT_EXACT 1000
-/* Title completion: at most this many folded titles (and as many
- * redirect titles) are expanded from the prefix (in byte order), and
- * their pages ranked. */
+/* Title completion: at most this many completion prefix terms are read,
+ * and pages passed over, per rank; a query longer than
+ * SHARD_COMPLETION_CHARS expands at most this many folded titles (and as
+ * many redirect titles) in byte order and ranks their pages. */
 #define SEARCH_COMPLETE_EXPAND 256
 
 struct searcher;

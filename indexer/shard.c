@@ -90,6 +90,7 @@ struct shard_doc {
 	char **redirects;
 	size_t nredirects;
 	size_t skipped;
+	uint64_t length; /* wdf summed: the length Xapian will give it */
 	char idterm[32];
 	char fingerprint[17];
 	uint64_t hash;     /* running hash of every term added, in order */
@@ -162,38 +163,45 @@ static void doc_hash_term(struct shard_doc *d, const char *prefix,
 }
 
 /* Counts a refused term; aborts only when the shim ran out of memory. */
-static void term_result(struct shard_doc *d, enum status st)
+static void term_result(struct shard_doc *d, enum status st, unsigned wdf)
 {
 	if (st == STATUS_NOMEM)
 		need(NULL);
 	if (st != STATUS_OK)
 		d->skipped++;
+	else
+		d->length += wdf;
 }
 
 void shard_doc_add_posting(struct shard_doc *d, const char *prefix,
 			   const char *term, size_t len, uint32_t pos)
 {
 	doc_hash_term(d, prefix, term, len, pos);
-	term_result(d, xdoc_add_posting(d->x, prefix, term, len, pos, 1));
+	term_result(d, xdoc_add_posting(d->x, prefix, term, len, pos, 1), 1);
 }
 
 void shard_doc_add_term(struct shard_doc *d, const char *prefix,
 			const char *term, size_t len)
 {
 	doc_hash_term(d, prefix, term, len, UINT64_MAX);
-	term_result(d, xdoc_add_term(d->x, prefix, term, len, 1));
+	term_result(d, xdoc_add_term(d->x, prefix, term, len, 1), 1);
 }
 
 void shard_doc_add_boolean(struct shard_doc *d, const char *prefix,
 			   const char *term)
 {
 	doc_hash_term(d, prefix, term, strlen(term), UINT64_MAX - 1);
-	term_result(d, xdoc_add_term(d->x, prefix, term, strlen(term), 0));
+	term_result(d, xdoc_add_term(d->x, prefix, term, strlen(term), 0), 0);
 }
 
 size_t shard_doc_skipped(const struct shard_doc *d)
 {
 	return d->skipped;
+}
+
+uint64_t shard_doc_length(const struct shard_doc *d)
+{
+	return d->length;
 }
 
 static void set_str(char **dst, const char *s)

@@ -65,8 +65,9 @@
 #include "xapian-shim.h"
 
 /* 3: the data is the small fields' JSON, a newline, then the raw text,
- * and value 5 holds the fields (doc/shards.md). */
-#define SHARD_SCHEMA_VERSION 3
+ * and value 5 holds the fields (doc/shards.md).  4: the completion
+ * prefix terms (XP, XRP). */
+#define SHARD_SCHEMA_VERSION 4
 
 /* Value slots (doc/shards.md). */
 #define SHARD_VALUE_REV         0
@@ -103,6 +104,17 @@
 #define SHARD_PREFIX_REDIRECT_STEM "ZXR"
 #define SHARD_PREFIX_REDIRECT_COMPLETION "XRT"
 #define SHARD_PREFIX_REDIRECT_ID   "XRI"
+/* Completion prefix terms (boolean): for each of the first
+ * SHARD_COMPLETION_CHARS characters of a folded title (XT) or redirect
+ * title (XRT), the prefix + those characters + SHARD_COMPLETION_SEP + the
+ * page's weight as 8 hex digits of 0xffffffff minus its length.  The
+ * terms of one typed prefix so come in byte order heaviest page first,
+ * and a completion reads the first few instead of ranking every title
+ * that starts with it.  The separator is a character no title holds. */
+#define SHARD_PREFIX_TITLE_PREFIX    "XP"
+#define SHARD_PREFIX_REDIRECT_PREFIX "XRP"
+#define SHARD_COMPLETION_SEP  "|"
+#define SHARD_COMPLETION_CHARS 16
 
 /* The stored text (for snippets) is cut to this many bytes. */
 #define SHARD_TEXT_MAX (64 * 1024)
@@ -139,6 +151,9 @@ void shard_doc_add_boolean(struct shard_doc *d, const char *prefix,
 			   const char *term);
 /* The number of terms skipped as empty or too long. */
 size_t shard_doc_skipped(const struct shard_doc *d);
+/* The document's length so far: the wdf of its terms summed, as Xapian
+ * counts it (boolean terms count 0). */
+uint64_t shard_doc_length(const struct shard_doc *d);
 
 /* Metadata.  Strings are copied; setting again replaces. */
 /* Title as MediaWiki shows it; underscores (db keys) become spaces. */

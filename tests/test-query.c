@@ -648,6 +648,51 @@ static char *page_data(uint64_t id)
 	return data;
 }
 
+/* The terms under prefix, each cut after its SHARD_COMPLETION_SEP, into
+ * out (1024 bytes); each must end with 8 hex digits after it. */
+static int on_term_under(void *ctx, const char *term, size_t len, uint64_t docs)
+{
+	char *out = ctx;
+	(void)docs;
+	const char *sep = memchr(term, '|', len);
+	cr_assert_not_null(sep, "%.*s", (int)len, term);
+	cr_assert_eq(term + len - sep, 9, "%.*s", (int)len, term);
+	for (const char *p = sep + 1; p < term + len; p++)
+		cr_assert(strchr("0123456789abcdef", *p), "%.*s", (int)len, term);
+	size_t n = strlen(out);
+	snprintf(out + n, 1024 - n, "%.*s", (int)(sep + 1 - term), term);
+	return 0;
+}
+
+static const char *terms_under(const char *prefix, char *out)
+{
+	out[0] = '\0';
+	cr_assert_eq(xdb_terms(shard_set_db(set), prefix, 0, on_term_under, out), STATUS_OK);
+	return out;
+}
+
+/* Keeps the weights (hex after the separator) in rising byte order. */
+static int on_weight(void *ctx, const char *term, size_t len, uint64_t docs)
+{
+	unsigned long *w = ctx;
+	(void)docs;
+	unsigned long v = strtoul(term + len - 8, NULL, 16);
+	cr_assert_geq(v, w[1], "%.*s", (int)len, term);
+	w[0]++;
+	w[1] = v;
+	return 0;
+}
+
+/* The number of terms under prefix, asserting their inverted weights
+ * rise (the pages' lengths fall). */
+static unsigned long terms_weights(const char *prefix, char *unused)
+{
+	(void)unused;
+	unsigned long w[2] = { 0, 0 };
+	cr_assert_eq(xdb_terms(shard_set_db(set), prefix, 0, on_weight, w), STATUS_OK);
+	return w[0];
+}
+
 Test(query, redirect_titles_find_their_target)
 {
 	/* Words only in a redirect's title find the target, and only it. */
@@ -705,6 +750,21 @@ Test(query, redirect_data_terms_and_completion)
 		cr_assert_str_eq(found(q), "2", "%s", terms[i]);
 		xquery_free(q);
 	}
+	/* The completion prefix terms: one per leading character of the
+	 * folded title (at most SHARD_COMPLETION_CHARS), each with the
+	 * page's weight, as many for each redirect. */
+	char got[1024];
+	cr_assert_str_eq(terms_under("XPmo|", got), "XPmo|");
+	cr_assert_str_eq(terms_under("XPmountain goats|", got), "XPmountain goats|");
+	cr_assert_str_eq(terms_under("XRPc|", got), "XRPc|");
+	cr_assert_str_eq(terms_under("XRPcapra hircus|", got), "XRPcapra hircus|");
+	/* "ecole des chevres" is 17 characters: 16 are kept. */
+	cr_assert_str_eq(terms_under("XRPecole des chevre", got), "XRPecole des chevre|");
+	cr_assert_str_eq(terms_under("XRPecole des chevres", got), "");
+	/* Byte order is weight order, heaviest first: "Talk:River otters"
+	 * (ns 1, folded without its namespace) is the shorter page. */
+	cr_assert_str_eq(terms_under("XPriver|", got), "XPriver|XPriver|");
+	cr_assert_eq(terms_weights("XPriver|", got), 2);
 	struct shard_redirect_holder *h = NULL;
 	size_t n = 0;
 	cr_assert_eq(shard_set_redirect_holders(set, 104, &h, &n), STATUS_OK);
@@ -813,6 +873,16 @@ Test(query, completion_walks_postings_skips_dead_and_reads_schema_2)
 	cr_assert_str_eq(complete_titles(se, "RIVER", 1, out), "Talk:River otters");
 	cr_assert_str_eq(complete_titles(se, "capra", -1, out), "Mountain goats via Capra hircus");
 	cr_assert_str_eq(complete_titles(se, "zebra", -1, out), "");
+	/* Through the prefix terms up to SHARD_COMPLETION_CHARS (16)
+	 * characters, by ranking the folded redirect titles beyond. */
+	cr_assert_str_eq(complete_titles(se, "ecole des chevre", -1, out),
+			 "Mountain goats via École des chèvres");
+	cr_assert_str_eq(complete_titles(se, "École des chèvres", -1, out),
+			 "Mountain goats via École des chèvres");
+	cr_assert_str_eq(complete_titles(se, "ecole des chevresx", -1, out), "");
+	/* Exact title first, whatever the weights. */
+	cr_assert_str_eq(complete_titles(se, "river otters", -1, out),
+			 "River otters|Talk:River otters");
 
 	/* Page 1 deleted (a dead mark), and a document as schema 2 stored
 	 * it (one JSON object, no value 5) beside it. */
