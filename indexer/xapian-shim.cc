@@ -94,8 +94,8 @@ struct xquery {
 
 /* Snippets of texts longer than SNIPPET_WINDOW bytes are made from that
  * many bytes, starting SNIPPET_LEAD bytes before the first match. */
-#define SNIPPET_WINDOW (16 * 1024)
-#define SNIPPET_LEAD 2048
+#define SNIPPET_WINDOW (4 * 1024)
+#define SNIPPET_LEAD 1024
 
 struct xmset {
 	std::string err;

@@ -395,7 +395,7 @@ XSHIM_API enum status xmset_load_data(struct xmset *mset, size_t i);
  * match Z-prefixed stems, or NULL/"" for exact words only.  Unknown
  * stem_lang: STATUS_INVALID.  The text is not escaped: escape the result
  * for HTML if it came from untrusted text (or pass escaped text).  Of a
- * text longer than 16 KiB only a 16 KiB window is analysed, starting 2 KiB
+ * text longer than 4 KiB only a 4 KiB window is analysed, starting 1 KiB
  * before the first place a word of the query appears as it is (ASCII
  * letters in any case) or as the beginning of one of its stems, else at
  * the start; a match found only by its stem beyond the window is not
