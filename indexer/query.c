@@ -169,6 +169,10 @@ struct build {
 	struct qlist weight; /* the weighted terms and phrases (deduplicated) */
 	struct strset seen;  /* keys of what weight holds */
 	struct qlist stems;  /* this language's weighted stems */
+	/* One language: the match side carries the weights itself (a term
+	 * met again weighs 0) and weight stays empty, so that each posting
+	 * list is opened once instead of once per side. */
+	bool one_tree;
 };
 
 /* Returns "this language's documents": L<code> or L<code>-<region>
@@ -205,28 +209,32 @@ static struct xquery *word_group(const struct analyzer_term *plain, size_t np,
 				 struct build *b, struct qlist *xstems)
 {
 	struct qlist g = { 0 }, st = { 0 };
+	bool one = b && b->one_tree;
 	for (size_t i = 0; i < np; i++)
 		for (size_t f = 0; f < N_FIELDS; f++) {
-			qlist_add(&g, pterm(fields[f].plain, plain[i].term, 1));
 			char *key = xasprintf("P%s%s", fields[f].plain,
 					      plain[i].term);
-			if (b && strset_add(&b->seen, key))
-				qlist_add(&b->weight,
-					  pterm(fields[f].plain, plain[i].term,
-						fields[f].weight));
+			bool first = b && strset_add(&b->seen, key);
 			free(key);
+			double w = fields[f].weight;
+			qlist_add(&g, pterm(fields[f].plain, plain[i].term,
+					    one ? (first ? w : 0) : 1));
+			if (first && !one)
+				qlist_add(&b->weight, pterm(fields[f].plain,
+							    plain[i].term, w));
 		}
 	for (size_t i = 0; i < ns; i++)
 		for (size_t f = 0; f < N_FIELDS; f++) {
-			qlist_add(&st, pterm(fields[f].stem, stem[i].term, 1));
 			char *key = xasprintf("Z%s %s%s", code, fields[f].stem,
 					      stem[i].term);
-			if (b && strset_add(&b->seen, key))
-				qlist_add(&b->stems,
-					  pterm(fields[f].stem, stem[i].term,
-						QUERY_STEM_WEIGHT *
-							fields[f].weight));
+			bool first = b && strset_add(&b->seen, key);
 			free(key);
+			double w = QUERY_STEM_WEIGHT * fields[f].weight;
+			qlist_add(&st, pterm(fields[f].stem, stem[i].term,
+					     one ? (first ? w : 0) : 1));
+			if (first && !one)
+				qlist_add(&b->stems, pterm(fields[f].stem,
+							   stem[i].term, w));
 		}
 	if (xstems)
 		qlist_add(xstems, qlist_join(&st, XQUERY_OR));
@@ -321,7 +329,7 @@ static struct xquery *phrase_query(struct analyzer *an, const char *text,
 	analyzer_terms_release(&stem);
 	if (plain.count == 0)
 		return NULL;
-	struct xquery *q = phrase_terms(&plain, false);
+	bool first = false;
 	if (b) {
 		struct buf key = BUF_INIT;
 		buf_addch(&key, '"');
@@ -329,9 +337,18 @@ static struct xquery *phrase_query(struct analyzer *an, const char *text,
 			buf_adds(&key, plain.v[i].term);
 			buf_addch(&key, ' ');
 		}
-		if (strset_add(&b->seen, key.data))
-			qlist_add(&b->weight, phrase_terms(&plain, true));
+		first = strset_add(&b->seen, key.data);
 		buf_release(&key);
+	}
+	struct xquery *q;
+	if (b && b->one_tree) {
+		q = phrase_terms(&plain, true);
+		if (!first)
+			q = scale(q, 0);
+	} else {
+		q = phrase_terms(&plain, false);
+		if (first)
+			qlist_add(&b->weight, phrase_terms(&plain, true));
 	}
 	analyzer_terms_release(&plain);
 	return q;
@@ -468,6 +485,10 @@ enum status query_build_opts(struct analyzer *const *an, size_t n,
 	struct qlist pos = { 0 }, neg = { 0 };
 	struct build b = { 0 };
 	enum status st = STATUS_OK;
+	b.one_tree = true;
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(analyzer_language(an[i]), analyzer_language(an[0])))
+			b.one_tree = false;
 	for (size_t i = 0; i < n && st == STATUS_OK; i++) {
 		/* Two codes of one analyzer (de, de-ch) analyze alike. */
 		bool dup = false;
@@ -500,10 +521,12 @@ enum status query_build_opts(struct analyzer *const *an, size_t n,
 			*out = NULL;
 		return st;
 	}
-	/* Which documents match is decided without weights; what they
-	 * weigh comes from the deduplicated weighted terms alone, so that a
-	 * word every language analyzes alike counts once. */
-	match = scale(match, 0);
+	/* With several languages, which documents match is decided without
+	 * weights; what they weigh comes from the deduplicated weighted
+	 * terms alone, so that a word every language analyzes alike counts
+	 * once.  With one, the match side carries them (weight is empty). */
+	if (!b.one_tree)
+		match = scale(match, 0);
 	combine(&match, XQUERY_AND_NOT, excl);
 	combine(&match, XQUERY_AND_MAYBE, weight);
 	*out = match;

@@ -65,8 +65,11 @@
  *     ranks below the pages holding the word itself.  Each distinct term
  *     weighs once, however many languages analyze it alike.
  *
- * Matching is decided without weights (the match side is boolean) and
- * the weights come from the distinct terms on top (XQUERY_AND_MAYBE).
+ * With several languages, matching is decided without weights (the match
+ * side is boolean) and the weights come from the distinct terms on top
+ * (XQUERY_AND_MAYBE).  With one (or several codes of one analyzer), the
+ * match side carries the weights itself, a term met again weighing 0:
+ * the same weights, each posting list opened once instead of twice.
  * Building takes time linear in the length of the text.
  *
  * Filters (query_filter_namespaces()) are boolean: they restrict the

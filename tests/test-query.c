@@ -495,10 +495,26 @@ Test(query, exact_matches_rank_above_stem_only)
 	cr_assert_eq(xmset_hit(m1, 0, &h1), STATUS_OK);
 	cr_assert_eq(xmset_hit(m2, 0, &h2), STATUS_OK);
 	cr_assert_float_eq(h1.weight, h2.weight, 1e-9);
+	/* One language: its matching terms carry the weights (each posting
+	 * list opened once); several: boolean matching, weights on top. */
+	char *d1 = xquery_describe(q1), *d2 = xquery_describe(q2);
+	cr_assert_null(strstr(d1, "AND_MAYBE"), "%s", d1);
+	cr_assert_not_null(strstr(d2, "AND_MAYBE"), "%s", d2);
+	free(d1);
+	free(d2);
 	xmset_free(m1);
 	xmset_free(m2);
 	xquery_free(q1);
 	xquery_free(q2);
+	/* A word met again weighs once there too. */
+	cr_assert_eq(query_build_multi(one, 1, "mill Mill", 9, 0, &q1, NULL), STATUS_OK);
+	cr_assert_eq(shard_set_search(set, q1, 0, 10, &m1), STATUS_OK);
+	cr_assert_eq(xmset_size(m1), 1);
+	struct xmset_hit h3;
+	cr_assert_eq(xmset_hit(m1, 0, &h3), STATUS_OK);
+	cr_assert_float_eq(h1.weight, h3.weight, 1e-9);
+	xmset_free(m1);
+	xquery_free(q1);
 }
 
 /* "otters" followed by n exclusions "-xN" (and "-lake" last). */
