@@ -75,7 +75,7 @@ void xmalloc_keep_heap(void)
 {
 #ifdef __GLIBC__
 	/* A request's blocks stay below 4 MiB (texts are cut at 64 KiB,
-	 * snippets read 16 KiB windows); up to 16 MiB per arena is kept. */
+	 * snippets read 4 KiB windows); up to 16 MiB per arena is kept. */
 	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
 #endif

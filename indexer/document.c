@@ -276,36 +276,31 @@ char *document_fold_title(const char *title, size_t len)
 	return out;
 }
 
-/* Adds a completion term: prefix and the folded title, cut at a character
- * boundary to fit a term. */
-static void add_folded_title(struct shard_doc *doc, const char *prefix,
-			     const char *title)
+/* Adds the completion terms of title (shard.h), folded once: whole + the
+ * folded title, cut at a character boundary to fit a term (XT, XRT), and
+ * prefixes + each of its first SHARD_COMPLETION_CHARS characters'
+ * prefixes + SHARD_COMPLETION_SEP + the weight of a page of length terms
+ * (XP, XRP). */
+static void add_completion_terms(struct shard_doc *doc, const char *whole,
+				 const char *prefixes, const char *title,
+				 uint64_t length)
 {
 	char *f = document_fold_title(title, strlen(title));
-	size_t max = XDB_MAX_TERM - strlen(prefix), n = strlen(f);
+	size_t max = XDB_MAX_TERM - strlen(whole), n = strlen(f);
 	if (n > max) {
 		n = max;
 		while (n > 0 && ((unsigned char)f[n] & 0xC0) == 0x80)
 			n--;
-		f[n] = '\0';
 	}
-	if (*f)
-		shard_doc_add_boolean(doc, prefix, f);
-	free(f);
-}
-
-/* Adds the completion prefix terms of title (shard.h): prefix + each of
- * the first SHARD_COMPLETION_CHARS characters' prefixes of its fold +
- * SHARD_COMPLETION_SEP + the weight of a page of length terms. */
-static void add_completion_prefixes(struct shard_doc *doc, const char *prefix,
-				    const char *title, uint64_t length)
-{
-	char *f = document_fold_title(title, strlen(title));
+	char *cut = xstrndup(f, n);
+	if (*cut)
+		shard_doc_add_boolean(doc, whole, cut);
+	free(cut);
 	uint32_t inv = 0xffffffffu -
 		       (uint32_t)(length > 0xffffffffu ? 0xffffffffu : length);
 	char weight[16];
 	snprintf(weight, sizeof weight, SHARD_COMPLETION_SEP "%08" PRIx32, inv);
-	size_t room = XDB_MAX_TERM - strlen(prefix) - strlen(weight);
+	size_t room = XDB_MAX_TERM - strlen(prefixes) - strlen(weight);
 	unsigned chars = 0;
 	for (size_t i = 0; f[i] && chars < SHARD_COMPLETION_CHARS; chars++) {
 		i++;
@@ -314,7 +309,7 @@ static void add_completion_prefixes(struct shard_doc *doc, const char *prefix,
 		if (i > room)
 			break;
 		char *term = xasprintf("%.*s%s", (int)i, f, weight);
-		shard_doc_add_boolean(doc, prefix, term);
+		shard_doc_add_boolean(doc, prefixes, term);
 		free(term);
 	}
 	free(f);
@@ -333,8 +328,9 @@ static const char *title_text(const char *title, int ns)
 }
 
 /* Indexes the redirects that point at the page: each title into the
- * redirect field (like the title, DOCUMENT_FIELD_GAP apart), its
- * completion term, and the data and XRI term (shard_doc_add_redirect). */
+ * redirect field (like the title, DOCUMENT_FIELD_GAP apart), and the data
+ * and XRI term (shard_doc_add_redirect).  Their completion terms come
+ * last (add_completion_terms()), once the page's length is known. */
 static enum status index_redirects(struct document_builder *b,
 				   struct analyzer *an, struct shard_doc *doc,
 				   const struct fetch_result *r)
@@ -345,7 +341,6 @@ static enum status index_redirects(struct document_builder *b,
 		const struct fetch_redirect *rd = &r->redirects[i];
 		shard_doc_add_redirect(doc, rd->page_id, rd->title);
 		const char *text = title_text(rd->title, rd->ns);
-		add_folded_title(doc, SHARD_PREFIX_REDIRECT_COMPLETION, text);
 		enum status st = index_text(b, an, &s, text, strlen(text));
 		if (st != STATUS_OK)
 			return st;
@@ -429,7 +424,6 @@ enum status document_build(struct document_builder *b,
 	shard_doc_set_text(doc, x.text, x.text_len);
 
 	const char *title = title_text(r->title, r->ns);
-	add_folded_title(doc, SHARD_PREFIX_TITLE_FOLDED, title);
 	struct sink s = { doc, SHARD_PREFIX_TITLE, SHARD_PREFIX_TITLE_STEM, 0, 0 };
 	st = index_text(b, an, &s, title, strlen(title));
 	if (st == STATUS_OK) {
@@ -447,14 +441,15 @@ enum status document_build(struct document_builder *b,
 	if (st == STATUS_OK) {
 		/* Last: the weight is the length of the whole document. */
 		uint64_t length = shard_doc_length(doc);
-		add_completion_prefixes(doc, SHARD_PREFIX_TITLE_PREFIX, title,
-					length);
+		add_completion_terms(doc, SHARD_PREFIX_TITLE_FOLDED,
+				     SHARD_PREFIX_TITLE_PREFIX, title, length);
 		for (size_t i = 0; i < r->n_redirects; i++)
-			add_completion_prefixes(
-				doc, SHARD_PREFIX_REDIRECT_PREFIX,
-				title_text(r->redirects[i].title,
-					   r->redirects[i].ns),
-				length);
+			add_completion_terms(doc,
+					     SHARD_PREFIX_REDIRECT_COMPLETION,
+					     SHARD_PREFIX_REDIRECT_PREFIX,
+					     title_text(r->redirects[i].title,
+							r->redirects[i].ns),
+					     length);
 	}
 	extract_doc_release(&x);
 	if (st != STATUS_OK) {

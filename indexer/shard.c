@@ -162,7 +162,8 @@ static void doc_hash_term(struct shard_doc *d, const char *prefix,
 	d->hash = h;
 }
 
-/* Counts a refused term; aborts only when the shim ran out of memory. */
+/* Counts a refused term, or the wdf of an added one into the document's
+ * length; aborts only when the shim ran out of memory. */
 static void term_result(struct shard_doc *d, enum status st, unsigned wdf)
 {
 	if (st == STATUS_NOMEM)
