@@ -6,16 +6,20 @@
  * parameters, authentication, metrics and the drain on SIGTERM.  Searching
  * and completing are search.c's, shared with freshet-search.
  *
- * Threads: libmicrohttpd runs a pool of `threads` threads, each polling
- * its share of the connections, so a slow client holds one connection,
- * never a thread.  Each pool thread makes its own struct searcher (its
- * readers on the shards and its analyzers) on its first request and frees
- * it when the thread ends (a pthread key's destructor); the configuration,
- * the plugin loader and the metrics registry are shared.  main blocks
- * SIGTERM and SIGINT before any thread starts and waits for them: on the
- * first one it stops accepting (MHD_quiesce_daemon), waits up to
- * shutdown_timeout_ms for the requests in flight, stops the server and
- * exits 0.
+ * Threads: one libmicrohttpd thread polls every connection, reads the
+ * requests and sends the answers, so a slow client holds one connection,
+ * never a thread.  Searches, completions and health checks go to one
+ * queue, in arrival order, served by a pool of `threads` search threads:
+ * the connection is suspended meanwhile and resumed with its answer.  One
+ * shared queue, not a share of the connections per thread, so that a
+ * request waits only for those that came before it, never behind a busy
+ * thread while another is idle.  Each search thread has its own struct
+ * searcher (its readers on the shards and its analyzers); the
+ * configuration, the plugin loader and the metrics registry are shared.
+ * main blocks SIGTERM and SIGINT before any thread starts and waits for
+ * them: on the first one it stops accepting (MHD_quiesce_daemon), waits up
+ * to shutdown_timeout_ms for the requests in flight, answers those still
+ * queued with 503, stops the server and exits 0.
  *
  * Exit status: 0 after a drain, 1 when the server cannot start, 2 on a
  * usage or configuration error.
@@ -65,28 +69,76 @@ static const double latency_buckets[] = {
 	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 };
 
+struct request;
+
+struct worker;
+
+/* The queue of the search threads (under mu). */
+struct queue {
+	pthread_mutex_t mu;
+	struct request *head, *tail;
+	/* The search threads waiting for a job, the last to come first: a
+	 * job wakes the thread that went idle last, whose readers are up to
+	 * date and whose caches are warm, rather than the one idle longest
+	 * (a shared condition variable's order).  At one client, one thread
+	 * serves everything, as one thread in-process would. */
+	struct worker *idle;
+	bool stopping; /* answer what is left with 503, then end */
+};
+
 /* What every thread shares (read-only after start, metrics locked). */
 struct server {
 	const struct conf *cfg;
 	const struct loader *ld;
 	struct metrics *m;
-	pthread_key_t key;        /* a thread's struct worker */
+	struct queue q;
 	atomic_int in_flight;     /* requests between first call and completion */
 };
 
-/* One pool thread's state. */
+/* One search thread's state. */
 struct worker {
+	struct server *sv;
+	pthread_t thread;
+	pthread_cond_t cv;        /* signalled when a job is there for it */
+	struct worker *next_idle; /* in queue.idle (under queue.mu) */
+	bool is_idle;             /* in queue.idle (under queue.mu) */
 	struct searcher *s;
 	uint64_t *opens;          /* per wiki, last searcher_opens() seen */
 	size_t n_wikis;
 };
 
-/* One request's state, from the handler's first call to completion. */
+enum job { JOB_NONE, JOB_SEARCH, JOB_COMPLETE, JOB_HEALTH };
+
+struct ns_list {
+	int v[MAX_NAMESPACES];
+	size_t n;
+	bool bad;
+	bool too_many;
+};
+
+/* One request's state, from the handler's first call to completion.  The
+ * libmicrohttpd thread owns it, except while its job is queued or running:
+ * the connection is suspended then, and the search thread owns it until
+ * it resumes the connection. */
 struct request {
 	int64_t start_ms;
 	const char *endpoint;     /* metrics label */
+	struct MHD_Connection *conn;
+	/* The answer, once made (answered): sent by the libmicrohttpd
+	 * thread. */
+	bool answered, sent;
 	unsigned status;
-	bool answered;
+	char *body; /* owned until sent */
+	const char *type;
+	/* A job for the search threads, its parameters copied out of the
+	 * connection. */
+	enum job job;
+	bool queued;
+	struct request *next; /* in the queue */
+	char wiki[128];
+	char *q, *lang; /* owned */
+	long limit, offset;
+	struct ns_list ns;
 };
 
 static void usage(FILE *f)
@@ -115,43 +167,28 @@ static void usage(FILE *f)
 
 /* ------------------------------------------------------------ responses */
 
-static enum MHD_Result send_text(struct MHD_Connection *c, struct request *rq,
-				 unsigned status, const char *type, char *body)
+/* Makes body (taken) the answer of rq; any thread that owns rq. */
+static void reply_text(struct request *rq, unsigned status, const char *type, char *body)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(
-		strlen(body), body, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET");
-	if (status == MHD_HTTP_UNAUTHORIZED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-	enum MHD_Result ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
+	free(rq->body);
+	rq->body = body;
+	rq->type = type;
 	rq->status = status;
 	rq->answered = true;
-	return ret;
 }
 
-/* Sends j (taken) as the JSON body. */
-static enum MHD_Result send_json(struct MHD_Connection *c, struct request *rq,
-				 unsigned status, json_t *j)
+/* Makes j (taken) the JSON answer of rq. */
+static void reply_json(struct request *rq, unsigned status, json_t *j)
 {
 	char *body = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
-	if (!body)
-		body = xstrdup("{}");
-	/* libmicrohttpd frees the body with free(). */
-	return send_text(c, rq, status, "application/json; charset=utf-8", body);
+	reply_text(rq, status, "application/json; charset=utf-8", body ? body : xstrdup("{}"));
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, struct request *rq,
-				  unsigned status, const char *code,
-				  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void reply_error(struct request *rq, unsigned status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
-static enum MHD_Result send_error(struct MHD_Connection *c, struct request *rq,
-				  unsigned status, const char *code,
-				  const char *fmt, ...)
+static void reply_error(struct request *rq, unsigned status, const char *code, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -164,7 +201,27 @@ static enum MHD_Result send_error(struct MHD_Connection *c, struct request *rq,
 	json_object_set_new(e, "message", m ? m : json_string("(not UTF-8)"));
 	json_t *o = json_object();
 	json_object_set_new(o, "error", e);
-	return send_json(c, rq, status, o);
+	reply_json(rq, status, o);
+}
+
+/* Sends the answer of rq (libmicrohttpd's thread). */
+static enum MHD_Result send_reply(struct MHD_Connection *c, struct request *rq)
+{
+	char *body = rq->body;
+	rq->body = NULL;
+	rq->sent = true;
+	/* libmicrohttpd frees the body with free(). */
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body,
+								 MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rq->type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (rq->status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET");
+	if (rq->status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	enum MHD_Result ret = MHD_queue_response(c, rq->status, r);
+	MHD_destroy_response(r);
+	return ret;
 }
 
 /* The HTTP status of a searcher failure, by its code (search.h). */
@@ -181,13 +238,6 @@ static unsigned error_status(const char *code)
 }
 
 /* ----------------------------------------------------------- parameters */
-
-struct ns_list {
-	int v[MAX_NAMESPACES];
-	size_t n;
-	bool bad;
-	bool too_many;
-};
 
 /* Parses a decimal integer in [min, max]; false if it is not one. */
 static bool parse_long(const char *s, long min, long max, long *out)
@@ -227,39 +277,36 @@ static const char *arg(struct MHD_Connection *c, const char *k)
 	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, k);
 }
 
-/* Reads limit (default def, 1..max) and, with offset not NULL, offset;
- * answers 400 and returns false when one is bad. */
-static bool page_args(struct MHD_Connection *c, struct request *rq, long def,
-		      long max, long *limit, long *offset, enum MHD_Result *ret)
+/* Reads limit (default def, 1..max) and, with with_offset, offset into
+ * rq; answers 400 and returns false when one is bad. */
+static bool page_args(struct MHD_Connection *c, struct request *rq, long def, long max,
+		      bool with_offset)
 {
 	const char *l = arg(c, "limit"), *o = arg(c, "offset");
-	*limit = def;
-	if (l && !parse_long(l, 1, max, limit)) {
-		*ret = send_error(c, rq, MHD_HTTP_BAD_REQUEST, "bad_parameter",
-				  "limit must be an integer from 1 to %ld", max);
+	rq->limit = def;
+	if (l && !parse_long(l, 1, max, &rq->limit)) {
+		reply_error(rq, MHD_HTTP_BAD_REQUEST, "bad_parameter",
+			    "limit must be an integer from 1 to %ld", max);
 		return false;
 	}
-	if (offset) {
-		*offset = 0;
-		if (o && !parse_long(o, 0, MAX_OFFSET, offset)) {
-			*ret = send_error(c, rq, MHD_HTTP_BAD_REQUEST, "bad_parameter",
-					  "offset must be an integer from 0 to %d",
-					  MAX_OFFSET);
-			return false;
-		}
+	rq->offset = 0;
+	if (with_offset && o && !parse_long(o, 0, MAX_OFFSET, &rq->offset)) {
+		reply_error(rq, MHD_HTTP_BAD_REQUEST, "bad_parameter",
+			    "offset must be an integer from 0 to %d", MAX_OFFSET);
+		return false;
 	}
 	return true;
 }
 
-static bool ns_args(struct MHD_Connection *c, struct request *rq,
-		    struct ns_list *ns, enum MHD_Result *ret)
+static bool ns_args(struct MHD_Connection *c, struct request *rq)
 {
+	struct ns_list *ns = &rq->ns;
 	memset(ns, 0, sizeof *ns);
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, on_arg, ns);
 	if (ns->bad || ns->too_many) {
-		*ret = send_error(c, rq, MHD_HTTP_BAD_REQUEST, "bad_parameter",
-				  ns->bad ? "ns must be a namespace number"
-					  : "at most %d ns parameters", MAX_NAMESPACES);
+		reply_error(rq, MHD_HTTP_BAD_REQUEST, "bad_parameter",
+			    ns->bad ? "ns must be a namespace number" : "at most %d ns parameters",
+			    MAX_NAMESPACES);
 		return false;
 	}
 	return true;
@@ -277,35 +324,39 @@ static bool valid_lang(const char *s)
 	return true;
 }
 
+/* Copies the parameters of a search (complete false) or a completion
+ * out of the connection into rq; answers 400 and returns false when one
+ * is bad. */
+static bool query_args(struct MHD_Connection *c, struct request *rq, bool complete)
+{
+	if (!page_args(c, rq, complete ? 10 : 20, complete ? MAX_COMPLETE_LIMIT : MAX_SEARCH_LIMIT,
+		       !complete) ||
+	    !ns_args(c, rq))
+		return false;
+	const char *q = arg(c, "q"), *lang = complete ? NULL : arg(c, "lang");
+	if (!q) {
+		reply_error(rq, MHD_HTTP_BAD_REQUEST, "bad_parameter",
+			    "the q parameter is required");
+		return false;
+	}
+	if (lang && !valid_lang(lang)) {
+		reply_error(rq, MHD_HTTP_BAD_REQUEST, "bad_parameter",
+			    "lang must be a language code");
+		return false;
+	}
+	rq->q = xstrdup(q);
+	rq->lang = lang ? xstrdup(lang) : NULL;
+	return true;
+}
+
 /* ------------------------------------------------------------- handlers */
 
-static void worker_free(void *p)
-{
-	struct worker *w = p;
-	if (!w)
-		return;
-	searcher_free(w->s);
-	free(w->opens);
-	free(w);
-}
-
-static struct worker *thread_worker(struct server *sv)
-{
-	struct worker *w = pthread_getspecific(sv->key);
-	if (w)
-		return w;
-	w = xcalloc(1, sizeof *w);
-	w->s = searcher_new(sv->cfg, sv->ld, SEARCHER_PARTIAL);
-	w->n_wikis = sv->cfg->n_wikis;
-	w->opens = xcalloc(w->n_wikis, sizeof *w->opens);
-	pthread_setspecific(sv->key, w);
-	return w;
-}
+/* These run on a search thread, w's, which owns rq meanwhile. */
 
 /* Brings the metrics of wiki's shards up to date after a call. */
-static void shard_metrics(struct server *sv, struct worker *w, const char *wiki,
-			  unsigned ok)
+static void shard_metrics(struct worker *w, const char *wiki, unsigned ok)
 {
+	struct server *sv = w->sv;
 	char labels[128];
 	snprintf(labels, sizeof labels, "wiki=\"%s\"", wiki);
 	metrics_set(sv->m, "freshet_searchd_open_shards", labels, ok);
@@ -321,35 +372,22 @@ static void shard_metrics(struct server *sv, struct worker *w, const char *wiki,
 	}
 }
 
-static enum MHD_Result do_search(struct server *sv, struct MHD_Connection *c,
-				 struct request *rq, const char *wiki)
+static void do_search(struct worker *w, struct request *rq)
 {
-	enum MHD_Result ret;
-	struct worker *w = thread_worker(sv);
-	const char *q = arg(c, "q"), *lang = arg(c, "lang");
-	long limit, offset;
-	struct ns_list ns;
-	if (!page_args(c, rq, 20, MAX_SEARCH_LIMIT, &limit, &offset, &ret) ||
-	    !ns_args(c, rq, &ns, &ret))
-		return ret;
-	if (!q)
-		return send_error(c, rq, MHD_HTTP_BAD_REQUEST, "bad_parameter",
-				  "the q parameter is required");
-	if (lang && !valid_lang(lang))
-		return send_error(c, rq, MHD_HTTP_BAD_REQUEST, "bad_parameter",
-				  "lang must be a language code");
+	const struct conf *cfg = w->sv->cfg;
+	const char *wiki = rq->wiki;
 	struct search_request sq = {
 		.wiki = wiki,
-		.query = q,
-		.query_len = strlen(q),
-		.ns = ns.v,
-		.n_ns = ns.n,
-		.offset = (unsigned)offset,
-		.limit = (unsigned)limit,
-		.lang = lang,
-		.max_query_bytes = (size_t)sv->cfg->searchd_max_query_bytes,
-		.max_terms = (size_t)sv->cfg->searchd_max_terms,
-		.timeout_ms = (unsigned)sv->cfg->searchd_timeout_ms,
+		.query = rq->q,
+		.query_len = strlen(rq->q),
+		.ns = rq->ns.v,
+		.n_ns = rq->ns.n,
+		.offset = (unsigned)rq->offset,
+		.limit = (unsigned)rq->limit,
+		.lang = rq->lang,
+		.max_query_bytes = (size_t)cfg->searchd_max_query_bytes,
+		.max_terms = (size_t)cfg->searchd_max_terms,
+		.timeout_ms = (unsigned)cfg->searchd_timeout_ms,
 		.hi_start = "<span class=\"searchmatch\">",
 		.hi_end = "</span>",
 		.snippet_flags = QUERY_SNIPPET_HTML,
@@ -363,9 +401,10 @@ static enum MHD_Result do_search(struct server *sv, struct MHD_Connection *c,
 		if (hs == MHD_HTTP_SERVICE_UNAVAILABLE)
 			log_warn("wiki=%s action=search status=%s reason=%s", wiki,
 				 status_str(st), log_quote(searcher_errmsg(w->s)));
-		return send_error(c, rq, hs, code, "%s", searcher_errmsg(w->s));
+		reply_error(rq, hs, code, "%s", searcher_errmsg(w->s));
+		return;
 	}
-	shard_metrics(sv, w, wiki, res.shards_ok);
+	shard_metrics(w, wiki, res.shards_ok);
 	unsigned hs = MHD_HTTP_OK;
 	if (res.shards_failed) {
 		/* Never a silent partial answer: 503, with what the other
@@ -383,40 +422,28 @@ static enum MHD_Result do_search(struct server *sv, struct MHD_Connection *c,
 		json_object_set_new(j, "error", e);
 	}
 	search_result_release(&res);
-	return send_json(c, rq, hs, j);
+	reply_json(rq, hs, j);
 }
 
-static enum MHD_Result do_complete(struct server *sv, struct MHD_Connection *c,
-				   struct request *rq, const char *wiki)
+static void do_complete(struct worker *w, struct request *rq)
 {
-	enum MHD_Result ret;
-	struct worker *w = thread_worker(sv);
-	const char *q = arg(c, "q");
-	long limit;
-	struct ns_list ns;
-	if (!page_args(c, rq, 10, MAX_COMPLETE_LIMIT, &limit, NULL, &ret) ||
-	    !ns_args(c, rq, &ns, &ret))
-		return ret;
-	if (!q)
-		return send_error(c, rq, MHD_HTTP_BAD_REQUEST, "bad_parameter",
-				  "the q parameter is required");
 	struct complete_request cq = {
-		.wiki = wiki,
-		.query = q,
-		.query_len = strlen(q),
-		.ns = ns.v,
-		.n_ns = ns.n,
-		.limit = (unsigned)limit,
-		.max_query_bytes = (size_t)sv->cfg->searchd_max_query_bytes,
+		.wiki = rq->wiki,
+		.query = rq->q,
+		.query_len = strlen(rq->q),
+		.ns = rq->ns.v,
+		.n_ns = rq->ns.n,
+		.limit = (unsigned)rq->limit,
+		.max_query_bytes = (size_t)w->sv->cfg->searchd_max_query_bytes,
 	};
 	struct complete_result res;
 	enum status st = searcher_complete(w->s, &cq, &res);
 	if (st != STATUS_OK) {
 		const char *code = searcher_errcode(w->s);
-		return send_error(c, rq, error_status(code), code, "%s",
-				  searcher_errmsg(w->s));
+		reply_error(rq, error_status(code), code, "%s", searcher_errmsg(w->s));
+		return;
 	}
-	shard_metrics(sv, w, wiki, res.shards_ok);
+	shard_metrics(w, rq->wiki, res.shards_ok);
 	json_t *j = complete_result_json(&res, &cq);
 	unsigned hs = MHD_HTTP_OK;
 	if (res.shards_failed) {
@@ -428,20 +455,19 @@ static enum MHD_Result do_complete(struct server *sv, struct MHD_Connection *c,
 		json_object_set_new(j, "shards", shards);
 	}
 	complete_result_release(&res);
-	return send_json(c, rq, hs, j);
+	reply_json(rq, hs, j);
 }
 
-static enum MHD_Result do_health(struct server *sv, struct MHD_Connection *c,
-				 struct request *rq)
+static void do_health(struct worker *w, struct request *rq)
 {
-	struct worker *w = thread_worker(sv);
+	const struct conf *cfg = w->sv->cfg;
 	json_t *wikis = json_object();
 	bool healthy = true;
-	for (size_t i = 0; i < sv->cfg->n_wikis; i++) {
-		const char *id = sv->cfg->wikis[i].id;
+	for (size_t i = 0; i < cfg->n_wikis; i++) {
+		const char *id = cfg->wikis[i].id;
 		unsigned total = 0, failed = 0;
 		searcher_check(w->s, id, &total, &failed);
-		shard_metrics(sv, w, id, total - failed);
+		shard_metrics(w, id, total - failed);
 		if (failed)
 			healthy = false;
 		json_t *o = json_object();
@@ -452,8 +478,124 @@ static enum MHD_Result do_health(struct server *sv, struct MHD_Connection *c,
 	json_t *j = json_object();
 	json_object_set_new(j, "status", json_string(healthy ? "ok" : "unavailable"));
 	json_object_set_new(j, "wikis", wikis);
-	return send_json(c, rq, healthy ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, j);
+	reply_json(rq, healthy ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, j);
 }
+
+/* ---------------------------------------------------------------- queue */
+
+/* Queues rq's job and suspends its connection (libmicrohttpd's thread,
+ * in the handler); false when the search threads are stopping. */
+static bool queue_push(struct queue *q, struct request *rq)
+{
+	pthread_mutex_lock(&q->mu);
+	bool ok = !q->stopping;
+	if (ok) {
+		/* Suspended before a search thread can see it, so that its
+		 * resume always comes after. */
+		MHD_suspend_connection(rq->conn);
+		rq->queued = true;
+		rq->next = NULL;
+		if (q->tail)
+			q->tail->next = rq;
+		else
+			q->head = rq;
+		q->tail = rq;
+		struct worker *w = q->idle;
+		if (w) {
+			q->idle = w->next_idle;
+			w->is_idle = false;
+			pthread_cond_signal(&w->cv);
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+	return ok;
+}
+
+/* Takes the oldest job for w, waiting for one; NULL once the queue is
+ * empty and stopping.  *stopping tells whether it was. */
+static struct request *queue_pop(struct queue *q, struct worker *w, bool *stopping)
+{
+	pthread_mutex_lock(&q->mu);
+	while (!q->head && !q->stopping) {
+		/* Woken for a job another thread took first, or spuriously:
+		 * back on top of the idle stack. */
+		if (!w->is_idle) {
+			w->next_idle = q->idle;
+			q->idle = w;
+			w->is_idle = true;
+		}
+		pthread_cond_wait(&w->cv, &q->mu);
+	}
+	struct request *rq = q->head;
+	if (rq) {
+		q->head = rq->next;
+		if (!q->head)
+			q->tail = NULL;
+	}
+	*stopping = q->stopping;
+	pthread_mutex_unlock(&q->mu);
+	return rq;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct request *rq;
+	bool stopping;
+	while ((rq = queue_pop(&w->sv->q, w, &stopping))) {
+		if (stopping)
+			reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
+				    "the server is stopping");
+		else if (rq->job == JOB_SEARCH)
+			do_search(w, rq);
+		else if (rq->job == JOB_COMPLETE)
+			do_complete(w, rq);
+		else
+			do_health(w, rq);
+		/* rq is libmicrohttpd's thread's again from here on. */
+		MHD_resume_connection(rq->conn);
+	}
+	return NULL;
+}
+
+/* Starts n search threads over sv's queue.  Returns the array. */
+static struct worker *workers_start(struct server *sv, size_t n)
+{
+	struct worker *ws = xcalloc(n, sizeof *ws);
+	for (size_t i = 0; i < n; i++) {
+		struct worker *w = &ws[i];
+		w->sv = sv;
+		pthread_cond_init(&w->cv, NULL);
+		w->s = searcher_new(sv->cfg, sv->ld, SEARCHER_PARTIAL);
+		w->n_wikis = sv->cfg->n_wikis;
+		w->opens = xcalloc(w->n_wikis ? w->n_wikis : 1, sizeof *w->opens);
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			fprintf(stderr, PROG ": cannot start a search thread\n");
+			abort();
+		}
+	}
+	return ws;
+}
+
+/* Answers what is still queued with 503, ends the n search threads of ws
+ * and frees them. */
+static void workers_stop(struct server *sv, struct worker *ws, size_t n)
+{
+	pthread_mutex_lock(&sv->q.mu);
+	sv->q.stopping = true;
+	for (size_t i = 0; i < n; i++)
+		pthread_cond_signal(&ws[i].cv);
+	pthread_mutex_unlock(&sv->q.mu);
+	for (size_t i = 0; i < n; i++) {
+		pthread_join(ws[i].thread, NULL);
+		pthread_cond_destroy(&ws[i].cv);
+		searcher_free(ws[i].s);
+		free(ws[i].opens);
+	}
+	free(ws);
+}
+
+/* ---------------------------------------------------- libmicrohttpd side */
 
 /* True when the request carries the configured bearer token (or none is
  * configured). */
@@ -475,42 +617,42 @@ static bool authorized(struct server *sv, struct MHD_Connection *c)
 	return diff == 0;
 }
 
-static enum MHD_Result route(struct server *sv, struct MHD_Connection *c,
-			     struct request *rq, const char *url)
+/* Answers rq, or gives it a job for the search threads. */
+static void route(struct server *sv, struct MHD_Connection *c, struct request *rq, const char *url)
 {
 	if (strcmp(url, "/healthz") == 0) {
 		rq->endpoint = "healthz";
-		return do_health(sv, c, rq);
+		rq->job = JOB_HEALTH;
+		return;
 	}
 	if (!authorized(sv, c)) {
 		rq->endpoint = "unauthorized";
-		return send_error(c, rq, MHD_HTTP_UNAUTHORIZED, "unauthorized",
-				  "a valid bearer token is required");
+		reply_error(rq, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+			    "a valid bearer token is required");
+		return;
 	}
 	if (strcmp(url, "/metrics") == 0) {
 		rq->endpoint = "metrics";
-		return send_text(c, rq, MHD_HTTP_OK, "text/plain; version=0.0.4",
-				 metrics_render(sv->m));
+		reply_text(rq, MHD_HTTP_OK, "text/plain; version=0.0.4", metrics_render(sv->m));
+		return;
 	}
 	/* /v1/<wiki>/search and /v1/<wiki>/complete */
 	if (strncmp(url, "/v1/", 4) == 0) {
 		const char *wiki = url + 4, *slash = strchr(wiki, '/');
-		if (slash && slash > wiki && (size_t)(slash - wiki) < 128) {
-			char id[128];
-			memcpy(id, wiki, (size_t)(slash - wiki));
-			id[slash - wiki] = '\0';
-			if (strcmp(slash, "/search") == 0) {
-				rq->endpoint = "search";
-				return do_search(sv, c, rq, id);
-			}
-			if (strcmp(slash, "/complete") == 0) {
-				rq->endpoint = "complete";
-				return do_complete(sv, c, rq, id);
+		if (slash && slash > wiki && (size_t)(slash - wiki) < sizeof rq->wiki) {
+			memcpy(rq->wiki, wiki, (size_t)(slash - wiki));
+			rq->wiki[slash - wiki] = '\0';
+			bool search = strcmp(slash, "/search") == 0;
+			if (search || strcmp(slash, "/complete") == 0) {
+				rq->endpoint = search ? "search" : "complete";
+				if (query_args(c, rq, !search))
+					rq->job = search ? JOB_SEARCH : JOB_COMPLETE;
+				return;
 			}
 		}
 	}
 	rq->endpoint = "other";
-	return send_error(c, rq, MHD_HTTP_NOT_FOUND, "not_found", "no such path");
+	reply_error(rq, MHD_HTTP_NOT_FOUND, "not_found", "no such path");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
@@ -527,6 +669,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		rq = xcalloc(1, sizeof *rq);
 		rq->start_ms = now_ms();
 		rq->endpoint = "other";
+		rq->conn = c;
 		*con_cls = rq;
 		atomic_fetch_add(&sv->in_flight, 1);
 		return MHD_YES;
@@ -538,12 +681,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	if (rq->answered)
+	if (rq->sent)
 		return MHD_YES;
-	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
-		return send_error(c, rq, MHD_HTTP_METHOD_NOT_ALLOWED,
-				  "method_not_allowed", "only GET is served");
-	return route(sv, c, rq, url);
+	if (!rq->answered && !rq->queued) {
+		if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+			reply_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+				    "only GET is served");
+		else
+			route(sv, c, rq, url);
+		if (!rq->answered) {
+			if (queue_push(&sv->q, rq))
+				return MHD_YES; /* called again once answered */
+			reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
+				    "the server is stopping");
+		}
+	}
+	if (!rq->answered)
+		return MHD_YES;
+	return send_reply(c, rq);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -557,11 +712,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		return;
 	char labels[96];
 	snprintf(labels, sizeof labels, "endpoint=\"%s\",status=\"%u\"", rq->endpoint,
-		 rq->answered ? rq->status : 0);
+		 rq->sent ? rq->status : 0);
 	metrics_add(sv->m, "freshet_searchd_requests_total", labels, 1);
 	snprintf(labels, sizeof labels, "endpoint=\"%s\"", rq->endpoint);
 	metrics_observe(sv->m, "freshet_searchd_request_duration_seconds", labels,
 			(double)(now_ms() - rq->start_ms) / 1000.0);
+	free(rq->body);
+	free(rq->q);
+	free(rq->lang);
 	free(rq);
 	*con_cls = NULL;
 	atomic_fetch_sub(&sv->in_flight, 1);
@@ -705,21 +863,25 @@ int main(int argc, char **argv)
 
 	struct server sv = { .cfg = cfg, .ld = ld, .m = metrics_new() };
 	atomic_init(&sv.in_flight, 0);
+	pthread_mutex_init(&sv.q.mu, NULL);
 	declare_metrics(sv.m);
-	pthread_key_create(&sv.key, worker_free);
+	struct worker *workers = NULL;
 	long threads = cfg->searchd_threads;
 	if (threads <= 0) {
 		threads = sysconf(_SC_NPROCESSORS_ONLN);
 		if (threads < 1)
 			threads = 1;
 	}
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC;
+	/* One polling thread: reading requests and sending answers is a
+	 * small part of the work; the searches are the search threads'. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC |
+			 MHD_ALLOW_SUSPEND_RESUME;
 	if (addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	workers = workers_start(&sv, (size_t)threads);
 	struct MHD_Daemon *d = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, &sv,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->searchd_max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->searchd_connection_timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
@@ -753,9 +915,16 @@ int main(int argc, char **argv)
 	int left = atomic_load(&sv.in_flight);
 	if (left > 0)
 		log_warn("action=drain requests_cut=%d", left);
+	/* Every queued connection is resumed (answered 503 if the drain ran
+	 * out of time) before the server stops: libmicrohttpd refuses to stop
+	 * with a connection suspended. */
+	workers_stop(&sv, workers, (size_t)threads);
+	workers = NULL;
 	MHD_stop_daemon(d);
 out:
-	pthread_key_delete(sv.key);
+	if (workers)
+		workers_stop(&sv, workers, (size_t)threads);
+	pthread_mutex_destroy(&sv.q.mu);
 	metrics_free(sv.m);
 	loader_free(ld);
 	free(host);
