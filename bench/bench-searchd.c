@@ -31,12 +31,14 @@
  *     the first reads of the blocks the set touches for the others.
  *     Queries/s = answers / wall time; p50 and p99 of each request's time.
  *     Every answer must be a 200.
- *  4. The same queries in-process, one thread with its own struct searcher
- *     (search.h), the daemon's request and its JSON answer serialised,
- *     at 1 client: the daemon's HTTP overhead is its time per query over
- *     this one's.  The 1-client runs of 3 and 4 go HTTP, in-process,
- *     in-process, HTTP, and the overhead compares the means of each pair,
- *     so that the machine's drift in speed cancels out.
+ *  4. The same queries in-process, with a struct searcher (search.h), the
+ *     daemon's request and its JSON answer serialised, at 1 client, paired
+ *     with HTTP: one client asks each query of the set both ways, back to
+ *     back, HTTP first for even queries and in-process first for odd ones
+ *     (the second finds the first's blocks in memory).  The daemon's HTTP
+ *     overhead is its mean time per query over the in-process one's: both
+ *     sides see the same moments of the machine, whose speed moves by
+ *     20-30% within a minute on a shared VM.
  *  5. Completion: GET /v1/benchwiki/complete?q=<prefix> at 8 clients.
  *  6. (run before 3 to 5, as its load takes longest)
  *     PostgreSQL 15 (/usr/lib/postgresql/15/bin, a private cluster made by
@@ -106,7 +108,9 @@ static void stop_ours(void)
 
 /* ------------------------------------------------------------ runs */
 
-enum mode { HTTP_SEARCH, INPROC_SEARCH, HTTP_COMPLETE, PG_SEARCH };
+/* PAIRED: one client asks each query both over HTTP and in-process, back
+ * to back, the order alternating from query to query. */
+enum mode { HTTP_SEARCH, INPROC_SEARCH, HTTP_COMPLETE, PG_SEARCH, PAIRED };
 
 static const struct conf *cfg;
 static const struct loader *ld;
@@ -117,9 +121,10 @@ struct client {
 	int id, n;
 	double *lat;
 	size_t n_lat;
+	double *lat2; /* PAIRED: the in-process times (lat: HTTP) */
 	long errors;
 	char err[256];
-	double cpu; /* the thread's CPU seconds (in-process) */
+	double cpu; /* the thread's CPU seconds in the in-process searches */
 };
 
 static atomic_int clients_done;
@@ -169,68 +174,101 @@ static PGconn *pg_connect(void)
 	return pc;
 }
 
+static double thread_cpu(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Asks query k in mode m (not PAIRED) through the client's handles.
+ * Returns the seconds it took. */
+static double ask(struct client *c, enum mode m, size_t k, CURL *h, struct searcher *s, PGconn *pc,
+		  struct buf *body)
+{
+	const struct query *q = &queryset_queries[k % NQ];
+	double t0 = harness_now();
+	if (m == HTTP_SEARCH || m == HTTP_COMPLETE) {
+		char err[256];
+		if (!queryset_search(h, searchd_port, WIKI, k, m == HTTP_COMPLETE, body, err,
+				     sizeof err))
+			note_error(c, "%s", err);
+	} else if (m == INPROC_SEARCH) {
+		double cpu0 = thread_cpu();
+		struct search_request rq = {
+			.wiki = WIKI,
+			.query = q->q,
+			.query_len = strlen(q->q),
+			.limit = 20,
+			.lang = q->lang,
+			.max_query_bytes = 1024,
+			.max_terms = 32,
+			.timeout_ms = 2000,
+			.hi_start = "<span class=\"searchmatch\">",
+			.hi_end = "</span>",
+			.snippet_flags = QUERY_SNIPPET_HTML,
+			.snippet_bytes = 200,
+		};
+		struct search_result res;
+		if (searcher_search(s, &rq, &res) != STATUS_OK) {
+			note_error(c, "%s: %s", q->q, searcher_errmsg(s));
+		} else {
+			json_t *j = search_result_json(&res, &rq);
+			free(json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER));
+			json_decref(j);
+			search_result_release(&res);
+		}
+		c->cpu += thread_cpu() - cpu0;
+	} else {
+		const char *params[2] = { q->pgcfg, q->q };
+		PGresult *r = PQexecPrepared(pc, q->phrase ? "web" : "plain", 2, params, NULL, NULL,
+					     0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			note_error(c, "%s: %s", q->q, PQerrorMessage(pc));
+		PQclear(r);
+	}
+	return harness_now() - t0;
+}
+
 static void *client_main(void *arg)
 {
 	struct client *c = arg;
 	CURL *h = NULL;
 	struct searcher *s = NULL;
 	PGconn *pc = NULL;
-	if (c->mode == INPROC_SEARCH)
+	if (c->mode == INPROC_SEARCH || c->mode == PAIRED)
 		s = searcher_new(cfg, ld, SEARCHER_PARTIAL);
-	else if (c->mode == PG_SEARCH) {
+	if (c->mode == PG_SEARCH) {
 		pc = pg_connect();
 		PGresult *r = PQprepare(pc, "web", pg_web, 2, NULL);
 		PQclear(r);
 		r = PQprepare(pc, "plain", pg_plain, 2, NULL);
 		PQclear(r);
-	} else {
+	} else if (c->mode != INPROC_SEARCH) {
 		h = curl_easy_init();
 	}
 	size_t total = run_total;
 	c->lat = calloc(total / (size_t)c->n + 1, sizeof *c->lat);
+	if (c->mode == PAIRED)
+		c->lat2 = calloc(total / (size_t)c->n + 1, sizeof *c->lat2);
 	struct buf body = BUF_INIT;
 	for (size_t k = (size_t)c->id; k < total; k += (size_t)c->n) {
-		const struct query *q = &queryset_queries[k % NQ];
-		double t0 = harness_now();
-		if (c->mode == HTTP_SEARCH || c->mode == HTTP_COMPLETE) {
-			char err[256];
-			if (!queryset_search(h, searchd_port, WIKI, k, c->mode == HTTP_COMPLETE,
-					     &body, err, sizeof err))
-				note_error(c, "%s", err);
-		} else if (c->mode == INPROC_SEARCH) {
-			struct search_request rq = {
-				.wiki = WIKI, .query = q->q, .query_len = strlen(q->q),
-				.limit = 20, .lang = q->lang, .max_query_bytes = 1024,
-				.max_terms = 32, .timeout_ms = 2000,
-				.hi_start = "<span class=\"searchmatch\">",
-				.hi_end = "</span>", .snippet_flags = QUERY_SNIPPET_HTML,
-				.snippet_bytes = 200,
-			};
-			struct search_result res;
-			if (searcher_search(s, &rq, &res) != STATUS_OK) {
-				note_error(c, "%s: %s", q->q, searcher_errmsg(s));
-			} else {
-				json_t *j = search_result_json(&res, &rq);
-				free(json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER));
-				json_decref(j);
-				search_result_release(&res);
-			}
-		} else {
-			const char *params[2] = { q->pgcfg, q->q };
-			PGresult *r = PQexecPrepared(pc, q->phrase ? "web" : "plain", 2,
-						     params, NULL, NULL, 0);
-			if (PQresultStatus(r) != PGRES_TUPLES_OK)
-				note_error(c, "%s: %s", q->q, PQerrorMessage(pc));
-			PQclear(r);
+		if (c->mode != PAIRED) {
+			c->lat[c->n_lat++] = ask(c, c->mode, k, h, s, pc, &body);
+			continue;
 		}
-		c->lat[c->n_lat++] = harness_now() - t0;
+		/* Whichever goes second finds the blocks the first read in
+		 * memory: alternate. */
+		if (k % 2 == 0) {
+			c->lat[c->n_lat] = ask(c, HTTP_SEARCH, k, h, s, pc, &body);
+			c->lat2[c->n_lat] = ask(c, INPROC_SEARCH, k, h, s, pc, &body);
+		} else {
+			c->lat2[c->n_lat] = ask(c, INPROC_SEARCH, k, h, s, pc, &body);
+			c->lat[c->n_lat] = ask(c, HTTP_SEARCH, k, h, s, pc, &body);
+		}
+		c->n_lat++;
 	}
 	buf_release(&body);
-	if (s) {
-		struct timespec ts;
-		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-		c->cpu = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-	}
 	if (h)
 		curl_easy_cleanup(h);
 	searcher_free(s);
@@ -250,15 +288,32 @@ struct figures {
 	double cpu_per_query;
 };
 
+/* Sets the latency figures of f from lat[0..n) (sorted here), a run of
+ * wall seconds; per query, the mean latency when mean is true (one side
+ * of a PAIRED run), else the wall time over the queries. */
+static void latency_figures(struct figures *f, double *lat, size_t n, double wall, bool mean)
+{
+	qsort(lat, n, sizeof *lat, harness_cmp_double);
+	double sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += lat[i];
+	f->per_query = n ? (mean ? sum : wall) / (double)n : 0;
+	f->qps = f->per_query > 0 ? 1 / f->per_query : 0;
+	f->p50 = n ? lat[n / 2] : 0;
+	f->p99 = n ? lat[(size_t)((double)(n - 1) * 0.99)] : 0;
+}
+
 /* Runs mode at n clients while editing pages at EDITS_PER_S: the first
- * total queries of the set (repeated past NQ). */
-static struct figures run_n(const char *corpus, enum mode mode, int n, size_t total)
+ * total queries of the set (repeated past NQ).  PAIRED (n = 1): the
+ * figures are the HTTP side's, and *inproc gets the in-process side's. */
+static struct figures run_n(const char *corpus, enum mode mode, int n, size_t total,
+			    struct figures *inproc)
 {
 	run_total = total;
 	struct client *cl = calloc((size_t)n, sizeof *cl);
 	atomic_store(&clients_done, 0);
-	double cpu0 = mode == HTTP_SEARCH || mode == HTTP_COMPLETE ? harness_cpu_of(searchd_pid)
-								   : 0;
+	bool http = mode == HTTP_SEARCH || mode == HTTP_COMPLETE || mode == PAIRED;
+	double cpu0 = http ? harness_cpu_of(searchd_pid) : 0;
 	double t0 = harness_now();
 	for (int i = 0; i < n; i++) {
 		cl[i] = (struct client){ .mode = mode, .id = i, .n = n };
@@ -278,34 +333,41 @@ static struct figures run_n(const char *corpus, enum mode mode, int n, size_t to
 		usleep(5000);
 	}
 	double wall = harness_now() - t0;
-	double cpu = mode == HTTP_SEARCH || mode == HTTP_COMPLETE
-			     ? harness_cpu_of(searchd_pid) - cpu0
-			     : 0;
+	double cpu = http ? harness_cpu_of(searchd_pid) - cpu0 : 0, cpu_inproc = 0;
 	struct figures f = { .edit_rate = (double)edits / wall };
 	total = 0;
 	for (int i = 0; i < n; i++) {
 		pthread_join(cl[i].t, NULL);
-		cpu += cl[i].cpu;
+		cpu_inproc += cl[i].cpu;
 		total += cl[i].n_lat;
 		f.errors += cl[i].errors;
 		if (cl[i].errors)
 			fprintf(stderr, "bench-searchd: %ld errors, the first: %s\n",
 				cl[i].errors, cl[i].err);
 	}
-	double *all = malloc(total * sizeof *all);
+	double *all = malloc((total ? total : 1) * sizeof *all);
+	double *all2 = malloc((total ? total : 1) * sizeof *all2);
 	size_t k = 0;
 	for (int i = 0; i < n; i++) {
 		memcpy(all + k, cl[i].lat, cl[i].n_lat * sizeof *all);
+		if (cl[i].lat2)
+			memcpy(all2 + k, cl[i].lat2, cl[i].n_lat * sizeof *all2);
 		k += cl[i].n_lat;
 		free(cl[i].lat);
+		free(cl[i].lat2);
 	}
-	qsort(all, total, sizeof *all, harness_cmp_double);
-	f.qps = (double)total / wall;
-	f.per_query = wall / (double)total;
+	latency_figures(&f, all, total, wall, mode == PAIRED);
+	if (mode == PAIRED) {
+		*inproc = f;
+		latency_figures(inproc, all2, total, wall, true);
+		inproc->cpu_per_query = total ? cpu_inproc / (double)total : -1;
+		inproc->errors = 0;
+	} else {
+		cpu += cpu_inproc;
+	}
 	f.cpu_per_query = mode == PG_SEARCH || !total ? -1 : cpu / (double)total;
-	f.p50 = total ? all[total / 2] : 0;
-	f.p99 = total ? all[(size_t)((double)(total - 1) * 0.99)] : 0;
 	free(all);
+	free(all2);
 	free(cl);
 	return f;
 }
@@ -313,10 +375,10 @@ static struct figures run_n(const char *corpus, enum mode mode, int n, size_t to
 /* A timed run.  It starts once the worker has applied every edit made so
  * far: a backlog left by the run before (PostgreSQL's at 32 clients
  * starves the worker) would otherwise be worked off during this one. */
-static struct figures run(const char *corpus, enum mode mode, int n)
+static struct figures run(const char *corpus, enum mode mode, int n, struct figures *inproc)
 {
 	harness_wait_drained(WIKI, 120);
-	return run_n(corpus, mode, n, (size_t)NQ * (size_t)rounds);
+	return run_n(corpus, mode, n, (size_t)NQ * (size_t)rounds, inproc);
 }
 
 static void print_run(const char *what, int n, const struct figures *f)
@@ -526,10 +588,7 @@ int main(int argc, char **argv)
 	queryset_read_pages(corpus);
 
 	/* 1. The shards, built by the worker, which keeps running. */
-	harness_redis_port = harness_free_port();
-	harness_start_redis(harness_redis_port);
-	harness_api_port = harness_free_port();
-	harness_start_nginx(harness_api_port, corpus);
+	harness_start_stage(corpus);
 	printf("bench-searchd: %d pages from %s; private dir %s\n", harness_npages,
 	       corpus, harness_dir);
 	fflush(stdout);
@@ -561,7 +620,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	int levels[] = { 1, 8, 32 };
-	struct figures http[3], http1b, inproc, inproc2, comp, pg[3] = { { 0 } };
+	struct figures http[3], paired, inproc, comp, pg[3] = { { 0 } };
 
 	/* 6. PostgreSQL first: its load takes longest. */
 	if (with_pg) {
@@ -572,9 +631,9 @@ int main(int argc, char **argv)
 		       "%.1f s (%d texts cut at %d KiB)\n", harness_npages, load_s,
 		       cut, PG_MAX_TEXT / 1024);
 		fflush(stdout);
-		run_n(corpus, PG_SEARCH, 8, NQ);
+		run_n(corpus, PG_SEARCH, 8, NQ, NULL);
 		for (int i = 0; i < 3; i++) {
-			pg[i] = run(corpus, PG_SEARCH, levels[i]);
+			pg[i] = run(corpus, PG_SEARCH, levels[i], NULL);
 			print_run("PostgreSQL FTS", levels[i], &pg[i]);
 		}
 	}
@@ -592,27 +651,21 @@ int main(int argc, char **argv)
 	printf("bench-searchd: warming up (the %d queries and %d completions "
 	       "once, 8 clients)\n", NQ, NQ);
 	fflush(stdout);
-	run_n(corpus, HTTP_SEARCH, 8, NQ);
-	run_n(corpus, HTTP_COMPLETE, 8, NQ);
+	run_n(corpus, HTTP_SEARCH, 8, NQ, NULL);
+	run_n(corpus, HTTP_COMPLETE, 8, NQ, NULL);
 	printf("bench-searchd: %d queries per run (%d rounds), %.0f edits/s "
 	       "applied by the worker throughout\n", NQ * rounds, rounds, EDITS_PER_S);
-	/* The overhead compares two runs at one client: in the order HTTP,
-	 * in-process, in-process, HTTP, so that a drift of the machine's
-	 * speed over the minute (it moves by 20-30% on a shared VM) weighs
-	 * on both sides alike instead of on the difference. */
-	http[0] = run(corpus, HTTP_SEARCH, 1);
-	print_run("freshet-searchd search", 1, &http[0]);
-	inproc = run(corpus, INPROC_SEARCH, 1);
-	print_run("in-process (search.h)", 1, &inproc);
-	inproc2 = run(corpus, INPROC_SEARCH, 1);
-	print_run("in-process (search.h)", 1, &inproc2);
-	http1b = run(corpus, HTTP_SEARCH, 1);
-	print_run("freshet-searchd search", 1, &http1b);
-	for (int i = 1; i < 3; i++) {
-		http[i] = run(corpus, HTTP_SEARCH, levels[i]);
+	for (int i = 0; i < 3; i++) {
+		http[i] = run(corpus, HTTP_SEARCH, levels[i], NULL);
 		print_run("freshet-searchd search", levels[i], &http[i]);
 	}
-	comp = run(corpus, HTTP_COMPLETE, 8);
+	/* The overhead: one client asks each query over HTTP and in-process
+	 * back to back, so that the machine's speed, which moves by 20-30%
+	 * within a minute on a shared VM, is the same for both sides. */
+	paired = run(corpus, PAIRED, 1, &inproc);
+	print_run("paired: freshet-searchd", 1, &paired);
+	print_run("paired: in-process", 1, &inproc);
+	comp = run(corpus, HTTP_COMPLETE, 8, NULL);
 	print_run("freshet-searchd complete", 8, &comp);
 	long pending = 0;
 	for (int p = 0; p < harness_shards; p++) {
@@ -623,12 +676,8 @@ int main(int argc, char **argv)
 	printf("bench-searchd: the worker's backlog after these runs: %ld events "
 	       "pending\n", pending);
 
-	double http_pq = (http[0].per_query + http1b.per_query) / 2;
-	double inproc_pq = (inproc.per_query + inproc2.per_query) / 2;
-	double http_cpu = (http[0].cpu_per_query + http1b.cpu_per_query) / 2;
-	double inproc_cpu = (inproc.cpu_per_query + inproc2.cpu_per_query) / 2;
-	double overhead = 100 * (http_pq / inproc_pq - 1);
-	long errors = inproc.errors + inproc2.errors + http1b.errors + comp.errors;
+	double overhead = 100 * (paired.per_query / inproc.per_query - 1);
+	long errors = paired.errors + comp.errors;
 	for (int i = 0; i < 3; i++)
 		errors += http[i].errors + pg[i].errors;
 	printf("\nbench-searchd summary (%d pages, %d shards, %d queries x %d "
@@ -651,8 +700,8 @@ int main(int argc, char **argv)
 	       http[1].p99 * 1e3, harness_verdict(http[1].p99 <= 0.050));
 	printf("  HTTP overhead at 1 client           %6.1f %%   target <= 15 %%     %s "
 	       "(%.3f against %.3f ms per query; CPU %.3f against %.3f ms)\n",
-	       overhead, harness_verdict(overhead <= 15), http_pq * 1e3, inproc_pq * 1e3,
-	       http_cpu * 1e3, inproc_cpu * 1e3);
+	       overhead, harness_verdict(overhead <= 15), paired.per_query * 1e3,
+	       inproc.per_query * 1e3, paired.cpu_per_query * 1e3, inproc.cpu_per_query * 1e3);
 	printf("  completion p99 at 8 clients         %6.2f ms  target <= 10 ms    %s "
 	       "(p50 %.2f ms, %.0f q/s, CPU %.3f ms/query)\n",
 	       comp.p99 * 1e3, harness_verdict(comp.p99 <= 0.010), comp.p50 * 1e3, comp.qps,
