@@ -714,10 +714,7 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	queryset_read_pages(corpus);
 
-	harness_redis_port = harness_free_port();
-	harness_start_redis(harness_redis_port);
-	harness_api_port = harness_free_port();
-	harness_start_nginx(harness_api_port, corpus);
+	harness_start_stage(corpus);
 	for (int i = 0; i < 2; i++)
 		host_init(&hosts[i], i);
 	printf("bench-failover: %d pages from %s, %d shards, lease_ms %d; private dir "

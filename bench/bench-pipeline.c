@@ -272,10 +272,7 @@ int main(int argc, char **argv)
 	harness_init("bench-pipeline");
 	corpus = harness_corpus(corpus);
 
-	harness_redis_port = harness_free_port();
-	harness_start_redis(harness_redis_port);
-	harness_api_port = harness_free_port();
-	harness_start_nginx(harness_api_port, corpus);
+	harness_start_stage(corpus);
 	printf("bench-pipeline: %d pages from %s, %d shards; redis-server pid %d "
 	       "port %d, nginx pid %d port %d; private dir %s\n", harness_npages, corpus,
 	       harness_shards, (int)harness_redis_pid, harness_redis_port, (int)harness_nginx_pid, harness_api_port, harness_dir);

@@ -341,6 +341,14 @@ void harness_start_nginx(int port, const char *corpus)
 	harness_wait_port(harness_nginx_pid, port, "nginx");
 }
 
+void harness_start_stage(const char *corpus)
+{
+	harness_redis_port = harness_free_port();
+	harness_start_redis(harness_redis_port);
+	harness_api_port = harness_free_port();
+	harness_start_nginx(harness_api_port, corpus);
+}
+
 char harness_worker_bin[4096] = "./freshet-worker";
 char harness_worker_extra[1024];
 int harness_api_port, harness_redis_port;

@@ -88,6 +88,9 @@ void harness_stop_all(void);
 void harness_start_redis(int port);
 /* nginx on port serving corpus (see bench-pipeline.c for the URLs). */
 void harness_start_nginx(int port, const char *corpus);
+/* The stage every bench's worker plays on: redis-server and nginx serving
+ * corpus, each on a free port (harness_redis_port, harness_api_port). */
+void harness_start_stage(const char *corpus);
 /* Writes a worker configuration to path: harness_redis_port's Redis,
  * data_dir, worker_extra (lines of [worker]), a [wiki <wiki>] section on
  * harness_api_port's API with harness_shards shards, then sections
