@@ -465,6 +465,7 @@ struct taker {
 	struct xdb *db;
 	const struct complete_request *rq;
 	const char *folded;
+	bool short_query; /* folded has at most SHARD_COMPLETION_CHARS chars */
 	struct complete_result *res;
 	uint32_t *seen; /* docids taken or refused: each is read once */
 	size_t n_seen, cap_seen;
@@ -641,12 +642,9 @@ static void offer_ranked(struct taker *t, const char *prefix, bool exact)
  * the folded titles (fprefix) by length. */
 static void offer(struct taker *t, const char *cprefix, const char *fprefix)
 {
-	size_t chars = 0;
-	for (const char *p = t->folded; *p; p++)
-		chars += ((unsigned char)*p & 0xC0) != 0x80;
 	t->given = 0;
 	t->refused = 0;
-	if (chars <= SHARD_COMPLETION_CHARS) {
+	if (t->short_query) {
 		char *p = xasprintf("%s%s" SHARD_COMPLETION_SEP, cprefix,
 				    t->folded);
 		t->st = xdb_postings(t->db, p, SEARCH_COMPLETE_EXPAND, on_take,
@@ -666,8 +664,15 @@ static enum status complete_in(struct xdb *db,
 			       const char *folded, struct complete_result *res)
 {
 	res->hits = xcalloc(rq->limit ? rq->limit : 1, sizeof *res->hits);
+	size_t chars = 0;
+	for (const char *p = folded; *p; p++)
+		chars += ((unsigned char)*p & 0xC0) != 0x80;
 	struct taker t = {
-		.db = db, .rq = rq, .folded = folded, .res = res,
+		.db = db,
+		.rq = rq,
+		.folded = folded,
+		.res = res,
+		.short_query = chars <= SHARD_COMPLETION_CHARS,
 		.st = STATUS_OK,
 	};
 	char *exact = xasprintf("%s%s", SHARD_PREFIX_TITLE_FOLDED, folded);
