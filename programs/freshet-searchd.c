@@ -920,6 +920,10 @@ int main(int argc, char **argv)
 	 * with a connection suspended. */
 	workers_stop(&sv, workers, (size_t)threads);
 	workers = NULL;
+	/* Let those answers go out before the connections close. */
+	deadline = now_ms() + 1000;
+	while (left > 0 && atomic_load(&sv.in_flight) > 0 && now_ms() < deadline)
+		sleep_ms(10);
 	MHD_stop_daemon(d);
 out:
 	if (workers)

@@ -1094,3 +1094,88 @@ Test(searchd, sigterm_finishes_the_request_in_flight, .init = setup_wiki,
 	cr_assert(log && !strstr(log, "requests_cut"), "%s", log ? log : "");
 	free(log);
 }
+
+/* Searches wait in one queue for the search threads.  SIGTERM with the
+ * queue full and no time to drain (shutdown_timeout_ms = 0, one thread):
+ * every request still gets a whole answer, its results or 503
+ * shutting_down, and the daemon exits 0 (libmicrohttpd aborts when it is
+ * stopped with a connection still suspended). */
+Test(searchd, sigterm_answers_the_queued_searches, .init = setup_wiki, .fini = teardown)
+{
+	const char *titles[] = { "Quokka", "Quokka island" };
+	const char *texts[] = { "The quokka smiles.", "Rottnest has many a quokka." };
+	mw_seed(E.mw, 2, titles, texts, NULL, NULL);
+	reindex_all();
+	write_conf("threads = 1\nshutdown_timeout_ms = 0\n");
+	daemon_start();
+
+	enum { C = 100 };
+	CURLM *m = curl_multi_init();
+	CURL *e[C];
+	struct buf bodies[C];
+	char url[256];
+	for (int i = 0; i < C; i++) {
+		e[i] = curl_easy_init();
+		bodies[i] = (struct buf)BUF_INIT;
+		snprintf(url, sizeof url,
+			 "http://127.0.0.1:%d/v1/" WIKI "/search?q=quokka&limit=100", E.port);
+		curl_easy_setopt(e[i], CURLOPT_URL, url);
+		curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &bodies[i]);
+		curl_easy_setopt(e[i], CURLOPT_TIMEOUT_MS, 30000L);
+		curl_easy_setopt(e[i], CURLOPT_PRIVATE, (char *)(intptr_t)i);
+		curl_multi_add_handle(m, e[i]);
+	}
+	int running = C, done = 0, found = 0, refused = 0;
+	bool termed = false;
+	while (running) {
+		curl_multi_perform(m, &running);
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(m, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			long st = 0;
+			char *pv;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &st);
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &pv);
+			struct buf *b = &bodies[(intptr_t)pv];
+			cr_assert_eq(msg->data.result, CURLE_OK, "request %d cut: curl %d", done,
+				     msg->data.result);
+			json_t *j = json_loadb(b->data ? b->data : "", b->len, 0, NULL);
+			cr_assert_not_null(j, "not JSON (status %ld): %s", st,
+					   b->data ? b->data : "");
+			if (st == 200) {
+				cr_assert_eq(json_array_size(json_object_get(j, "results")), 2,
+					     "%s", b->data);
+				found++;
+			} else {
+				cr_assert_eq(st, 503, "%s", b->data);
+				json_t *err = json_object_get(j, "error");
+				cr_assert_str_eq(jstr(err, "code"), "shutting_down", "%s", b->data);
+				refused++;
+			}
+			json_decref(j);
+			done++;
+			/* The first answer is in: the others are queued or
+			 * being read.  Stop now. */
+			if (!termed) {
+				kill(E.daemon, SIGTERM);
+				termed = true;
+			}
+		}
+		if (running)
+			curl_multi_poll(m, NULL, 0, 100, NULL);
+	}
+	for (int i = 0; i < C; i++) {
+		curl_multi_remove_handle(m, e[i]);
+		curl_easy_cleanup(e[i]);
+		buf_release(&bodies[i]);
+	}
+	curl_multi_cleanup(m);
+	cr_assert_eq(done, C);
+	cr_assert_gt(found, 0);
+	/* Signalled already: waits for the exit, 0, and a clean log. */
+	daemon_term();
+	cr_log_info("%d answered, %d refused while stopping", found, refused);
+}
