@@ -214,6 +214,22 @@ static struct resp get(const char *fmt, ...)
 	return http("GET", path, NULL);
 }
 
+/* Adds to m a GET of path on the daemon, its body to body, i as its
+ * CURLINFO_PRIVATE.  Returns the handle (the caller cleans it up). */
+static CURL *multi_get(CURLM *m, const char *path, struct buf *body, int i, long timeout_ms)
+{
+	char url[8300];
+	snprintf(url, sizeof url, "http://127.0.0.1:%d%s", E.port, path);
+	CURL *h = curl_easy_init();
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)(intptr_t)i);
+	curl_multi_add_handle(m, h);
+	return h;
+}
+
 static void daemon_start(void)
 {
 	const char *none[] = { NULL };
@@ -763,16 +779,9 @@ Test(searchd, concurrent_and_slow_clients, .init = setup_wiki, .fini = teardown)
 	const char *qs[] = { "okapi", "zebra", "okapi%20shy" };
 	long ok = 0, bad = 0;
 	for (int i = 0; i < C; i++) {
-		e[i] = curl_easy_init();
 		bodies[i] = (struct buf)BUF_INIT;
-		snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/" WIKI "/search?q=%s",
-			 E.port, qs[i % 3]);
-		curl_easy_setopt(e[i], CURLOPT_URL, url);
-		curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &bodies[i]);
-		curl_easy_setopt(e[i], CURLOPT_TIMEOUT_MS, 20000L);
-		curl_easy_setopt(e[i], CURLOPT_PRIVATE, (char *)(intptr_t)i);
-		curl_multi_add_handle(m, e[i]);
+		snprintf(url, sizeof url, "/v1/" WIKI "/search?q=%s", qs[i % 3]);
+		e[i] = multi_get(m, url, &bodies[i], i, 20000);
 	}
 	double end = now_s() + 10;
 	int running = C;
@@ -1113,18 +1122,9 @@ Test(searchd, sigterm_answers_the_queued_searches, .init = setup_wiki, .fini = t
 	CURLM *m = curl_multi_init();
 	CURL *e[C];
 	struct buf bodies[C];
-	char url[256];
 	for (int i = 0; i < C; i++) {
-		e[i] = curl_easy_init();
 		bodies[i] = (struct buf)BUF_INIT;
-		snprintf(url, sizeof url,
-			 "http://127.0.0.1:%d/v1/" WIKI "/search?q=quokka&limit=100", E.port);
-		curl_easy_setopt(e[i], CURLOPT_URL, url);
-		curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &bodies[i]);
-		curl_easy_setopt(e[i], CURLOPT_TIMEOUT_MS, 30000L);
-		curl_easy_setopt(e[i], CURLOPT_PRIVATE, (char *)(intptr_t)i);
-		curl_multi_add_handle(m, e[i]);
+		e[i] = multi_get(m, "/v1/" WIKI "/search?q=quokka&limit=100", &bodies[i], i, 30000);
 	}
 	int running = C, done = 0, found = 0, refused = 0;
 	bool termed = false;
