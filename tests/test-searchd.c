@@ -230,6 +230,24 @@ static CURL *multi_get(CURLM *m, const char *path, struct buf *body, int i, long
 	return h;
 }
 
+/* The next finished transfer of m, or NULL when no other has finished:
+ * its HTTP status in *status and its multi_get() index in *i. */
+static CURLMsg *multi_done(CURLM *m, long *status, int *i)
+{
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(m, &left)) && msg->msg != CURLMSG_DONE)
+		;
+	if (!msg)
+		return NULL;
+	*status = 0;
+	curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, status);
+	char *pv;
+	curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &pv);
+	*i = (int)(intptr_t)pv;
+	return msg;
+}
+
 static void daemon_start(void)
 {
 	const char *none[] = { NULL };
@@ -788,16 +806,10 @@ Test(searchd, concurrent_and_slow_clients, .init = setup_wiki, .fini = teardown)
 	while (running || now_s() < end) {
 		curl_multi_perform(m, &running);
 		CURLMsg *msg;
-		int left;
-		while ((msg = curl_multi_info_read(m, &left))) {
-			if (msg->msg != CURLMSG_DONE)
-				continue;
+		long st;
+		int i;
+		while ((msg = multi_done(m, &st, &i))) {
 			CURL *h = msg->easy_handle;
-			long st = 0;
-			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
-			char *pv;
-			curl_easy_getinfo(h, CURLINFO_PRIVATE, &pv);
-			int i = (int)(intptr_t)pv;
 			bool good = msg->data.result == CURLE_OK && st == 200 &&
 				    bodies[i].data && strstr(bodies[i].data, "\"results\"");
 			if (good)
@@ -1131,15 +1143,10 @@ Test(searchd, sigterm_answers_the_queued_searches, .init = setup_wiki, .fini = t
 	while (running) {
 		curl_multi_perform(m, &running);
 		CURLMsg *msg;
-		int left;
-		while ((msg = curl_multi_info_read(m, &left))) {
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			long st = 0;
-			char *pv;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &st);
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &pv);
-			struct buf *b = &bodies[(intptr_t)pv];
+		long st;
+		int i;
+		while ((msg = multi_done(m, &st, &i))) {
+			struct buf *b = &bodies[i];
 			cr_assert_eq(msg->data.result, CURLE_OK, "request %d cut: curl %d", done,
 				     msg->data.result);
 			json_t *j = json_loadb(b->data ? b->data : "", b->len, 0, NULL);
